@@ -1,0 +1,1 @@
+"""The analysis: pure Python, no LSP types (text -> parse -> facts)."""

@@ -1,0 +1,121 @@
+"""The small data types the analysis speaks in.
+
+Positions are 0-based lines and code-point columns; converting them to an
+editor's encoding is the adapters' job.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, replace
+
+
+class HintKind(enum.StrEnum):
+    """What kind of construct a hint marks."""
+
+    AWAIT = "await"
+    ASYNC_WITH = "async-with"
+    ASYNC_FOR = "async-for"
+    ACM_YIELD = "acm-yield"
+    EVENT_SET = "event-set"
+    LOCK_RELEASE = "lock-release"
+    SPAWN = "spawn"
+
+    @property
+    def is_checkpoint(self) -> bool:
+        """True for the constructs where the scheduler may switch tasks."""
+        return self in CHECKPOINT_KINDS
+
+
+CHECKPOINT_KINDS = frozenset({HintKind.AWAIT, HintKind.ASYNC_WITH, HintKind.ASYNC_FOR})
+
+
+class Shield(enum.Enum):
+    """Whether an enclosing cancel scope shields a checkpoint."""
+
+    NO = "no"
+    YES = "yes"
+    MAYBE = "maybe"  # shield=<runtime value>: we do not guess
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Where a checkpoint sits, as far as cancellation is concerned."""
+
+    shielded: Shield = Shield.NO
+    bounded: bool = False
+    in_finally: bool = False
+    in_except: str | None = None  # the handler's exception text; "" for bare except
+    acm_teardown: bool = False
+    in_aexit: bool = False  # __aexit__ / aclose
+
+    @property
+    def on_cleanup_path(self) -> bool:
+        """finally, except, acm teardown or __aexit__: code that runs while unwinding."""
+        return (
+            self.in_finally
+            or self.in_except is not None
+            or self.acm_teardown
+            or self.in_aexit
+        )
+
+
+EMPTY_CONTEXT = Context()
+
+
+@dataclass(frozen=True, slots=True)
+class Hint:
+    """A checkpoint or a look-alike, anchored where its label goes.
+
+    ``line``/``column`` is the end of the construct (where the label is
+    shown); ``keyword_*`` is the span of the keyword (``await``,
+    ``async with``, ``async for``, ``yield``, or the method name of a
+    look-alike call) that hover explains.
+    """
+
+    kind: HintKind
+    line: int
+    column: int
+    keyword_line: int
+    keyword_column: int
+    keyword_end_column: int
+    function: str
+    context: Context
+    code: str  # short source text of the construct, e.g. "lock.acquire()"
+    waits_for_children: bool = False
+    bounded_call: bool = False  # the awaited call carries its own timeout
+
+    def shifted(self, lines: int, columns: int = 0) -> Hint:
+        """The same hint moved by ``lines`` (and ``columns`` on its own line)."""
+        return replace(
+            self,
+            line=self.line + lines,
+            keyword_line=self.keyword_line + lines,
+            column=self.column + columns,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SyntaxProblem:
+    """A region that does not parse."""
+
+    line: int
+    column: int
+    message: str
+    start_line: int  # first line of the region that could not be analysed
+    end_line: int  # exclusive
+
+
+@dataclass(slots=True)
+class ModuleAnalysis:
+    """Everything the analysis knows about one module version."""
+
+    hints: list[Hint]
+    libraries: frozenset[str]
+    problems: list[SyntaxProblem]
+    stale_hints: int = 0  # hints carried from an older parse through the edits
+
+    @property
+    def parsed_cleanly(self) -> bool:
+        """True when the whole text parsed."""
+        return not self.problems

@@ -1,0 +1,572 @@
+"""Parsing a module in top-level pieces, so edits and syntax errors stay local.
+
+A module is kept as consecutive *chunks* of lines, one per top-level
+statement (with the comments and blank lines that follow it).  A chunk that
+parses on its own parses the same way inside the module, so after an edit
+only the chunks the edit touched are parsed again: for a 10,000-line file a
+keystroke costs a parse of one function, not of the file.
+
+A chunk that does not parse (the user is typing) is *broken*: it is split
+again at the lines that look like statement starts and each piece is
+parsed alone, methods of a class included; what still does not parse keeps
+the hints of its last good parse, moved through the edits.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from conc_lsp.analysis.facts import Collector, keyword_line_counts, line_starts_of
+from conc_lsp.analysis.libraries import ImportFact, ImportTable, imports_of
+from conc_lsp.analysis.model import Hint, ModuleAnalysis, SyntaxProblem
+
+# How many further statement-looking lines a broken piece may swallow while
+# we look for the end of a string or bracket that the heuristics split.
+GREEDY_EXTENSION = 8
+CONTINUATION = re.compile(r"(else|elif|except|finally)\b")
+DEF_START = re.compile(r"@|(?:async\s+def|def|class)\b")
+PARSE_ERRORS = (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError)
+
+
+@dataclass(slots=True)
+class Chunk:
+    """Consecutive lines of the module; hint lines are relative to ``start``."""
+
+    start: int
+    length: int
+    hints: list[Hint] = field(default_factory=list)
+    imports: list[ImportFact] = field(default_factory=list)
+    dirty: bool = False
+    problem: SyntaxProblem | None = None  # set when the chunk does not parse
+    stale: int = 0  # how many of ``hints`` were carried from an older parse
+    table_fingerprint: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def end(self) -> int:
+        return self.start + self.length
+
+
+@dataclass(slots=True)
+class _Parsed:
+    start: int
+    length: int
+    tree: ast.Module
+    lines: list[str]
+    column_offset: int = 0
+    prefix: str = ""
+
+
+def parse_fragment(lines: list[str]) -> ast.Module:
+    """Parse lines as a module; raises one of PARSE_ERRORS when it does not."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # invalid escape sequences and the like
+        return ast.parse("\n".join(lines), type_comments=False)
+
+
+def _top_level_imports(tree: ast.Module) -> list[ImportFact]:
+    facts: list[ImportFact] = []
+    pending: list[ast.stmt] = list(tree.body)
+    while pending:
+        statement = pending.pop()
+        if isinstance(statement, (ast.Import, ast.ImportFrom)):
+            facts.extend(imports_of(statement))
+        elif isinstance(statement, (ast.If, ast.Try, ast.TryStar)):
+            pending.extend(statement.body)
+            pending.extend(statement.orelse)
+            if not isinstance(statement, ast.If):
+                pending.extend(statement.finalbody)
+                for handler in statement.handlers:
+                    pending.extend(handler.body)
+    return facts
+
+
+def _statement_first_line(statement: ast.stmt) -> int:
+    decorators = getattr(statement, "decorator_list", None)
+    first = statement.lineno
+    if decorators:
+        first = min(first, decorators[0].lineno)
+    return first - 1
+
+
+def looks_like_statement_start(line: str, previous_code: str) -> bool:
+    """A line at column 0 that may start a new top-level statement."""
+    if not line or line[0] in " \t\f#)]}":
+        return False
+    if CONTINUATION.match(line):
+        return False
+    return not previous_code.startswith("@") and not previous_code.endswith(("\\", ",", "(", "[", "{"))
+
+
+def statement_starts(lines: list[str], indent: str = "") -> list[int]:
+    """Indexes of the lines that look like statement starts at ``indent``."""
+    starts: list[int] = []
+    previous = ""
+    width = len(indent)
+    for index, line in enumerate(lines):
+        if not line.startswith(indent):
+            if line.strip():
+                previous = line.strip()
+            continue
+        body = line[width:]
+        if looks_like_statement_start(body, previous):
+            starts.append(index)
+        stripped = body.strip()
+        if stripped and not stripped.startswith("#"):
+            previous = stripped
+    return starts
+
+
+class Analyzer:
+    """The analysis of one document, kept up to date through edits."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        self.chunks: list[Chunk] = [Chunk(0, len(lines), dirty=True)]
+        self.table = ImportTable()
+
+    # -- edits ---------------------------------------------------------------
+
+    def apply_edit(
+        self,
+        start: tuple[int, int],
+        end: tuple[int, int],
+        new_lines: list[str],
+        lines_after: list[str],
+    ) -> None:
+        """Record that the text between ``start`` and ``end`` became ``new_lines``.
+
+        Positions are (line, code-point column) in the text before the edit;
+        ``lines_after`` is the whole text after it.
+        """
+        start_line, end_line = start[0], end[0]
+        delta = (len(new_lines) - 1) - (end_line - start_line)
+        chunks = self.chunks
+        first = self._chunk_index(start_line)
+        last = self._chunk_index(end_line)
+        touched = chunks[first : last + 1]
+        merged_start = touched[0].start
+        merged_length = sum(chunk.length for chunk in touched) + delta
+        carried: list[Hint] = []
+        for chunk in touched:
+            for hint in chunk.hints:
+                moved = _move_hint(hint, chunk.start, start, end, new_lines)
+                if moved is not None:
+                    carried.append(moved.shifted(-merged_start))
+        merged = Chunk(
+            merged_start,
+            max(merged_length, 0),
+            hints=carried,
+            imports=[fact for chunk in touched for fact in chunk.imports],
+            dirty=True,
+            stale=len(carried),
+        )
+        for chunk in chunks[last + 1 :]:
+            chunk.start += delta
+        chunks[first : last + 1] = [merged]
+        self.lines = lines_after
+        self._fix_coverage()
+
+    def _chunk_index(self, line: int) -> int:
+        chunks = self.chunks
+        low, high = 0, len(chunks) - 1
+        while low < high:
+            middle = (low + high + 1) // 2
+            if chunks[middle].start <= line:
+                low = middle
+            else:
+                high = middle - 1
+        return low
+
+    def _fix_coverage(self) -> None:
+        """Keep the invariant: chunks cover every line exactly once."""
+        total = len(self.lines)
+        chunks = [chunk for chunk in self.chunks if chunk.length > 0] or [Chunk(0, 0, dirty=True)]
+        chunks[0].start = 0
+        position = 0
+        for chunk in chunks:
+            chunk.start = position
+            position += chunk.length
+        if position != total:
+            chunks[-1].length += total - position
+            chunks[-1].dirty = True
+        self.chunks = chunks
+
+    # -- analysis ------------------------------------------------------------
+
+    def analysis(self) -> ModuleAnalysis:
+        """Bring every chunk up to date and return the module's analysis."""
+        self.refresh()
+        problems = [
+            _absolute_problem(chunk.problem, chunk.start)
+            for chunk in self.chunks
+            if chunk.problem is not None
+        ]
+        return ModuleAnalysis(
+            hints=list(self.hints_between(0, len(self.lines))),
+            libraries=self.table.libraries,
+            problems=problems,
+            stale_hints=sum(chunk.stale for chunk in self.chunks),
+        )
+
+    def hints_between(self, first_line: int, end_line: int) -> Iterator[Hint]:
+        """Hints anchored on lines first_line <= line < end_line, in order."""
+        self.refresh()
+        chunks = self.chunks
+        index = self._chunk_index(first_line) if chunks else 0
+        for chunk in chunks[index:]:
+            if chunk.start >= end_line:
+                break
+            for hint in chunk.hints:
+                line = hint.line + chunk.start
+                if first_line <= line < end_line:
+                    yield hint.shifted(chunk.start)
+
+    def refresh(self) -> None:
+        if not any(chunk.dirty for chunk in self.chunks):
+            return
+        parsed: list[_Parsed] = []
+        new_chunks: list[Chunk] = []
+        broken: list[Chunk] = []
+        chunks = self.chunks
+        index = 0
+        while index < len(chunks):
+            chunk = chunks[index]
+            if not chunk.dirty:
+                new_chunks.append(chunk)
+                index += 1
+                continue
+            # Try the chunk alone, then with its neighbours: an edit can join
+            # two statements (a new `else:`) or change indentation.
+            tried = self._parse_with_neighbours(chunks, index, new_chunks)
+            if tried is not None:
+                region, consumed_before, consumed_after = tried
+                for _ in range(consumed_before):
+                    new_chunks.pop()
+                parsed.append(region)
+                new_chunks.append(Chunk(region.start, region.length, dirty=True))
+                index += 1 + consumed_after
+                continue
+            pieces = self._recover(chunk)
+            for piece in pieces:
+                if isinstance(piece, _Parsed):
+                    parsed.append(piece)
+                    new_chunks.append(Chunk(piece.start, piece.length, dirty=True))
+                else:
+                    broken.append(piece)
+                    new_chunks.append(piece)
+            index += 1
+
+        # Imports first: names resolve through the whole module's imports.
+        region_imports = {id(region): _top_level_imports(region.tree) for region in parsed}
+        # A broken chunk keeps the imports of its last good parse, so that a
+        # typo in the import block does not re-resolve the whole module.
+        facts = [
+            fact
+            for chunk in new_chunks
+            if not chunk.dirty or chunk.problem is not None
+            for fact in chunk.imports
+        ]
+        facts += [fact for imports in region_imports.values() for fact in imports]
+        self.table = ImportTable.from_facts(facts)
+        fingerprint = self.table.fingerprint()
+
+        results: dict[int, list[Chunk]] = {}
+        for region in parsed:
+            results[region.start] = self._collect(region, region_imports[id(region)], fingerprint)
+        final: list[Chunk] = []
+        for chunk in new_chunks:
+            if chunk.dirty and chunk.problem is None and chunk.start in results:
+                final.extend(results.pop(chunk.start))
+            elif chunk.problem is not None:
+                chunk.dirty = False
+                final.append(chunk)
+            else:
+                if chunk.table_fingerprint != fingerprint:
+                    final.extend(self._recollect(chunk, fingerprint))
+                else:
+                    final.append(chunk)
+        self.chunks = final
+        self._fix_coverage()
+        for chunk in self.chunks:
+            chunk.dirty = False
+
+    def _parse_with_neighbours(
+        self, chunks: list[Chunk], index: int, done: list[Chunk]
+    ) -> tuple[_Parsed, int, int] | None:
+        chunk = chunks[index]
+        has_before = bool(done) and not done[-1].dirty and done[-1].problem is None
+        has_after = index + 1 < len(chunks)
+        options = [(0, 0)]
+        if has_before:
+            options.append((1, 0))
+        if has_after:
+            options.append((0, 1))
+        if has_before and has_after:
+            options.append((1, 1))
+        for before, after in options:
+            start = done[-1].start if before else chunk.start
+            end = chunks[index + 1].end if after else chunk.end
+            region = self._try_parse(start, end)
+            if region is not None:
+                return region, before, after
+        return None
+
+    def _try_parse(
+        self,
+        start: int,
+        end: int,
+        indent: str = "",
+        prefix: str = "",
+        suffix: tuple[str, ...] = (),
+    ) -> _Parsed | None:
+        lines = _dedented(self.lines[start:end], indent)
+        try:
+            tree = parse_fragment([*lines, *suffix] if suffix else lines)
+        except PARSE_ERRORS:
+            return None
+        return _Parsed(start, end - start, tree, lines, len(indent), prefix)
+
+    def _collect(
+        self, region: _Parsed, imports: list[ImportFact], fingerprint: tuple[tuple[str, str], ...]
+    ) -> list[Chunk]:
+        """Collect a parsed region's hints and split it into statement chunks."""
+        text = "\n".join(region.lines)
+        counts = keyword_line_counts(text, line_starts_of(region.lines))
+        collector = Collector(
+            region.lines,
+            self.table,
+            counts,
+            column_offset=region.column_offset,
+            prefix=region.prefix,
+        )
+        try:
+            hints = collector.collect(region.tree)
+        except RecursionError:
+            hints = []
+        body = region.tree.body
+        if region.column_offset or len(body) <= 1:
+            starts = [0]
+        else:
+            starts = [0] + [_statement_first_line(statement) for statement in body[1:]]
+        chunks: list[Chunk] = []
+        for position, start in enumerate(starts):
+            end = starts[position + 1] if position + 1 < len(starts) else region.length
+            chunks.append(Chunk(region.start + start, end - start, table_fingerprint=fingerprint))
+        statement_imports: dict[int, list[ImportFact]] = {}
+        for statement in body:
+            found = _top_level_imports(ast.Module(body=[statement], type_ignores=[]))
+            if found:
+                owner = _owner(starts, _statement_first_line(statement))
+                statement_imports.setdefault(owner, []).extend(found)
+        for owner, found in statement_imports.items():
+            chunks[owner].imports = found
+        for hint in hints:
+            owner = _owner(starts, hint.keyword_line)
+            chunk = chunks[owner]
+            chunk.hints.append(hint.shifted(region.start - chunk.start))
+        return chunks
+
+    def _recollect(self, chunk: Chunk, fingerprint: tuple[tuple[str, str], ...]) -> list[Chunk]:
+        region = self._try_parse(chunk.start, chunk.end)
+        if region is None:  # cannot happen for a chunk that parsed; stay safe
+            return [chunk]
+        return self._collect(region, _top_level_imports(region.tree), fingerprint)
+
+    def _recover(self, chunk: Chunk) -> list[_Parsed | Chunk]:
+        """Split a chunk that does not parse into pieces that do and a rest that does not."""
+        lines = self.lines[chunk.start : chunk.end]
+        starts = statement_starts(lines) or [0]
+        if starts[0] != 0:
+            starts.insert(0, 0)
+        pieces: list[_Parsed | Chunk] = []
+        position = 0
+        while position < len(starts):
+            start = starts[position]
+            region = None
+            for extra in range(1, GREEDY_EXTENSION + 1):
+                if position + extra > len(starts):
+                    break
+                end = starts[position + extra] if position + extra < len(starts) else len(lines)
+                region = self._try_parse(chunk.start + start, chunk.start + end)
+                if region is not None:
+                    position += extra
+                    break
+            if region is not None:
+                pieces.append(region)
+                continue
+            end = starts[position + 1] if position + 1 < len(starts) else len(lines)
+            pieces.extend(self._broken_piece(chunk, start, end))
+            position += 1
+        return pieces
+
+    def _broken_piece(self, chunk: Chunk, start: int, end: int) -> list[_Parsed | Chunk]:
+        """A statement that does not parse; a class still yields its good methods."""
+        absolute_start = chunk.start + start
+        lines = self.lines[absolute_start : chunk.start + end]
+        class_name = _class_name(lines)
+        indent = _body_indent(lines) if class_name else None
+        if not class_name or not indent:
+            return [self._stale_piece(chunk, absolute_start, len(lines))]
+        method_starts = [
+            index
+            for index in statement_starts(lines, indent)
+            if DEF_START.match(lines[index][len(indent) :])
+        ]
+        boundaries = [0, *method_starts, len(lines)]
+        pieces: list[_Parsed | Chunk] = []
+        for first, last in zip(boundaries, boundaries[1:]):
+            if first == last:
+                continue
+            if first == 0:  # the class header: give it a body so it parses alone
+                region = self._try_parse(
+                    absolute_start, absolute_start + last, suffix=(f"{indent}pass",)
+                )
+            else:
+                region = self._try_parse(
+                    absolute_start + first,
+                    absolute_start + last,
+                    indent=indent,
+                    prefix=f"{class_name}.",
+                )
+            if region is not None:
+                pieces.append(region)
+            else:
+                pieces.append(
+                    self._stale_piece(
+                        chunk, absolute_start + first, last - first, indent if first else ""
+                    )
+                )
+        return pieces
+
+    def _stale_piece(self, chunk: Chunk, start: int, length: int, indent: str = "") -> Chunk:
+        carried = [
+            hint.shifted(chunk.start - start)
+            for hint in chunk.hints
+            if start <= hint.line + chunk.start < start + length
+        ]
+        lines = _dedented(self.lines[start : start + length], indent)
+        return Chunk(
+            start,
+            length,
+            hints=carried,
+            imports=list(chunk.imports),
+            dirty=True,
+            problem=_problem(lines, len(indent)),
+            stale=len(carried),
+        )
+
+
+def _dedented(lines: list[str], indent: str) -> list[str]:
+    if not indent:
+        return lines
+    width = len(indent)
+    return [line[width:] if line.startswith(indent) else line.lstrip() for line in lines]
+
+
+def _problem(lines: list[str], column_offset: int) -> SyntaxProblem:
+    """Why ``lines`` do not parse, with lines relative to their first."""
+    last = max(len(lines) - 1, 0)
+    try:
+        parse_fragment(lines)
+    except SyntaxError as error:
+        line = min(max((error.lineno or 1) - 1, 0), last)
+        column = max((error.offset or 1) - 1, 0) + column_offset
+        return SyntaxProblem(line, column, error.msg, 0, len(lines))
+    except PARSE_ERRORS as error:
+        return SyntaxProblem(0, 0, f"{type(error).__name__}: {error}", 0, len(lines))
+    return SyntaxProblem(0, 0, "does not parse together with its neighbours", 0, len(lines))
+
+
+def _owner(starts: list[int], line: int) -> int:
+    low, high = 0, len(starts) - 1
+    while low < high:
+        middle = (low + high + 1) // 2
+        if starts[middle] <= line:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _class_name(lines: list[str]) -> str | None:
+    for line in lines:
+        match = re.match(r"class\s+([A-Za-z_]\w*)", line)
+        if match:
+            return match.group(1)
+        if line and not line.startswith(("@", "#")):
+            return None
+    return None
+
+
+def _body_indent(lines: list[str]) -> str | None:
+    for line in lines[1:]:
+        stripped = line.lstrip(" \t")
+        if stripped and not stripped.startswith("#") and len(stripped) < len(line):
+            return line[: len(line) - len(stripped)]
+    return None
+
+
+def _absolute_problem(problem: SyntaxProblem, start: int) -> SyntaxProblem:
+    return SyntaxProblem(
+        problem.line + start,
+        problem.column,
+        problem.message,
+        problem.start_line + start,
+        problem.end_line + start,
+    )
+
+
+def _move_hint(
+    hint: Hint,
+    chunk_start: int,
+    start: tuple[int, int],
+    end: tuple[int, int],
+    new_lines: list[str],
+) -> Hint | None:
+    """Where a hint of the old text lands after the edit; None if edited away."""
+    anchor = _move_position((hint.line + chunk_start, hint.column), start, end, new_lines)
+    keyword = _move_position(
+        (hint.keyword_line + chunk_start, hint.keyword_column), start, end, new_lines
+    )
+    if anchor is None or keyword is None:
+        return None
+    width = hint.keyword_end_column - hint.keyword_column
+    return Hint(
+        kind=hint.kind,
+        line=anchor[0] - chunk_start,
+        column=anchor[1],
+        keyword_line=keyword[0] - chunk_start,
+        keyword_column=keyword[1],
+        keyword_end_column=keyword[1] + width,
+        function=hint.function,
+        context=hint.context,
+        code=hint.code,
+        waits_for_children=hint.waits_for_children,
+        bounded_call=hint.bounded_call,
+    )
+
+
+def _move_position(
+    position: tuple[int, int],
+    start: tuple[int, int],
+    end: tuple[int, int],
+    new_lines: list[str],
+) -> tuple[int, int] | None:
+    if position <= start:
+        return position
+    if position < end:
+        return None
+    line, column = position
+    if line == end[0]:
+        base = start[1] if len(new_lines) == 1 else 0
+        return (start[0] + len(new_lines) - 1, column - end[1] + base + len(new_lines[-1]))
+    return (line + (len(new_lines) - 1) - (end[0] - start[0]), column)
+
+
+def analyse_lines(lines: list[str]) -> ModuleAnalysis:
+    """Analyse a whole text given as lines (the command line's entry point)."""
+    return Analyzer(lines).analysis()

@@ -1,0 +1,62 @@
+"""Lines and columns the way Python and LSP count them.
+
+Python and LSP end a line at ``\\r\\n``, ``\\r`` or ``\\n`` only.
+``str.splitlines`` also splits at ``\\f``, ``\\v``, ``\\x1c-\\x1e``, ``\\x85``,
+U+2028 and U+2029, which would shift every position after such a character.
+"""
+
+from __future__ import annotations
+
+import re
+
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def split_lines(text: str) -> list[str]:
+    """Split ``text`` into lines without their terminators.
+
+    A text ending in a line break has an empty last line, as in LSP, so
+    that a position just after the final newline exists.
+    """
+    return LINE_BREAK.split(text)
+
+
+def utf8_to_codepoint(line: str, byte_column: int) -> int:
+    """Convert an ast column (UTF-8 bytes) into a code-point column."""
+    if line.isascii():
+        return byte_column
+    return len(line.encode("utf-8")[:byte_column].decode("utf-8", errors="ignore"))
+
+
+def codepoint_to_units(line: str, column: int, encoding: str) -> int:
+    """Convert a code-point column into ``encoding`` units (utf-8/16/32)."""
+    if encoding == "utf-32" or line.isascii():
+        return column
+    prefix = line[:column]
+    if encoding == "utf-8":
+        return len(prefix.encode("utf-8"))
+    return len(prefix.encode("utf-16-le")) // 2
+
+
+def units_to_codepoint(line: str, units: int, encoding: str) -> int:
+    """Convert a column in ``encoding`` units into a code-point column.
+
+    Columns past the end of the line clamp to its end, and a column that
+    falls inside a character (half a surrogate pair, a partial UTF-8
+    sequence) rounds down to that character's start.
+    """
+    if units <= 0:
+        return 0
+    if encoding == "utf-32" or line.isascii():
+        return min(units, len(line))
+    seen = 0
+    for index, char in enumerate(line):
+        code = ord(char)
+        if encoding == "utf-8":
+            width = 1 if code < 0x80 else 2 if code < 0x800 else 3 if code < 0x10000 else 4
+        else:
+            width = 2 if code >= 0x10000 else 1
+        if seen + width > units:
+            return index
+        seen += width
+    return len(line)

@@ -1,0 +1,163 @@
+"""What a hint says: its label (in the chosen style) and its explanation.
+
+Shared by the command line and the server; no LSP types here.
+"""
+
+from __future__ import annotations
+
+from conc_lsp.analysis.model import Context, Hint, HintKind, Shield
+
+ARROW = "arrow"
+COMPACT = "compact"
+LABEL_STYLES = (ARROW, COMPACT)
+
+_ARROW_BASE = {
+    HintKind.AWAIT: "checkpoint",
+    HintKind.ASYNC_WITH: "checkpoint (enter/exit)",
+    HintKind.ASYNC_FOR: "checkpoint each iteration",
+    HintKind.ACM_YIELD: "suspend: caller runs",
+    HintKind.EVENT_SET: "wakes waiters, no switch",
+    HintKind.LOCK_RELEASE: "not a checkpoint",
+    HintKind.SPAWN: "schedules task, no switch",
+}
+_COMPACT_BASE = {
+    HintKind.AWAIT: "⇄",
+    HintKind.ASYNC_WITH: "⇄⇄",
+    HintKind.ASYNC_FOR: "⇄*",
+    HintKind.ACM_YIELD: "⏏",
+    HintKind.EVENT_SET: "↑",
+    HintKind.LOCK_RELEASE: "∅",
+    HintKind.SPAWN: "+",
+}
+
+
+def context_tags(context: Context, *, bounded_call: bool = False) -> list[str]:
+    """The short context words of a checkpoint, most important first."""
+    tags: list[str] = []
+    if context.shielded is Shield.YES:
+        tags.append("shielded")
+    elif context.shielded is Shield.MAYBE:
+        tags.append("maybe shielded")
+    if context.bounded or bounded_call:
+        tags.append("bounded")
+    if context.in_finally:
+        tags.append("in finally")
+    if context.in_except is not None:
+        tags.append(f"in except {context.in_except}".rstrip())
+    if context.acm_teardown:
+        tags.append("acm teardown")
+    if context.in_aexit:
+        tags.append("in __aexit__")
+    return tags
+
+
+def label(hint: Hint, style: str = ARROW) -> str:
+    """The inline label of a hint."""
+    tags = context_tags(hint.context, bounded_call=hint.bounded_call) if hint.kind.is_checkpoint else []
+    if style == COMPACT:
+        base = _COMPACT_BASE[hint.kind]
+        if hint.waits_for_children:
+            base = "⇄⌛"
+        return base + "".join(f" {_compact_tag(tag)}" for tag in tags)
+    base = _ARROW_BASE[hint.kind]
+    if hint.waits_for_children:
+        base = "checkpoint (enter) · waits for children on exit"
+    return "<- " + " · ".join([base, *tags])
+
+
+def _compact_tag(tag: str) -> str:
+    short = {
+        "shielded": "S",
+        "maybe shielded": "S?",
+        "bounded": "T",
+        "in finally": "F",
+        "acm teardown": "A",
+        "in __aexit__": "X",
+    }
+    return short.get(tag, "E" if tag.startswith("in except") else tag)
+
+
+def explanation(hint: Hint) -> str:
+    """Two or three sentences (markdown) on what this construct does to the schedule."""
+    context = hint.context
+    kind = hint.kind
+    code = f"`{hint.code}`" if hint.code else "this"
+    if kind is HintKind.AWAIT:
+        text = (
+            f"**Checkpoint** in `{hint.function}`: at `await {hint.code}` the scheduler may "
+            "switch to another task, and a cancellation (`Cancelled` / `CancelledError`) "
+            "can be raised here. Shared state read before this line may have changed after it."
+        )
+    elif kind is HintKind.ASYNC_WITH:
+        text = (
+            f"**Checkpoint on enter and exit** of {code} in `{hint.function}`: "
+            "`__aenter__` and `__aexit__` are awaited, so other tasks may run and "
+            "cancellation may be delivered on the way in and on the way out."
+        )
+        if hint.waits_for_children:
+            text += (
+                " This is a nursery / task group: leaving the block **waits for every "
+                "child task** to finish, so the exit can block for as long as the slowest child."
+            )
+    elif kind is HintKind.ASYNC_FOR:
+        text = (
+            f"**Checkpoint on each iteration** over {code} in `{hint.function}`: every "
+            "`__anext__` is awaited; other tasks may run between iterations."
+        )
+    elif kind is HintKind.ACM_YIELD:
+        text = (
+            f"**Suspend: the caller runs** at {code} in the async context manager "
+            f"`{hint.function}`: the body of the caller's `async with` runs here, with "
+            "all its checkpoints. Code after this `yield` is teardown and runs while the "
+            "caller unwinds, possibly under cancellation."
+        )
+    elif kind is HintKind.EVENT_SET:
+        text = (
+            f"**Not a checkpoint**: {code} makes the waiting tasks *ready* but does not "
+            "switch to them; this task keeps running until its next checkpoint, so the "
+            "code between here and the next `await` runs before any waiter wakes."
+        )
+    elif kind is HintKind.LOCK_RELEASE:
+        text = (
+            f"**Not a checkpoint**: {code} changes the lock's state without letting another "
+            "task run; the next waiter acquires it only at this task's next checkpoint."
+        )
+    else:
+        text = (
+            f"**Not a checkpoint**: {code} only schedules a new task; it starts running at "
+            "this task's next checkpoint, not here."
+        )
+    if kind.is_checkpoint:
+        text += _context_sentence(context, hint.bounded_call)
+    return text
+
+
+def _context_sentence(context: Context, bounded_call: bool) -> str:
+    parts: list[str] = []
+    if context.shielded is Shield.YES:
+        parts.append("It is **shielded**: cancellation from outside the shield is held off.")
+    elif context.shielded is Shield.MAYBE:
+        parts.append(
+            "It is **maybe shielded**: the shield is a runtime value, so whether outer "
+            "cancellation reaches it depends on that value."
+        )
+    if context.bounded or bounded_call:
+        parts.append("It is **bounded** by a timeout, so it cannot wait forever.")
+    cleanup = []
+    if context.in_finally:
+        cleanup.append("a `finally` block")
+    if context.in_except is not None:
+        caught = f" `{context.in_except}`" if context.in_except else ""
+        cleanup.append(f"an `except{caught}` handler")
+    if context.acm_teardown:
+        cleanup.append("the teardown of an async context manager (after its `yield`)")
+    if context.in_aexit:
+        cleanup.append("`__aexit__` / `aclose`")
+    if cleanup:
+        parts.append(
+            "It sits in " + " and ".join(cleanup) + ": a cleanup path. If the enclosing "
+            "scope is being cancelled, this checkpoint raises `Cancelled` at once and the "
+            "rest of the cleanup does not run"
+            + (" unless it is shielded." if context.shielded is Shield.NO else ".")
+        )
+    return (" " + " ".join(parts)) if parts else ""

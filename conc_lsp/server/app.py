@@ -1,0 +1,235 @@
+"""The server: wires LSP methods to the analysis adapters, nothing more."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
+from pygls.uris import to_fs_path
+
+from conc_lsp import __version__, config
+from conc_lsp.server import features
+from conc_lsp.server.documents import Document
+from conc_lsp.server.positions import encoding_name
+
+logger = logging.getLogger("conc_lsp")
+T = TypeVar("T")
+
+
+class ConcProtocol(LanguageServerProtocol):
+    """Keeps document text ourselves: pygls's copy splits lines like
+    ``str.splitlines`` (at form feeds and U+2028), which LSP does not."""
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
+    def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams) -> Any:
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_OPEN)) is not None:
+            yield handler, (params,), None
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams) -> Any:
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)) is not None:
+            yield handler, (params,), None
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
+    def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams) -> Any:
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CLOSE)) is not None:
+            yield handler, (params,), None
+
+
+class ConcLanguageServer(LanguageServer):
+    """Holds the open documents and the settings."""
+
+    def __init__(self) -> None:
+        super().__init__("conc-lsp", __version__, protocol_cls=ConcProtocol)
+        self.documents: dict[str, Document] = {}
+        self.base = config.Settings()  # defaults + pyproject + initialization options
+        self.settings = self.base
+        self.reported_warnings: set[str] = set()
+
+    @property
+    def encoding(self) -> str:
+        capabilities = self.protocol.server_capabilities
+        return encoding_name(capabilities.position_encoding if capabilities else None)
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        # Never an error popup: the editor's log is the place for our faults.
+        logger.error("internal error (%s): %s", getattr(source, "__name__", source), error)
+        self.log(types.MessageType.Error, f"conc-lsp internal error: {error!r}")
+
+    def log(self, level: types.MessageType, message: str) -> None:
+        try:
+            self.window_log_message(types.LogMessageParams(type=level, message=message))
+        except Exception:  # noqa: BLE001 - the transport may be gone at shutdown
+            logger.debug("could not send log message: %s", message)
+
+    def warn_once(self, warnings: list[str]) -> None:
+        for warning in warnings:
+            logger.warning(warning)
+            self.log(types.MessageType.Warning, warning)
+            if warning not in self.reported_warnings:
+                self.reported_warnings.add(warning)
+                self.window_show_message(
+                    types.ShowMessageParams(
+                        type=types.MessageType.Warning, message=f"conc-lsp: {warning}"
+                    )
+                )
+
+    def capability(self, getter: Callable[[types.ClientCapabilities], T | None]) -> T | None:
+        try:
+            return getter(self.client_capabilities)
+        except AttributeError:
+            return None
+
+
+def guarded(default: Any) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Answer every request: on an internal fault, log it and return ``default``."""
+
+    def decorate(function: Callable[..., T]) -> Callable[..., T]:
+        def wrapper(ls: ConcLanguageServer, params: Any) -> T:
+            try:
+                return function(ls, params)
+            except Exception as error:  # noqa: BLE001 - the server must keep serving
+                logger.exception("%s failed", function.__name__)
+                ls.log(types.MessageType.Error, f"conc-lsp: {function.__name__} failed: {error!r}")
+                return default  # type: ignore[no-any-return]
+
+        wrapper.__name__ = function.__name__
+        return wrapper
+
+    return decorate
+
+
+def create_server() -> ConcLanguageServer:
+    server = ConcLanguageServer()
+
+    @server.feature(types.INITIALIZE)
+    @guarded(None)
+    def initialize(ls: ConcLanguageServer, params: types.InitializeParams) -> None:
+        root = params.root_uri or (
+            params.workspace_folders[0].uri if params.workspace_folders else None
+        )
+        settings = config.Settings()
+        warnings: list[str] = []
+        if root:
+            path = to_fs_path(root)
+            if path:
+                loaded = config.from_pyproject(settings, config.find_pyproject(Path(path)))
+                settings, warnings = loaded.settings, loaded.warnings
+        loaded = config.apply(settings, params.initialization_options, "initializationOptions")
+        ls.base = ls.settings = loaded.settings
+        ls.pending_warnings = warnings + loaded.warnings  # type: ignore[attr-defined]
+
+    @server.feature(types.INITIALIZED)
+    @guarded(None)
+    def initialized(ls: ConcLanguageServer, params: types.InitializedParams) -> None:
+        ls.warn_once(getattr(ls, "pending_warnings", []))
+        ls.log(types.MessageType.Info, f"conc-lsp {__version__} ready (positions: {ls.encoding})")
+        pull_configuration(ls)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    @guarded(None)
+    def did_change_configuration(
+        ls: ConcLanguageServer, params: types.DidChangeConfigurationParams
+    ) -> None:
+        settings = params.settings
+        if isinstance(settings, dict) and settings.get(config.SECTION) is not None:
+            update_settings(ls, settings[config.SECTION])
+        else:
+            pull_configuration(ls)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    @guarded(None)
+    def did_open(ls: ConcLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
+        item = params.text_document
+        ls.documents[item.uri] = Document.open(item.uri, item.version, item.text)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    @guarded(None)
+    def did_change(ls: ConcLanguageServer, params: types.DidChangeTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        document = ls.documents.get(uri)
+        if document is None:
+            logger.warning("change for a document that is not open: %s", uri)
+            return
+        encoding = ls.encoding
+        for change in params.content_changes:
+            if isinstance(change, types.TextDocumentContentChangePartial):
+                start = document.codepoint(change.range.start.line, change.range.start.character, encoding)
+                end = document.codepoint(change.range.end.line, change.range.end.character, encoding)
+                document.edit(start, end, change.text)
+            else:
+                document.replace_all(change.text)
+        document.version = params.text_document.version
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    @guarded(None)
+    def did_close(ls: ConcLanguageServer, params: types.DidCloseTextDocumentParams) -> None:
+        ls.documents.pop(params.text_document.uri, None)
+
+    @server.feature(types.TEXT_DOCUMENT_INLAY_HINT, types.InlayHintOptions(resolve_provider=False))
+    @guarded([])
+    def inlay_hint(ls: ConcLanguageServer, params: types.InlayHintParams) -> list[types.InlayHint]:
+        document = ls.documents.get(params.text_document.uri)
+        if document is None:
+            return []
+        return features.inlay_hints(document, params.range, ls.settings, ls.encoding)
+
+    @server.feature(types.TEXT_DOCUMENT_HOVER)
+    @guarded(None)
+    def hover(ls: ConcLanguageServer, params: types.HoverParams) -> types.Hover | None:
+        document = ls.documents.get(params.text_document.uri)
+        if document is None:
+            return None
+        return features.hover(document, params.position, ls.encoding)
+
+    return server
+
+
+def pull_configuration(ls: ConcLanguageServer) -> None:
+    """Ask the client for our settings section, when it can answer."""
+    if not ls.capability(lambda caps: caps.workspace.configuration):  # type: ignore[union-attr]
+        return
+
+    def received(future: Any) -> None:
+        try:
+            result = future.result()
+        except Exception as error:  # noqa: BLE001 - a client may refuse
+            logger.warning("workspace/configuration failed: %s", error)
+            return
+        if result:
+            update_settings(ls, result[0])
+
+    future = ls.workspace_configuration(
+        types.ConfigurationParams(items=[types.ConfigurationItem(section=config.SECTION)])
+    )
+    future.add_done_callback(received)
+
+
+def update_settings(ls: ConcLanguageServer, data: Any) -> None:
+    loaded = config.apply(ls.base, data, "editor settings")
+    ls.warn_once(loaded.warnings)
+    if loaded.settings != ls.settings:
+        ls.settings = loaded.settings
+        if ls.capability(lambda caps: caps.workspace.inlay_hint.refresh_support):  # type: ignore[union-attr]
+            ls.workspace_inlay_hint_refresh(None)
+
+
+def serve(tcp: str | None = None) -> None:
+    """Run the server over stdio, or over TCP at HOST:PORT."""
+    logging.basicConfig(
+        level=os.environ.get("CONC_LSP_LOG_LEVEL", "WARNING").upper(),
+        format="conc-lsp %(levelname)s %(name)s: %(message)s",
+    )
+    server = create_server()
+    if tcp:
+        host, _, port = tcp.rpartition(":")
+        server.start_tcp(host or "127.0.0.1", int(port))
+    else:
+        server.start_io()
