@@ -44,6 +44,8 @@ class Chunk:
     problem: SyntaxProblem | None = None  # set when the chunk does not parse
     stale: int = 0  # how many of ``hints`` were carried from an older parse
     table_fingerprint: tuple[tuple[str, str], ...] = ()
+    indent: str = ""  # a method parsed apart from its class: the class body's indent
+    prefix: str = ""  # ... and the class name, for function names
 
     @property
     def end(self) -> int:
@@ -56,7 +58,7 @@ class _Parsed:
     length: int
     tree: ast.Module
     lines: list[str]
-    column_offset: int = 0
+    indent: str = ""
     prefix: str = ""
 
 
@@ -155,7 +157,7 @@ class Analyzer:
             for hint in chunk.hints:
                 moved = _move_hint(hint, chunk.start, start, end, new_lines)
                 if moved is not None:
-                    carried.append(moved.shifted(-merged_start))
+                    carried.append(moved.shifted(chunk.start - merged_start))
         merged = Chunk(
             merged_start,
             max(merged_length, 0),
@@ -230,34 +232,56 @@ class Analyzer:
             return
         parsed: list[_Parsed] = []
         new_chunks: list[Chunk] = []
-        broken: list[Chunk] = []
         chunks = self.chunks
         index = 0
+
+        def add(pieces: list[_Parsed | Chunk]) -> None:
+            for piece in pieces:
+                if isinstance(piece, _Parsed):
+                    parsed.append(piece)
+                    new_chunks.append(Chunk(piece.start, piece.length, dirty=True))
+                else:
+                    new_chunks.append(piece)
+
+        def take_back(line: int) -> None:
+            """Undo what was added for lines >= ``line`` (they join a wider region)."""
+            while new_chunks and new_chunks[-1].start >= line:
+                new_chunks.pop()
+            parsed[:] = [region for region in parsed if region.start < line]
+
         while index < len(chunks):
             chunk = chunks[index]
             if not chunk.dirty:
                 new_chunks.append(chunk)
                 index += 1
                 continue
+            if chunk.indent:
+                # A method parsed apart from its broken class.
+                region = self._try_parse(
+                    chunk.start, chunk.end, indent=chunk.indent, prefix=chunk.prefix
+                )
+                if region is not None:
+                    add([region])
+                    index += 1
+                    continue
+                low, high = _class_group(chunks, index)
+                take_back(chunks[low].start)
+                group = _merged(chunks[low : high + 1])
+                region = self._try_parse(group.start, group.end)
+                add([region] if region is not None else self._recover(group))
+                index = high + 1
+                continue
             # Try the chunk alone, then with its neighbours: an edit can join
             # two statements (a new `else:`) or change indentation.
             tried = self._parse_with_neighbours(chunks, index, new_chunks)
             if tried is not None:
                 region, consumed_before, consumed_after = tried
-                for _ in range(consumed_before):
-                    new_chunks.pop()
-                parsed.append(region)
-                new_chunks.append(Chunk(region.start, region.length, dirty=True))
+                if consumed_before:
+                    take_back(region.start)
+                add([region])
                 index += 1 + consumed_after
                 continue
-            pieces = self._recover(chunk)
-            for piece in pieces:
-                if isinstance(piece, _Parsed):
-                    parsed.append(piece)
-                    new_chunks.append(Chunk(piece.start, piece.length, dirty=True))
-                else:
-                    broken.append(piece)
-                    new_chunks.append(piece)
+            add(self._recover(chunk))
             index += 1
 
         # Imports first: names resolve through the whole module's imports.
@@ -324,11 +348,13 @@ class Analyzer:
         suffix: tuple[str, ...] = (),
     ) -> _Parsed | None:
         lines = _dedented(self.lines[start:end], indent)
+        if lines is None:
+            return None
         try:
             tree = parse_fragment([*lines, *suffix] if suffix else lines)
         except PARSE_ERRORS:
             return None
-        return _Parsed(start, end - start, tree, lines, len(indent), prefix)
+        return _Parsed(start, end - start, tree, lines, indent, prefix)
 
     def _collect(
         self, region: _Parsed, imports: list[ImportFact], fingerprint: tuple[tuple[str, str], ...]
@@ -340,7 +366,7 @@ class Analyzer:
             region.lines,
             self.table,
             counts,
-            column_offset=region.column_offset,
+            column_offset=len(region.indent),
             prefix=region.prefix,
         )
         try:
@@ -348,14 +374,22 @@ class Analyzer:
         except RecursionError:
             hints = []
         body = region.tree.body
-        if region.column_offset or len(body) <= 1:
+        if region.indent or len(body) <= 1:
             starts = [0]
         else:
             starts = [0] + [_statement_first_line(statement) for statement in body[1:]]
         chunks: list[Chunk] = []
         for position, start in enumerate(starts):
             end = starts[position + 1] if position + 1 < len(starts) else region.length
-            chunks.append(Chunk(region.start + start, end - start, table_fingerprint=fingerprint))
+            chunks.append(
+                Chunk(
+                    region.start + start,
+                    end - start,
+                    table_fingerprint=fingerprint,
+                    indent=region.indent,
+                    prefix=region.prefix,
+                )
+            )
         statement_imports: dict[int, list[ImportFact]] = {}
         for statement in body:
             found = _top_level_imports(ast.Module(body=[statement], type_ignores=[]))
@@ -371,7 +405,12 @@ class Analyzer:
         return chunks
 
     def _recollect(self, chunk: Chunk, fingerprint: tuple[tuple[str, str], ...]) -> list[Chunk]:
-        region = self._try_parse(chunk.start, chunk.end)
+        suffix = ()
+        if chunk.prefix == "" and _class_name(self.lines[chunk.start : chunk.end]):
+            suffix = ("    pass",)  # a class header whose methods are chunks of their own
+        region = self._try_parse(
+            chunk.start, chunk.end, indent=chunk.indent, prefix=chunk.prefix, suffix=suffix
+        )
         if region is None:  # cannot happen for a chunk that parsed; stay safe
             return [chunk]
         return self._collect(region, _top_level_imports(region.tree), fingerprint)
@@ -437,18 +476,26 @@ class Analyzer:
             else:
                 pieces.append(
                     self._stale_piece(
-                        chunk, absolute_start + first, last - first, indent if first else ""
+                        chunk,
+                        absolute_start + first,
+                        last - first,
+                        indent if first else "",
+                        f"{class_name}." if first else "",
                     )
                 )
         return pieces
 
-    def _stale_piece(self, chunk: Chunk, start: int, length: int, indent: str = "") -> Chunk:
+    def _stale_piece(
+        self, chunk: Chunk, start: int, length: int, indent: str = "", prefix: str = ""
+    ) -> Chunk:
         carried = [
             hint.shifted(chunk.start - start)
             for hint in chunk.hints
             if start <= hint.line + chunk.start < start + length
         ]
         lines = _dedented(self.lines[start : start + length], indent)
+        if lines is None:
+            lines, indent = self.lines[start : start + length], ""
         return Chunk(
             start,
             length,
@@ -457,14 +504,25 @@ class Analyzer:
             dirty=True,
             problem=_problem(lines, len(indent)),
             stale=len(carried),
+            indent=indent,
+            prefix=prefix,
         )
 
 
-def _dedented(lines: list[str], indent: str) -> list[str]:
+def _dedented(lines: list[str], indent: str) -> list[str] | None:
+    """Lines without ``indent``; None when a line with code lacks it."""
     if not indent:
         return lines
     width = len(indent)
-    return [line[width:] if line.startswith(indent) else line.lstrip() for line in lines]
+    result = []
+    for line in lines:
+        if line.startswith(indent):
+            result.append(line[width:])
+        elif line.strip():
+            return None  # less indented than its method: not a method piece
+        else:
+            result.append("")
+    return result
 
 
 def _problem(lines: list[str], column_offset: int) -> SyntaxProblem:
@@ -479,6 +537,38 @@ def _problem(lines: list[str], column_offset: int) -> SyntaxProblem:
     except PARSE_ERRORS as error:
         return SyntaxProblem(0, 0, f"{type(error).__name__}: {error}", 0, len(lines))
     return SyntaxProblem(0, 0, "does not parse together with its neighbours", 0, len(lines))
+
+
+def _class_group(chunks: list[Chunk], index: int) -> tuple[int, int]:
+    """The chunks of the class whose method piece is ``chunks[index]``: header to last method."""
+    indent, prefix = chunks[index].indent, chunks[index].prefix
+    low = index
+    while low > 0 and chunks[low - 1].indent == indent and chunks[low - 1].prefix == prefix:
+        low -= 1
+    if low > 0:
+        low -= 1  # the class header
+    high = index
+    while (
+        high + 1 < len(chunks)
+        and chunks[high + 1].indent == indent
+        and chunks[high + 1].prefix == prefix
+    ):
+        high += 1
+    return low, high
+
+
+def _merged(chunks: list[Chunk]) -> Chunk:
+    """One dirty chunk covering ``chunks``, carrying their hints and imports."""
+    start = chunks[0].start
+    hints = [hint.shifted(chunk.start - start) for chunk in chunks for hint in chunk.hints]
+    return Chunk(
+        start,
+        chunks[-1].end - start,
+        hints=hints,
+        imports=[fact for chunk in chunks for fact in chunk.imports],
+        dirty=True,
+        stale=sum(chunk.stale for chunk in chunks),
+    )
 
 
 def _owner(starts: list[int], line: int) -> int:

