@@ -34,6 +34,7 @@ import cProfile
 import io
 import pstats
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -249,6 +250,7 @@ async def measure_size(root: Path, size: int, iterations: int) -> list[Scenario]
     session = await lspclient.start(root)
     try:
         reference = Reference(uri, module.text)
+        reference.hints(lspclient.line_range(0, WINDOW, lines))  # its first full parse
         begin = time.perf_counter()
         lspclient.open_document(session.client, uri, module.text)
         first = await session.client.text_document_inlay_hint_async(
@@ -285,6 +287,32 @@ async def measure_startup(root: Path) -> list[float]:
     return times
 
 
+def import_costs() -> tuple[float, float, float]:
+    """For reference: wall time of `python -c pass` and of importing the server
+    (medians of 3), and lsprotocol.types' cumulative import time (-X importtime)."""
+    bare: list[float] = []
+    server: list[float] = []
+    lsprotocol = 0.0
+    for _ in range(3):
+        begin = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        bare.append(time.perf_counter() - begin)
+        begin = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", "import conc_lsp.server.app"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        server.append(time.perf_counter() - begin)
+        for line in done.stderr.splitlines():
+            if line.rstrip().endswith("| lsprotocol.types") or line.rstrip().endswith(
+                "|   lsprotocol.types"
+            ):
+                lsprotocol = max(lsprotocol, int(line.split("|")[1]) / 1e6)
+    return statistics.median(bare), statistics.median(server), lsprotocol
+
+
 async def main_async(iterations: int) -> list[tuple[int, Scenario]]:
     with tempfile.TemporaryDirectory(prefix="conc-lsp-bench-") as folder:
         root = Path(folder)
@@ -295,6 +323,12 @@ async def main_async(iterations: int) -> list[tuple[int, Scenario]]:
             f"startup (process start -> initialize response), {STARTS} starts: median "
             f"{ms(median).strip()} ms (runs: {', '.join(ms(t).strip() for t in startup)}) "
             f"  requirement < {STARTUP_LIMIT * 1000:.0f} ms: {verdict}"
+        )
+        bare, server, lsprotocol = import_costs()
+        print(
+            f"  for reference: `python -c pass` {ms(bare).strip()} ms; "
+            f"`python -c 'import conc_lsp.server.app'` {ms(server).strip()} ms "
+            f"(of which lsprotocol.types, cumulative: {ms(lsprotocol).strip()} ms)"
         )
         print()
         results: list[tuple[int, Scenario]] = []

@@ -7,6 +7,7 @@ VS Code recorded.  Shared by lsp_roundtrip.py and memory.py.
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from pathlib import Path
@@ -54,23 +55,39 @@ class Session:
             await self.client.stop()
 
 
+@functools.cache
+def capabilities() -> types.ClientCapabilities:
+    return client_capabilities(CLIENT)
+
+
 async def start(root: Path) -> Session:
-    """Start the server and initialize it; ``root`` is the workspace folder."""
+    """Start the server and initialize it; ``root`` is the workspace folder.
+
+    Only the server's part is timed: the client's capabilities are loaded and
+    the client built before the clock starts.
+    """
+    params = types.InitializeParams(
+        capabilities=capabilities(),
+        root_uri=root.as_uri(),
+        workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=root.name)],
+        client_info=types.ClientInfo(name="conc-lsp benchmark", version="0"),
+    )
     client = make_test_lsp_client()
     begin = time.perf_counter()
     await client.start_io(*SERVER_COMMAND, cwd=str(root))
-    result = await client.initialize_session(
-        types.InitializeParams(
-            capabilities=client_capabilities(CLIENT),
-            root_uri=root.as_uri(),
-            workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=root.name)],
-            client_info=types.ClientInfo(name="conc-lsp benchmark", version="0"),
-        )
-    )
+    result = await client.initialize_session(params)
     startup = time.perf_counter() - begin
     if result.capabilities.inlay_hint_provider is None:
         await client.stop()
         raise RuntimeError("the server does not offer inlay hints")
+    # A barrier: once this answer is in, the server has handled `initialized`
+    # and its workspace/configuration request has been answered.
+    await client.text_document_inlay_hint_async(
+        types.InlayHintParams(
+            text_document=types.TextDocumentIdentifier(uri=(root / "none.py").as_uri()),
+            range=types.Range(start=types.Position(0, 0), end=types.Position(0, 0)),
+        )
+    )
     return Session(client, startup, result)
 
 

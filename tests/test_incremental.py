@@ -104,8 +104,9 @@ def test_broken_method_keeps_the_other_methods_fresh() -> None:
     before = document.analyzer.analysis()
     lines = document.lines
     target = next(i for i, line in enumerate(lines) if "await channel.send(data)" in line)
-    # Type an unclosed bracket at the top of `publish`; insert a line first.
-    document.edit((target, 0), (target, 0), "        x = (\n")
+    # Type an unclosed bracket in `publish`, on a new line of its own.
+    indent = lines[target][: len(lines[target]) - len(lines[target].lstrip())]
+    document.edit((target, 0), (target, 0), f"{indent}x = (\n")
     after = document.analyzer.analysis()
     assert after.problems and after.problems[0].line == target
     assert after.stale_hints > 0
@@ -122,8 +123,9 @@ def test_broken_method_keeps_the_other_methods_fresh() -> None:
     wait_line = next(i for i, line in enumerate(document.lines) if "_closed.wait()" in line)
     assert any(hint.keyword_line == wait_line for hint in after.hints)
     # Repair: close the bracket, and type a new await inside the method.
-    document.edit((target, len("        x = (")), (target, len("        x = (")), ")")
-    document.edit((target + 1, 0), (target + 1, 0), "        await trio.sleep(0)\n")
+    typed = len(f"{indent}x = (")
+    document.edit((target, typed), (target, typed), ")")
+    document.edit((target + 1, 0), (target + 1, 0), f"{indent}await trio.sleep(0)\n")
     repaired = document.analyzer.analysis()
     assert repaired.problems == []
     assert any(hint.keyword_line == target + 1 for hint in repaired.hints)

@@ -94,13 +94,18 @@ def _statement_first_line(statement: ast.stmt) -> int:
     return first - 1
 
 
-def looks_like_statement_start(line: str, previous_code: str) -> bool:
-    """A line at column 0 that may start a new top-level statement."""
+def looks_like_statement_start(line: str, previous_code: str, *, trust_previous: bool) -> bool:
+    """A line at column 0 that may start a new top-level statement.
+
+    With ``trust_previous``, a line after an open bracket or a trailing
+    comma or backslash continues that line; in broken code that bracket may
+    be the very typo, so method splitting does not trust it.
+    """
     if not line or line[0] in " \t\f#)]}":
         return False
-    if CONTINUATION.match(line):
+    if CONTINUATION.match(line) or previous_code.startswith("@"):
         return False
-    return not previous_code.startswith("@") and not previous_code.endswith(("\\", ",", "(", "[", "{"))
+    return not (trust_previous and previous_code.endswith(("\\", ",", "(", "[", "{")))
 
 
 def statement_starts(lines: list[str], indent: str = "") -> list[int]:
@@ -114,7 +119,7 @@ def statement_starts(lines: list[str], indent: str = "") -> list[int]:
                 previous = line.strip()
             continue
         body = line[width:]
-        if looks_like_statement_start(body, previous):
+        if looks_like_statement_start(body, previous, trust_previous=not indent):
             starts.append(index)
         stripped = body.strip()
         if stripped and not stripped.startswith("#"):
@@ -166,6 +171,8 @@ class Analyzer:
             dirty=True,
             stale=len(carried),
         )
+        if all(chunk.indent == touched[0].indent and chunk.prefix == touched[0].prefix for chunk in touched):
+            merged.indent, merged.prefix = touched[0].indent, touched[0].prefix
         for chunk in chunks[last + 1 :]:
             chunk.start += delta
         chunks[first : last + 1] = [merged]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -72,12 +73,9 @@ def make_client() -> LanguageClient:
     return client
 
 
-@pytest_lsp.fixture(
-    config=ClientServerConfig(server_command=SERVER_COMMAND, client_factory=make_client),
-    params=list(CLIENTS),
-    ids=["vscode", "neovim"],
-)
-async def client(request: pytest.FixtureRequest, lsp_client: LanguageClient, tmp_path: Any):
+async def _start_session(
+    request: pytest.FixtureRequest, lsp_client: LanguageClient, root: Path
+) -> None:
     name = request.param
     lsp_client.client_name = name  # type: ignore[attr-defined]
     lsp_client.encoding = CLIENTS[name]  # type: ignore[attr-defined]
@@ -87,8 +85,7 @@ async def client(request: pytest.FixtureRequest, lsp_client: LanguageClient, tmp
     if marker:
         lsp_client.set_configuration(marker.args[0])
     # The root is an empty temporary folder: no pyproject.toml of this repo leaks in.
-    root = tmp_path / "workspace"
-    root.mkdir()
+    lsp_client.root = root  # type: ignore[attr-defined]
     before = time.perf_counter()
     result = await lsp_client.initialize_session(
         types.InitializeParams(
@@ -101,12 +98,38 @@ async def client(request: pytest.FixtureRequest, lsp_client: LanguageClient, tmp
     lsp_client.init_result = result  # type: ignore[attr-defined]
     lsp_client.init_call_seconds = after - before  # type: ignore[attr-defined]
     lsp_client.init_total_seconds = after - lsp_client.started_at  # type: ignore[attr-defined]
-    lsp_client.root = root  # type: ignore[attr-defined]
     # Both recorded clients support workspace/configuration, so the server
     # pulls its section after `initialized`.  Let that first pull settle
     # before the test starts, so it cannot overtake the test's own changes.
     await asyncio.wait_for(lsp_client.configuration_event.wait(), 5)  # type: ignore[attr-defined]
     await settle(lsp_client)
     lsp_client.configuration_event.clear()  # type: ignore[attr-defined]
+
+
+CONFIG = ClientServerConfig(server_command=SERVER_COMMAND, client_factory=make_client)
+
+
+@pytest_lsp.fixture(config=CONFIG, params=list(CLIENTS), ids=["vscode", "neovim"])
+async def client(request: pytest.FixtureRequest, lsp_client: LanguageClient, tmp_path: Path):
+    """A fresh server per test (markers init_options / client_config apply)."""
+    root = tmp_path / "workspace"
+    root.mkdir()
+    await _start_session(request, lsp_client, root)
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest_lsp.fixture(
+    config=CONFIG, params=list(CLIENTS), ids=["vscode", "neovim"], scope="module"
+)
+async def module_client(
+    request: pytest.FixtureRequest,
+    lsp_client: LanguageClient,
+    tmp_path_factory: pytest.TempPathFactory,
+):
+    """One server per test module and client, default settings: tests must
+    use their own documents (open_document names them uniquely)."""
+    root = tmp_path_factory.mktemp("workspace")
+    await _start_session(request, lsp_client, root)
     yield
     await lsp_client.shutdown_session()
