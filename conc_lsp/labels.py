@@ -53,7 +53,11 @@ def context_tags(context: Context, *, bounded_call: bool = False) -> list[str]:
 
 def label(hint: Hint, style: str = ARROW) -> str:
     """The inline label of a hint."""
-    tags = context_tags(hint.context, bounded_call=hint.bounded_call) if hint.kind.is_checkpoint else []
+    tags = (
+        context_tags(hint.context, bounded_call=hint.bounded_call)
+        if hint.kind.is_checkpoint
+        else []
+    )
     if style == COMPACT:
         base = _COMPACT_BASE[hint.kind]
         if hint.waits_for_children:

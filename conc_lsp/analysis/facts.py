@@ -35,9 +35,7 @@ ASYNCIO_TIMEOUTS = frozenset(
     }
 )
 BOUNDED_CALLS = frozenset({"wait_for"})  # asyncio.wait_for(aw, timeout)
-NURSERIES = frozenset(
-    {"open_nursery", "create_task_group", "TaskGroup", "open_service_nursery"}
-)
+NURSERIES = frozenset({"open_nursery", "create_task_group", "TaskGroup", "open_service_nursery"})
 ACM_DECORATORS = frozenset({"asynccontextmanager", "acm"})
 AEXIT_NAMES = frozenset({"__aexit__", "aclose"})
 SPAWN_METHODS = frozenset({"start_soon", "create_task"})
@@ -189,9 +187,8 @@ class Collector:
                     function.after_yield = True
                     function.yield_pending = False
             shield = self._shield_assignment(statement)
-            if shield is not None:
-                if shield is Shield.YES or context.shielded is Shield.NO:
-                    context = replace(context, shielded=shield)
+            if shield is not None and (shield is Shield.YES or context.shielded is Shield.NO):
+                context = replace(context, shielded=shield)
 
     def _shield_assignment(self, statement: ast.stmt) -> Shield | None:
         """`cs.shield = True` on a cancel scope bound by an enclosing `with`."""
@@ -216,7 +213,11 @@ class Collector:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             self._function(node, function, context, prefix)
         elif isinstance(node, ast.ClassDef):
-            for expression in [*node.decorator_list, *node.bases, *node.keywords]:
+            for expression in [
+                *node.decorator_list,
+                *node.bases,
+                *(k.value for k in node.keywords),
+            ]:
                 self._expression(expression, function, context)
             self._block(node.body, function, context, f"{prefix}{node.name}.")
         elif isinstance(node, (ast.Try, ast.TryStar)):
@@ -284,9 +285,7 @@ class Collector:
             last_name(self.table.resolve(_callee(decorator))) in ACM_DECORATORS
             for decorator in node.decorator_list
         )
-        inner = _Function(
-            qualname=qualname, is_acm=is_acm, in_aexit=node.name in AEXIT_NAMES
-        )
+        inner = _Function(qualname=qualname, is_acm=is_acm, in_aexit=node.name in AEXIT_NAMES)
         saved_scopes = self._scope_names
         self._scope_names = {}
         self._block(
@@ -315,7 +314,11 @@ class Collector:
             if is_async:
                 anchor = item.optional_vars if item.optional_vars is not None else item.context_expr
                 if index == 0:
-                    keyword_line, keyword_column, length = node.lineno, node.col_offset, len("async with")
+                    keyword_line, keyword_column, length = (
+                        node.lineno,
+                        node.col_offset,
+                        len("async with"),
+                    )
                 else:
                     expr = item.context_expr
                     keyword_line, keyword_column, length = expr.lineno, expr.col_offset, 0
@@ -402,7 +405,9 @@ class Collector:
             elif isinstance(node, ast.comprehension):
                 if node.is_async:
                     self._async_comprehension(node, function, context)
-            elif isinstance(node, (ast.expr_context, ast.operator, ast.boolop, ast.unaryop, ast.cmpop)):
+            elif isinstance(
+                node, (ast.expr_context, ast.operator, ast.boolop, ast.unaryop, ast.cmpop)
+            ):
                 continue
             children = list(ast.iter_child_nodes(node))
             children.reverse()  # pop in source order
@@ -475,7 +480,9 @@ class Collector:
         keyword_line, keyword_column = target.lineno, target.col_offset
         while line_index >= 0:
             encoded = self.lines[line_index].encode("utf-8")
-            found = encoded.rfind(b"async", 0, column if line_index == target.lineno - 1 else len(encoded))
+            found = encoded.rfind(
+                b"async", 0, column if line_index == target.lineno - 1 else len(encoded)
+            )
             if found >= 0:
                 keyword_line, keyword_column = line_index + 1, found
                 break
@@ -510,13 +517,11 @@ def _is_unbounded_constant(node: ast.expr) -> bool:
         return node.value is None or node.value == float("inf")
     if isinstance(node, ast.Attribute) and node.attr == "inf":
         return True
-    if (
+    return (
         isinstance(node, ast.Call)
         and isinstance(node.func, ast.Name)
         and node.func.id == "float"
-        and node.args
+        and bool(node.args)
         and isinstance(node.args[0], ast.Constant)
         and str(node.args[0].value).lower() in ("inf", "+inf", "infinity")
-    ):
-        return True
-    return False
+    )

@@ -52,12 +52,7 @@ class Context:
     @property
     def on_cleanup_path(self) -> bool:
         """finally, except, acm teardown or __aexit__: code that runs while unwinding."""
-        return (
-            self.in_finally
-            or self.in_except is not None
-            or self.acm_teardown
-            or self.in_aexit
-        )
+        return self.in_finally or self.in_except is not None or self.acm_teardown or self.in_aexit
 
 
 EMPTY_CONTEXT = Context()

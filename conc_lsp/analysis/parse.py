@@ -19,6 +19,7 @@ import re
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from conc_lsp.analysis.facts import Collector, keyword_line_counts, line_starts_of
 from conc_lsp.analysis.libraries import ImportFact, ImportTable, imports_of
@@ -171,7 +172,10 @@ class Analyzer:
             dirty=True,
             stale=len(carried),
         )
-        if all(chunk.indent == touched[0].indent and chunk.prefix == touched[0].prefix for chunk in touched):
+        if all(
+            chunk.indent == touched[0].indent and chunk.prefix == touched[0].prefix
+            for chunk in touched
+        ):
             merged.indent, merged.prefix = touched[0].indent, touched[0].prefix
         for chunk in chunks[last + 1 :]:
             chunk.start += delta
@@ -412,9 +416,11 @@ class Analyzer:
         return chunks
 
     def _recollect(self, chunk: Chunk, fingerprint: tuple[tuple[str, str], ...]) -> list[Chunk]:
-        suffix = ()
-        if chunk.prefix == "" and _class_name(self.lines[chunk.start : chunk.end]):
-            suffix = ("    pass",)  # a class header whose methods are chunks of their own
+        suffix: tuple[str, ...] = ()
+        lines = self.lines[chunk.start : chunk.end]
+        if chunk.prefix == "" and _class_name(lines):
+            # A class header whose methods are chunks of their own.
+            suffix = (f"{_body_indent(lines) or '    '}pass",)
         region = self._try_parse(
             chunk.start, chunk.end, indent=chunk.indent, prefix=chunk.prefix, suffix=suffix
         )
@@ -464,7 +470,7 @@ class Analyzer:
         ]
         boundaries = [0, *method_starts, len(lines)]
         pieces: list[_Parsed | Chunk] = []
-        for first, last in zip(boundaries, boundaries[1:]):
+        for first, last in pairwise(boundaries):
             if first == last:
                 continue
             if first == 0:  # the class header: give it a body so it parses alone

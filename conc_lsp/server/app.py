@@ -95,7 +95,7 @@ def guarded(default: Any) -> Callable[[Callable[..., T]], Callable[..., T]]:
         def wrapper(ls: ConcLanguageServer, params: Any) -> T:
             try:
                 return function(ls, params)
-            except Exception as error:  # noqa: BLE001 - the server must keep serving
+            except Exception as error:
                 logger.exception("%s failed", function.__name__)
                 ls.log(types.MessageType.Error, f"conc-lsp: {function.__name__} failed: {error!r}")
                 return default  # type: ignore[no-any-return]
@@ -161,8 +161,12 @@ def create_server() -> ConcLanguageServer:
         encoding = ls.encoding
         for change in params.content_changes:
             if isinstance(change, types.TextDocumentContentChangePartial):
-                start = document.codepoint(change.range.start.line, change.range.start.character, encoding)
-                end = document.codepoint(change.range.end.line, change.range.end.character, encoding)
+                start = document.codepoint(
+                    change.range.start.line, change.range.start.character, encoding
+                )
+                end = document.codepoint(
+                    change.range.end.line, change.range.end.character, encoding
+                )
                 document.edit(start, end, change.text)
             else:
                 document.replace_all(change.text)

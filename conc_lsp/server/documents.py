@@ -60,10 +60,7 @@ class Document:
         while prefix < limit and old[prefix] == new[prefix]:
             prefix += 1
         suffix = 0
-        while (
-            suffix < limit - prefix
-            and old[len(old) - 1 - suffix] == new[len(new) - 1 - suffix]
-        ):
+        while suffix < limit - prefix and old[len(old) - 1 - suffix] == new[len(new) - 1 - suffix]:
             suffix += 1
         if prefix == len(old) == len(new):
             return

@@ -40,18 +40,13 @@ def inlay_hints(
     return result
 
 
-def hover(
-    document: Document, position: types.Position, encoding: str
-) -> types.Hover | None:
+def hover(document: Document, position: types.Position, encoding: str) -> types.Hover | None:
     """Explain the checkpoint whose keyword is under the cursor."""
     line, column = document.codepoint(position.line, position.character, encoding)
     matches: list[Hint] = []
     # A keyword's hint is anchored at the construct's end, at or below its line.
     for hint in document.analyzer.hints_between(line, line + LONGEST_CONSTRUCT):
-        if (
-            hint.keyword_line == line
-            and hint.keyword_column <= column <= hint.keyword_end_column
-        ):
+        if hint.keyword_line == line and hint.keyword_column <= column <= hint.keyword_end_column:
             matches.append(hint)
     if not matches:
         return None

@@ -119,9 +119,7 @@ async def client(request: pytest.FixtureRequest, lsp_client: LanguageClient, tmp
     await lsp_client.shutdown_session()
 
 
-@pytest_lsp.fixture(
-    config=CONFIG, params=list(CLIENTS), ids=["vscode", "neovim"], scope="module"
-)
+@pytest_lsp.fixture(config=CONFIG, params=list(CLIENTS), ids=["vscode", "neovim"], scope="module")
 async def module_client(
     request: pytest.FixtureRequest,
     lsp_client: LanguageClient,

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from lsprotocol import types
 from pytest_lsp import LanguageClient
-
 
 _counter = 0
 
@@ -110,3 +108,23 @@ def errors_reported(client: LanguageClient) -> list[str]:
         for m in [*client.messages, *client.log_messages]
         if m.type == types.MessageType.Error
     ]
+
+
+async def eventually(
+    produce: Any, predicate: Any, timeout: float = 3.0, interval: float = 0.02
+) -> Any:
+    """Call the coroutine function ``produce`` until ``predicate`` holds on its
+    result (for effects the server applies asynchronously); return the result."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = await produce()
+        if predicate(value) or loop.time() > deadline:
+            return value
+        await asyncio.sleep(interval)
+
+
+def change_configuration(client: LanguageClient, settings: Any) -> None:
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings=settings)
+    )

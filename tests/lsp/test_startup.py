@@ -27,7 +27,10 @@ def test_recorded_capabilities_offer_what_we_rely_on() -> None:
 async def test_initialize_result(client: LanguageClient) -> None:
     result: types.InitializeResult = client.init_result  # type: ignore[attr-defined]
     capabilities = result.capabilities
-    expected = {"utf-16": types.PositionEncodingKind.Utf16, "utf-8": types.PositionEncodingKind.Utf8}
+    expected = {
+        "utf-16": types.PositionEncodingKind.Utf16,
+        "utf-8": types.PositionEncodingKind.Utf8,
+    }
     assert capabilities.position_encoding == expected[client.encoding]  # type: ignore[attr-defined]
     assert result.server_info is not None and result.server_info.name == "conc-lsp"
     assert capabilities.hover_provider

@@ -1,0 +1,128 @@
+"""Server memory with many open files.
+
+Starts the real server (`python -m conc_lsp serve`, VS Code's capabilities),
+opens 50 distinct generated 1,000-line trio modules (different names and
+constants in each), requests the inlay hints of each whole file, and reads
+the server process's VmRSS from /proc/PID/status.  Requirement: < 300 MB.
+RSS right after startup and after the didOpens (before any analysis) are
+printed for reference, as is VmHWM (the peak).
+
+Each response is checked against an in-process analysis of the same text;
+a difference, an error log message or a failed request exits 1.
+
+    .venv/bin/python benchmarks/memory.py [--files N] [--lines N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from lsprotocol import types
+
+from conc_lsp.analysis.text import split_lines
+from conc_lsp.config import Settings
+from conc_lsp.server import features
+from conc_lsp.server.documents import Document
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import lspclient  # noqa: E402
+import synth  # noqa: E402
+
+RSS_LIMIT_MB = 300
+
+
+def mb(kib: int) -> str:
+    return f"{kib / 1024:.1f} MB"
+
+
+async def run(files: int, lines: int) -> list[str]:
+    failures: list[str] = []
+    modules = [synth.trio_module(lines, prefix=f"m{index}_", seed=index) for index in range(files)]
+    if len({module.text for module in modules}) != files:
+        return ["the generated files are not all distinct"]
+    with tempfile.TemporaryDirectory(prefix="conc-lsp-bench-") as folder:
+        root = Path(folder)
+        session = await lspclient.start(root)
+        try:
+            pid = session.pid
+            startup_rss = lspclient.vm_rss_kib(pid)
+            print(f"server pid {pid}, started in {session.startup * 1000:.0f} ms")
+            print(f"RSS after startup:                    {mb(startup_rss)}")
+
+            uris = [(root / f"module_{index}.py").as_uri() for index in range(files)]
+            for uri, module in zip(uris, modules, strict=True):
+                lspclient.open_document(session.client, uri, module.text)
+            # A barrier so every didOpen has been handled before reading RSS.
+            await session.client.text_document_inlay_hint_async(
+                types.InlayHintParams(
+                    text_document=types.TextDocumentIdentifier(uri=uris[0]),
+                    range=types.Range(start=types.Position(0, 0), end=types.Position(0, 0)),
+                )
+            )
+            opened_rss = lspclient.vm_rss_kib(pid)
+            print(f"RSS after {files} didOpens (not analysed): {mb(opened_rss)}")
+
+            total_hints = 0
+            elapsed = 0.0
+            settings = Settings()
+            for uri, module in zip(uris, modules, strict=True):
+                text_lines = split_lines(module.text)
+                request = lspclient.whole_range(text_lines)
+                begin = time.perf_counter()
+                response = await session.client.text_document_inlay_hint_async(
+                    types.InlayHintParams(
+                        text_document=types.TextDocumentIdentifier(uri=uri), range=request
+                    )
+                )
+                elapsed += time.perf_counter() - begin
+                expected = features.inlay_hints(
+                    Document.open(uri, 1, module.text), request, settings, "utf-16"
+                )
+                got = [lspclient.hint_key(hint) for hint in response or []]
+                if not got or got != [lspclient.hint_key(hint) for hint in expected]:
+                    failures.append(
+                        f"{uri}: server sent {len(got)} hints, in-process analysis gives "
+                        f"{len(expected)}"
+                    )
+                total_hints += len(got)
+            final_rss = lspclient.vm_rss_kib(pid)
+            peak = lspclient.vm_rss_kib(pid, "VmHWM")
+            verdict = "ok" if final_rss < RSS_LIMIT_MB * 1024 else "OVER"
+            print(
+                f"RSS after whole-file hints for all {files}: {mb(final_rss)}"
+                f"   (requirement < {RSS_LIMIT_MB} MB: {verdict})"
+            )
+            print(f"VmHWM (peak RSS):                     {mb(peak)}")
+            per_file = (final_rss - opened_rss) / files
+            print(
+                f"analysis cost per open {lines:,}-line file: {per_file:,.0f} KiB; "
+                f"text: {(opened_rss - startup_rss) / files:,.0f} KiB"
+            )
+            print(
+                f"{files} whole-file requests: {total_hints:,} hints in {elapsed:.2f} s "
+                f"(first request per file: full analysis + response)"
+            )
+            failures.extend(session.errors())
+        finally:
+            await session.close()
+    return failures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--files", type=int, default=50)
+    parser.add_argument("--lines", type=int, default=1_000)
+    arguments = parser.parse_args()
+    failures = asyncio.run(run(arguments.files, arguments.lines))
+    for failure in failures:
+        print(f"FAIL: {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
