@@ -27,7 +27,9 @@ def test_hints_text_output_matches_the_seed_notation() -> None:
     lines = result.stdout.splitlines()
     assert "examples/cache.py:46: await lock.acquire() <- checkpoint" in lines
     assert "examples/cache.py:55: lock.release() <- not a checkpoint" in lines
-    assert "examples/cache.py:56: yield False, _Cache.values[ctx_key] <- suspend: caller runs" in lines
+    assert (
+        "examples/cache.py:56: yield False, _Cache.values[ctx_key] <- suspend: caller runs" in lines
+    )
     assert any(line.endswith("<- checkpoint · shielded · bounded · in finally") for line in lines)
 
 

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import pairwise
 
+from conc_lsp.analysis.downlevel import downlevel
 from conc_lsp.analysis.facts import Collector, keyword_line_counts, line_starts_of
 from conc_lsp.analysis.libraries import ImportFact, ImportTable, imports_of
 from conc_lsp.analysis.model import Hint, ModuleAnalysis, SyntaxProblem
@@ -64,10 +66,23 @@ class _Parsed:
 
 
 def parse_fragment(lines: list[str]) -> ast.Module:
-    """Parse lines as a module; raises one of PARSE_ERRORS when it does not."""
+    """Parse lines as a module; raises one of PARSE_ERRORS when it does not.
+
+    On an interpreter older than 3.12, syntax of 3.12+ (type parameters,
+    PEP 701 f-strings) is rewritten first, keeping every position.
+    """
+    text = "\n".join(lines)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # invalid escape sequences and the like
-        return ast.parse("\n".join(lines), type_comments=False)
+        try:
+            return ast.parse(text)
+        except SyntaxError:
+            if sys.version_info >= (3, 12):
+                raise
+            rewritten = downlevel(text)
+            if rewritten is None:
+                raise
+            return ast.parse(rewritten)
 
 
 def _top_level_imports(tree: ast.Module) -> list[ImportFact]:
