@@ -26,6 +26,26 @@ class Settings:
     hints_enabled: bool = True
     hint_kinds: frozenset[HintKind] = ALL_KINDS
     label_style: str = ARROW
+    diagnostics_enabled: bool = True
+    select: tuple[str, ...] = ("CONC",)  # code prefixes, as in ruff
+    ignore: tuple[str, ...] = ()
+    per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (glob, prefixes)
+    severity: tuple[tuple[str, str], ...] = ()  # (code, level) overrides
+    exclude: tuple[str, ...] = ()  # extra globs for `conc-lsp check`
+
+    def rule_enabled(self, code: str, path: str | None = None) -> bool:
+        """Whether a rule runs (for ``path``, honouring per-file ignores)."""
+        if not any(code.startswith(prefix) for prefix in self.select):
+            return False
+        ignored = list(self.ignore)
+        if path is not None:
+            for pattern, prefixes in self.per_file_ignores:
+                if _glob_match(path, pattern):
+                    ignored.extend(prefixes)
+        return not any(code.startswith(prefix) for prefix in ignored)
+
+    def severity_of(self, code: str, default: str) -> str:
+        return dict(self.severity).get(code, default)
 
 
 @dataclass(slots=True)
@@ -40,11 +60,14 @@ def _normalise(key: str) -> str:
     return key.replace("_", "-").replace(" ", "").lower()
 
 
+_TABLE_KEYS = frozenset({"hints.kinds", "per-file-ignores", "severity"})
+
+
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in data.items():
         name = f"{prefix}{_normalise(str(key))}"
-        if isinstance(value, Mapping) and name != "hints.kinds":
+        if isinstance(value, Mapping) and name not in _TABLE_KEYS:
             flat.update(_flatten(value, f"{name}."))
         else:
             flat[name] = value
@@ -83,7 +106,75 @@ def _set(settings: Settings, key: str, value: Any) -> Settings:
         return replace(settings, label_style=value)
     if key == "hints.kinds":
         return replace(settings, hint_kinds=_kinds(value))
+    if key == "diagnostics.enabled":
+        if not isinstance(value, bool):
+            raise TypeError(f"expected true or false, got {value!r}")
+        return replace(settings, diagnostics_enabled=value)
+    if key in ("select", "ignore", "extend-select"):
+        codes = _codes(value)
+        if key == "extend-select":
+            return replace(settings, select=settings.select + codes)
+        if key == "select":
+            return replace(settings, select=codes)
+        return replace(settings, ignore=codes)
+    if key == "exclude":
+        return replace(settings, exclude=tuple(_strings(value)))
+    if key.startswith("per-file-ignores"):
+        table = value if key == "per-file-ignores" else {key.split(".", 1)[1]: value}
+        if not isinstance(table, Mapping):
+            raise TypeError("expected a table of glob = [codes]")
+        entries = tuple((str(glob), _codes(codes)) for glob, codes in table.items())
+        return replace(settings, per_file_ignores=settings.per_file_ignores + entries)
+    if key.startswith("severity"):
+        table = value if key == "severity" else {key.split(".", 1)[1].upper(): value}
+        if not isinstance(table, Mapping):
+            raise TypeError("expected a table of CODE = level")
+        overrides = dict(settings.severity)
+        for code, level in table.items():
+            code = str(code).upper()
+            _check_code(code)
+            if level not in SEVERITIES:
+                raise ValueError(f"{code}: expected one of {', '.join(SEVERITIES)}, got {level!r}")
+            overrides[code] = level
+        return replace(settings, severity=tuple(sorted(overrides.items())))
     raise KeyError(key)
+
+
+SEVERITIES = ("error", "warning", "information", "hint")
+
+
+def _glob_match(path: str, pattern: str) -> bool:
+    from fnmatch import fnmatch
+    from pathlib import PurePath
+
+    pure = PurePath(path)
+    return fnmatch(path, pattern) or fnmatch(pure.name, pattern) or pure.match(pattern)
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
+        return list(value)
+    raise TypeError(f"expected a list of strings, got {value!r}")
+
+
+def _check_code(code: str) -> None:
+    from conc_lsp.rules import all_rules
+
+    if code in ("ALL", "CONC"):
+        return
+    if not any(known.startswith(code) for known in all_rules()):
+        raise ValueError(f"unknown rule code {code!r}")
+
+
+def _codes(value: Any) -> tuple[str, ...]:
+    codes = []
+    for item in _strings(value):
+        code = item.strip().upper()
+        _check_code(code)
+        codes.append("CONC" if code == "ALL" else code)
+    return tuple(codes)
 
 
 def _kinds(value: Any) -> frozenset[HintKind]:

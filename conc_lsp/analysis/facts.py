@@ -53,14 +53,14 @@ class _Function:
 
 
 @dataclass(frozen=True, slots=True)
-class _ScopeEffect:
+class ScopeEffect:
     bounded: bool = False
     shield: Shield = Shield.NO
     waits_for_children: bool = False
     is_cancel_scope: bool = False
 
 
-NO_EFFECT = _ScopeEffect()
+NO_EFFECT = ScopeEffect()
 
 
 def keyword_line_counts(text: str, line_starts: list[int]) -> list[int]:
@@ -105,7 +105,7 @@ class Collector:
         self.prefix = prefix
         self.hints: list[Hint] = []
         self._awaited: set[int] = set()
-        self._scope_names: dict[str, _ScopeEffect] = {}
+        self._scope_names: dict[str, ScopeEffect] = {}
 
     # -- entry point -------------------------------------------------------
 
@@ -282,7 +282,7 @@ class Collector:
                 self._expression(default, outer, context)
         qualname = f"{prefix}{node.name}"
         is_acm = isinstance(node, ast.AsyncFunctionDef) and any(
-            last_name(self.table.resolve(_callee(decorator))) in ACM_DECORATORS
+            last_name(self.table.resolve(callee(decorator))) in ACM_DECORATORS
             for decorator in node.decorator_list
         )
         inner = _Function(qualname=qualname, is_acm=is_acm, in_aexit=node.name in AEXIT_NAMES)
@@ -310,7 +310,7 @@ class Collector:
             self._expression(item.context_expr, function, inner)
             if item.optional_vars is not None:
                 self._expression(item.optional_vars, function, inner)
-            effect = self._scope_effect(item.context_expr)
+            effect = scope_effect(item.context_expr, self.table)
             if is_async:
                 anchor = item.optional_vars if item.optional_vars is not None else item.context_expr
                 if index == 0:
@@ -347,34 +347,6 @@ class Collector:
             self._scope_names = {**saved, **{name: NO_EFFECT for name in bound_names}}
         self._block(node.body, function, inner, prefix)
         self._scope_names = saved
-
-    def _scope_effect(self, expression: ast.expr) -> _ScopeEffect:
-        if not isinstance(expression, ast.Call):
-            return NO_EFFECT
-        name = self.table.resolve(expression.func)
-        final = last_name(name)
-        if final in NURSERIES:
-            return _ScopeEffect(waits_for_children=True)
-        is_timeout = final in TIMEOUT_SCOPES or name in ASYNCIO_TIMEOUTS
-        if not is_timeout and final != "CancelScope":
-            return NO_EFFECT
-        bounded = False
-        shield = Shield.NO
-        if is_timeout:
-            first = expression.args[0] if expression.args else None
-            bounded = not (isinstance(first, ast.Constant) and first.value is None)
-        for keyword in expression.keywords:
-            value = keyword.value
-            if keyword.arg in ("deadline", "relative_deadline"):
-                bounded = not _is_unbounded_constant(value)
-            elif keyword.arg == "shield":
-                if isinstance(value, ast.Constant):
-                    shield = Shield.YES if value.value else Shield.NO
-                else:
-                    shield = Shield.MAYBE
-            elif keyword.arg in ("delay", "seconds", "when") and is_timeout:
-                bounded = not _is_unbounded_constant(value)
-        return _ScopeEffect(bounded=bounded, shield=shield, is_cancel_scope=True)
 
     # -- expressions -------------------------------------------------------
 
@@ -424,7 +396,7 @@ class Collector:
                 for keyword in value.keywords:
                     if keyword.arg == "timeout":
                         timeout = keyword.value
-                bounded_call = timeout is not None and not _is_unbounded_constant(timeout)
+                bounded_call = timeout is not None and not is_unbounded_constant(timeout)
         self._add(
             HintKind.AWAIT,
             node,
@@ -501,7 +473,7 @@ class Collector:
         )
 
 
-def _callee(decorator: ast.expr) -> ast.expr:
+def callee(decorator: ast.expr) -> ast.expr:
     return decorator.func if isinstance(decorator, ast.Call) else decorator
 
 
@@ -511,7 +483,7 @@ def _attribute_column(node: ast.Attribute) -> int:
     return max(end - len(node.attr.encode("utf-8")), 0)
 
 
-def _is_unbounded_constant(node: ast.expr) -> bool:
+def is_unbounded_constant(node: ast.expr) -> bool:
     """`None`, `math.inf` or `float("inf")`: a timeout that never fires."""
     if isinstance(node, ast.Constant):
         return node.value is None or node.value == float("inf")
@@ -525,3 +497,33 @@ def _is_unbounded_constant(node: ast.expr) -> bool:
         and isinstance(node.args[0], ast.Constant)
         and str(node.args[0].value).lower() in ("inf", "+inf", "infinity")
     )
+
+
+def scope_effect(expression: ast.expr, table: ImportTable) -> ScopeEffect:
+    """What a `with` item does to the checkpoints in its body."""
+    if not isinstance(expression, ast.Call):
+        return NO_EFFECT
+    name = table.resolve(expression.func)
+    final = last_name(name)
+    if final in NURSERIES:
+        return ScopeEffect(waits_for_children=True)
+    is_timeout = final in TIMEOUT_SCOPES or name in ASYNCIO_TIMEOUTS
+    if not is_timeout and final != "CancelScope":
+        return NO_EFFECT
+    bounded = False
+    shield = Shield.NO
+    if is_timeout:
+        first = expression.args[0] if expression.args else None
+        bounded = not (isinstance(first, ast.Constant) and first.value is None)
+    for keyword in expression.keywords:
+        value = keyword.value
+        if keyword.arg in ("deadline", "relative_deadline"):
+            bounded = not is_unbounded_constant(value)
+        elif keyword.arg == "shield":
+            if isinstance(value, ast.Constant):
+                shield = Shield.YES if value.value else Shield.NO
+            else:
+                shield = Shield.MAYBE
+        elif keyword.arg in ("delay", "seconds", "when") and is_timeout:
+            bounded = not is_unbounded_constant(value)
+    return ScopeEffect(bounded=bounded, shield=shield, is_cancel_scope=True)

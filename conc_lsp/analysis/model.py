@@ -114,3 +114,43 @@ class ModuleAnalysis:
     def parsed_cleanly(self) -> bool:
         """True when the whole text parsed."""
         return not self.problems
+
+
+class Severity(enum.StrEnum):
+    """How loud a finding is; the editor maps these to its own levels."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    INFORMATION = "information"
+    HINT = "hint"
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """A 0-based, code-point range."""
+
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+
+@dataclass(frozen=True, slots=True)
+class Related:
+    """Another line a finding involves (the checkpoint in the window, the setter...)."""
+
+    location: Location
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A rule's verdict on one place in the code."""
+
+    code: str
+    name: str
+    message: str
+    location: Location
+    severity: Severity
+    function: str
+    related: tuple[Related, ...] = ()

@@ -1,0 +1,87 @@
+"""Findings for a whole module: parse, facts, rules, then `noqa` and settings.
+
+Pure Python, shared by `conc-lsp check` and the server's diagnostics.
+A module that does not parse is analysed piecewise: every top-level
+statement that parses on its own still gets its findings.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, replace
+
+from conc_lsp.analysis.flow import module_facts
+from conc_lsp.analysis.model import Finding, Severity, SyntaxProblem
+from conc_lsp.analysis.parse import PARSE_ERRORS, Analyzer, parse_fragment
+from conc_lsp.config import Settings
+from conc_lsp.rules import all_rules
+
+NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
+
+
+@dataclass(slots=True)
+class CheckResult:
+    findings: list[Finding]
+    problems: list[SyntaxProblem]
+    rule_errors: list[str]
+
+
+def module_tree(lines: list[str]) -> tuple[ast.Module, list[SyntaxProblem]]:
+    """The module's tree; for broken text, the top-level statements that parse."""
+    try:
+        return parse_fragment(lines), []
+    except PARSE_ERRORS:
+        pass
+    analyzer = Analyzer(lines)
+    analysis = analyzer.analysis()
+    body: list[ast.stmt] = []
+    for chunk in analyzer.chunks:
+        if chunk.problem is not None or chunk.indent:
+            continue
+        try:
+            tree = parse_fragment(lines[chunk.start : chunk.end])
+        except PARSE_ERRORS:
+            continue
+        ast.increment_lineno(tree, chunk.start)
+        body.extend(tree.body)
+    return ast.Module(body=body, type_ignores=[]), analysis.problems
+
+
+def suppressed(finding: Finding, lines: list[str]) -> bool:
+    """`# noqa` or `# noqa: CONC101[, ...]` on the finding's first line."""
+    line = lines[finding.location.line] if finding.location.line < len(lines) else ""
+    if "#" not in line:
+        return False
+    match = NOQA.search(line)
+    if match is None:
+        return False
+    codes = match.group("codes")
+    if not codes:
+        return True
+    return any(finding.code.startswith(code.upper()) for code in re.split(r"[\s,]+", codes) if code)
+
+
+def check_lines(lines: list[str], settings: Settings, path: str | None = None) -> CheckResult:
+    """Every finding of the enabled rules, after `noqa` and severity settings."""
+    tree, problems = module_tree(lines)
+    facts = module_facts(tree, lines)
+    findings: list[Finding] = []
+    errors: list[str] = []
+    for rule in all_rules().values():
+        if not settings.rule_enabled(rule.code, path):
+            continue
+        try:
+            produced = list(rule.check(facts))
+        except Exception as error:  # noqa: BLE001 - one broken rule must not hide the others
+            errors.append(f"{rule.code} failed: {type(error).__name__}: {error}")
+            continue
+        for found in produced:
+            if suppressed(found, lines):
+                continue
+            level = settings.severity_of(found.code, found.severity.value)
+            if level != found.severity.value:
+                found = replace(found, severity=Severity(level))
+            findings.append(found)
+    findings.sort(key=lambda f: (f.location.line, f.location.column, f.code))
+    return CheckResult(findings, problems, errors)
