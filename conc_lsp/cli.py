@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import sys
 import tokenize
@@ -10,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from conc_lsp import __version__
+from conc_lsp import __version__, config
 from conc_lsp.analysis.model import HintKind, ModuleAnalysis
 from conc_lsp.analysis.parse import analyse_lines
 from conc_lsp.analysis.text import split_lines
@@ -23,6 +24,8 @@ cancelled (checkpoints), and what merely looks like it could.
 examples:
   conc-lsp hints examples/cache.py          the checkpoint map of a file
   conc-lsp hints --format json src/         the same, as data, for a folder
+  conc-lsp check src/                       report concurrency bugs (CI, pre-commit)
+  conc-lsp rule CONC101                     what a rule flags and why
   conc-lsp serve                            the language server, over stdio
 """
 
@@ -42,16 +45,62 @@ def read_source(path: Path) -> str:
         return data.decode("utf-8", errors="replace")
 
 
-def python_files(paths: Sequence[str]) -> list[Path]:
+DEFAULT_EXCLUDES = (
+    ".git",
+    ".hg",
+    ".venv",
+    "venv",
+    ".tox",
+    ".nox",
+    "__pycache__",
+    "build",
+    "dist",
+    "node_modules",
+    "*.egg-info",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pytest_cache",
+)
+
+
+def _gitignore_patterns(directory: Path) -> list[str]:
+    try:
+        text = (directory / ".gitignore").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []
+    patterns = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", "!")):
+            patterns.append(line.rstrip("/").lstrip("/"))
+    return patterns
+
+
+def _excluded(relative: Path, patterns: Sequence[str]) -> bool:
+    parts = relative.parts
+    text = relative.as_posix()
+    for pattern in patterns:
+        if "/" in pattern:
+            if fnmatch.fnmatch(text, pattern) or fnmatch.fnmatch(text, f"{pattern}/*"):
+                return True
+        elif any(fnmatch.fnmatch(part, pattern) for part in parts):
+            return True
+    return False
+
+
+def python_files(paths: Sequence[str], exclude: Sequence[str] = ()) -> list[Path]:
+    """The Python files under ``paths``: default, configured and .gitignore excludes apply
+    to folders that are walked; a file named on the command line is always taken."""
     files: list[Path] = []
     for name in paths:
         path = Path(name)
         if path.is_dir():
+            patterns = [*DEFAULT_EXCLUDES, *exclude, *_gitignore_patterns(path)]
             files.extend(
                 sorted(
                     candidate
                     for candidate in path.rglob("*.py")
-                    if not any(part.startswith(".") for part in candidate.relative_to(path).parts)
+                    if not _excluded(candidate.relative_to(path), patterns)
                 )
             )
         else:
@@ -102,6 +151,115 @@ def _hints_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> i
     return status
 
 
+def _settings_for(paths: Sequence[str], err: TextIO) -> config.Settings:
+    start = Path(paths[0]).resolve() if paths else Path.cwd()
+    loaded = config.from_pyproject(config.Settings(), config.find_pyproject(start))
+    for warning in loaded.warnings:
+        print(f"conc-lsp: warning: {warning}", file=err)
+    return loaded.settings
+
+
+def _check_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from conc_lsp import report_formats
+    from conc_lsp.diagnose import check_lines
+
+    settings = _settings_for(arguments.paths, err)
+    overrides: dict[str, object] = {}
+    if arguments.select:
+        overrides["select"] = arguments.select.split(",")
+    if arguments.ignore:
+        overrides["ignore"] = list(settings.ignore) + arguments.ignore.split(",")
+    if overrides:
+        loaded = config.apply(settings, overrides, "command line")
+        if loaded.warnings:
+            for warning in loaded.warnings:
+                print(f"conc-lsp: error: {warning.removesuffix(' (ignored)')}", file=err)
+            return 2
+        settings = loaded.settings
+    results: list[report_formats.FileResult] = []
+    unreadable = False
+    for path in python_files(arguments.paths, settings.exclude):
+        try:
+            source = read_source(path)
+        except OSError as error:
+            print(f"{path}: cannot read: {error.strerror or error}", file=err)
+            unreadable = True
+            continue
+        result = check_lines(split_lines(source), settings, str(path))
+        for message in result.rule_errors:
+            print(f"{path}: internal error: {message}", file=err)
+        results.append(report_formats.FileResult(str(path), result.findings, result.problems))
+    if arguments.statistics:
+        text = report_formats.statistics(results)
+    elif arguments.format == "json":
+        text = report_formats.as_json(results)
+    elif arguments.format == "sarif":
+        text = report_formats.sarif(results)
+    elif arguments.format == "github":
+        text = report_formats.github(results)
+    else:
+        text = report_formats.text(results)
+        found = sum(len(result.findings) for result in results)
+        broken = sum(1 for result in results if result.problems)
+        files = f"{len(results)} file{'s' if len(results) != 1 else ''}"
+        summary = f"Found {found} finding{'s' if found != 1 else ''} in {files}"
+        if broken:
+            summary += f" ({broken} with syntax errors)"
+        text = f"{text}\n{summary}." if text else "All checks passed."
+    if text:
+        print(text, file=out)
+    if unreadable and not results:
+        return 2
+    dirty = any(result.findings or result.problems for result in results)
+    return 1 if dirty else 0
+
+
+def _rule_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from conc_lsp.rules import all_rules, find_rule
+
+    if arguments.docs:
+        print(rules_markdown(), file=out, end="")
+        return 0
+    if arguments.all or not arguments.code:
+        for rule in all_rules().values():
+            print(
+                f"{rule.code}  {rule.name:<32} {rule.severity.value:<12} {rule.summary}", file=out
+            )
+        return 0
+    found = find_rule(arguments.code)
+    if found is None:
+        print(f"conc-lsp: error: unknown rule {arguments.code!r}", file=err)
+        return 2
+    print(found.doc, file=out)
+    return 0
+
+
+def rules_markdown() -> str:
+    """docs/rules.md, generated from the rules' docstrings."""
+    from conc_lsp.rules import all_rules
+
+    rules = all_rules()
+    parts = [
+        "# conc-lsp rules",
+        "",
+        "Generated from the rule modules' docstrings by `conc-lsp rule --docs`; "
+        "do not edit by hand.",
+        "",
+        "| code | name | default severity |",
+        "|---|---|---|",
+    ]
+    parts += [
+        f"| [{rule.code}](#{rule.code.lower()}-{rule.name}) | {rule.name} | {rule.severity.value} |"
+        for rule in rules.values()
+    ]
+    for rule in rules.values():
+        body = rule.doc.partition("\n")[2].strip().replace("\n## ", "\n### ")
+        if body.startswith("## "):
+            body = "#" + body
+        parts += ["", f"## {rule.code} {rule.name}", "", body]
+    return "\n".join(parts) + "\n"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="conc-lsp",
@@ -129,6 +287,26 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KIND,...",
         help="only these kinds: " + ", ".join(kind.value for kind in HintKind),
     )
+    check = commands.add_parser(
+        "check",
+        help="report concurrency bugs (exit 1 when something is found)",
+        description="Check files and folders for the concurrency bug patterns "
+        "(output: 'path:line:col: CODE message', like ruff).",
+    )
+    check.add_argument("paths", nargs="*", default=["."], metavar="PATH", help="files or folders")
+    check.add_argument("--format", choices=("text", "json", "sarif", "github"), default="text")
+    check.add_argument(
+        "--select", metavar="CODES", help="only these rules (prefixes, comma-separated)"
+    )
+    check.add_argument("--ignore", metavar="CODES", help="skip these rules (prefixes)")
+    check.add_argument("--statistics", action="store_true", help="print counts per rule")
+
+    rule = commands.add_parser("rule", help="explain a rule (`conc-lsp rule CONC101`)")
+    rule.add_argument(
+        "code", nargs="?", help="a code (CONC101) or name (unbounded-wait-in-cleanup)"
+    )
+    rule.add_argument("--all", action="store_true", help="list every rule")
+    rule.add_argument("--docs", action="store_true", help="print docs/rules.md")
     return parser
 
 
@@ -150,5 +328,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _hints_command(arguments, sys.stdout, sys.stderr)
         except BrokenPipeError:
             return 0
+    if arguments.command == "check":
+        try:
+            return _check_command(arguments, sys.stdout, sys.stderr)
+        except BrokenPipeError:
+            return 0
+    if arguments.command == "rule":
+        return _rule_command(arguments, sys.stdout, sys.stderr)
     parser.print_help()
     return 2

@@ -73,3 +73,100 @@ def test_version_help_and_usage_errors() -> None:
     assert run("hints", "--kinds", "nope", "examples/cache.py").returncode == 2
     assert run("hints", "missing-file.py").returncode == 2
     assert run().returncode == 2
+
+
+def test_rules_docs_are_generated_from_the_docstrings() -> None:
+    result = run("rule", "--docs")
+    assert result.returncode == 0
+    committed = (ROOT / "docs" / "rules.md").read_text(encoding="utf-8")
+    assert result.stdout == committed, (
+        "docs/rules.md is stale: run `conc-lsp rule --docs > docs/rules.md`"
+    )
+
+
+def test_rule_command_prints_the_docstring() -> None:
+    result = run("rule", "CONC101")
+    assert result.returncode == 0
+    for section in (
+        "## What it does",
+        "## Why is this bad?",
+        "## Example",
+        "## Use instead",
+        "## Fix",
+    ):
+        assert section in result.stdout
+    assert run("rule", "unbounded-wait-in-cleanup").stdout == result.stdout
+    assert run("rule", "CONC999").returncode == 2
+
+
+def test_check_exit_codes_and_formats(tmp_path: Path) -> None:
+    buggy = tmp_path / "buggy.py"
+    buggy.write_text(
+        "import trio\n\nasync def f(ev: trio.Event):\n    try:\n        pass\n"
+        "    finally:\n        await ev.wait()\n",
+        encoding="utf-8",
+    )
+    clean = tmp_path / "clean.py"
+    clean.write_text("import trio\n\nasync def f():\n    await trio.sleep(1)\n", encoding="utf-8")
+    assert run("check", str(clean)).returncode == 0
+    text = run("check", str(buggy))
+    assert text.returncode == 1
+    assert f"{buggy}:7:9: CONC101 " in text.stdout and f"{buggy}:7:9: CONC102 " in text.stdout
+    records = json.loads(run("check", "--format", "json", str(buggy)).stdout)
+    assert {record["code"] for record in records} == {"CONC101", "CONC102"}
+    assert set(records[0]) == {
+        "path",
+        "line",
+        "column",
+        "end_line",
+        "end_column",
+        "code",
+        "severity",
+        "message",
+        "fix_available",
+    }
+    assert (records[0]["line"], records[0]["column"]) == (7, 8)
+    sarif = json.loads(run("check", "--format", "sarif", str(buggy)).stdout)
+    assert sarif["version"] == "2.1.0" and len(sarif["runs"][0]["results"]) == 2
+    github = run("check", "--format", "github", str(buggy)).stdout
+    assert github.startswith("::warning file=") and "title=CONC101" in github
+    assert run("check", "--select", "CONC102", str(buggy)).stdout.count("CONC10") == 1
+    assert "CONC101" not in run("check", "--ignore", "CONC101", str(buggy)).stdout
+    assert run("check", "--select", "NOPE1", str(buggy)).returncode == 2
+    statistics = run("check", "--statistics", str(buggy)).stdout
+    assert "1  CONC101" in statistics
+
+
+def test_check_noqa_config_and_excludes(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.conc-lsp]\nignore = ["CONC102"]\nexclude = ["generated"]\n'
+        '[tool.conc-lsp.severity]\nCONC101 = "error"\n',
+        encoding="utf-8",
+    )
+    (tmp_path / ".gitignore").write_text("ignored_dir/\n", encoding="utf-8")
+    source = (
+        "import trio\n\nasync def f(ev: trio.Event):\n    try:\n        pass\n"
+        "    finally:\n        await ev.wait(){}\n"
+    )
+    (tmp_path / "a.py").write_text(source.format(""), encoding="utf-8")
+    (tmp_path / "b.py").write_text(source.format("  # noqa: CONC101"), encoding="utf-8")
+    (tmp_path / "c.py").write_text(source.format("  # noqa"), encoding="utf-8")
+    for folder in ("generated", "ignored_dir", ".venv"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "x.py").write_text(source.format(""), encoding="utf-8")
+    records = json.loads(run("check", "--format", "json", ".", cwd=tmp_path).stdout)
+    assert [(Path(r["path"]).name, r["code"], r["severity"]) for r in records] == [
+        ("a.py", "CONC101", "error")
+    ]
+
+
+def test_check_reports_syntax_errors_and_checks_the_rest(tmp_path: Path) -> None:
+    (tmp_path / "broken.py").write_text(
+        "import trio\n\nasync def ok(ev):\n    try:\n        pass\n    finally:\n"
+        "        await ev.wait()\n\ndef broken(:\n    pass\n",
+        encoding="utf-8",
+    )
+    result = run("check", str(tmp_path))
+    assert result.returncode == 1
+    assert "broken.py:9:" in result.stdout and "syntax error" in result.stdout
+    assert "broken.py:7:9: CONC101" in result.stdout
