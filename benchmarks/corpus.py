@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import argparse
 import ast
-import cProfile
 import collections
+import cProfile
 import importlib.util
 import io
 import os
@@ -37,6 +37,9 @@ from conc_lsp.analysis.model import HintKind
 from conc_lsp.analysis.parse import analyse_lines
 from conc_lsp.analysis.text import split_lines
 from conc_lsp.cli import read_source
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import fingerprint
 
 PACKAGES = ("trio", "anyio")
 CHECKPOINT_KINDS = (HintKind.AWAIT, HintKind.ASYNC_WITH, HintKind.ASYNC_FOR)
@@ -65,9 +68,9 @@ def ast_checkpoints(tree: ast.AST) -> int:
             count += 1
         elif isinstance(node, ast.AsyncWith):
             count += len(node.items)
-        elif isinstance(node, ast.AsyncFor):
-            count += 1
-        elif isinstance(node, ast.comprehension) and node.is_async:
+        elif isinstance(node, ast.AsyncFor) or (
+            isinstance(node, ast.comprehension) and node.is_async
+        ):
             count += 1
     return count
 
@@ -98,6 +101,8 @@ def main() -> int:
     line_count = sum(
         len(split_lines(text)) - (1 if text.endswith(("\n", "\r")) else 0) for text in texts
     )
+    before = fingerprint.describe()
+    print(before)
     print(f"corpus: {', '.join(str(folder) for folder in folders)}")
     print(f"files: {len(files)}   lines: {line_count:,}   python: {sys.version.split()[0]}")
 
@@ -144,7 +149,10 @@ def main() -> int:
         f"(runs: {', '.join(f'{t:.3f}' for t in analysis_times)})"
     )
     verdict = "ok" if ratio <= RATIO_LIMIT else "OVER"
-    print(f"ratio analysis/parse:            {ratio:.2f}x   (requirement <= {RATIO_LIMIT:.0f}x: {verdict})")
+    print(
+        f"ratio analysis/parse:            {ratio:.2f}x   "
+        f"(requirement <= {RATIO_LIMIT:.0f}x: {verdict})"
+    )
     print(f"analysis throughput:             {line_count / analysis_median:,.0f} lines/s")
 
     print()
@@ -174,8 +182,10 @@ def main() -> int:
     wall = time.perf_counter() - start
     output_lines = completed.stdout.count("\n")
     print()
-    print(f"`{' '.join([Path(command[0]).name, *command[1:2]])} <trio> <anyio>` subprocess: "
-          f"{wall:.2f} s wall, exit {completed.returncode}, {output_lines} output lines")
+    print(
+        f"`{' '.join([Path(command[0]).name, *command[1:2]])} <trio> <anyio>` subprocess: "
+        f"{wall:.2f} s wall, exit {completed.returncode}, {output_lines} output lines"
+    )
     if completed.returncode != 0:
         failures.append(f"conc-lsp hints exited {completed.returncode}: {completed.stderr[-500:]}")
     if output_lines != sum(kinds.values()):
@@ -186,6 +196,9 @@ def main() -> int:
     if arguments.profile:
         profile_largest(files, texts)
 
+    after = fingerprint.describe()
+    if after != before:
+        print(f"WARNING: conc_lsp changed during the run; now {after}")
     if failures:
         for failure in failures:
             print(f"FAIL: {failure}", file=sys.stderr)

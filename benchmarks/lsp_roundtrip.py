@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import cProfile
 import io
+import json
 import pstats
 import statistics
 import subprocess
@@ -42,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lsprotocol import types
+from pygls.protocol import default_converter
 
 from conc_lsp.analysis.text import split_lines
 from conc_lsp.config import Settings
@@ -49,14 +51,16 @@ from conc_lsp.server import features
 from conc_lsp.server.documents import Document
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import lspclient  # noqa: E402
-import synth  # noqa: E402
+import fingerprint
+import lspclient
+import synth
 
 SIZES = (1_000, 10_000)
 WINDOW = 60
 P95_LIMIT = 0.150
 STARTUP_LIMIT = 1.0
 STARTS = 5
+CONVERTER = default_converter()
 ENCODING = "utf-16"  # VS Code 1.65 offers no other position encoding
 
 
@@ -236,7 +240,9 @@ async def measure_size(root: Path, size: int, iterations: int) -> list[Scenario]
             module.nearest(module.function_anchors, middle),
             False,
         ),
-        Scenario("whole file, edit in function", module.nearest(module.function_anchors, middle), True),
+        Scenario(
+            "whole file, edit in function", module.nearest(module.function_anchors, middle), True
+        ),
     ]
     if size >= 10_000:
         scenarios.append(
@@ -270,6 +276,16 @@ async def measure_size(root: Path, size: int, iterations: int) -> list[Scenario]
         version = [1]
         for scenario in scenarios:
             await run_scenario(session, uri, reference, scenario, iterations, version)
+        whole = features.inlay_hints(
+            reference.document, lspclient.whole_range(lines), reference.settings, ENCODING
+        )
+        data = CONVERTER.unstructure(whole, list[types.InlayHint])
+        size_all = len(json.dumps(data))
+        size_bare = len(json.dumps([{k: v for k, v in h.items() if k != "tooltip"} for h in data]))
+        print(
+            f"{size:>7,}  whole-file inlayHint result: {len(whole)} hints, "
+            f"{size_all / 1024:,.0f} KiB of JSON ({size_bare / 1024:,.0f} KiB without tooltips)"
+        )
         errors = session.errors()
         if errors:
             raise Failure(f"server errors: {errors[:3]}")
@@ -372,9 +388,13 @@ def profile_in_process(iterations: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--iterations", type=int, default=36, help="keystrokes per case (>= 30)")
-    parser.add_argument("--profile", action="store_true", help="also cProfile the 10k loop in-process")
+    parser.add_argument(
+        "--profile", action="store_true", help="also cProfile the 10k-line loop in-process"
+    )
     arguments = parser.parse_args()
     iterations = arguments.iterations + arguments.iterations % 2  # end on the original text
+    before = fingerprint.describe()
+    print(before)
     try:
         results = asyncio.run(main_async(iterations))
     except Failure as failure:
@@ -400,6 +420,9 @@ def main() -> int:
     )
     if arguments.profile:
         profile_in_process(iterations)
+    after = fingerprint.describe()
+    if after != before:
+        print(f"WARNING: conc_lsp changed during the run; now {after}")
     return 0
 
 

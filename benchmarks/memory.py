@@ -30,8 +30,9 @@ from conc_lsp.server import features
 from conc_lsp.server.documents import Document
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import lspclient  # noqa: E402
-import synth  # noqa: E402
+import fingerprint
+import lspclient
+import synth
 
 RSS_LIMIT_MB = 300
 
@@ -118,7 +119,12 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=50)
     parser.add_argument("--lines", type=int, default=1_000)
     arguments = parser.parse_args()
+    before = fingerprint.describe()
+    print(before)
     failures = asyncio.run(run(arguments.files, arguments.lines))
+    after = fingerprint.describe()
+    if after != before:
+        print(f"WARNING: conc_lsp changed during the run; now {after}")
     for failure in failures:
         print(f"FAIL: {failure}", file=sys.stderr)
     return 1 if failures else 0

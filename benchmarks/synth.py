@@ -97,7 +97,7 @@ class {p}Pool{c}:
 '''
 
 # One method pair: 20 lines.
-CLASS_METHOD = '''\
+CLASS_METHOD = """\
     async def op_{m}(self, key, deadline=math.inf):
         async with self.lock:
             item = await self.factory.acquire(key)
@@ -118,7 +118,7 @@ CLASS_METHOD = '''\
                 await self.op_{m}(message.key)
         return seen
 
-'''
+"""
 
 UNIT_LINES = UNIT.count("\n")
 METHOD_LINES = CLASS_METHOD.count("\n")

@@ -63,14 +63,18 @@ def _normalise(key: str) -> str:
 _TABLE_KEYS = frozenset({"hints.kinds", "per-file-ignores", "severity"})
 
 
-def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
+def _flatten(
+    data: Mapping[str, Any], prefix: str = "", written: str = ""
+) -> dict[str, tuple[str, Any]]:
+    """Normalised dotted key -> (the key as the user wrote it, value)."""
+    flat: dict[str, tuple[str, Any]] = {}
     for key, value in data.items():
         name = f"{prefix}{_normalise(str(key))}"
+        original = f"{written}{key}"
         if isinstance(value, Mapping) and name not in _TABLE_KEYS:
-            flat.update(_flatten(value, f"{name}."))
+            flat.update(_flatten(value, f"{name}.", f"{original}."))
         else:
-            flat[name] = value
+            flat[name] = (original, value)
     return flat
 
 
@@ -84,14 +88,14 @@ def apply(settings: Settings, data: Any, source: str) -> Loaded:
         return loaded
     if SECTION in data and isinstance(data[SECTION], Mapping):
         data = data[SECTION]
-    for key, value in _flatten(data).items():
+    for key, (written, value) in _flatten(data).items():
         key = key.replace("labelstyle", "label-style")
         try:
             loaded.settings = _set(loaded.settings, key, value)
         except KeyError:
-            loaded.warnings.append(f"{source}: unknown setting '{key}' (ignored)")
+            loaded.warnings.append(f"{source}: unknown setting '{written}' (ignored)")
         except (TypeError, ValueError) as error:
-            loaded.warnings.append(f"{source}: setting '{key}': {error} (ignored)")
+            loaded.warnings.append(f"{source}: setting '{written}': {error} (ignored)")
     return loaded
 
 

@@ -65,7 +65,7 @@ def test_unknown_and_bad_settings_warn_and_keep_the_rest() -> None:
     assert loaded.settings == config.Settings()
     text = "\n".join(loaded.warnings)
     assert "unknown setting 'colour'" in text
-    assert "'hints.enabled'" in text and "'hints.label-style'" in text
+    assert "'hints.enabled'" in text and "'hints.labelStyle'" in text
     assert "unknown hint kind" in text
     assert config.apply(config.Settings(), ["not", "a", "mapping"], "x").warnings
 

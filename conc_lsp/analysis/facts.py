@@ -374,16 +374,9 @@ class Collector:
                         self._code(node),
                     )
                     function.yield_pending = True
-            elif isinstance(node, ast.comprehension):
-                if node.is_async:
-                    self._async_comprehension(node, function, context)
-            elif isinstance(
-                node, (ast.expr_context, ast.operator, ast.boolop, ast.unaryop, ast.cmpop)
-            ):
-                continue
-            children = list(ast.iter_child_nodes(node))
-            children.reverse()  # pop in source order
-            stack.extend(children)
+            elif isinstance(node, ast.comprehension) and node.is_async:
+                self._async_comprehension(node, function, context)
+            stack.extend(reversed(children_of(node)))  # pop in source order
 
     def _await(self, node: ast.Await, function: _Function, context: Context) -> None:
         value = node.value
@@ -471,6 +464,46 @@ class Collector:
             context,
             self._code(node.iter),
         )
+
+
+# Nodes that can never hold a checkpoint or a look-alike below them.
+_BARREN = (
+    ast.Name,
+    ast.Constant,
+    ast.expr_context,
+    ast.operator,
+    ast.boolop,
+    ast.unaryop,
+    ast.cmpop,
+)
+
+
+def children_of(node: ast.AST) -> list[ast.AST]:
+    """The child nodes worth visiting for hints (no leaves, no dotted-name chains)."""
+    children: list[ast.AST] = []
+    for name in node._fields:
+        value = getattr(node, name, None)
+        if isinstance(value, list):
+            children.extend(
+                item
+                for item in value
+                if isinstance(item, ast.AST) and not isinstance(item, _BARREN)
+            )
+        elif (
+            isinstance(value, ast.AST)
+            and not isinstance(value, _BARREN)
+            and not (isinstance(value, ast.Attribute) and _dotted(value))
+        ):
+            children.append(value)
+    return children
+
+
+def _dotted(node: ast.Attribute) -> bool:
+    """`a.b.c`: a chain of names, which holds no call and no await."""
+    value: ast.expr = node
+    while isinstance(value, ast.Attribute):
+        value = value.value
+    return isinstance(value, ast.Name)
 
 
 def callee(decorator: ast.expr) -> ast.expr:

@@ -205,10 +205,9 @@ class _Walker:
         self.lines = lines
         self.table = table
         self.functions: list[FunctionFacts] = []
-        self.classes = frozenset(
-            node.name for node in ast.walk(module) if isinstance(node, ast.ClassDef)
-        )
-        self.state_globals = frozenset(_state_globals(module))
+        classes, declared_global = _definitions(module)
+        self.classes = frozenset(classes)
+        self.state_globals = frozenset(_state_globals(module) | declared_global)
         self._ids = 0
 
     def _new_id(self) -> int:
@@ -593,10 +592,30 @@ class _FunctionWalk:
                 elif isinstance(node, ast.Await) and isinstance(node.value, ast.Call):
                     self.awaited_calls.add(id(node.value))
                 for child in reversed(children):
-                    if isinstance(child, (ast.expr, ast.comprehension)):
+                    if isinstance(child, (ast.expr, ast.comprehension)) and self._worth(child):
                         stack.append((child, False, inner))
                 continue
             self._after_children(node, current)
+
+    def _worth(self, node: ast.AST) -> bool:
+        """Whether a child can produce an event: constants never do, and a name or
+        a dotted chain only when it names shared state (`trio.sleep` does not)."""
+        if isinstance(node, ast.Constant):
+            return False
+        if isinstance(node, ast.Name):
+            return node.id in self.walker.state_globals or node.id in self.globals
+        if isinstance(node, ast.Attribute):
+            base: ast.expr = node
+            while isinstance(base, ast.Attribute):
+                base = base.value
+            if isinstance(base, ast.Name):
+                return (
+                    base.id in ("self", "cls")
+                    or base.id in self.walker.classes
+                    or base.id in self.walker.state_globals
+                    or base.id in self.globals
+                )
+        return True
 
     def _after_children(self, node: ast.AST, state: _State) -> None:
         if isinstance(node, ast.Await):
@@ -737,7 +756,7 @@ def _is_timeout_call(node: ast.expr, table: ImportTable) -> bool:
 
 
 def _state_globals(module: ast.Module) -> set[str]:
-    """Module-level names bound to mutable containers, or declared global somewhere."""
+    """Module-level names bound to mutable containers."""
     names: set[str] = set()
     for statement in module.body:
         targets: list[ast.expr] = []
@@ -748,10 +767,25 @@ def _state_globals(module: ast.Module) -> set[str]:
             targets, value = [statement.target], statement.value
         if value is not None and _is_container(value):
             names.update(target.id for target in targets if isinstance(target, ast.Name))
-    for node in ast.walk(module):
-        if isinstance(node, ast.Global):
-            names.update(node.names)
     return names
+
+
+def _definitions(module: ast.Module) -> tuple[set[str], set[str]]:
+    """Class names (nested ones too) and names declared `global`, walking statements only."""
+    classes: set[str] = set()
+    declared: set[str] = set()
+    pending: list[ast.AST] = list(module.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.ClassDef):
+            classes.add(node.name)
+        elif isinstance(node, ast.Global):
+            declared.update(node.names)
+        for name in ("body", "orelse", "finalbody", "handlers", "cases"):
+            children = getattr(node, name, None)
+            if children:
+                pending.extend(children)
+    return classes, declared
 
 
 def _is_container(node: ast.expr) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Callable
@@ -15,11 +16,13 @@ from pygls.protocol.language_server import lsp_method
 from pygls.uris import to_fs_path
 
 from conc_lsp import __version__, config
-from conc_lsp.server import features
+from conc_lsp.analysis.model import Finding
+from conc_lsp.server import diagnostics, features
 from conc_lsp.server.documents import Document
 from conc_lsp.server.positions import encoding_name
 
 logger = logging.getLogger("conc_lsp")
+PUSH_DELAY = 0.3  # seconds of quiet before pushed diagnostics are recomputed
 T = TypeVar("T")
 
 
@@ -49,6 +52,10 @@ class ConcLanguageServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("conc-lsp", __version__, protocol_cls=ConcProtocol)
         self.documents: dict[str, Document] = {}
+        # uri -> (version, findings): diagnostics computed for that version
+        self.findings: dict[str, tuple[int | None, list[Finding]]] = {}
+        self.pending_push: dict[str, asyncio.TimerHandle] = {}
+        self.worker = diagnostics.Worker()
         self.base = config.Settings()  # defaults + pyproject + initialization options
         self.settings = self.base
         self.reported_warnings: set[str] = set()
@@ -80,6 +87,69 @@ class ConcLanguageServer(LanguageServer):
                         type=types.MessageType.Warning, message=f"conc-lsp: {warning}"
                     )
                 )
+
+    @property
+    def pulls_diagnostics(self) -> bool:
+        """Pull when the client can; push otherwise (never both: no duplicates)."""
+        return bool(self.capability(lambda caps: caps.text_document.diagnostic))  # type: ignore[union-attr]
+
+    async def findings_for(self, document: Document) -> list[Finding]:
+        """Findings for the document's current version, computed off the event loop."""
+        version = document.version
+        cached = self.findings.get(document.uri)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        snapshot = list(document.lines)
+        path = to_fs_path(document.uri) if document.uri.startswith("file:") else None
+        loop = asyncio.get_running_loop()
+        found = await loop.run_in_executor(None, diagnostics.compute, snapshot, self.settings, path)
+        if document.version == version:
+            self.findings[document.uri] = (version, found)
+        return found
+
+    def schedule_push(self, document: Document) -> None:
+        """Publish diagnostics once typing pauses (push clients only)."""
+        if self.pulls_diagnostics:
+            return
+        uri = document.uri
+        if (handle := self.pending_push.pop(uri, None)) is not None:
+            handle.cancel()
+        loop = asyncio.get_event_loop()
+        self.pending_push[uri] = loop.call_later(
+            PUSH_DELAY, lambda: asyncio.ensure_future(self.push(uri))
+        )
+
+    async def push(self, uri: str) -> None:
+        self.pending_push.pop(uri, None)
+        document = self.documents.get(uri)
+        if document is None:
+            return
+        version = document.version
+        try:
+            found = await self.findings_for(document)
+        except Exception as error:
+            logger.exception("diagnostics failed")
+            self.log(types.MessageType.Error, f"conc-lsp: diagnostics failed: {error!r}")
+            return
+        current = self.documents.get(uri)
+        if current is None or current.version != version:
+            return  # a newer edit will publish its own
+        self.text_document_publish_diagnostics(
+            types.PublishDiagnosticsParams(
+                uri=uri,
+                version=version,
+                diagnostics=diagnostics.to_diagnostics(found, current.lines, uri, self.encoding),
+            )
+        )
+
+    def refresh_diagnostics(self) -> None:
+        self.findings.clear()
+        if self.pulls_diagnostics:
+            if self.capability(lambda caps: caps.workspace.diagnostics.refresh_support):  # type: ignore[union-attr]
+                self.workspace_diagnostic_refresh(None)
+        else:
+            for document in self.documents.values():
+                self.schedule_push(document)
 
     def capability(self, getter: Callable[[types.ClientCapabilities], T | None]) -> T | None:
         try:
@@ -148,7 +218,8 @@ def create_server() -> ConcLanguageServer:
     @guarded(None)
     def did_open(ls: ConcLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
         item = params.text_document
-        ls.documents[item.uri] = Document.open(item.uri, item.version, item.text)
+        ls.documents[item.uri] = document = Document.open(item.uri, item.version, item.text)
+        ls.schedule_push(document)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     @guarded(None)
@@ -171,11 +242,20 @@ def create_server() -> ConcLanguageServer:
             else:
                 document.replace_all(change.text)
         document.version = params.text_document.version
+        ls.schedule_push(document)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     @guarded(None)
     def did_close(ls: ConcLanguageServer, params: types.DidCloseTextDocumentParams) -> None:
-        ls.documents.pop(params.text_document.uri, None)
+        uri = params.text_document.uri
+        ls.documents.pop(uri, None)
+        ls.findings.pop(uri, None)
+        if (handle := ls.pending_push.pop(uri, None)) is not None:
+            handle.cancel()
+        if not ls.pulls_diagnostics:
+            ls.text_document_publish_diagnostics(
+                types.PublishDiagnosticsParams(uri=uri, diagnostics=[])
+            )
 
     @server.feature(types.TEXT_DOCUMENT_INLAY_HINT, types.InlayHintOptions(resolve_provider=False))
     @guarded([])
@@ -192,6 +272,32 @@ def create_server() -> ConcLanguageServer:
         if document is None:
             return None
         return features.hover(document, params.position, ls.encoding)
+
+    @server.feature(
+        types.TEXT_DOCUMENT_DIAGNOSTIC,
+        types.DiagnosticOptions(
+            identifier="conc-lsp", inter_file_dependencies=False, workspace_diagnostics=False
+        ),
+    )
+    async def diagnostic(
+        ls: ConcLanguageServer, params: types.DocumentDiagnosticParams
+    ) -> types.DocumentDiagnosticReport:
+        document = ls.documents.get(params.text_document.uri)
+        if document is None:
+            return types.RelatedFullDocumentDiagnosticReport(items=[])
+        try:
+            found = await ls.findings_for(document)
+        except Exception as error:
+            logger.exception("diagnostics failed")
+            ls.log(types.MessageType.Error, f"conc-lsp: diagnostics failed: {error!r}")
+            return types.RelatedFullDocumentDiagnosticReport(items=[])
+        return types.RelatedFullDocumentDiagnosticReport(
+            items=diagnostics.to_diagnostics(found, document.lines, document.uri, ls.encoding)
+        )
+
+    @server.feature(types.SHUTDOWN)
+    def shutdown(ls: ConcLanguageServer, params: None) -> None:
+        ls.worker.shutdown()
 
     return server
 
@@ -223,6 +329,7 @@ def update_settings(ls: ConcLanguageServer, data: Any) -> None:
         ls.settings = loaded.settings
         if ls.capability(lambda caps: caps.workspace.inlay_hint.refresh_support):  # type: ignore[union-attr]
             ls.workspace_inlay_hint_refresh(None)
+        ls.refresh_diagnostics()
 
 
 def serve(tcp: str | None = None) -> None:

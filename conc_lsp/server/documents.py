@@ -20,7 +20,11 @@ class Document:
     @classmethod
     def open(cls, uri: str, version: int | None, text: str) -> Document:
         lines = split_lines(text)
-        return cls(uri, version, lines, Analyzer(lines))
+        analyzer = Analyzer(lines)
+        # Analyse now: if the user breaks the file before any request, its
+        # last good hints must already exist to be carried through the edits.
+        analyzer.refresh()
+        return cls(uri, version, lines, analyzer)
 
     def codepoint(self, line: int, units: int, encoding: str) -> tuple[int, int]:
         """A client position as (line, code-point column), clamped to the text."""

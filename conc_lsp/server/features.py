@@ -17,7 +17,7 @@ def inlay_hints(
     document: Document, request: types.Range, settings: Settings, encoding: str
 ) -> list[types.InlayHint]:
     """The hints whose label position lies inside the requested range."""
-    if not settings.hints_enabled:
+    if not settings.hints_enabled or request.start.line >= len(document.lines):
         return []
     start = document.codepoint(request.start.line, request.start.character, encoding)
     end = document.codepoint(request.end.line, request.end.character, encoding)

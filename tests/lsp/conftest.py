@@ -9,6 +9,11 @@ Options for one test go through markers:
 ``@pytest.mark.client_config({...})``
     what the client answers to ``workspace/configuration`` (whole object,
     keyed by section), from the start of the session.
+``@pytest.mark.pyproject("...")``
+    a pyproject.toml written in the workspace root before initialize.
+
+``client`` starts a server per test; ``module_client`` one per module (and
+client), for tests that only open their own documents.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +35,7 @@ from .helpers import settle
 
 SERVER_COMMAND = [sys.executable, "-m", "conc_lsp", "serve"]
 
-# pytest-lsp client spec -> (test id, codec the positions must be counted in)
+# pytest-lsp client spec -> the codec its positions are counted in
 CLIENTS = {
     "visual-studio-code": "utf-16",
     "neovim": "utf-8",
@@ -39,6 +45,9 @@ CLIENTS = {
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "init_options(data): initializationOptions to send")
     config.addinivalue_line("markers", "client_config(data): workspace/configuration answers")
+    config.addinivalue_line(
+        "markers", "pyproject(text): pyproject.toml written in the workspace root"
+    )
 
 
 def _configuration(client: LanguageClient, params: types.ConfigurationParams) -> list[Any]:
@@ -84,7 +93,10 @@ async def _start_session(
     marker = request.node.get_closest_marker("client_config")
     if marker:
         lsp_client.set_configuration(marker.args[0])
-    # The root is an empty temporary folder: no pyproject.toml of this repo leaks in.
+    # The root is a temporary folder: no pyproject.toml of this repo leaks in.
+    marker = request.node.get_closest_marker("pyproject")
+    if marker:
+        (root / "pyproject.toml").write_text(marker.args[0], encoding="utf-8")
     lsp_client.root = root  # type: ignore[attr-defined]
     before = time.perf_counter()
     result = await lsp_client.initialize_session(
@@ -109,8 +121,12 @@ async def _start_session(
 CONFIG = ClientServerConfig(server_command=SERVER_COMMAND, client_factory=make_client)
 
 
-@pytest_lsp.fixture(config=CONFIG, params=list(CLIENTS), ids=["vscode", "neovim"])
-async def client(request: pytest.FixtureRequest, lsp_client: LanguageClient, tmp_path: Path):
+@pytest_lsp.fixture(  # type: ignore[untyped-decorator]
+    config=CONFIG, params=list(CLIENTS), ids=["vscode", "neovim"]
+)
+async def client(
+    request: pytest.FixtureRequest, lsp_client: LanguageClient, tmp_path: Path
+) -> AsyncIterator[None]:
     """A fresh server per test (markers init_options / client_config apply)."""
     root = tmp_path / "workspace"
     root.mkdir()
@@ -119,12 +135,14 @@ async def client(request: pytest.FixtureRequest, lsp_client: LanguageClient, tmp
     await lsp_client.shutdown_session()
 
 
-@pytest_lsp.fixture(config=CONFIG, params=list(CLIENTS), ids=["vscode", "neovim"], scope="module")
+@pytest_lsp.fixture(  # type: ignore[untyped-decorator]
+    config=CONFIG, params=list(CLIENTS), ids=["vscode", "neovim"], scope="module"
+)
 async def module_client(
     request: pytest.FixtureRequest,
     lsp_client: LanguageClient,
     tmp_path_factory: pytest.TempPathFactory,
-):
+) -> AsyncIterator[None]:
     """One server per test module and client, default settings: tests must
     use their own documents (open_document names them uniquely)."""
     root = tmp_path_factory.mktemp("workspace")

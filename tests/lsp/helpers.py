@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from lsprotocol import types
 from pytest_lsp import LanguageClient
@@ -22,7 +23,7 @@ def units(text: str, encoding: str) -> int:
 def lsp_lines(text: str) -> list[str]:
     """Lines the way LSP counts them: only \\r\\n, \\r and \\n end a line."""
     lines: list[str] = []
-    current = []
+    current: list[str] = []
     index = 0
     while index < len(text):
         char = text[index]
@@ -49,7 +50,7 @@ def pos(client: LanguageClient, lines: list[str], line: int, column: int) -> typ
 def open_document(client: LanguageClient, text: str, name: str | None = None) -> str:
     global _counter
     _counter += 1
-    uri = (client.root / (name or f"doc{_counter}.py")).as_uri()  # type: ignore[attr-defined]
+    uri = str((client.root / (name or f"doc{_counter}.py")).as_uri())  # type: ignore[attr-defined]
     client.text_document_did_open(
         types.DidOpenTextDocumentParams(
             text_document=types.TextDocumentItem(
@@ -103,11 +104,9 @@ async def settle(client: LanguageClient) -> None:
 
 def errors_reported(client: LanguageClient) -> list[str]:
     """Messages of type Error the server showed or logged."""
-    return [
-        m.message
-        for m in [*client.messages, *client.log_messages]
-        if m.type == types.MessageType.Error
-    ]
+    shown = [m.message for m in client.messages if m.type == types.MessageType.Error]
+    logged = [m.message for m in client.log_messages if m.type == types.MessageType.Error]
+    return shown + logged
 
 
 async def eventually(
@@ -125,6 +124,4 @@ async def eventually(
 
 
 def change_configuration(client: LanguageClient, settings: Any) -> None:
-    client.workspace_did_change_configuration(
-        types.DidChangeConfigurationParams(settings=settings)
-    )
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=settings))

@@ -24,7 +24,9 @@ MANY = (
 )
 
 
-def r(client: LanguageClient, lines: list[str], a: tuple[int, int], b: tuple[int, int]) -> types.Range:
+def r(
+    client: LanguageClient, lines: list[str], a: tuple[int, int], b: tuple[int, int]
+) -> types.Range:
     return types.Range(start=pos(client, lines, *a), end=pos(client, lines, *b))
 
 
@@ -97,6 +99,11 @@ LABELS = (
     "@asynccontextmanager\n"  # 19
     "async def resource():\n"  # 20
     "    yield 1\n"  # 21
+    "\n"  # 22
+    "\n"  # 23
+    "async def consume(stream):\n"  # 24
+    "    async for item in stream:\n"  # 25
+    "        pass\n"  # 26
 )
 
 EXPECTED_LABELS = [
@@ -110,6 +117,7 @@ EXPECTED_LABELS = [
     (15, "lock.release()", "<- not a checkpoint"),
     (16, "nursery.start_soon(trio.sleep, 1)", "<- schedules task, no switch"),
     (21, "yield 1", "<- suspend: caller runs"),
+    (25, "in stream", "<- checkpoint each iteration"),
 ]
 
 

@@ -1,0 +1,124 @@
+"""Diagnostics: findings of the rules as LSP diagnostics, pulled or pushed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from functools import cache
+from pathlib import Path
+
+from lsprotocol import types
+
+from conc_lsp.analysis.model import Finding, Severity
+from conc_lsp.config import Settings
+from conc_lsp.diagnose import check_lines
+from conc_lsp.server.positions import to_lsp
+
+logger = logging.getLogger("conc_lsp")
+
+SEVERITIES = {
+    Severity.ERROR: types.DiagnosticSeverity.Error,
+    Severity.WARNING: types.DiagnosticSeverity.Warning,
+    Severity.INFORMATION: types.DiagnosticSeverity.Information,
+    Severity.HINT: types.DiagnosticSeverity.Hint,
+}
+
+
+@cache
+def rules_document() -> str | None:
+    """A link target for rule docs: the generated docs/rules.md, when present."""
+    path = Path(__file__).resolve().parents[2] / "docs" / "rules.md"
+    return path.as_uri() if path.is_file() else None
+
+
+def compute(lines: list[str], settings: Settings, path: str | None) -> list[Finding]:
+    """The findings for a snapshot of a document's lines (runs in the worker process)."""
+    if not settings.diagnostics_enabled:
+        return []
+    return check_lines(lines, settings, path).findings
+
+
+class Worker:
+    """One worker process for the rules, so that a long check of a huge file
+    never holds the server's GIL while the user types (hints stay fast), and
+    a crash in it cannot take the server down."""
+
+    def __init__(self) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn")
+            )
+        return self._pool
+
+    async def compute(
+        self, lines: list[str], settings: Settings, path: str | None
+    ) -> list[Finding]:
+        if not settings.diagnostics_enabled:
+            return []
+        loop = asyncio.get_running_loop()
+        for attempt in (1, 2):
+            try:
+                return await loop.run_in_executor(self._executor(), compute, lines, settings, path)
+            except BrokenProcessPool:
+                logger.warning("diagnostics worker died (attempt %d); restarting it", attempt)
+                self._pool = None
+        return []
+
+    def shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+
+def to_diagnostics(
+    findings: list[Finding], lines: list[str], uri: str, encoding: str
+) -> list[types.Diagnostic]:
+    docs = rules_document()
+    result = []
+    for finding in findings:
+        where = finding.location
+        result.append(
+            types.Diagnostic(
+                range=types.Range(
+                    start=to_lsp(lines, where.line, where.column, encoding),
+                    end=to_lsp(lines, where.end_line, where.end_column, encoding),
+                ),
+                message=finding.message,
+                severity=SEVERITIES[finding.severity],
+                code=finding.code,
+                code_description=(
+                    types.CodeDescription(href=f"{docs}#{finding.code.lower()}-{finding.name}")
+                    if docs
+                    else None
+                ),
+                source="conc-lsp",
+                related_information=[
+                    types.DiagnosticRelatedInformation(
+                        location=types.Location(
+                            uri=uri,
+                            range=types.Range(
+                                start=to_lsp(
+                                    lines, related.location.line, related.location.column, encoding
+                                ),
+                                end=to_lsp(
+                                    lines,
+                                    related.location.end_line,
+                                    related.location.end_column,
+                                    encoding,
+                                ),
+                            ),
+                        ),
+                        message=related.message,
+                    )
+                    for related in finding.related
+                ]
+                or None,
+            )
+        )
+    return result
