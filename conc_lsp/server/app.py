@@ -89,6 +89,14 @@ class ConcLanguageServer(LanguageServer):
                 )
 
     @property
+    def resolves_tooltips(self) -> bool:
+        """The client asks for tooltips through `inlayHint/resolve`."""
+        properties = self.capability(
+            lambda caps: caps.text_document.inlay_hint.resolve_support.properties  # type: ignore[union-attr]
+        )
+        return bool(properties) and "tooltip" in (properties or [])
+
+    @property
     def pulls_diagnostics(self) -> bool:
         """Pull when the client can; push otherwise (never both: no duplicates)."""
         return bool(self.capability(lambda caps: caps.text_document.diagnostic))  # type: ignore[union-attr]
@@ -257,13 +265,24 @@ def create_server() -> ConcLanguageServer:
                 types.PublishDiagnosticsParams(uri=uri, diagnostics=[])
             )
 
-    @server.feature(types.TEXT_DOCUMENT_INLAY_HINT, types.InlayHintOptions(resolve_provider=False))
+    @server.feature(types.TEXT_DOCUMENT_INLAY_HINT, types.InlayHintOptions(resolve_provider=True))
     @guarded([])
     def inlay_hint(ls: ConcLanguageServer, params: types.InlayHintParams) -> list[types.InlayHint]:
         document = ls.documents.get(params.text_document.uri)
         if document is None:
             return []
-        return features.inlay_hints(document, params.range, ls.settings, ls.encoding)
+        return features.inlay_hints(
+            document, params.range, ls.settings, ls.encoding, ls.resolves_tooltips
+        )
+
+    @server.feature(types.INLAY_HINT_RESOLVE)
+    def inlay_hint_resolve(ls: ConcLanguageServer, item: types.InlayHint) -> types.InlayHint:
+        try:
+            return features.resolve(ls.documents, item)
+        except Exception as error:
+            logger.exception("inlayHint/resolve failed")
+            ls.log(types.MessageType.Error, f"conc-lsp: inlayHint/resolve failed: {error!r}")
+            return item
 
     @server.feature(types.TEXT_DOCUMENT_HOVER)
     @guarded(None)

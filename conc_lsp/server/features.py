@@ -14,9 +14,18 @@ LONGEST_CONSTRUCT = 500  # lines between a keyword and the end of its construct
 
 
 def inlay_hints(
-    document: Document, request: types.Range, settings: Settings, encoding: str
+    document: Document,
+    request: types.Range,
+    settings: Settings,
+    encoding: str,
+    lazy_tooltips: bool = False,
 ) -> list[types.InlayHint]:
-    """The hints whose label position lies inside the requested range."""
+    """The hints whose label position lies inside the requested range.
+
+    With ``lazy_tooltips`` (the client resolves tooltips) each hint carries
+    only the data to find it again, and `inlayHint/resolve` adds the
+    explanation: a whole-file answer is then a quarter of the size.
+    """
     if not settings.hints_enabled or request.start.line >= len(document.lines):
         return []
     start = document.codepoint(request.start.line, request.start.character, encoding)
@@ -32,12 +41,40 @@ def inlay_hints(
                 position=to_lsp(document.lines, hint.line, hint.column, encoding),
                 label=label(hint, settings.label_style),
                 padding_left=True,
-                tooltip=types.MarkupContent(
-                    kind=types.MarkupKind.Markdown, value=explanation(hint)
+                tooltip=None if lazy_tooltips else _tooltip(hint),
+                data=(
+                    {
+                        "uri": document.uri,
+                        "line": hint.line,
+                        "column": hint.column,
+                        "kind": hint.kind.value,
+                    }
+                    if lazy_tooltips
+                    else None
                 ),
             )
         )
     return result
+
+
+def _tooltip(hint: Hint) -> types.MarkupContent:
+    return types.MarkupContent(kind=types.MarkupKind.Markdown, value=explanation(hint))
+
+
+def resolve(documents: dict[str, Document], item: types.InlayHint) -> types.InlayHint:
+    """Add the explanation to a hint sent without it (`inlayHint/resolve`)."""
+    data = item.data
+    if not isinstance(data, dict):
+        return item
+    document = documents.get(str(data.get("uri")))
+    line, column, kind = data.get("line"), data.get("column"), data.get("kind")
+    if document is None or not isinstance(line, int):
+        return item
+    for hint in document.analyzer.hints_between(line, line + 1):
+        if hint.column == column and hint.kind.value == kind:
+            item.tooltip = _tooltip(hint)
+            break
+    return item
 
 
 def hover(document: Document, position: types.Position, encoding: str) -> types.Hover | None:

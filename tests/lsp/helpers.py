@@ -125,3 +125,15 @@ async def eventually(
 
 def change_configuration(client: LanguageClient, settings: Any) -> None:
     client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=settings))
+
+
+async def resolved(client: LanguageClient, found: list[types.InlayHint]) -> list[types.InlayHint]:
+    """Hints with their tooltips: a client that resolves tooltips (Neovim 0.11) gets
+    them through inlayHint/resolve; the hints it receives carry none, only data."""
+    if client.client_name != "neovim":  # type: ignore[attr-defined]
+        return found
+    result = []
+    for hint in found:
+        assert hint.tooltip is None and hint.data is not None
+        result.append(await client.inlay_hint_resolve_async(hint))
+    return result

@@ -6,7 +6,7 @@ import pytest
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-from .helpers import hints, lsp_lines, open_document, pos, summary, units
+from .helpers import hints, lsp_lines, open_document, pos, resolved, summary, units
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -132,6 +132,7 @@ async def test_labels_and_tooltips(module_client: LanguageClient) -> None:
         for line, text, label in EXPECTED_LABELS
     ]
     assert summary(found) == expected
+    found = await resolved(client, found)
     for hint in found:
         assert isinstance(hint.tooltip, types.MarkupContent)
         assert hint.tooltip.kind == types.MarkupKind.Markdown

@@ -6,7 +6,7 @@ import pytest
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-from .helpers import hints, label_text, lsp_lines, open_document, pos, summary, units
+from .helpers import hints, label_text, lsp_lines, open_document, pos, resolved, summary, units
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -55,6 +55,7 @@ async def test_hint_positions_after_wide_characters(module_client: LanguageClien
         (5, chars[1], "<- checkpoint"),
         (7, chars[2], "<- checkpoint"),
     ]
+    found = await resolved(client, found)
     for hint in found:
         assert hint.padding_left is True
         assert isinstance(hint.tooltip, types.MarkupContent)
