@@ -5,9 +5,12 @@ every .py file once, then alternates, --repeat times, in this process:
 
   (a) bare ``ast.parse`` of every file;
   (b) the whole conc-lsp hint analysis of every file
-      (``analyse_lines(split_lines(text))``, which does its own parsing).
+      (``analyse_lines(split_lines(text))``, which does its own parsing);
+  (c) the whole rule check of every file (``check_lines``: parse, flow facts,
+      every rule, noqa), as `conc-lsp check` runs it.
 
-Prints the median of each and the ratio (b)/(a) (requirement: <= 3x), the
+Prints the median of each and the ratios (b)/(a) and (c)/(a) (requirement:
+<= 3x each), the findings per rule, the
 checkpoint count Python's ast sees against the one conc-lsp reports (exit 1 on
 any difference), the counts per hint kind, and the wall time of
 ``conc-lsp hints`` over the two package folders as a subprocess (once).
@@ -37,6 +40,8 @@ from conc_lsp.analysis.model import HintKind
 from conc_lsp.analysis.parse import analyse_lines
 from conc_lsp.analysis.text import split_lines
 from conc_lsp.cli import read_source
+from conc_lsp.config import Settings
+from conc_lsp.diagnose import check_lines
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fingerprint
@@ -85,6 +90,14 @@ def analyse_all(texts: list[str]) -> None:
         analyse_lines(split_lines(text))
 
 
+def check_all(texts: list[str]) -> collections.Counter[str]:
+    counts: collections.Counter[str] = collections.Counter()
+    settings = Settings()
+    for text in texts:
+        counts.update(finding.code for finding in check_lines(split_lines(text), settings).findings)
+    return counts
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3, help="timed rounds (default 3)")
@@ -127,6 +140,8 @@ def main() -> int:
 
         parse_times: list[float] = []
         analysis_times: list[float] = []
+        check_times: list[float] = []
+        findings: collections.Counter[str] = collections.Counter()
         for _ in range(arguments.repeat):
             start = time.perf_counter()
             parse_all(texts)
@@ -134,6 +149,9 @@ def main() -> int:
             start = time.perf_counter()
             analyse_all(texts)
             analysis_times.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            findings = check_all(texts)
+            check_times.append(time.perf_counter() - start)
 
     parse_median = statistics.median(parse_times)
     analysis_median = statistics.median(analysis_times)
@@ -154,6 +172,21 @@ def main() -> int:
         f"(requirement <= {RATIO_LIMIT:.0f}x: {verdict})"
     )
     print(f"analysis throughput:             {line_count / analysis_median:,.0f} lines/s")
+    check_median = statistics.median(check_times)
+    check_ratio = check_median / parse_median
+    print(
+        f"conc-lsp check, all files:       median {check_median:.3f} s   "
+        f"(runs: {', '.join(f'{t:.3f}' for t in check_times)})"
+    )
+    verdict = "ok" if check_ratio <= RATIO_LIMIT else "OVER"
+    print(
+        f"ratio check/parse:               {check_ratio:.2f}x   "
+        f"(requirement <= {RATIO_LIMIT:.0f}x: {verdict})"
+    )
+    print("findings per rule:")
+    for code, count in sorted(findings.items()):
+        print(f"  {code:<13} {count:>6}")
+    print(f"  {'total':<13} {sum(findings.values()):>6}")
 
     print()
     print(
