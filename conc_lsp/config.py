@@ -32,6 +32,7 @@ class Settings:
     per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (glob, prefixes)
     severity: tuple[tuple[str, str], ...] = ()  # (code, level) overrides
     exclude: tuple[str, ...] = ()  # extra globs for `conc-lsp check`
+    cleanup_timeout: float = 5.0  # seconds, for the fixes that bound a wait
 
     def rule_enabled(self, code: str, path: str | None = None) -> bool:
         """Whether a rule runs (for ``path``, honouring per-file ignores)."""
@@ -89,7 +90,7 @@ def apply(settings: Settings, data: Any, source: str) -> Loaded:
     if SECTION in data and isinstance(data[SECTION], Mapping):
         data = data[SECTION]
     for key, (written, value) in _flatten(data).items():
-        key = key.replace("labelstyle", "label-style")
+        key = key.replace("labelstyle", "label-style").replace("cleanuptimeout", "cleanup-timeout")
         try:
             loaded.settings = _set(loaded.settings, key, value)
         except KeyError:
@@ -121,6 +122,10 @@ def _set(settings: Settings, key: str, value: Any) -> Settings:
         if key == "select":
             return replace(settings, select=codes)
         return replace(settings, ignore=codes)
+    if key == "fixes.cleanup-timeout":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ValueError(f"expected a positive number of seconds, got {value!r}")
+        return replace(settings, cleanup_timeout=float(value))
     if key == "exclude":
         return replace(settings, exclude=tuple(_strings(value)))
     if key.startswith("per-file-ignores"):

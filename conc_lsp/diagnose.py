@@ -15,6 +15,7 @@ from conc_lsp.analysis.flow import module_facts
 from conc_lsp.analysis.model import Finding, Severity, SyntaxProblem
 from conc_lsp.analysis.parse import PARSE_ERRORS, Analyzer, parse_fragment
 from conc_lsp.config import Settings
+from conc_lsp.fixes import FixContext, fix_for
 from conc_lsp.rules import all_rules
 
 NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
@@ -62,8 +63,11 @@ def suppressed(finding: Finding, lines: list[str]) -> bool:
     return any(finding.code.startswith(code.upper()) for code in re.split(r"[\s,]+", codes) if code)
 
 
-def check_lines(lines: list[str], settings: Settings, path: str | None = None) -> CheckResult:
-    """Every finding of the enabled rules, after `noqa` and severity settings."""
+def check_lines(
+    lines: list[str], settings: Settings, path: str | None = None, *, fixes: bool = False
+) -> CheckResult:
+    """Every finding of the enabled rules, after `noqa` and severity settings;
+    with ``fixes``, each finding carries its quick fix when it has one."""
     tree, problems = module_tree(lines)
     facts = module_facts(tree, lines)
     findings: list[Finding] = []
@@ -84,4 +88,7 @@ def check_lines(lines: list[str], settings: Settings, path: str | None = None) -
                 found = replace(found, severity=Severity(level))
             findings.append(found)
     findings.sort(key=lambda f: (f.location.line, f.location.column, f.code))
+    if fixes:
+        context = FixContext(lines, settings.cleanup_timeout)
+        findings = [replace(found, fix=fix_for(found, facts, context)) for found in findings]
     return CheckResult(findings, problems, errors)

@@ -126,6 +126,7 @@ class FunctionFacts:
     events: list[Event] = field(default_factory=list)
     loops: list[Loop] = field(default_factory=list)
     scopes: list[Scope] = field(default_factory=list)
+    memo: dict[str, object] = field(default_factory=dict)  # per-function caches of the rules
 
     @property
     def checkpoints(self) -> list[Event]:

@@ -153,6 +153,24 @@ class Related:
 
 
 @dataclass(frozen=True, slots=True)
+class TextEdit:
+    """Replace the text between two (line, code-point column) positions."""
+
+    start: tuple[int, int]
+    end: tuple[int, int]
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Fix:
+    """A quick fix: what it does, whether it keeps behaviour, and its edits."""
+
+    title: str
+    safe: bool  # True: only the bug changes; False: behaviour changes on purpose
+    edits: tuple[TextEdit, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Finding:
     """A rule's verdict on one place in the code."""
 
@@ -163,3 +181,4 @@ class Finding:
     severity: Severity
     function: str
     related: tuple[Related, ...] = ()
+    fix: Fix | None = None

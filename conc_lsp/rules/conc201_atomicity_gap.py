@@ -16,7 +16,15 @@ over a dict that checkpoints lets another task resize the dict under it
 (`RuntimeError: dictionary changed size during iteration`) or change what
 the loop still has to visit.
 
-Writes that share a lock held across the window are not flagged.
+Not flagged: writes that share a lock held across the window; writes on
+exclusive branches, or whose first write's branch ends in `return`/`raise`;
+a pair where the first state is written again after the checkpoint (only the
+latest write of each entry pairs with the second); a state written twice
+(`self.state = "connecting"; await ...; self.state = "up"` is a state
+machine, not two halves of one update); a lock kept beside the state;
+`await checkpoint_if_cancelled()` (it lets others run only when it raises);
+and loops over a container that no function of the module changes in place
+(rebinding the attribute does not disturb a running loop).
 
 ## Example
 ```python
@@ -46,20 +54,158 @@ moving a write is safe only when nothing between depends on it.
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
 
-from conc_lsp.analysis.flow import Event, EventKind, ModuleFacts, exclusive, is_lock_expression
+from conc_lsp.analysis.flow import (
+    Event,
+    EventKind,
+    FunctionFacts,
+    ModuleFacts,
+    exclusive,
+)
 from conc_lsp.analysis.model import Finding, Severity
-from conc_lsp.rules.base import checkpoint_words, finding
+from conc_lsp.rules.base import awaited_call, checkpoint_words, finding
 
 CODE = "CONC201"
 NAME = "atomicity-gap"
 SEVERITY = Severity.WARNING
 
+# Awaits that let another task run only when they raise: after they return,
+# no other task has run (`trio.lowlevel.checkpoint_if_cancelled`, anyio's).
+NON_SWITCHING = frozenset({"checkpoint_if_cancelled"})
+
+LOCK_WORDS = frozenset(
+    {"lock", "locks", "rlock", "rlocks", "mutex", "mutexes", "sem", "sems", "semaphore"}
+    | {"semaphores", "limiter", "limiters", "guard", "guards", "lk", "mtx"}
+)
+
+Parents = dict[ast.AST, tuple[ast.AST, str]]
+
+
+def parent_map(root: ast.AST) -> Parents:
+    """Each node of ``root`` to its parent and the parent's field holding it."""
+    parents: Parents = {}
+    for parent in ast.walk(root):
+        for name, value in ast.iter_fields(parent):
+            if isinstance(value, ast.AST):
+                parents[value] = (parent, name)
+            elif isinstance(value, list):
+                for item in value:
+                    if isinstance(item, ast.AST):
+                        parents[item] = (parent, name)
+    return parents
+
+
+def function_parents(function: FunctionFacts) -> Parents:
+    """``parent_map`` of a function, built once and shared by the rules."""
+    parents = function.memo.get("parents")
+    if parents is None:
+        parents = function.memo["parents"] = parent_map(function.node)
+    return parents  # type: ignore[return-value]
+
+
+def _ends_block(rest: list[ast.stmt]) -> bool:
+    """True when control cannot fall out of the end of a block from ``rest[0]`` on.
+
+    Only a `return` or `raise` among the statements themselves counts, and not
+    when a `break`/`continue` anywhere in them could leave a loop first.
+    """
+    if any(isinstance(node, (ast.Break, ast.Continue)) for stmt in rest for node in ast.walk(stmt)):
+        return False
+    return any(isinstance(stmt, (ast.Return, ast.Raise)) for stmt in rest)
+
+
+def reaches(parents: Parents, first: ast.AST, second: ast.AST) -> bool:
+    """False when every path from ``first`` ends in a `return`/`raise` before ``second``.
+
+    The flow facts make the branches of one `if` exclusive, but not the code
+    after an `if` whose branch returns; this closes that gap for the rules.
+    An exception raised inside a `try` with handlers may be caught, so it
+    does not count; a `finally` or handler of that `try` is always reached.
+    """
+    route: dict[ast.AST, str] = {}
+    node = second
+    while node in parents:
+        parent, name = parents[node]
+        route[parent] = name
+        node = parent
+    returns = raises = False  # every path from `first` returns / raises before here
+    node = first
+    while node in parents:
+        parent, name = parents[node]
+        if parent in route:
+            other = route[parent]
+            if isinstance(parent, (ast.Try, ast.TryStar)) and (
+                other == "finalbody" or (other == "handlers" and name == "body")
+            ):
+                return True
+            if other == name and isinstance(node, ast.stmt):
+                block: list[ast.stmt] = getattr(parent, name)
+                target = next((stmt for stmt in block if _contains(parents, stmt, second)), None)
+                if (
+                    target is not None
+                    and block.index(node) < block.index(target)
+                    and _ends_block(block[block.index(node) : block.index(target)])
+                ):
+                    return False
+            return not (returns or raises)
+        if isinstance(node, ast.stmt) and isinstance(getattr(parent, name, None), list):
+            rest = getattr(parent, name)[getattr(parent, name).index(node) :]
+            if _ends_block(rest):
+                if any(isinstance(stmt, ast.Return) for stmt in rest):
+                    returns = True
+                else:
+                    raises = True
+        if isinstance(parent, (ast.Try, ast.TryStar)) and name == "body" and parent.handlers:
+            raises = False  # a handler may catch it and carry on
+        node = parent
+    return not (returns or raises)
+
+
+def _contains(parents: Parents, ancestor: ast.AST, node: ast.AST) -> bool:
+    while node is not ancestor:
+        if node not in parents:
+            return False
+        node = parents[node][0]
+    return True
+
+
+def switches(function: FunctionFacts, checkpoint: Event) -> bool:
+    """Whether other tasks may have run when execution continues past ``checkpoint``."""
+    call = awaited_call(function, checkpoint)
+    return call is None or call.method not in NON_SWITCHING
+
+
+def gap(function: FunctionFacts, parents: Parents, first: Event, second: Event) -> list[Event]:
+    """Checkpoints that may let another task run between ``first`` and ``second``."""
+    if not reaches(parents, first.node, second.node):
+        return []
+    return [
+        checkpoint
+        for checkpoint in function.checkpoints_between(first, second)
+        if switches(function, checkpoint)
+        and reaches(parents, first.node, checkpoint.node)
+        and reaches(parents, checkpoint.node, second.node)
+    ]
+
+
+def is_lock_state(state: str | None) -> bool:
+    """Whether shared state holds locks: `_Cache.locks`, `self._host_sems`, `key_lock`.
+
+    Only the attribute's own name counts, word by word: the class `Clock`, the
+    attribute `blocks` or `semantics` are not locks (`is_lock_expression`
+    looks for the words anywhere in the text).
+    """
+    if not state:
+        return False
+    name = state.rsplit(".", 1)[-1].lower()
+    return any(word in LOCK_WORDS for word in name.split("_") if word)
+
 
 def _related(first: Event, second: Event) -> bool:
     # A lock kept beside the state is not part of the state's update.
-    if is_lock_expression(first.state or "") or is_lock_expression(second.state or ""):
+    if is_lock_state(first.state) or is_lock_state(second.state):
         return False
     return (
         first.state != second.state
@@ -69,18 +215,37 @@ def _related(first: Event, second: Event) -> bool:
     )
 
 
+def _changed_in_place(module: ModuleFacts) -> set[str]:
+    """Shared containers some function of the module mutates (not just rebinds)."""
+    return {
+        event.state
+        for function in module.functions
+        for event in function.events
+        if event.kind is EventKind.WRITE
+        and event.state is not None
+        and (event.key is not None or event.method is not None or event.removal)
+    }
+
+
 def check(module: ModuleFacts) -> Iterator[Finding]:
+    mutated = _changed_in_place(module)
     for function in module.functions:
         if not function.is_async:
             continue
+        parents = function_parents(function)
         writes = [event for event in function.events if event.kind is EventKind.WRITE]
         for index, second in enumerate(writes):
+            latest: set[tuple[str | None, str | None]] = set()
             for first in reversed(writes[:index]):
-                if not _related(first, second) or exclusive(first, second):
+                if exclusive(first, second) or (first.state, first.key) in latest:
+                    continue
+                # Only the latest write of each entry before `second` is its partner.
+                latest.add((first.state, first.key))
+                if not _related(first, second):
                     continue
                 if first.guards & second.guards:
                     continue
-                between = function.checkpoints_between(first, second)
+                between = gap(function, parents, first, second)
                 if not between:
                     continue
                 checkpoint = between[0]
@@ -101,9 +266,14 @@ def check(module: ModuleFacts) -> Iterator[Finding]:
                 )
                 break
         for loop in function.loops:
-            if not loop.checkpoints:
+            if loop.state not in mutated:
                 continue
-            checkpoint = loop.checkpoints[0]
+            checkpoints = [
+                checkpoint for checkpoint in loop.checkpoints if switches(function, checkpoint)
+            ]
+            if not checkpoints:
+                continue
+            checkpoint = checkpoints[0]
             yield finding(
                 CODE,
                 NAME,

@@ -12,7 +12,24 @@ another task can change the state, so by the time the action runs the check
 no longer holds. Two tasks both see a cache miss and both create the entry;
 a key checked present is gone by the time it is indexed.
 
-A check and an action under the same lock are not flagged.
+Not flagged, because the action does not rest on the check or no other
+task can run in between:
+- a check and an action under the same lock, or on exclusive branches, or
+  with a re-check of the same state after the last checkpoint;
+- an action the task's own write stands between (`if self.state == "idle":
+  self.state = "connecting"; await ...; self.state = "up"` claims the state
+  first; a state machine acts on its own claim);
+- an action after an `if` none of whose branches returns, raises, breaks or
+  continues: it runs whatever the check found (`if not self._pending:
+  await lot.park()` then `self._pending.popleft()`);
+- a checkpoint in a branch that returns or raises before the action, one
+  inside a `while` whose test is the check (the loop re-tests it), and
+  `await checkpoint_if_cancelled()` (others run only if it raises);
+- a reset to a constant in a `finally` or `except` (`self._state =
+  _State.CLOSED`): it holds whatever happened;
+- a guard that only raises on misuse of one object (`if self._cm is not
+  None: raise RuntimeError(...)`) before a plain attribute assignment; keyed
+  state (`if name in self._handlers: raise ...`) stays flagged.
 
 ## Example
 ```python
@@ -38,15 +55,18 @@ Re-check after the checkpoint, or use the atomic form
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
 
 from conc_lsp.analysis.flow import Event, EventKind, FunctionFacts, ModuleFacts, exclusive
 from conc_lsp.analysis.model import Finding, Severity
 from conc_lsp.rules.base import checkpoint_words, finding
+from conc_lsp.rules.conc201_atomicity_gap import Parents, function_parents, gap, reaches
 
 CODE = "CONC202"
 NAME = "check-then-act"
 SEVERITY = Severity.WARNING
+_LEAVES = (ast.Return, ast.Raise, ast.Break, ast.Continue)
 
 
 def _is_check(event: Event) -> bool:
@@ -76,10 +96,128 @@ def _rechecked(function: FunctionFacts, after: Event, action: Event) -> bool:
     )
 
 
+def _rewritten(function: FunctionFacts, parents: Parents, check: Event, action: Event) -> bool:
+    """The task itself wrote the target between the check and the action.
+
+    The check was acted on by that write (`if self.state == "idle":
+    self.state = "connecting"`); what follows acts on the task's own write.
+    """
+    return any(
+        event.kind is EventKind.WRITE
+        and _same_target(event, action)
+        and not exclusive(event, check)
+        and not exclusive(event, action)
+        and reaches(parents, event.node, action.node)
+        for event in function.events[check.order + 1 : action.order]
+    )
+
+
+def _statement(parents: Parents, node: ast.AST) -> tuple[ast.stmt | None, str]:
+    """The statement an expression belongs to, and the field it sits in."""
+    field = ""
+    while node in parents and not isinstance(node, ast.stmt):
+        node, field = parents[node]
+    return (node, field) if isinstance(node, ast.stmt) else (None, "")
+
+
+def _inside(parents: Parents, ancestor: ast.AST, node: ast.AST) -> bool:
+    while node in parents:
+        node = parents[node][0]
+        if node is ancestor:
+            return True
+    return False
+
+
+def _leaves(statements: list[ast.stmt]) -> bool:
+    return any(isinstance(node, _LEAVES) for stmt in statements for node in ast.walk(stmt))
+
+
+def _independent(parents: Parents, check: Event, action: Event) -> bool:
+    """The action runs whatever the check found.
+
+    `if not self._pending: await self._lot.park()` then `self._pending.popleft()`:
+    the action follows the `if` on both outcomes (no branch returns, raises,
+    breaks or continues), so it rests on what the branches did, not on the
+    check.
+    """
+    statement, field = _statement(parents, check.node)
+    if not isinstance(statement, ast.If) or field != "test":
+        return False
+    if _inside(parents, statement, action.node):
+        return False
+    return not _leaves(statement.body) and not _leaves(statement.orelse)
+
+
+def _while_checkpoints(parents: Parents, check: Event, action: Event) -> ast.While | None:
+    """The `while` whose test is the check, when the loop re-tests it before the action."""
+    statement, field = _statement(parents, check.node)
+    if not isinstance(statement, ast.While) or field != "test":
+        return None
+    if _inside(parents, statement, action.node) or _leaves(statement.body):
+        return None
+    return statement
+
+
+def _is_constant(node: ast.expr) -> bool:
+    if isinstance(node, ast.Constant):
+        return True
+    if isinstance(node, ast.UnaryOp):
+        return _is_constant(node.operand)
+    # `_State.CLOSED`: an enum member or a module constant.
+    return isinstance(node, ast.Attribute) and node.attr.isupper()
+
+
+def _cleanup_reset(parents: Parents, action: Event) -> bool:
+    """`finally: self._state = _State.CLOSED`: a reset that holds whatever happened."""
+    context = action.context
+    if not (context.in_finally or context.in_except is not None):
+        return False
+    if action.kind is not EventKind.WRITE or action.removal or action.method is not None:
+        return False
+    statement, _ = _statement(parents, action.node)
+    return isinstance(statement, ast.Assign) and _is_constant(statement.value)
+
+
+def _misuse_guard(parents: Parents, check: Event, action: Event) -> bool:
+    """`if self._cm is not None: raise RuntimeError(...)` before `self._cm = cm`.
+
+    A guard that only raises protects one object against being used twice
+    (entered, bound, served), a programming error; it is no synchronisation
+    between tasks, and flagging it would flag every such guard. Keyed state
+    (a registry by name) stays flagged: many tasks use it at once by design.
+    """
+    if check.key is not None or action.key is not None:
+        return False
+    if action.kind is not EventKind.WRITE or action.removal or action.method is not None:
+        return False
+    statement, field = _statement(parents, check.node)
+    return (
+        isinstance(statement, ast.If)
+        and field == "test"
+        and not statement.orelse
+        and len(statement.body) == 1
+        and isinstance(statement.body[0], ast.Raise)
+    )
+
+
+def _window(function: FunctionFacts, parents: Parents, check: Event, action: Event) -> list[Event]:
+    """The checkpoints that let another task change the state between check and action."""
+    if _rewritten(function, parents, check, action) or _independent(parents, check, action):
+        return []
+    if _cleanup_reset(parents, action) or _misuse_guard(parents, check, action):
+        return []
+    between = gap(function, parents, check, action)
+    loop = _while_checkpoints(parents, check, action)
+    if loop is not None:
+        between = [event for event in between if not _inside(parents, loop, event.node)]
+    return between
+
+
 def check(module: ModuleFacts) -> Iterator[Finding]:
     for function in module.functions:
         if not function.is_async:
             continue
+        parents = function_parents(function)
         events = function.events
         checks: list[Event] = []
         for event in events:
@@ -94,7 +232,7 @@ def check(module: ModuleFacts) -> Iterator[Finding]:
                         continue
                     if earlier.guards & event.guards:
                         continue
-                    between = function.checkpoints_between(earlier, event)
+                    between = _window(function, parents, earlier, event)
                     if not between or _rechecked(function, between[-1], event):
                         continue
                     checkpoint = between[-1]

@@ -1,10 +1,19 @@
 """CONC204 lock-outlived-by-state
 
 ## What it does
-Flags a lock (or event) kept in a shared mapping and removed from it by one
-task (`locks.pop(key)`) while related state for that key is torn down by
-another task: a function started with `start` / `start_soon` that removes
-state of the same owner after a checkpoint.
+Flags a lock (or semaphore, limiter: a map whose own name says so, such as
+`locks`, `_host_sems`, `key_locks`) kept in a shared mapping and removed
+from it by one task (`locks.pop(key)`, `del locks[key]`) while related state
+is torn down by another task: a function started with `start` /
+`start_soon` / `create_task` / `ensure_future` that removes state of the
+same owner after a checkpoint. `self._run` is the spawner's own class's
+`_run`.
+
+Not flagged: a lock removed by the task that removes the state; a removal
+that first waits for the task's end (an event the task sets after its
+teardown, `await task` on the handle `create_task` returned, or the exit of
+the nursery / task group the task was started in); a task that removes its
+state before its first checkpoint.
 
 ## Why is this bad?
 The lock's lifetime is shorter than the state it protects. Once the lock is
@@ -45,16 +54,25 @@ event before popping). The report shows the sketch.
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
 
-from conc_lsp.analysis.flow import Event, EventKind, FunctionFacts, ModuleFacts, is_lock_expression
+from conc_lsp.analysis.flow import (
+    Event,
+    EventKind,
+    FunctionFacts,
+    ModuleFacts,
+    event_name,
+    exclusive,
+)
 from conc_lsp.analysis.model import Finding, Severity
-from conc_lsp.rules.base import finding
+from conc_lsp.rules.base import finding, is_wait_call
+from conc_lsp.rules.conc201_atomicity_gap import function_parents, is_lock_state
 
 CODE = "CONC204"
 NAME = "lock-outlived-by-state"
 SEVERITY = Severity.WARNING
-SPAWNERS = frozenset({"start", "start_soon", "create_task"})
+SPAWNERS = frozenset({"start", "start_soon", "create_task", "ensure_future"})
 
 
 def _task_functions(module: ModuleFacts) -> dict[str, tuple[FunctionFacts, Event]]:
@@ -68,12 +86,18 @@ def _task_functions(module: ModuleFacts) -> dict[str, tuple[FunctionFacts, Event
             if not target:
                 continue
             name = target.rsplit(".", 1)[-1]
+            through_self = target.startswith(("self.", "cls."))
             for candidate in module.functions:
-                if candidate.name == name and (
-                    "." not in target
-                    or candidate.qualname.endswith(target.split(".", 1)[-1])
-                    or target.startswith(("self.", "cls."))
-                ):
+                if candidate.name != name:
+                    continue
+                if through_self:
+                    # `self._run` is a method of the spawner's own class.
+                    matches = candidate.class_name == function.class_name
+                else:
+                    matches = "." not in target or candidate.qualname.endswith(
+                        target.split(".", 1)[-1]
+                    )
+                if matches:
                     started.setdefault(candidate.qualname, (function, event))
     return started
 
@@ -89,10 +113,98 @@ def _late_removal(task: FunctionFacts, owner: str | None) -> tuple[Event, Event]
             and event.kind is EventKind.WRITE
             and event.removal
             and event.owner == owner
-            and not is_lock_expression(event.state or "")
+            and not is_lock_state(event.state)
         ):
             return first_checkpoint, event
     return None
+
+
+def _signals_end(task: FunctionFacts, removal: Event) -> set[str]:
+    """Events the task sets after its late removal: `self._closed[key].set()`."""
+    return {
+        event_name(event.receiver)
+        for event in task.events[removal.order + 1 :]
+        if event.kind is EventKind.CALL and event.method == "set" and event.receiver
+    }
+
+
+def _waits_for_task(
+    function: FunctionFacts,
+    lock_removal: Event,
+    task: FunctionFacts,
+    removal: Event,
+    spawner: FunctionFacts,
+    start: Event,
+) -> bool:
+    """The lock is removed only once the task has finished its teardown.
+
+    Before the removal, the remover waits for an event the task sets after
+    removing its state, awaits the task object (`task = create_task(...)`;
+    `await task`), or leaves the nursery / task group the task runs in.
+    """
+    earlier = [
+        event
+        for event in function.events[: lock_removal.order]
+        if not exclusive(event, lock_removal)
+    ]
+    ends = _signals_end(task, removal) - {""}
+    if any(
+        event.kind is EventKind.CALL
+        and event.awaited
+        and is_wait_call(event)
+        and event_name(event.receiver) in ends
+        for event in earlier
+    ):
+        return True
+    if spawner is not function:
+        return False
+    parents = function_parents(function)
+    handle = _task_handle(parents, start.node)
+    if handle is not None and any(
+        event.kind is EventKind.CHECKPOINT
+        and isinstance(event.node, ast.Await)
+        and ast.unparse(event.node.value) == handle
+        for event in earlier
+    ):
+        return True
+    nursery = _enclosing_nursery(parents, start)
+    return nursery is not None and not _inside(parents, nursery, lock_removal.node)
+
+
+def _task_handle(parents: dict[ast.AST, tuple[ast.AST, str]], call: ast.AST) -> str | None:
+    """`task` of `task = asyncio.create_task(...)`."""
+    parent = parents.get(call)
+    if parent is None:
+        return None
+    statement = parent[0]
+    if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+        return ast.unparse(statement.targets[0])
+    if isinstance(statement, ast.AnnAssign):
+        return ast.unparse(statement.target)
+    return None
+
+
+def _enclosing_nursery(
+    parents: dict[ast.AST, tuple[ast.AST, str]], start: Event
+) -> ast.AsyncWith | None:
+    """The `async with open_nursery() as n:` whose `n` starts the task."""
+    node: ast.AST = start.node
+    while node in parents:
+        node = parents[node][0]
+        if isinstance(node, ast.AsyncWith) and any(
+            item.optional_vars is not None and ast.unparse(item.optional_vars) == start.receiver
+            for item in node.items
+        ):
+            return node
+    return None
+
+
+def _inside(parents: dict[ast.AST, tuple[ast.AST, str]], ancestor: ast.AST, node: ast.AST) -> bool:
+    while node in parents:
+        node = parents[node][0]
+        if node is ancestor:
+            return True
+    return False
 
 
 def check(module: ModuleFacts) -> Iterator[Finding]:
@@ -105,10 +217,10 @@ def check(module: ModuleFacts) -> Iterator[Finding]:
                 event.kind is EventKind.WRITE
                 and event.removal
                 and event.key is not None
-                and is_lock_expression(event.state or "")
+                and is_lock_state(event.state)
             ):
                 continue
-            for qualname, (_, start) in tasks.items():
+            for qualname, (spawner, start) in tasks.items():
                 task = module.function(qualname)
                 if task is None or task is function:
                     continue
@@ -116,6 +228,8 @@ def check(module: ModuleFacts) -> Iterator[Finding]:
                 if late is None:
                     continue
                 checkpoint, removal = late
+                if _waits_for_task(function, event, task, removal, spawner, start):
+                    continue
                 yield finding(
                     CODE,
                     NAME,
