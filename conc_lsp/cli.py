@@ -14,7 +14,7 @@ from typing import TextIO
 from conc_lsp import __version__, config
 from conc_lsp.analysis.model import HintKind, ModuleAnalysis
 from conc_lsp.analysis.parse import analyse_lines
-from conc_lsp.analysis.text import split_lines
+from conc_lsp.analysis.text import line_ending, split_lines
 from conc_lsp.labels import ARROW, LABEL_STYLES, label
 
 DESCRIPTION = """\
@@ -161,7 +161,7 @@ def _settings_for(paths: Sequence[str], err: TextIO) -> config.Settings:
 
 def _check_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from conc_lsp import report_formats
-    from conc_lsp.diagnose import check_lines
+    from conc_lsp.diagnose import check_lines, fix_lines
 
     settings = _settings_for(arguments.paths, err)
     overrides: dict[str, object] = {}
@@ -178,6 +178,7 @@ def _check_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> i
         settings = loaded.settings
     results: list[report_formats.FileResult] = []
     unreadable = False
+    fixed_total = 0
     for path in python_files(arguments.paths, settings.exclude):
         try:
             source = read_source(path)
@@ -185,7 +186,18 @@ def _check_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> i
             print(f"{path}: cannot read: {error.strerror or error}", file=err)
             unreadable = True
             continue
-        result = check_lines(split_lines(source), settings, str(path))
+        lines = split_lines(source)
+        if arguments.fix or arguments.unsafe_fixes:
+            fixed, applied, result = fix_lines(
+                lines, settings, str(path), unsafe=arguments.unsafe_fixes
+            )
+            if applied:
+                _write_source(path, source, fixed)
+                fixed_total += applied
+        else:
+            result = check_lines(
+                lines, settings, str(path), fixes=arguments.format in ("json", "sarif")
+            )
         for message in result.rule_errors:
             print(f"{path}: internal error: {message}", file=err)
         results.append(report_formats.FileResult(str(path), result.findings, result.problems))
@@ -206,12 +218,33 @@ def _check_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> i
         if broken:
             summary += f" ({broken} with syntax errors)"
         text = f"{text}\n{summary}." if text else "All checks passed."
+        if arguments.fix or arguments.unsafe_fixes:
+            text += f"\nFixed {fixed_total} finding{'s' if fixed_total != 1 else ''}."
+            fixable = sum(
+                1
+                for result in results
+                for finding in result.findings
+                if finding.fix is not None and not finding.fix.safe
+            )
+            if fixable and not arguments.unsafe_fixes:
+                text += f" {fixable} more with --unsafe-fixes."
     if text:
         print(text, file=out)
     if unreadable and not results:
         return 2
     dirty = any(result.findings or result.problems for result in results)
     return 1 if dirty else 0
+
+
+def _write_source(path: Path, original: str, lines: list[str]) -> None:
+    """Write fixed lines back with the file's own encoding and line breaks."""
+    with path.open("rb") as handle:
+        try:
+            encoding, _ = tokenize.detect_encoding(handle.readline)
+        except SyntaxError:
+            encoding = "utf-8"
+    text = line_ending(original).join(lines)
+    path.write_bytes(text.encode(encoding))
 
 
 def _rule_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -300,6 +333,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--ignore", metavar="CODES", help="skip these rules (prefixes)")
     check.add_argument("--statistics", action="store_true", help="print counts per rule")
+    check.add_argument("--fix", action="store_true", help="apply the safe fixes in place")
+    check.add_argument(
+        "--unsafe-fixes", action="store_true", help="apply the unsafe fixes too (implies --fix)"
+    )
 
     rule = commands.add_parser("rule", help="explain a rule (`conc-lsp rule CONC101`)")
     rule.add_argument(

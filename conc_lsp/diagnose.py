@@ -14,10 +14,12 @@ from dataclasses import dataclass, replace
 from conc_lsp.analysis.flow import module_facts
 from conc_lsp.analysis.model import Finding, Severity, SyntaxProblem
 from conc_lsp.analysis.parse import PARSE_ERRORS, Analyzer, parse_fragment
+from conc_lsp.analysis.text import apply_edits
 from conc_lsp.config import Settings
 from conc_lsp.fixes import FixContext, fix_for
 from conc_lsp.rules import all_rules
 
+MAX_FIX_ROUNDS = 10
 NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
 
 
@@ -92,3 +94,44 @@ def check_lines(
         context = FixContext(lines, settings.cleanup_timeout)
         findings = [replace(found, fix=fix_for(found, facts, context)) for found in findings]
     return CheckResult(findings, problems, errors)
+
+
+def choose_fixes(findings: list[Finding], unsafe: bool) -> list[Finding]:
+    """Findings whose fixes can be applied together: safe ones (all with
+    ``unsafe``), and no two touching the same lines (the later one waits for
+    the next round, when it is recomputed on the new text)."""
+    chosen: list[Finding] = []
+    taken: list[tuple[int, int]] = []
+    for found in findings:
+        fix = found.fix
+        if fix is None or (not fix.safe and not unsafe):
+            continue
+        spans = [(edit.start[0], edit.end[0]) for edit in fix.edits]
+        if any(a <= d and c <= b for a, b in spans for c, d in taken):
+            continue
+        taken.extend(spans)
+        chosen.append(found)
+    return chosen
+
+
+def fix_lines(
+    lines: list[str], settings: Settings, path: str | None = None, *, unsafe: bool = False
+) -> tuple[list[str], int, CheckResult]:
+    """Apply fixes round by round until none applies; the new lines, how many
+    fixes were applied, and the final check."""
+    applied = 0
+    for _ in range(MAX_FIX_ROUNDS):
+        result = check_lines(lines, settings, path, fixes=True)
+        chosen = choose_fixes(result.findings, unsafe)
+        if not chosen:
+            return lines, applied, result
+        edits = [edit for found in chosen if found.fix for edit in found.fix.edits]
+        new_lines = apply_edits(lines, edits)
+        try:
+            parse_fragment(new_lines)
+        except PARSE_ERRORS:
+            if not result.problems:  # never turn parsing code into broken code
+                return lines, applied, result
+        lines = new_lines
+        applied += len(chosen)
+    return lines, applied, check_lines(lines, settings, path, fixes=True)

@@ -36,7 +36,7 @@ def text(results: list[FileResult]) -> str:
     return "\n".join(out)
 
 
-def as_json(results: list[FileResult], fixable: frozenset[str] = frozenset()) -> str:
+def as_json(results: list[FileResult]) -> str:
     records = [
         {
             "path": result.path,
@@ -47,7 +47,7 @@ def as_json(results: list[FileResult], fixable: frozenset[str] = frozenset()) ->
             "code": finding.code,
             "severity": finding.severity.value,
             "message": finding.message,
-            "fix_available": finding.code in fixable,
+            "fix_available": finding.fix is not None,
         }
         for result in results
         for finding in result.findings

@@ -8,6 +8,11 @@ U+2028 and U+2029, which would shift every position after such a character.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from conc_lsp.analysis.model import TextEdit
 
 LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
@@ -60,3 +65,26 @@ def units_to_codepoint(line: str, units: int, encoding: str) -> int:
             return index
         seen += width
     return len(line)
+
+
+def apply_edits(lines: list[str], edits: Sequence[TextEdit]) -> list[str]:
+    """The lines after applying non-overlapping edits (positions in code points)."""
+    text = "\n".join(lines)
+    starts = [0]
+    for line in lines[:-1]:
+        starts.append(starts[-1] + len(line) + 1)
+
+    def offset(position: tuple[int, int]) -> int:
+        line, column = position
+        line = min(max(line, 0), len(lines) - 1)
+        return starts[line] + min(column, len(lines[line]))
+
+    for edit in sorted(edits, key=lambda e: (e.start, e.end), reverse=True):
+        text = text[: offset(edit.start)] + edit.text + text[offset(edit.end) :]
+    return split_lines(text)
+
+
+def line_ending(text: str) -> str:
+    """The file's line break: the first one found, "\\n" when there is none."""
+    match = LINE_BREAK.search(text)
+    return match.group(0) if match else "\n"

@@ -150,9 +150,9 @@ def innermost(source: Source, line: int) -> Place | None:
     """The innermost statement whose lines contain file line ``line``."""
     best: Place | None = None
     for place in _statements(source.module, []):
-        if source.line_of(place.statement) <= line <= source.end_line_of(place.statement):
-            if best is None or len(place.ancestors) >= len(best.ancestors):
-                best = place
+        contains = source.line_of(place.statement) <= line <= source.end_line_of(place.statement)
+        if contains and (best is None or len(place.ancestors) >= len(best.ancestors)):
+            best = place
     return best
 
 
@@ -350,7 +350,7 @@ def shield_cleanup(finding: Finding, facts: ModuleFacts, context: FixContext) ->
     statements = list(block.body[index:])
     event = _checkpoint_at(function, finding.location)
     bounded = bool(getattr(getattr(event, "context", None), "bounded", False))
-    name, alias = found
+    alias = found[1]
     unit = source.unit
     first = statements[0]
     leading = _leading(first)

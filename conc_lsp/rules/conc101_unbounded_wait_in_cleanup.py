@@ -2,23 +2,43 @@
 
 ## What it does
 Flags an awaited wait (`Event.wait()`, `Condition.wait()`, `Process.wait()`,
-a channel's `receive()`, `Lock.acquire()`, `join()`, and any `wait*`,
-`*_wait` or `wait_for_*` call) on a cleanup path (`finally`, `except`, the
-teardown of an async context manager, `__aexit__`, `aclose`) that is not
-inside a bounded scope (`move_on_after`, `fail_after`, `asyncio.timeout`,
-a `CancelScope` with a deadline, `asyncio.wait_for(..., timeout)`).
+a channel's `receive()`, `Lock.acquire()`, `join()`, `sleep_forever()`, and
+any `wait*`, `*_wait` or `wait_for_*` call) on a cleanup path (`finally`, an
+`except` handler, the teardown of an async context manager, `__aexit__`,
+`aclose`) that is not inside a bounded scope (`move_on_after`, `fail_after`,
+`asyncio.timeout`, a `CancelScope` with a deadline).
+
+`asyncio.wait_for(w, timeout)` bounds `w` unless the timeout is `None` or
+infinite; `asyncio.shield(w)` bounds nothing; `asyncio.wait(tasks)` is a wait
+unless given a `timeout`.
 
 ## Why is this bad?
 Teardown that waits for another task's progress is a latent deadlock: if the
 setter never fires (the peer is stuck, the child never exits, the task that
 would set the event is itself waiting for this teardown) the whole
 cancellation cascade hangs. tractor's `async_main` hung this way on
-`ipc_server.wait_for_no_more_peers()` in a `finally`.
+`ipc_server.wait_for_no_more_peers()` in a `finally`. A shield alone makes it
+worse: nothing can end the wait then.
 
-The wait is not flagged when it is provably bounded (`proc.kill()` before
-`await proc.wait()`); when the matching `.set()` sits in a `finally` of the
-setter, the finding is only informational, because the setter is guaranteed
-to run once it starts.
+Not flagged, because the wait provably ends or is not teardown:
+- `proc.kill()` (or `terminate`, `send_signal`, `close`, `aclose`,
+  `cancel`) on the same object, earlier on the same path, before
+  `await proc.wait()`;
+- `await lock.acquire()` after the function's own `lock.release()`
+  (`Condition.wait` taking its lock back for the caller);
+- a wait in the handler of a "not ready / not there" exception (`WouldBlock`,
+  `BlockingIOError`, `KeyError`, `StopAsyncIteration`,
+  `ssl.SSLWantReadError`, `asyncio.QueueEmpty`...) that does not re-raise
+  it: the slow path of the operation, not cleanup. Such a handler inside a
+  `finally` is still cleanup.
+
+When the matching `.set()` sits in a `finally` of the setter, the finding is
+only informational, because the setter is guaranteed to run once it starts;
+a `.set()` that this very function reaches only after the wait does not
+count.
+
+Limits: bounds come from the flow facts, which count `move_on_after(math.inf)`
+as bounded and keep an outer bound inside a nested shield (which blocks it).
 
 ## Example
 ```python
@@ -46,38 +66,77 @@ scope. Safe: only the unbounded wait changes.
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
 
-from conc_lsp.analysis.flow import Event, EventKind, FunctionFacts, ModuleFacts, event_name
-from conc_lsp.analysis.model import Context, Finding, Location, Severity
+from conc_lsp.analysis.facts import is_unbounded_constant
+from conc_lsp.analysis.flow import (
+    Event,
+    EventKind,
+    FunctionFacts,
+    ModuleFacts,
+    event_name,
+    exclusive,
+)
+from conc_lsp.analysis.libraries import last_name
+from conc_lsp.analysis.model import Context, Finding, Severity
 from conc_lsp.rules.base import awaited_call, describe, finding, is_wait_call
 
 CODE = "CONC101"
 NAME = "unbounded-wait-in-cleanup"
 SEVERITY = Severity.WARNING
 KILLERS = frozenset({"kill", "terminate", "send_signal", "cancel", "close", "aclose"})
+# Exceptions that mean "not ready yet" / "not there": their handler is the slow
+# path of the operation (wait until writable, wait for the filler), not cleanup.
+FLOW_EXCEPTIONS = frozenset(
+    {
+        "WouldBlock",
+        "BlockingIOError",
+        "InterruptedError",
+        "KeyError",
+        "IndexError",
+        "LookupError",
+        "StopIteration",
+        "StopAsyncIteration",
+        "SSLWantReadError",
+        "SSLWantWriteError",
+        "WantReadError",
+        "WantWriteError",
+        "QueueEmpty",
+        "QueueFull",
+    }
+)
+WAIT_FOR = frozenset({"asyncio.wait_for", "asyncio.tasks.wait_for"})
+SHIELD = frozenset({"asyncio.shield", "asyncio.tasks.shield"})
+WAIT_TASKS = frozenset({"asyncio.wait", "asyncio.tasks.wait"})
+
+Setter = tuple[FunctionFacts, Event]
 
 
 def check(module: ModuleFacts) -> Iterator[Finding]:
-    guaranteed_setters = _setters_in_finally(module)
+    setters = _setters_in_finally(module)
     for function in module.functions:
+        handlers: dict[int, list[ast.ExceptHandler]] | None = None
         for checkpoint in function.checkpoints:
             context = checkpoint.context
             if not context.on_cleanup_path or context.bounded or checkpoint.exit:
                 continue
-            call = awaited_call(function, checkpoint)
-            if call is None or not is_wait_call(call):
+            awaited = awaited_call(function, checkpoint)
+            call = _waited(function, awaited) if awaited is not None else None
+            if call is None or _released_before(function, call) or _killed_before(function, call):
                 continue
-            if call.callee and call.callee.endswith("wait_for"):
-                continue  # asyncio.wait_for with a timeout is bounded; None is CONC-free here
-            if _killed_before(function, call):
-                continue
+            if not (context.in_finally or context.acm_teardown or context.in_aexit):
+                if handlers is None:
+                    handlers = _enclosing_handlers(function.node)
+                enclosing = handlers.get(id(checkpoint.node), [])
+                if enclosing and all(_is_flow_handler(handler) for handler in enclosing):
+                    continue
             where = where_in_cleanup(context)
             waited = describe(call, "the wait")
-            setter = (
-                guaranteed_setters.get(event_name(call.receiver)) if call.method == "wait" else None
-            )
+            setter = _guaranteed_setter(setters, function, call)
             if setter is not None:
+                setter_function, setter_event = setter
+                line = setter_event.location.line + 1
                 yield finding(
                     CODE,
                     NAME,
@@ -85,8 +144,13 @@ def check(module: ModuleFacts) -> Iterator[Finding]:
                     function,
                     checkpoint.location,
                     f"`await {waited}` in {where} has no timeout; it ends because its "
-                    f"`.set()` runs in a `finally` (line {setter[0].line + 1})",
-                    [(setter[0], f"the matching `.set()` in a finally of `{setter[1]}`")],
+                    f"`.set()` runs in a `finally` (line {line})",
+                    [
+                        (
+                            setter_event.location,
+                            f"the matching `.set()` in a finally of `{setter_function.qualname}`",
+                        )
+                    ],
                 )
                 continue
             yield finding(
@@ -96,8 +160,16 @@ def check(module: ModuleFacts) -> Iterator[Finding]:
                 function,
                 checkpoint.location,
                 f"unbounded `await {waited}` in {where}: if it never completes, "
-                "teardown hangs; bound it with a timeout (e.g. `move_on_after`)",
+                f"teardown hangs; bound it with a timeout (e.g. `{_bound_for(module)}`)",
             )
+
+
+def _bound_for(module: ModuleFacts) -> str:
+    """The timeout to suggest, in the library the module already imports."""
+    for library in ("trio", "anyio"):
+        if library in module.libraries:
+            return f"{library}.move_on_after"
+    return "asyncio.timeout" if "asyncio" in module.libraries else "move_on_after"
 
 
 def where_in_cleanup(context: Context) -> str:
@@ -111,20 +183,136 @@ def where_in_cleanup(context: Context) -> str:
     return "`__aexit__`/`aclose`"
 
 
+def _waited(function: FunctionFacts, call: Event) -> Event | None:
+    """The unbounded wait an awaited call stands for, or None.
+
+    `asyncio.wait_for(w, timeout)` is bounded unless its timeout is None or
+    infinite; `asyncio.shield(w)` bounds nothing; `asyncio.wait(tasks)` is a
+    wait unless given a timeout.
+    """
+    node = call.node
+    if not isinstance(node, ast.Call):
+        return None
+    if call.callee in WAIT_FOR:
+        timeout = _argument(node, 1, "timeout")
+        if timeout is not None and not is_unbounded_constant(timeout):
+            return None
+        return _inner_wait(function, node)
+    if call.callee in SHIELD:
+        return _inner_wait(function, node)
+    if call.callee in WAIT_TASKS:
+        timeout = _argument(node, None, "timeout")
+        return call if timeout is None or is_unbounded_constant(timeout) else None
+    if (call.method or "") == "sleep_forever" or last_name(call.callee) == "sleep_forever":
+        return call
+    return call if is_wait_call(call) else None
+
+
+def _argument(node: ast.Call, position: int | None, keyword: str) -> ast.expr | None:
+    for item in node.keywords:
+        if item.arg == keyword:
+            return item.value
+    if position is not None and len(node.args) > position:
+        return node.args[position]
+    return None
+
+
+def _inner_wait(function: FunctionFacts, node: ast.Call) -> Event | None:
+    inner = node.args[0] if node.args else None
+    if not isinstance(inner, ast.Call):
+        return None
+    for event in function.events:
+        if event.kind is EventKind.CALL and event.node is inner:
+            return _waited(function, event)
+    return None
+
+
 def _killed_before(function: FunctionFacts, call: Event) -> bool:
-    """`proc.kill()` (or terminate/cancel) earlier in the function bounds `proc.wait()`."""
+    """`proc.kill()` (or terminate/cancel) earlier on the same path bounds `proc.wait()`."""
     return any(
         event.kind is EventKind.CALL
         and event.method in KILLERS
+        and event.receiver == call.receiver
+        and event.order < call.order
+        and not exclusive(event, call)
+        for event in function.events
+    )
+
+
+def _released_before(function: FunctionFacts, call: Event) -> bool:
+    """`lock.release()` ... `await lock.acquire()`: re-taking a lock the function gave up
+    (`Condition.wait`) restores the caller's invariant; its holder releases it."""
+    return call.method == "acquire" and any(
+        event.kind is EventKind.CALL
+        and event.method == "release"
         and event.receiver == call.receiver
         and event.order < call.order
         for event in function.events
     )
 
 
-def _setters_in_finally(module: ModuleFacts) -> dict[str, tuple[Location, str]]:
-    found: dict[str, tuple[Location, str]] = {}
-    for function, event in module.calls("set"):
-        if event.context.in_finally and event.receiver:
-            found.setdefault(event_name(event.receiver), (event.location, function.qualname))
+def _is_flow_handler(handler: ast.ExceptHandler) -> bool:
+    """`except WouldBlock:` / `except KeyError:` that does not re-raise: the slow path
+    of the operation, not unwinding."""
+    if handler.type is None:
+        return False
+    types = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+    names = [
+        node.attr if isinstance(node, ast.Attribute) else getattr(node, "id", "") for node in types
+    ]
+    return all(name in FLOW_EXCEPTIONS for name in names) and not _reraises(handler)
+
+
+def _reraises(handler: ast.ExceptHandler) -> bool:
+    """A bare `raise` of the handler itself (not of a handler or function inside it)."""
+    stack: list[ast.AST] = list(handler.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(
+            node,
+            (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef, ast.ExceptHandler),
+        ):
+            continue
+        if isinstance(node, ast.Raise) and node.exc is None:
+            return True
+        stack.extend(ast.iter_child_nodes(node))
+    return False
+
+
+def _enclosing_handlers(root: ast.AST) -> dict[int, list[ast.ExceptHandler]]:
+    """For each `await` of a function, the except handlers around it (innermost last)."""
+    found: dict[int, list[ast.ExceptHandler]] = {}
+    stack: list[tuple[ast.AST, tuple[ast.ExceptHandler, ...]]] = [
+        (child, ()) for child in ast.iter_child_nodes(root)
+    ]
+    while stack:
+        node, around = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            continue
+        if isinstance(node, ast.Await):
+            found[id(node)] = list(around)
+        inner = (*around, node) if isinstance(node, ast.ExceptHandler) else around
+        stack.extend((child, inner) for child in ast.iter_child_nodes(node))
     return found
+
+
+def _setters_in_finally(module: ModuleFacts) -> dict[str, list[Setter]]:
+    found: dict[str, list[Setter]] = {}
+    for function, event in module.calls("set"):
+        if event.context.in_finally and event.receiver and not event.arguments:
+            found.setdefault(event_name(event.receiver), []).append((function, event))
+    return found
+
+
+def _guaranteed_setter(
+    setters: dict[str, list[Setter]], function: FunctionFacts, call: Event
+) -> Setter | None:
+    """A `.set()` of the awaited event in some `finally`, other than one this very
+    function only reaches after the wait (that one can never end it)."""
+    if call.method != "wait":
+        return None
+    for setter_function, event in setters.get(event_name(call.receiver), []):
+        if setter_function is function and event.order > call.order:
+            continue
+        return setter_function, event
+    return None

@@ -2,8 +2,16 @@
 
 ## What it does
 Flags a timeout scope (`move_on_after`, `move_on_at`, `fail_after`,
-`fail_at`, `asyncio.timeout`, a `CancelScope` with a deadline) whose body
-contains no checkpoint.
+`fail_at`, `asyncio.timeout`, `asyncio.timeout_at`, a `CancelScope` with a
+deadline) whose body contains no checkpoint (`await`, `async with`,
+`async for`).
+
+A `yield` in the body counts as a checkpoint: in a context manager the
+caller's code, checkpoints included, runs inside the scope there. A scope
+with no deadline at all (`asyncio.timeout(None)`, `move_on_after(math.inf)`)
+is no timeout, and a body that reads the deadline back
+(`current_effective_deadline()`, `current_statistics()`) uses the scope for
+its deadline; neither is flagged.
 
 ## Why is this bad?
 A cancel scope can only interrupt its body at a checkpoint. A body with
@@ -29,21 +37,28 @@ code says, if not what it does), or make the body async.
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
 
-from conc_lsp.analysis.flow import ModuleFacts
+from conc_lsp.analysis.facts import is_unbounded_constant
+from conc_lsp.analysis.flow import ModuleFacts, Scope
+from conc_lsp.analysis.libraries import last_name
 from conc_lsp.analysis.model import Finding, Severity
 from conc_lsp.rules.base import finding
 
 CODE = "CONC110"
 NAME = "timeout-without-checkpoint"
 SEVERITY = Severity.WARNING
+DEADLINE_KEYWORDS = frozenset({"delay", "seconds", "when", "deadline", "relative_deadline"})
+DEADLINE_READERS = frozenset({"current_effective_deadline", "current_statistics"})
 
 
 def check(module: ModuleFacts) -> Iterator[Finding]:
     for function in module.functions:
         for scope in function.scopes:
-            if scope.checkpoints:
+            if scope.checkpoints or _without_deadline(scope, module):
+                continue
+            if scope.node is not None and _yields_or_reads_deadline(scope.node, module):
                 continue
             name = scope.name.split("(", 1)[0]
             yield finding(
@@ -54,3 +69,38 @@ def check(module: ModuleFacts) -> Iterator[Finding]:
                 scope.location,
                 f"`{name}(...)` has no checkpoint in its body, so its timeout can never fire",
             )
+
+
+def _without_deadline(scope: Scope, module: ModuleFacts) -> bool:
+    """`asyncio.timeout(None)`, `move_on_after(math.inf)`: there is no timeout to fire."""
+    if scope.node is None:
+        return False
+    for item in scope.node.items:
+        call = item.context_expr
+        if not isinstance(call, ast.Call) or ast.unparse(call) != scope.name:
+            continue
+        is_scope = last_name(module.table.resolve(call.func)) == "CancelScope"
+        given = [call.args[0]] if call.args and not is_scope else []
+        given += [keyword.value for keyword in call.keywords if keyword.arg in DEADLINE_KEYWORDS]
+        return bool(given) and all(is_unbounded_constant(value) for value in given)
+    return False
+
+
+def _yields_or_reads_deadline(node: ast.With | ast.AsyncWith, module: ModuleFacts) -> bool:
+    """A `yield` in the body hands control to the caller, whose checkpoints then run
+    inside the scope (a context manager); `current_effective_deadline()` in the body
+    means the scope is there for its deadline, not as a timeout."""
+    stack: list[ast.AST] = list(node.body)
+    while stack:
+        current = stack.pop()
+        if isinstance(current, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            continue
+        if isinstance(current, (ast.Yield, ast.YieldFrom)):
+            return True
+        if (
+            isinstance(current, ast.Call)
+            and last_name(module.table.resolve(current.func)) in DEADLINE_READERS
+        ):
+            return True
+        stack.extend(ast.iter_child_nodes(current))
+    return False

@@ -1,12 +1,37 @@
 """CONC302 set-not-guaranteed
 
 ## What it does
-Flags `await event.wait()` when none of the module's `event.set()` calls for
-that event is on a path that also runs on error: not in a `finally` (a set
-after an acm `yield` without `finally`, or at the end of a task's happy path,
-is skipped by any exception). It is a warning on a cleanup path, where the
-wait blocks teardown, and informational elsewhere. Bounded waits are not
-flagged.
+Flags `await event.wait()` when every `event.set()` of the module for that
+event (paired by the event's last name: `self._done`, `ctx_exit.done`, a
+`done` unpacked from a tuple) can be skipped by an error, a cancellation or
+a hang in the setter:
+
+- it comes after a checkpoint of its function, or after an acm `yield`,
+  and is neither in a `finally` nor in a bare / `except BaseException`
+  handler;
+- it is in such a block, but after a checkpoint of that same block that is
+  not both shielded and bounded (the block's own `await` can be cancelled,
+  or hang, before the set);
+- it runs before its function's first checkpoint, but that function is a
+  private helper called (by name) only where it can be skipped:
+  `self._mark_done()` at the end of a happy path is as fragile as a set
+  written there, one called from a `finally` is as safe. Public functions
+  and callbacks may be called from anywhere and count as safe.
+
+A set in `__init__` is the event's initial state (often replaced by a fresh
+event later) and is not a setter.
+
+Not flagged: bounded waits (`move_on_after`, `fail_after`, `asyncio.timeout`,
+`wait_for`, `CancelScope(deadline=...)`); waits whose setter runs in the
+same nursery / task group (a child task, or the nursery body), because an
+error there cancels the wait; a wait inside an (async generator) context
+manager whose setter sits in the body of `async with that_cm():`, because an
+error in the body exits the manager; events no `.set()` of this module
+matches.
+
+It is a warning on a cleanup path (`finally`, `except`, acm teardown,
+`__aexit__`, `aclose`), where the wait blocks teardown, and informational
+elsewhere.
 
 ## Why is this bad?
 One exception (or cancellation) in the setter's task between its start and
@@ -39,25 +64,225 @@ body can be wrapped). Safe.
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
+from dataclasses import dataclass
 
-from conc_lsp.analysis.flow import ModuleFacts, event_name
-from conc_lsp.analysis.model import Finding, Location, Severity
-from conc_lsp.rules.base import awaited_call, finding
+from conc_lsp.analysis.facts import NURSERIES
+from conc_lsp.analysis.flow import (
+    Event,
+    FunctionFacts,
+    ModuleFacts,
+    event_name,
+    exclusive,
+)
+from conc_lsp.analysis.libraries import last_name
+from conc_lsp.analysis.model import Finding, Severity, Shield
+from conc_lsp.rules.base import awaited_call, checkpoint_words, finding
 
 CODE = "CONC302"
 NAME = "set-not-guaranteed"
 SEVERITY = Severity.WARNING
+SPAWNERS = frozenset({"start_soon", "start", "create_task"})
+CATCH_ALL = frozenset({"", "BaseException", "builtins.BaseException"})
+MAX_CALLER_DEPTH = 4
+INITIALISERS = frozenset({"__init__", "__post_init__"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Setter:
+    function: FunctionFacts
+    event: Event
+    risk: str | None  # why it can be skipped; None when it cannot
+
+
+@dataclass(frozen=True, slots=True)
+class _Nursery:
+    """An `async with open_nursery()/create_task_group()/TaskGroup()` block, or an
+    `async with cm():` block (``entered``)."""
+
+    function: str  # qualname of the function holding the block
+    first_line: int  # 0-based lines of the block's body
+    last_line: int
+    spawned: frozenset[str]  # last names of the functions started in it
+    entered: frozenset[str] = frozenset()  # a plain `async with cm():`: the cm's name
+
+    def runs(self, function: FunctionFacts, event: Event) -> bool:
+        """True when ``event`` of ``function`` runs inside this block."""
+        if function.name in self.spawned:
+            return True
+        return (
+            function.qualname == self.function
+            and self.first_line <= event.location.line <= self.last_line
+        )
+
+    def cancels_wait(self, waiter: FunctionFacts, wait: Event, setter: _Setter) -> bool:
+        """An error before the set cancels (or skips) the wait."""
+        if self.entered:
+            return waiter.name in self.entered and self.runs(setter.function, setter.event)
+        return self.runs(waiter, wait) and self.runs(setter.function, setter.event)
+
+
+def _own_nodes(root: ast.AST) -> Iterator[ast.AST]:
+    """The nodes of a function body, not descending into nested definitions."""
+    stack = list(ast.iter_child_nodes(root))
+    while stack:
+        node = stack.pop()
+        yield node
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            stack.extend(ast.iter_child_nodes(node))
+
+
+def _spawned_name(call: ast.Call) -> str | None:
+    if not call.args:
+        return None
+    target = call.args[0]
+    if isinstance(target, ast.Call):  # create_task(worker(...)), partial(worker, ...)
+        if target.args and last_name(_dotted(target.func)) == "partial":
+            target = target.args[0]
+        else:
+            target = target.func
+    return last_name(_dotted(target)) or None
+
+
+def _dotted(node: ast.expr) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return f"{_dotted(node.value)}.{node.attr}"
+    return ""
+
+
+def _nurseries(module: ModuleFacts) -> list[_Nursery]:
+    found = []
+    for function in module.functions:
+        for node in _own_nodes(function.node):
+            if not isinstance(node, ast.AsyncWith) or not node.body:
+                continue
+            entered = {
+                last_name(module.table.resolve(item.context_expr.func))
+                for item in node.items
+                if isinstance(item.context_expr, ast.Call)
+            }
+            if not entered & NURSERIES:
+                # `async with agen() as x:` around the setter: an error in the body
+                # exits the context manager, which cancels or skips its own wait.
+                found.append(
+                    _Nursery(
+                        function.qualname,
+                        node.body[0].lineno - 1,
+                        (node.end_lineno or node.lineno) - 1,
+                        frozenset(),
+                        frozenset(entered),
+                    )
+                )
+                continue
+            spawned = set()
+            for statement in node.body:
+                for inner in [statement, *_own_nodes(statement)]:
+                    if (
+                        isinstance(inner, ast.Call)
+                        and isinstance(inner.func, ast.Attribute)
+                        and inner.func.attr in SPAWNERS
+                    ):
+                        name = _spawned_name(inner)
+                        if name:
+                            spawned.add(name)
+            found.append(
+                _Nursery(
+                    function.qualname,
+                    node.body[0].lineno - 1,
+                    (node.end_lineno or node.lineno) - 1,
+                    frozenset(spawned),
+                )
+            )
+    return found
+
+
+def _callers(module: ModuleFacts, function: FunctionFacts) -> list[tuple[FunctionFacts, Event]]:
+    """Direct calls of ``function`` by name: `helper()`, `self.helper()`, `Cls.helper()`."""
+    found = []
+    receivers = {None, "self", "cls", function.class_name}
+    for caller, event in module.calls(function.name):
+        if event.receiver in receivers and caller is not function:
+            found.append((caller, event))
+    return found
+
+
+def _public(function: FunctionFacts) -> bool:
+    """A public function or method: callers outside this module count too."""
+    if "<locals>" in function.qualname:
+        return False
+    name = function.name
+    return not name.startswith("_") or (name.startswith("__") and name.endswith("__"))
+
+
+def _risk(
+    module: ModuleFacts, function: FunctionFacts, event: Event, seen: frozenset[str] = frozenset()
+) -> str | None:
+    """Why an error, a cancellation or a hang can skip ``event`` (a `.set()`, or a
+    call of the function holding one) once its task started; None when nothing can.
+
+    - in a `finally`, or in a bare / `except BaseException` handler: runs on error,
+      unless an earlier checkpoint of the same block can raise or hang (anything
+      but a shielded, bounded one);
+    - after an acm `yield` without `finally`: skipped when the caller's body raises;
+    - after a checkpoint of its own function: skipped when that checkpoint raises;
+    - otherwise (before the function's first checkpoint) it depends on how the
+      function runs: a public function, a task or a callback nobody here calls
+      runs it for sure; a private helper called by name is as safe as its best
+      call site.
+    """
+    context = event.context
+    catch_all = context.in_except is not None and context.in_except.lstrip("*") in CATCH_ALL
+    if context.in_finally or catch_all:
+        where = "in a `finally`" if context.in_finally else "in an `except BaseException`"
+        for checkpoint in function.checkpoints:
+            if checkpoint.order >= event.order:
+                break
+            if (
+                checkpoint.cleanup_block == event.cleanup_block
+                and not exclusive(checkpoint, event)
+                and not (checkpoint.context.shielded is Shield.YES and checkpoint.context.bounded)
+            ):
+                return (
+                    f"{where}, but after {checkpoint_words(checkpoint)}, which can be "
+                    "cancelled or hang"
+                )
+        return None
+    if context.acm_teardown:
+        return "after the acm `yield`, not in a `finally`"
+    for checkpoint in function.checkpoints:
+        if checkpoint.order >= event.order:
+            break
+        if not exclusive(checkpoint, event):
+            return f"after {checkpoint_words(checkpoint)}, not in a `finally`"
+    if function.qualname in seen or len(seen) >= MAX_CALLER_DEPTH or _public(function):
+        return None
+    callers = _callers(module, function)
+    if not callers:
+        return None
+    inner = seen | {function.qualname}
+    reasons = []
+    for caller, call in callers:
+        reason = _risk(module, caller, call, inner)
+        if reason is None:
+            return None
+        reasons.append(f"`{function.name}()` is called in `{caller.qualname}` {reason}")
+    return reasons[0]
 
 
 def check(module: ModuleFacts) -> Iterator[Finding]:
-    setters: dict[str, list[tuple[Location, str, bool]]] = {}
+    setters: dict[str, list[_Setter]] = {}
     for function, event in module.calls("set"):
         if event.arguments or event.awaited or not event.receiver:
             continue
+        if function.name in INITIALISERS:
+            continue  # the initial state of a level-triggered event, often replaced later
         setters.setdefault(event_name(event.receiver), []).append(
-            (event.location, function.qualname, event.context.in_finally)
+            _Setter(function, event, _risk(module, function, event))
         )
+    nurseries: list[_Nursery] | None = None
     for function in module.functions:
         for checkpoint in function.checkpoints:
             call = awaited_call(function, checkpoint)
@@ -66,18 +291,30 @@ def check(module: ModuleFacts) -> Iterator[Finding]:
             if checkpoint.context.bounded:
                 continue
             found = setters.get(event_name(call.receiver))
-            if not found or any(in_finally for _, _, in_finally in found):
+            if not found or any(setter.risk is None for setter in found):
                 continue
+            if nurseries is None:
+                nurseries = _nurseries(module)
+            if any(
+                nursery.cancels_wait(function, checkpoint, setter)
+                for nursery in nurseries
+                for setter in found
+            ):
+                continue  # an error in the setter cancels this wait
             cleanup = checkpoint.context.on_cleanup_path
-            first, setter_function, _ = found[0]
+            first = found[0]
             yield finding(
                 CODE,
                 NAME,
                 SEVERITY if cleanup else Severity.INFORMATION,
                 function,
                 checkpoint.location,
-                f"`{call.receiver}.wait()` relies on `.set()` in `{setter_function}` (line "
-                f"{first.line + 1}), which is not in a `finally`: an error before it leaves "
-                "this wait hanging" + (" and blocks teardown" if cleanup else ""),
-                [(location, f"setter in {name}, skipped on error") for location, name, _ in found],
+                f"`{call.receiver}.wait()` relies on `.set()` in `{first.function.qualname}` "
+                f"(line {first.event.location.line + 1}), {first.risk}: an error or "
+                "cancellation there leaves this wait hanging"
+                + (" and blocks teardown" if cleanup else ""),
+                [
+                    (setter.event.location, f"setter in {setter.function.qualname}: {setter.risk}")
+                    for setter in found
+                ],
             )

@@ -3,8 +3,20 @@
 ## What it does
 Flags a subprocess started with `stdout=PIPE` or `stderr=PIPE`
 (`subprocess.Popen`, `asyncio.create_subprocess_exec/_shell`,
-`trio.open_process`, `anyio.open_process`) that is waited on without that
-pipe ever being read, or whose piped output is never read at all.
+`trio.lowlevel.open_process`, `anyio.open_process`, which pipes both by
+default) and bound to a name, when that pipe is never read in the function.
+The finding is on the first `wait()`; without a wait, or when the wait
+follows `kill()` / `terminate()` (which ends the child; the unread pipe still
+stalls it while it runs), it is on the process creation, unless the process
+is bound by `with Popen(...)` / `async with await open_process(...)`, whose
+exit closes the pipes before waiting. It also flags a `wait()` that comes
+before the first read of the piped output.
+
+Not flagged: `communicate()`, any use of `proc.stdout` / `proc.stderr`
+(reading, handing the stream to a reader task), `DEVNULL` / `STDOUT`,
+`subprocess.run`, `check_output`, `trio.run_process`, `anyio.run_process`,
+and processes that leave the function (returned, yielded, passed to a call,
+stored): their owner reads them.
 
 ## Why is this bad?
 A pipe holds 64 KiB. A child that writes more blocks in `write()` until
@@ -34,34 +46,46 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
-from conc_lsp.analysis.flow import FunctionFacts, ModuleFacts
+from conc_lsp.analysis.flow import EventKind, FunctionFacts, ModuleFacts
 from conc_lsp.analysis.libraries import last_name
 from conc_lsp.analysis.model import Finding, Location, Severity
+from conc_lsp.analysis.text import utf8_to_codepoint
 from conc_lsp.rules.base import finding
 
 CODE = "CONC401"
 NAME = "undrained-pipe"
 SEVERITY = Severity.WARNING
 SPAWNERS = frozenset({"Popen", "create_subprocess_exec", "create_subprocess_shell", "open_process"})
+PIPED_BY_DEFAULT = frozenset({"anyio.open_process"})  # stdin, stdout and stderr default to PIPE
+STREAMS = ("stdout", "stderr")
 DRAINERS = frozenset({"communicate"})
 WAITERS = frozenset({"wait"})
+ENDERS = frozenset({"kill", "terminate", "send_signal"})
 
 
 def _piped_streams(call: ast.Call, module: ModuleFacts) -> list[str]:
-    if last_name(module.table.resolve(call.func)) not in SPAWNERS:
+    resolved = module.table.resolve(call.func)
+    if last_name(resolved) not in SPAWNERS:
         return []
+    given = {keyword.arg: keyword.value for keyword in call.keywords if keyword.arg in STREAMS}
+    if any(keyword.arg is None for keyword in call.keywords):
+        return []  # **options: we cannot tell
     piped = []
-    for keyword in call.keywords:
-        if keyword.arg in ("stdout", "stderr"):
-            value = keyword.value
-            name = (
-                last_name(module.table.resolve(value))
-                if isinstance(value, (ast.Name, ast.Attribute))
-                else ""
-            )
-            if name == "PIPE":
-                piped.append(keyword.arg)
+    for stream in STREAMS:
+        value = given.get(stream)
+        if value is None:
+            if resolved in PIPED_BY_DEFAULT:
+                piped.append(stream)
+            continue
+        name = (
+            last_name(module.table.resolve(value))
+            if isinstance(value, (ast.Name, ast.Attribute))
+            else ""
+        )
+        if name == "PIPE":
+            piped.append(stream)
     return piped
 
 
@@ -71,17 +95,31 @@ def _unwrap(node: ast.expr | None) -> ast.Call | None:
     return node if isinstance(node, ast.Call) else None
 
 
+def _own_nodes(root: ast.AST) -> Iterator[ast.AST]:
+    """The nodes of a function body, not descending into nested definitions."""
+    stack = list(ast.iter_child_nodes(root))
+    while stack:
+        node = stack.pop()
+        yield node
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            stack.extend(ast.iter_child_nodes(node))
+
+
 def _spawns(
     function: FunctionFacts, module: ModuleFacts
-) -> Iterator[tuple[str, ast.Call, list[str]]]:
-    """(variable, call, piped streams) for each process the function starts."""
-    for node in ast.walk(function.node):
+) -> Iterator[tuple[str, ast.Call, list[str], bool]]:
+    """(variable, call, piped streams, managed) for each process the function itself
+    starts; ``managed`` when bound by `with` / `async with`, whose exit closes the
+    pipes before waiting."""
+    for node in _own_nodes(function.node):
         bindings: list[tuple[ast.expr, ast.expr | None]] = []
+        managed = False
         if isinstance(node, ast.Assign) and len(node.targets) == 1:
             bindings.append((node.targets[0], node.value))
         elif isinstance(node, ast.AnnAssign):
             bindings.append((node.target, node.value))
         elif isinstance(node, (ast.With, ast.AsyncWith)):
+            managed = True
             bindings.extend(
                 (item.optional_vars, item.context_expr) for item in node.items if item.optional_vars
             )
@@ -91,12 +129,79 @@ def _spawns(
                 continue
             piped = _piped_streams(call, module)
             if piped:
-                yield target.id, call, piped
+                yield target.id, call, piped, managed
+
+
+@dataclass(slots=True)
+class _Uses:
+    """What a function does with one process variable."""
+
+    read: set[str] = field(default_factory=set)
+    drained: bool = False
+    escapes: bool = False  # passed, returned, yielded, stored or aliased: someone else may read
+    nested_reads: bool = False  # read inside a nested function (may run concurrently)
+    first_read: tuple[int, int] | None = None  # position of the first own read
+    wait: ast.Call | None = None  # the first own `wait()` call
+    wait_awaited: bool = False  # the wait blocks right there (awaited, or a sync call)
+    ended: tuple[int, int] | None = None  # position of the first kill() / terminate()
+
+
+def _position(node: ast.AST) -> tuple[int, int]:
+    return node.lineno, node.col_offset  # type: ignore[attr-defined]
+
+
+def _uses(function: FunctionFacts, variable: str) -> _Uses:
+    uses = _Uses()
+    own = {id(node) for node in _own_nodes(function.node)}
+    receivers: set[int] = set()
+    awaited: set[int] = set()
+    for node in ast.walk(function.node):
+        if isinstance(node, ast.Await):
+            awaited.add(id(node.value))
+        if not (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == variable
+        ):
+            continue
+        receivers.add(id(node.value))
+        if node.attr in STREAMS:
+            uses.read.add(node.attr)
+            if id(node) not in own:
+                uses.nested_reads = True
+            elif uses.first_read is None or _position(node) < uses.first_read:
+                uses.first_read = _position(node)
+        elif node.attr in DRAINERS:
+            uses.drained = True
+        elif (
+            node.attr in ENDERS
+            and id(node) in own
+            and (uses.ended is None or _position(node) < uses.ended)
+        ):
+            uses.ended = _position(node)
+    for node in ast.walk(function.node):
+        if (
+            isinstance(node, ast.Name)
+            and node.id == variable
+            and isinstance(node.ctx, ast.Load)
+            and id(node) not in receivers
+        ):
+            uses.escapes = True
+        if (
+            isinstance(node, ast.Call)
+            and id(node) in own
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == variable
+            and node.func.attr in WAITERS
+            and (uses.wait is None or _position(node) < _position(uses.wait))
+        ):
+            uses.wait = node
+            uses.wait_awaited = id(node) in awaited or not function.is_async
+    return uses
 
 
 def _location(node: ast.AST, module: ModuleFacts) -> Location:
-    from conc_lsp.analysis.text import utf8_to_codepoint
-
     line: int = node.lineno  # type: ignore[attr-defined]
     end_line: int = node.end_lineno or line  # type: ignore[attr-defined]
     return Location(
@@ -109,53 +214,57 @@ def _location(node: ast.AST, module: ModuleFacts) -> Location:
 
 def check(module: ModuleFacts) -> Iterator[Finding]:
     for function in module.functions:
-        if function.node is None:
-            continue
-        for variable, call, piped in _spawns(function, module):
-            read: set[str] = set()
-            drained = False
-            wait: ast.Call | None = None
-            for node in ast.walk(function.node):
-                if (
-                    isinstance(node, ast.Attribute)
-                    and isinstance(node.value, ast.Name)
-                    and node.value.id == variable
-                ):
-                    if node.attr in ("stdout", "stderr"):
-                        read.add(node.attr)
-                    elif node.attr in DRAINERS:
-                        drained = True
-                if (
-                    isinstance(node, ast.Call)
-                    and isinstance(node.func, ast.Attribute)
-                    and isinstance(node.func.value, ast.Name)
-                    and node.func.value.id == variable
-                    and node.func.attr in WAITERS
-                    and wait is None
-                ):
-                    wait = node
-            unread = [stream for stream in piped if stream not in read]
-            if drained or not unread:
+        if not any(
+            event.kind is EventKind.CALL and last_name(event.callee or event.method) in SPAWNERS
+            for event in function.events
+        ):
+            continue  # cheap: most functions start no process
+        for variable, call, piped, managed in _spawns(function, module):
+            uses = _uses(function, variable)
+            if uses.drained or uses.escapes:
                 continue
-            streams = " and ".join(f"{stream}=PIPE" for stream in unread)
-            if wait is not None:
+            unread = [stream for stream in piped if stream not in uses.read]
+            wait = uses.wait
+            if wait is not None and uses.ended is not None and uses.ended < _position(wait):
+                wait = None  # killed first: the wait ends; the unread pipe still stalls the child
+            if unread:
+                streams = " and ".join(f"{stream}=PIPE" for stream in unread)
+                if wait is not None:
+                    yield finding(
+                        CODE,
+                        NAME,
+                        SEVERITY,
+                        function,
+                        _location(wait, module),
+                        f"`{variable}.wait()` with {streams} never read: once the child writes "
+                        "64 KiB it blocks and this wait deadlocks; use `communicate()` or DEVNULL",
+                        [(_location(call, module), "the process is started with the pipe here")],
+                    )
+                elif not managed:
+                    yield finding(
+                        CODE,
+                        NAME,
+                        SEVERITY,
+                        function,
+                        _location(call, module),
+                        f"`{variable}` is started with {streams} that is never read: the child "
+                        "blocks once the pipe buffer fills; read it, or use DEVNULL",
+                    )
+            elif (
+                wait is not None
+                and uses.wait_awaited
+                and not uses.nested_reads
+                and uses.first_read is not None
+                and _position(wait) < uses.first_read
+            ):
                 yield finding(
                     CODE,
                     NAME,
                     SEVERITY,
                     function,
                     _location(wait, module),
-                    f"`{variable}.wait()` with {streams} never read: once the child writes "
-                    "64 KiB it blocks and this wait deadlocks; use `communicate()` or DEVNULL",
+                    f"`{variable}.wait()` comes before its piped output is read: once the child "
+                    "writes 64 KiB it blocks and this wait deadlocks; read first, or use "
+                    "`communicate()`",
                     [(_location(call, module), "the process is started with the pipe here")],
-                )
-            else:
-                yield finding(
-                    CODE,
-                    NAME,
-                    SEVERITY,
-                    function,
-                    _location(call, module),
-                    f"`{variable}` is started with {streams} that is never read: the child "
-                    "blocks once the pipe buffer fills; read it, or use DEVNULL",
                 )
