@@ -17,7 +17,7 @@ from pygls.uris import to_fs_path
 
 from conc_lsp import __version__, config
 from conc_lsp.analysis.model import Finding
-from conc_lsp.server import diagnostics, features
+from conc_lsp.server import actions, diagnostics, features
 from conc_lsp.server.documents import Document
 from conc_lsp.server.positions import encoding_name
 
@@ -313,6 +313,45 @@ def create_server() -> ConcLanguageServer:
         return types.RelatedFullDocumentDiagnosticReport(
             items=diagnostics.to_diagnostics(found, document.lines, document.uri, ls.encoding)
         )
+
+    @server.feature(
+        types.TEXT_DOCUMENT_CODE_ACTION,
+        types.CodeActionOptions(
+            code_action_kinds=[types.CodeActionKind.QuickFix, actions.FIX_ALL],
+            resolve_provider=False,
+        ),
+    )
+    async def code_action(
+        ls: ConcLanguageServer, params: types.CodeActionParams
+    ) -> list[types.CodeAction]:
+        document = ls.documents.get(params.text_document.uri)
+        if document is None:
+            return []
+        try:
+            only = params.context.only
+            wants_fix_all = only is not None and any(
+                actions.FIX_ALL.startswith(kind) and kind.startswith("source") for kind in only
+            )
+            wants_quick_fixes = only is None or any(
+                kind in (types.CodeActionKind.QuickFix, "quickfix") for kind in only
+            )
+            result: list[types.CodeAction] = []
+            version = document.version
+            if wants_quick_fixes:
+                found = await ls.findings_for(document)
+                if document.version == version:
+                    result.extend(actions.quick_fixes(document, found, params, ls.encoding))
+            if wants_fix_all:
+                path = to_fs_path(document.uri) if document.uri.startswith("file:") else None
+                fixed = await ls.worker.fix_all(list(document.lines), ls.settings, path)
+                action = actions.fix_all(document, fixed, ls.encoding)
+                if action is not None and document.version == version:
+                    result.append(action)
+            return result
+        except Exception as error:
+            logger.exception("code actions failed")
+            ls.log(types.MessageType.Error, f"conc-lsp: code actions failed: {error!r}")
+            return []
 
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: ConcLanguageServer, params: None) -> None:

@@ -14,7 +14,7 @@ from lsprotocol import types
 
 from conc_lsp.analysis.model import Finding, Severity
 from conc_lsp.config import Settings
-from conc_lsp.diagnose import check_lines
+from conc_lsp.diagnose import check_lines, fix_lines
 from conc_lsp.server.positions import to_lsp
 
 logger = logging.getLogger("conc_lsp")
@@ -38,7 +38,12 @@ def compute(lines: list[str], settings: Settings, path: str | None) -> list[Find
     """The findings for a snapshot of a document's lines (runs in the worker process)."""
     if not settings.diagnostics_enabled:
         return []
-    return check_lines(lines, settings, path).findings
+    return check_lines(lines, settings, path, fixes=True).findings
+
+
+def compute_fix_all(lines: list[str], settings: Settings, path: str | None) -> list[str]:
+    """The lines with every safe fix applied (runs in the worker process)."""
+    return fix_lines(lines, settings, path)[0]
 
 
 class Worker:
@@ -69,6 +74,16 @@ class Worker:
                 logger.warning("diagnostics worker died (attempt %d); restarting it", attempt)
                 self._pool = None
         return []
+
+    async def fix_all(self, lines: list[str], settings: Settings, path: str | None) -> list[str]:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(
+                self._executor(), compute_fix_all, lines, settings, path
+            )
+        except BrokenProcessPool:
+            self._pool = None
+            return lines
 
     def shutdown(self) -> None:
         if self._pool is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from conc_lsp.analysis.parse import Analyzer
-from conc_lsp.analysis.text import split_lines, units_to_codepoint
+from conc_lsp.analysis.text import line_ending, split_lines, units_to_codepoint
 
 
 @dataclass(slots=True)
@@ -16,6 +16,7 @@ class Document:
     version: int | None
     lines: list[str]
     analyzer: Analyzer
+    newline: str = "\n"  # the document's line break, for text we insert
 
     @classmethod
     def open(cls, uri: str, version: int | None, text: str) -> Document:
@@ -24,7 +25,7 @@ class Document:
         # Analyse now: if the user breaks the file before any request, its
         # last good hints must already exist to be carried through the edits.
         analyzer.refresh()
-        return cls(uri, version, lines, analyzer)
+        return cls(uri, version, lines, analyzer, line_ending(text))
 
     def codepoint(self, line: int, units: int, encoding: str) -> tuple[int, int]:
         """A client position as (line, code-point column), clamped to the text."""
