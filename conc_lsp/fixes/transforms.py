@@ -671,13 +671,29 @@ def drain_pipes(finding: Finding, facts: ModuleFacts, context: FixContext) -> Fi
         and source.line_of(node) == line
     ]
     uses_asyncio_or_subprocess = found is None or found[0] == "asyncio"
-    if len(waits) == 1 and uses_asyncio_or_subprocess:
+    place = innermost(source, line)
+    if len(waits) == 1 and uses_asyncio_or_subprocess and place is not None:
+        # Drain first, then the original wait returns at once with the exit code.
         call = waits[0]
-        new_call = call.with_changes(func=call.func.with_changes(attr=cst.Name("communicate")))
-        module = source.module.deep_replace(call, new_call)
-        assert isinstance(module, cst.Module)
+        receiver = source.module.code_for_node(call.func.value)  # type: ignore[attr-defined]
+        awaited = any(
+            isinstance(node, cst.Await) and node.expression is call
+            for node in _walk(place.statement)
+        )
+        drain = cst.parse_statement(
+            f"{'await ' if awaited else ''}{receiver}.communicate()\n",
+            config=source.module.config_for_parsing,
+        )
+        body = list(place.block.body)
+        statement = place.statement
+        drain = drain.with_changes(leading_lines=_leading(statement))
+        body[place.index : place.index + 1] = [
+            drain,
+            statement.with_changes(leading_lines=()),
+        ]
+        module = _replace_block(source.module, place.block, body)
         return _fix(
-            "Drain the pipes: `communicate()` instead of `wait()`",
+            f"Drain the pipes with `{receiver}.communicate()` before waiting",
             True,
             source.edit(module, context.lines),
         )
