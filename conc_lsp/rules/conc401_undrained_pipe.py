@@ -150,8 +150,11 @@ def _position(node: ast.AST) -> tuple[int, int]:
     return node.lineno, node.col_offset  # type: ignore[attr-defined]
 
 
-def _uses(function: FunctionFacts, variable: str) -> _Uses:
+def _uses(function: FunctionFacts, variable: str, start: ast.Call) -> _Uses:
+    """How ``variable`` is used; names loaded before the end of ``start`` (the
+    process creation) are an earlier variable of the same name and do not count."""
     uses = _Uses()
+    started = (start.end_lineno or start.lineno, start.end_col_offset or 0)
     own = {id(node) for node in _own_nodes(function.node)}
     receivers: set[int] = set()
     awaited: set[int] = set()
@@ -185,6 +188,7 @@ def _uses(function: FunctionFacts, variable: str) -> _Uses:
             and node.id == variable
             and isinstance(node.ctx, ast.Load)
             and id(node) not in receivers
+            and _position(node) >= started
         ):
             uses.escapes = True
         if (
@@ -220,7 +224,7 @@ def check(module: ModuleFacts) -> Iterator[Finding]:
         ):
             continue  # cheap: most functions start no process
         for variable, call, piped, managed in _spawns(function, module):
-            uses = _uses(function, variable)
+            uses = _uses(function, variable, call)
             if uses.drained or uses.escapes:
                 continue
             unread = [stream for stream in piped if stream not in uses.read]

@@ -1,0 +1,156 @@
+"""Quick fixes through the LSP, applied the way VS Code and Neovim apply them:
+the returned WorkspaceEdit is applied to the client's text in its position
+encoding; the result must parse, lose the finding, gain none, and change
+nothing outside the edit."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from lsprotocol import types
+from pytest_lsp import LanguageClient
+
+from .helpers import lsp_lines, open_document
+from .test_diagnostics import diagnostics
+
+FIXES = Path(__file__).resolve().parent.parent / "fixtures" / "fixes"
+
+
+def offset(text: str, position: types.Position, encoding: str) -> int:
+    """Offset in ``text`` (whose lines end in "\n") of an LSP position."""
+    lines = lsp_lines(text)
+    start = sum(len(line) + 1 for line in lines[: position.line])
+    line = lines[position.line] if position.line < len(lines) else ""
+    units = 0
+    for index, char in enumerate(line):
+        if units >= position.character:
+            return start + index
+        units += (
+            len(char.encode("utf-8")) if encoding == "utf-8" else (2 if ord(char) > 0xFFFF else 1)
+        )
+    return start + len(line)
+
+
+def apply(text: str, edit: types.WorkspaceEdit, uri: str, encoding: str) -> str:
+    assert edit.document_changes, "edits come as versioned document changes"
+    edits: list[types.TextEdit] = []
+    for change in edit.document_changes:
+        assert isinstance(change, types.TextDocumentEdit)
+        assert change.text_document.uri == uri
+        edits.extend(e for e in change.edits if isinstance(e, types.TextEdit))
+    spans = sorted(
+        (
+            (offset(text, e.range.start, encoding), offset(text, e.range.end, encoding), e.new_text)
+            for e in edits
+        ),
+        reverse=True,
+    )
+    for start, end, new_text in spans:
+        text = text[:start] + new_text + text[end:]
+    return text
+
+
+def replace_text(client: LanguageClient, uri: str, version: int, text: str) -> None:
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)],
+        )
+    )
+
+
+async def actions(
+    client: LanguageClient, uri: str, diagnostic: types.Diagnostic | None, only: list[str] | None
+) -> list[types.CodeAction]:
+    full = types.Range(
+        start=types.Position(line=0, character=0), end=types.Position(line=10_000, character=0)
+    )
+    result = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=diagnostic.range if diagnostic else full,
+            context=types.CodeActionContext(
+                diagnostics=[diagnostic] if diagnostic else [], only=only
+            ),
+        )
+    )
+    return [action for action in result or [] if isinstance(action, types.CodeAction)]
+
+
+async def test_quick_fix_applied_by_the_client(client: LanguageClient) -> None:
+    encoding = client.encoding  # type: ignore[attr-defined]
+    # A non-ASCII line before the wait: positions must be right in both encodings.
+    text = (
+        (FIXES / "conc101_trio.input.py")
+        .read_text(encoding="utf-8")
+        .replace("# wait for every peer", "# wait 🐍 for every peer")
+    )
+    uri = open_document(client, text)
+    found = await diagnostics(client, uri, count=2)
+    target = next(d for d in found if d.code == "CONC101")
+    offered = await actions(client, uri, target, [types.CodeActionKind.QuickFix])
+    fix = next(a for a in offered if a.title.endswith("(CONC101)"))
+    assert fix.kind == types.CodeActionKind.QuickFix and fix.is_preferred
+    assert fix.diagnostics and fix.diagnostics[0].code == "CONC101"
+    assert fix.edit is not None
+    new_text = apply(text, fix.edit, uri, encoding)
+    ast.parse(new_text)
+    old_lines, new_lines = text.splitlines(), new_text.splitlines()
+    assert new_lines[:12] == old_lines[:12]  # everything before the statement
+    assert new_lines[-1] == old_lines[-1]  # and after it
+    assert "with trio.move_on_after(5, shield=True) as cs:" in new_text
+    replace_text(client, uri, 2, new_text)
+    after = await diagnostics(client, uri, count=0)
+    assert [d.code for d in after] == []
+
+
+async def test_fix_all_applies_every_safe_fix(client: LanguageClient) -> None:
+    encoding = client.encoding  # type: ignore[attr-defined]
+    text = (
+        (FIXES / "conc103_release.input.py").read_text(encoding="utf-8")
+        + "\n\n"
+        + (FIXES / "conc202_del.input.py").read_text(encoding="utf-8").replace("import trio\n", "")
+    )
+    uri = open_document(client, text)
+    found = await diagnostics(client, uri, count=2)
+    assert {d.code for d in found} == {"CONC103", "CONC202"}
+    offered = await actions(client, uri, None, ["source.fixAll.conc"])
+    assert [a.kind for a in offered] == ["source.fixAll.conc"]
+    assert offered[0].edit is not None
+    new_text = apply(text, offered[0].edit, uri, encoding)
+    ast.parse(new_text)
+    assert "finally:\n            lock.release()" in new_text
+    assert "self.conns.pop(key, None)" in new_text
+    replace_text(client, uri, 2, new_text)
+    assert await diagnostics(client, uri, count=0) == []
+    # Nothing left to fix: no action is offered.
+    assert await actions(client, uri, None, ["source.fixAll.conc"]) == []
+
+
+async def test_unsafe_fix_is_labelled_and_not_preferred(client: LanguageClient) -> None:
+    text = (FIXES / "conc110_scope.input.py").read_text(encoding="utf-8")
+    uri = open_document(client, text)
+    found = await diagnostics(client, uri, count=1)
+    offered = await actions(client, uri, found[0], None)
+    assert len(offered) == 1
+    assert offered[0].title.endswith("[unsafe]") and not offered[0].is_preferred
+    # fixAll applies safe fixes only
+    assert await actions(client, uri, None, ["source.fixAll.conc"]) == []
+
+
+async def test_no_actions_away_from_findings(client: LanguageClient) -> None:
+    text = (FIXES / "conc201_loop.input.py").read_text(encoding="utf-8")
+    uri = open_document(client, text)
+    await diagnostics(client, uri, count=1)
+    cursor = types.Range(
+        start=types.Position(line=2, character=0), end=types.Position(line=2, character=0)
+    )
+    result = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=cursor,
+            context=types.CodeActionContext(diagnostics=[]),
+        )
+    )
+    assert not result
