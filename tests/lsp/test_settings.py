@@ -134,7 +134,7 @@ async def test_unknown_setting_warns_and_server_keeps_working(
     change_configuration(client, {"conc-lsp": {"hints": {"labelStyle": "fancy"}}})
     assert labels(await hints(client, uri)) == ARROW_LABELS
     bad = [m.message for m in client.messages[mark.messages :] if "fancy" in m.message]
-    assert len(bad) == 1 and "'hints.label-style'" in bad[0] and "arrow, compact" in bad[0]
+    assert len(bad) == 1 and "'hints.labelStyle'" in bad[0] and "arrow, compact" in bad[0]
 
     # the same warning again is logged but not shown twice
     count = len(client.messages)

@@ -39,7 +39,16 @@ async def test_initialize_result(module_client: LanguageClient) -> None:
     assert result.server_info is not None and result.server_info.name == "conc-lsp"
     assert capabilities.hover_provider
     assert isinstance(capabilities.inlay_hint_provider, types.InlayHintOptions)
-    assert capabilities.inlay_hint_provider.resolve_provider is False
+    # Tooltips come through inlayHint/resolve for clients that resolve them.
+    assert capabilities.inlay_hint_provider.resolve_provider is True
+    # Pull diagnostics (one provider, no workspace pass) and code actions.
+    assert isinstance(capabilities.diagnostic_provider, types.DiagnosticOptions)
+    assert capabilities.diagnostic_provider.workspace_diagnostics is False
+    assert isinstance(capabilities.code_action_provider, types.CodeActionOptions)
+    assert set(capabilities.code_action_provider.code_action_kinds or []) == {
+        "quickfix",
+        "source.fixAll.conc",
+    }
     sync = capabilities.text_document_sync
     assert isinstance(sync, types.TextDocumentSyncOptions)
     assert sync.open_close is True
