@@ -62,10 +62,14 @@ def label(hint: Hint, style: str = ARROW) -> str:
         base = _COMPACT_BASE[hint.kind]
         if hint.waits_for_children:
             base = "⇄⌛"
+        elif hint.releases_on_exit:
+            base = "⇄→"
         return base + "".join(f" {_compact_tag(tag)}" for tag in tags)
     base = _ARROW_BASE[hint.kind]
     if hint.waits_for_children:
         base = "checkpoint (enter) · waits for children on exit"
+    elif hint.releases_on_exit:
+        base = "checkpoint (enter)"
     return "<- " + " · ".join([base, *tags])
 
 
@@ -98,6 +102,12 @@ def explanation(hint: Hint) -> str:
             "`__aenter__` and `__aexit__` are awaited, so other tasks may run and "
             "cancellation may be delivered on the way in and on the way out."
         )
+        if hint.releases_on_exit:
+            text = (
+                f"**Checkpoint on enter** of {code} in `{hint.function}`: acquiring may "
+                "let other tasks run and may be cancelled. Leaving the block only "
+                "releases the lock, which is *not* a checkpoint."
+            )
         if hint.waits_for_children:
             text += (
                 " This is a nursery / task group: leaving the block **waits for every "

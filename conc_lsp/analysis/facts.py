@@ -150,6 +150,7 @@ class Collector:
         *,
         waits_for_children: bool = False,
         bounded_call: bool = False,
+        releases_on_exit: bool = False,
     ) -> None:
         if function.after_yield and not context.acm_teardown:
             context = replace(context, acm_teardown=True)
@@ -168,6 +169,7 @@ class Collector:
                 code=code,
                 waits_for_children=waits_for_children,
                 bounded_call=bounded_call,
+                releases_on_exit=releases_on_exit,
             )
         )
 
@@ -186,26 +188,7 @@ class Collector:
                 if function.yield_pending:
                     function.after_yield = True
                     function.yield_pending = False
-            shield = self._shield_assignment(statement)
-            if shield is not None and (shield is Shield.YES or context.shielded is Shield.NO):
-                context = replace(context, shielded=shield)
-
-    def _shield_assignment(self, statement: ast.stmt) -> Shield | None:
-        """`cs.shield = True` on a cancel scope bound by an enclosing `with`."""
-        if not self._scope_names or not isinstance(statement, ast.Assign):
-            return None
-        for target in statement.targets:
-            if (
-                isinstance(target, ast.Attribute)
-                and target.attr == "shield"
-                and isinstance(target.value, ast.Name)
-                and target.value.id in self._scope_names
-            ):
-                value = statement.value
-                if isinstance(value, ast.Constant):
-                    return Shield.YES if value.value else None
-                return Shield.MAYBE
-        return None
+            context = after_scope_assignment(statement, self._scope_names, context)
 
     def _statement(
         self, node: ast.stmt, function: _Function, context: Context, prefix: str
@@ -305,7 +288,7 @@ class Collector:
     ) -> None:
         is_async = isinstance(node, ast.AsyncWith)
         inner = context
-        bound_names: list[str] = []
+        bound_names: dict[str, ScopeEffect] = {}
         for index, item in enumerate(node.items):
             self._expression(item.context_expr, function, inner)
             if item.optional_vars is not None:
@@ -332,19 +315,15 @@ class Collector:
                     inner,
                     self._code(item.context_expr),
                     waits_for_children=effect.waits_for_children,
+                    releases_on_exit=is_lock_name(item.context_expr),
                 )
             if effect is not NO_EFFECT:
-                if effect.bounded and not inner.bounded:
-                    inner = replace(inner, bounded=True)
-                if effect.shield is Shield.YES or (
-                    effect.shield is Shield.MAYBE and inner.shielded is Shield.NO
-                ):
-                    inner = replace(inner, shielded=effect.shield)
+                inner = inside_scope(inner, effect)
                 if effect.is_cancel_scope and isinstance(item.optional_vars, ast.Name):
-                    bound_names.append(item.optional_vars.id)
+                    bound_names[item.optional_vars.id] = effect
         saved = self._scope_names
         if bound_names:
-            self._scope_names = {**saved, **{name: NO_EFFECT for name in bound_names}}
+            self._scope_names = {**saved, **bound_names}
         self._block(node.body, function, inner, prefix)
         self._scope_names = saved
 
@@ -532,6 +511,80 @@ def is_unbounded_constant(node: ast.expr) -> bool:
     )
 
 
+LOCK_WORDS = frozenset(
+    {"lock", "locks", "rlock", "rlocks", "mutex", "mutexes", "sem", "sems", "semaphore"}
+    | {"semaphores", "limiter", "limiters", "guard", "guards", "lk", "mtx", "condition"}
+)
+_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
+
+
+def name_words(name: str) -> list[str]:
+    """`_host_sems` -> [host, sems]; `CapacityLimiter` -> [capacity, limiter]."""
+    return [word.lower() for part in name.split("_") for word in _WORD.findall(part)]
+
+
+def is_lock_text(text: str) -> bool:
+    """Whether an expression's text names a lock (or semaphore, limiter,
+    condition): `self._lock`, `locks[key]`, `trio.Lock()`, `CapacityLimiter(2)`;
+    judged on the last dotted name, word by word, so `clock`, `blocks` and
+    `BlockingPortal()` are not."""
+    head = re.split(r"[(\[]", text, maxsplit=1)[0].strip()
+    last = head.rsplit(".", 1)[-1]
+    return any(word in LOCK_WORDS for word in name_words(last))
+
+
+def is_lock_name(node: ast.expr) -> bool:
+    """`is_lock_text` for a node, without unparsing calls and subscripts."""
+    while isinstance(node, (ast.Call, ast.Subscript)):
+        node = node.func if isinstance(node, ast.Call) else node.value
+    if isinstance(node, ast.Attribute):
+        return is_lock_text(node.attr)
+    if isinstance(node, ast.Name):
+        return is_lock_text(node.id)
+    return False
+
+
+def after_scope_assignment(
+    statement: ast.stmt, scopes: dict[str, ScopeEffect], context: Context
+) -> Context:
+    """The context after `cs.shield = ...` or `cs.deadline = ...` on a cancel
+    scope ``cs`` bound by an enclosing `with`."""
+    if not scopes or not isinstance(statement, ast.Assign):
+        return context
+    for target in statement.targets:
+        if not (
+            isinstance(target, ast.Attribute)
+            and isinstance(target.value, ast.Name)
+            and target.value.id in scopes
+        ):
+            continue
+        value = statement.value
+        if target.attr == "shield":
+            if isinstance(value, ast.Constant):
+                if value.value:
+                    # A shield blocks every outer cancellation, outer deadlines too.
+                    own = scopes[target.value.id].bounded
+                    return replace(context, shielded=Shield.YES, bounded=own)
+                return context
+            if context.shielded is Shield.NO:
+                return replace(context, shielded=Shield.MAYBE)
+        elif target.attr in ("deadline", "relative_deadline") and not is_unbounded_constant(value):
+            return replace(context, bounded=True)
+    return context
+
+
+def inside_scope(context: Context, effect: ScopeEffect) -> Context:
+    """The context inside a `with` item with ``effect``."""
+    if effect.shield is Shield.YES:
+        # Only the shielded scope's own deadline can still interrupt its body.
+        return replace(context, shielded=Shield.YES, bounded=effect.bounded)
+    if effect.bounded and not context.bounded:
+        context = replace(context, bounded=True)
+    if effect.shield is Shield.MAYBE and context.shielded is Shield.NO:
+        context = replace(context, shielded=Shield.MAYBE)
+    return context
+
+
 def scope_effect(expression: ast.expr, table: ImportTable) -> ScopeEffect:
     """What a `with` item does to the checkpoints in its body."""
     if not isinstance(expression, ast.Call):
@@ -545,9 +598,8 @@ def scope_effect(expression: ast.expr, table: ImportTable) -> ScopeEffect:
         return NO_EFFECT
     bounded = False
     shield = Shield.NO
-    if is_timeout:
-        first = expression.args[0] if expression.args else None
-        bounded = not (isinstance(first, ast.Constant) and first.value is None)
+    if is_timeout and expression.args:
+        bounded = not is_unbounded_constant(expression.args[0])
     for keyword in expression.keywords:
         value = keyword.value
         if keyword.arg in ("deadline", "relative_deadline"):

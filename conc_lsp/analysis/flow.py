@@ -20,11 +20,14 @@ from conc_lsp.analysis.facts import (
     ACM_DECORATORS,
     AEXIT_NAMES,
     ScopeEffect,
+    after_scope_assignment,
     callee,
+    inside_scope,
+    is_lock_text,
     scope_effect,
 )
 from conc_lsp.analysis.libraries import ImportTable, imports_of, last_name
-from conc_lsp.analysis.model import EMPTY_CONTEXT, Context, Location, Shield
+from conc_lsp.analysis.model import EMPTY_CONTEXT, Context, Location
 from conc_lsp.analysis.text import utf8_to_codepoint
 
 MUTATING_METHODS = frozenset(
@@ -45,7 +48,6 @@ MUTATING_METHODS = frozenset(
     }
 )
 READING_METHODS = frozenset({"get", "keys", "values", "items", "copy", "count", "index"})
-LOCK_WORDS = ("lock", "mutex", "sem", "limiter", "guard")
 CONTAINER_CALLS = frozenset(
     {
         "dict",
@@ -190,8 +192,8 @@ def event_name(receiver: str | None) -> str:
 
 
 def is_lock_expression(text: str) -> bool:
-    lowered = text.lower()
-    return any(word in lowered for word in LOCK_WORDS)
+    """Whether an expression's text names a lock (see ``facts.is_lock_text``)."""
+    return is_lock_text(text)
 
 
 def _text(node: ast.AST) -> str:
@@ -318,25 +320,9 @@ class _FunctionWalk:
     def block(self, body: list[ast.stmt], state: _State) -> None:
         for statement in body:
             self.statement(statement, state)
-            shield = self._shield_assignment(statement)
-            if shield is not None and (shield is Shield.YES or state.context.shielded is Shield.NO):
-                state = replace(state, context=replace(state.context, shielded=shield))
-
-    def _shield_assignment(self, statement: ast.stmt) -> Shield | None:
-        if not self.scope_names or not isinstance(statement, ast.Assign):
-            return None
-        for target in statement.targets:
-            if (
-                isinstance(target, ast.Attribute)
-                and target.attr == "shield"
-                and isinstance(target.value, ast.Name)
-                and target.value.id in self.scope_names
-            ):
-                value = statement.value
-                if isinstance(value, ast.Constant):
-                    return Shield.YES if value.value else None
-                return Shield.MAYBE
-        return None
+            context = after_scope_assignment(statement, self.scope_names, state.context)
+            if context is not state.context:
+                state = replace(state, context=context)
 
     def statement(self, node: ast.stmt, state: _State) -> None:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -464,17 +450,14 @@ class _FunctionWalk:
             self.expression(item.context_expr, inner)
             if is_async:
                 self.emit(EventKind.CHECKPOINT, item.context_expr, inner)
-                exits.append(item)
+                # A lock's (semaphore's, limiter's) __aexit__ only releases it:
+                # leaving `async with lock:` is no checkpoint.
+                if not is_lock_expression(_text(item.context_expr)):
+                    exits.append(item)
             if item.optional_vars is not None:
                 self.target(item.optional_vars, inner)
             effect = scope_effect(item.context_expr, self.walker.table)
-            context = inner.context
-            if effect.bounded and not context.bounded:
-                context = replace(context, bounded=True)
-            if effect.shield is Shield.YES or (
-                effect.shield is Shield.MAYBE and context.shielded is Shield.NO
-            ):
-                context = replace(context, shielded=effect.shield)
+            context = inside_scope(inner.context, effect)
             guards = inner.guards
             text = _text(item.context_expr)
             if is_lock_expression(text) and not effect.is_cancel_scope:

@@ -79,6 +79,7 @@ class Hint:
     code: str  # short source text of the construct, e.g. "lock.acquire()"
     waits_for_children: bool = False
     bounded_call: bool = False  # the awaited call carries its own timeout
+    releases_on_exit: bool = False  # `async with lock:` leaves without a checkpoint
 
     def shifted(self, lines: int, columns: int = 0) -> Hint:
         """The same hint moved by ``lines`` (and ``columns`` on its own line)."""
@@ -96,6 +97,7 @@ class Hint:
             self.code,
             self.waits_for_children,
             self.bounded_call,
+            self.releases_on_exit,
         )
 
 

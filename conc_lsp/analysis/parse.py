@@ -665,6 +665,7 @@ def _move_hint(
         code=hint.code,
         waits_for_children=hint.waits_for_children,
         bounded_call=hint.bounded_call,
+        releases_on_exit=hint.releases_on_exit,
     )
 
 

@@ -63,6 +63,7 @@ from conc_lsp.analysis.flow import (
     FunctionFacts,
     ModuleFacts,
     exclusive,
+    is_lock_expression,
 )
 from conc_lsp.analysis.model import Finding, Severity
 from conc_lsp.rules.base import awaited_call, checkpoint_words, finding
@@ -74,11 +75,6 @@ SEVERITY = Severity.WARNING
 # Awaits that let another task run only when they raise: after they return,
 # no other task has run (`trio.lowlevel.checkpoint_if_cancelled`, anyio's).
 NON_SWITCHING = frozenset({"checkpoint_if_cancelled"})
-
-LOCK_WORDS = frozenset(
-    {"lock", "locks", "rlock", "rlocks", "mutex", "mutexes", "sem", "sems", "semaphore"}
-    | {"semaphores", "limiter", "limiters", "guard", "guards", "lk", "mtx"}
-)
 
 Parents = dict[ast.AST, tuple[ast.AST, str]]
 
@@ -195,12 +191,11 @@ def is_lock_state(state: str | None) -> bool:
 
     Only the attribute's own name counts, word by word: the class `Clock`, the
     attribute `blocks` or `semantics` are not locks (`is_lock_expression`
-    looks for the words anywhere in the text).
+    looks at words of the last dotted name, as here).
     """
     if not state:
         return False
-    name = state.rsplit(".", 1)[-1].lower()
-    return any(word in LOCK_WORDS for word in name.split("_") if word)
+    return is_lock_expression(state)
 
 
 def _related(first: Event, second: Event) -> bool:

@@ -50,7 +50,7 @@ def expected_hints(
             result.append((number, units(code, encoding), label))
         elif stripped.startswith("async with "):
             end = line.index("lock") + len("lock")
-            result.append((number, units(line[:end], encoding), "<- checkpoint (enter/exit)"))
+            result.append((number, units(line[:end], encoding), "<- checkpoint (enter)"))
         elif typed_complete and line == TYPED:
             end = line.index(TYPED_AWAIT) + len(TYPED_AWAIT)
             result.append((number, units(line[:end], encoding), label))
@@ -167,7 +167,7 @@ async def test_broken_function_keeps_its_older_hints(module_client: LanguageClie
         (10, units("        await ev.wait()", enc), "<- checkpoint · bounded"),
         (12, units(lines[12], enc), "<- checkpoint · bounded"),
         (16, units(lines[16], enc), "<- checkpoint"),
-        (18, units("    async with lock", enc), "<- checkpoint (enter/exit)"),
+        (18, units("    async with lock", enc), "<- checkpoint (enter)"),
         (19, units("        await trio.sleep(4)", enc), "<- checkpoint"),
     ]
     assert lines[12] == "        await trio.sleep(3)"
@@ -371,7 +371,7 @@ async def test_broken_before_first_request_keeps_open_time_hints(
         (5, units(lines[5], enc), "<- checkpoint"),
         (10, units("        await ev.wait()", enc), "<- checkpoint · bounded"),
         (12, units(lines[12], enc), "<- checkpoint · bounded"),
-        (17, units("    async with lock", enc), "<- checkpoint (enter/exit)"),
+        (17, units("    async with lock", enc), "<- checkpoint (enter)"),
         (18, units("        await trio.sleep(4)", enc), "<- checkpoint"),
     ]
 
