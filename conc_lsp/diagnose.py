@@ -11,7 +11,7 @@ import ast
 import re
 from dataclasses import dataclass, replace
 
-from conc_lsp.analysis.flow import module_facts
+from conc_lsp.analysis.flow import ModuleFacts, module_facts
 from conc_lsp.analysis.model import Finding, Severity, SyntaxProblem
 from conc_lsp.analysis.parse import PARSE_ERRORS, Analyzer, parse_fragment
 from conc_lsp.analysis.text import apply_edits
@@ -28,6 +28,7 @@ class CheckResult:
     findings: list[Finding]
     problems: list[SyntaxProblem]
     rule_errors: list[str]
+    facts: ModuleFacts | None = None  # for fixes computed later on the same text
 
 
 def module_tree(lines: list[str]) -> tuple[ast.Module, list[SyntaxProblem]]:
@@ -93,7 +94,7 @@ def check_lines(
     if fixes:
         context = FixContext(lines, settings.cleanup_timeout)
         findings = [replace(found, fix=fix_for(found, facts, context)) for found in findings]
-    return CheckResult(findings, problems, errors)
+    return CheckResult(findings, problems, errors, facts)
 
 
 def choose_fixes(findings: list[Finding], unsafe: bool) -> list[Finding]:
@@ -135,3 +136,17 @@ def fix_lines(
         lines = new_lines
         applied += len(chosen)
     return lines, applied, check_lines(lines, settings, path, fixes=True)
+
+
+def with_fixes(
+    result: CheckResult, lines: list[str], settings: Settings, first_line: int, last_line: int
+) -> list[Finding]:
+    """The findings on lines first_line..last_line, each with its fix computed."""
+    if result.facts is None:
+        return []
+    context = FixContext(lines, settings.cleanup_timeout)
+    return [
+        replace(found, fix=fix_for(found, result.facts, context))
+        for found in result.findings
+        if found.location.end_line >= first_line and found.location.line <= last_line
+    ]

@@ -15,10 +15,11 @@ from conc_lsp.analysis.model import Finding, Fix, Location, Shield, TextEdit
 HEADER = "if 1:\n"  # lets libcst parse an indented function with its indentation kept
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FixContext:
     lines: list[str]
     timeout: float = 5.0
+    logger: str | None = None  # found on first use: "" when the module has none
 
 
 @dataclass(slots=True)
@@ -129,21 +130,26 @@ def _statements(
 
 
 def _blocks_of(statement: cst.CSTNode) -> list[cst.IndentedBlock]:
+    """The blocks a compound statement owns directly (elif chains included)."""
     blocks: list[cst.IndentedBlock] = []
-    for node in _walk(statement):
-        if node is statement:
-            continue
-        if isinstance(node, cst.IndentedBlock):
-            blocks.append(node)
-    # only the blocks directly owned by this statement (not nested deeper)
-    nested = {id(inner) for block in blocks for inner in _nested_blocks(block)}
-    return [block for block in blocks if id(block) not in nested]
-
-
-def _nested_blocks(block: cst.IndentedBlock) -> Iterator[cst.IndentedBlock]:
-    for node in _walk(block):
-        if node is not block and isinstance(node, cst.IndentedBlock):
-            yield node
+    body = getattr(statement, "body", None)
+    if isinstance(body, cst.IndentedBlock):
+        blocks.append(body)
+    orelse = getattr(statement, "orelse", None)
+    if isinstance(orelse, cst.If):
+        blocks.extend(_blocks_of(orelse))
+    elif orelse is not None and isinstance(getattr(orelse, "body", None), cst.IndentedBlock):
+        blocks.append(orelse.body)
+    for handler in getattr(statement, "handlers", ()):
+        if isinstance(handler.body, cst.IndentedBlock):
+            blocks.append(handler.body)
+    finalbody = getattr(statement, "finalbody", None)
+    if finalbody is not None and isinstance(finalbody.body, cst.IndentedBlock):
+        blocks.append(finalbody.body)
+    for case in getattr(statement, "cases", ()):
+        if isinstance(case.body, cst.IndentedBlock):
+            blocks.append(case.body)
+    return blocks
 
 
 def innermost(source: Source, line: int) -> Place | None:
@@ -197,16 +203,17 @@ def _checkpoint_at(function: FunctionFacts, where: Location) -> object | None:
     return None
 
 
-def _logger_name(source_lines: list[str]) -> str | None:
-    for name in ("log", "logger", "_log", "_logger", "LOG", "LOGGER"):
-        if any(f"{name}.warning(" in line or f"{name}.info(" in line for line in source_lines):
-            return name
-    for line in source_lines:
-        stripped = line.strip()
-        for name in ("log", "logger", "_log", "_logger"):
-            if stripped.startswith(f"{name} = ") and "getLogger" in stripped:
-                return name
-    return None
+_LOGGER_USE = re.compile(r"\b(log|logger|_log|_logger|LOG|LOGGER)\.(?:warning|info|error)\(")
+_LOGGER_MADE = re.compile(r"^\s*(log|logger|_log|_logger)\s*=.*getLogger", re.MULTILINE)
+
+
+def _logger_name(context: FixContext) -> str | None:
+    """The module's logger (`log`, `logger`, ...), found once per module."""
+    if context.logger is None:
+        text = "\n".join(context.lines)
+        match = _LOGGER_USE.search(text) or _LOGGER_MADE.search(text)
+        context.logger = match.group(1) if match else ""
+    return context.logger or None
 
 
 def _unused_name(base: str, text: str) -> str:
@@ -241,7 +248,7 @@ def _bounded(
     leading = _leading(first)
     statements = [first.with_changes(leading_lines=()), *statements[1:]]
     text = source.module.code
-    logger = _logger_name(context.lines)
+    logger = _logger_name(context)
     message = f"gave up on {what} after {seconds} s"
     if name == "asyncio":
         handler_body: cst.BaseStatement = cst.parse_statement(

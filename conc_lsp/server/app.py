@@ -56,6 +56,7 @@ class ConcLanguageServer(LanguageServer):
         self.findings: dict[str, tuple[int | None, list[Finding]]] = {}
         self.pending_push: dict[str, asyncio.TimerHandle] = {}
         self.worker = diagnostics.Worker()
+        self.background: set[asyncio.Future[None]] = set()  # keeps fire-and-forget tasks alive
         self.base = config.Settings()  # defaults + pyproject + initialization options
         self.settings = self.base
         self.reported_warnings: set[str] = set()
@@ -109,8 +110,7 @@ class ConcLanguageServer(LanguageServer):
             return cached[1]
         snapshot = list(document.lines)
         path = to_fs_path(document.uri) if document.uri.startswith("file:") else None
-        loop = asyncio.get_running_loop()
-        found = await loop.run_in_executor(None, diagnostics.compute, snapshot, self.settings, path)
+        found = await self.worker.compute(document.uri, snapshot, self.settings, path)
         if document.version == version:
             self.findings[document.uri] = (version, found)
         return found
@@ -258,6 +258,8 @@ def create_server() -> ConcLanguageServer:
         uri = params.text_document.uri
         ls.documents.pop(uri, None)
         ls.findings.pop(uri, None)
+        ls.background.add(task := asyncio.ensure_future(ls.worker.forget(uri)))
+        task.add_done_callback(ls.background.discard)
         if (handle := ls.pending_push.pop(uri, None)) is not None:
             handle.cancel()
         if not ls.pulls_diagnostics:
@@ -337,12 +339,19 @@ def create_server() -> ConcLanguageServer:
             )
             result: list[types.CodeAction] = []
             version = document.version
+            path = to_fs_path(document.uri) if document.uri.startswith("file:") else None
             if wants_quick_fixes:
-                found = await ls.findings_for(document)
+                found = await ls.worker.fixes(
+                    document.uri,
+                    list(document.lines),
+                    ls.settings,
+                    path,
+                    params.range.start.line,
+                    params.range.end.line,
+                )
                 if document.version == version:
                     result.extend(actions.quick_fixes(document, found, params, ls.encoding))
             if wants_fix_all:
-                path = to_fs_path(document.uri) if document.uri.startswith("file:") else None
                 fixed = await ls.worker.fix_all(list(document.lines), ls.settings, path)
                 action = actions.fix_all(document, fixed, ls.encoding)
                 if action is not None and document.version == version:

@@ -5,19 +5,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from functools import cache
 from pathlib import Path
+from typing import TypeVar
 
 from lsprotocol import types
 
 from conc_lsp.analysis.model import Finding, Severity
 from conc_lsp.config import Settings
-from conc_lsp.diagnose import check_lines, fix_lines
+from conc_lsp.diagnose import CheckResult, check_lines, fix_lines, with_fixes
 from conc_lsp.server.positions import to_lsp
 
 logger = logging.getLogger("conc_lsp")
+T = TypeVar("T")
 
 SEVERITIES = {
     Severity.ERROR: types.DiagnosticSeverity.Error,
@@ -34,11 +37,39 @@ def rules_document() -> str | None:
     return path.as_uri() if path.is_file() else None
 
 
-def compute(lines: list[str], settings: Settings, path: str | None) -> list[Finding]:
+# In the worker process: the last check of each document, so that the quick
+# fixes at the cursor reuse its facts instead of checking the text again.
+_LAST_CHECK: dict[str, tuple[int, Settings, CheckResult]] = {}
+
+
+def _checked(key: str, lines: list[str], settings: Settings, path: str | None) -> CheckResult:
+    digest = hash(tuple(lines))
+    last = _LAST_CHECK.get(key)
+    if last is not None and last[0] == digest and last[1] == settings:
+        return last[2]
+    result = check_lines(lines, settings, path)
+    _LAST_CHECK[key] = (digest, settings, result)
+    return result
+
+
+def compute(key: str, lines: list[str], settings: Settings, path: str | None) -> list[Finding]:
     """The findings for a snapshot of a document's lines (runs in the worker process)."""
     if not settings.diagnostics_enabled:
         return []
-    return check_lines(lines, settings, path, fixes=True).findings
+    return _checked(key, lines, settings, path).findings
+
+
+def compute_fixes(
+    key: str, lines: list[str], settings: Settings, path: str | None, first: int, last: int
+) -> list[Finding]:
+    """Findings on lines first..last with their fixes (runs in the worker process)."""
+    if not settings.diagnostics_enabled:
+        return []
+    return with_fixes(_checked(key, lines, settings, path), lines, settings, first, last)
+
+
+def forget(key: str) -> None:
+    _LAST_CHECK.pop(key, None)
 
 
 def compute_fix_all(lines: list[str], settings: Settings, path: str | None) -> list[str]:
@@ -61,29 +92,40 @@ class Worker:
             )
         return self._pool
 
-    async def compute(
-        self, lines: list[str], settings: Settings, path: str | None
-    ) -> list[Finding]:
-        if not settings.diagnostics_enabled:
-            return []
+    async def _run(self, function: Callable[..., T], *arguments: object, default: T) -> T:
         loop = asyncio.get_running_loop()
         for attempt in (1, 2):
             try:
-                return await loop.run_in_executor(self._executor(), compute, lines, settings, path)
+                return await loop.run_in_executor(self._executor(), function, *arguments)
             except BrokenProcessPool:
                 logger.warning("diagnostics worker died (attempt %d); restarting it", attempt)
                 self._pool = None
-        return []
+        return default
+
+    async def compute(
+        self, key: str, lines: list[str], settings: Settings, path: str | None
+    ) -> list[Finding]:
+        if not settings.diagnostics_enabled:
+            return []
+        return await self._run(compute, key, lines, settings, path, default=[])
+
+    async def fixes(
+        self,
+        key: str,
+        lines: list[str],
+        settings: Settings,
+        path: str | None,
+        first: int,
+        last: int,
+    ) -> list[Finding]:
+        return await self._run(compute_fixes, key, lines, settings, path, first, last, default=[])
+
+    async def forget(self, key: str) -> None:
+        if self._pool is not None:
+            await self._run(forget, key, default=None)
 
     async def fix_all(self, lines: list[str], settings: Settings, path: str | None) -> list[str]:
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(
-                self._executor(), compute_fix_all, lines, settings, path
-            )
-        except BrokenProcessPool:
-            self._pool = None
-            return lines
+        return await self._run(compute_fix_all, lines, settings, path, default=lines)
 
     def shutdown(self) -> None:
         if self._pool is not None:
