@@ -170,3 +170,41 @@ def test_check_reports_syntax_errors_and_checks_the_rest(tmp_path: Path) -> None
     assert result.returncode == 1
     assert "broken.py:9:" in result.stdout and "syntax error" in result.stdout
     assert "broken.py:7:9: CONC101" in result.stdout
+
+
+def test_check_fix_rewrites_files_keeping_line_endings(tmp_path: Path) -> None:
+    source = (
+        "import trio\r\n\r\n\r\nasync def f(ev: trio.Event) -> None:\r\n    try:\r\n"
+        "        pass\r\n    finally:\r\n        await ev.wait()  # keep me\r\n\r\n\r\n"
+        "async def g(data: bytes) -> None:\r\n    with trio.move_on_after(1):\r\n"
+        "        print(data)\r\n"
+    )
+    path = tmp_path / "crlf.py"
+    path.write_bytes(source.encode("utf-8"))
+    result = run("check", "--fix", str(path))
+    fixed = path.read_bytes().decode("utf-8")
+    assert "with trio.move_on_after(5, shield=True) as cs:\r\n" in fixed
+    assert "await ev.wait()  # keep me\r\n" in fixed
+    assert "\n" not in fixed.replace("\r\n", "")  # no bare LF slipped in
+    # The unsafe fix (removing the pointless scope) waits for --unsafe-fixes.
+    assert "with trio.move_on_after(1):" in fixed
+    assert result.returncode == 1 and "CONC110" in result.stdout
+    assert "Fixed 1 finding." in result.stdout and "1 more with --unsafe-fixes" in result.stdout
+    result = run("check", "--unsafe-fixes", str(path))
+    assert result.returncode == 0, result.stdout
+    assert "with trio.move_on_after(1):" not in path.read_bytes().decode("utf-8")
+    compile(path.read_bytes(), str(path), "exec")
+
+
+def test_check_json_says_which_findings_have_fixes(tmp_path: Path) -> None:
+    path = tmp_path / "m.py"
+    path.write_text(
+        "import trio\n\nasync def f(ev):\n    try:\n        pass\n    finally:\n"
+        "        await ev.wait()\n",
+        encoding="utf-8",
+    )
+    records = json.loads(run("check", "--format", "json", str(path)).stdout)
+    assert {(r["code"], r["fix_available"]) for r in records} == {
+        ("CONC101", True),
+        ("CONC102", True),
+    }
