@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
+from typing import Any
 
 from conc_lsp.analysis.flow import (
     Event,
@@ -93,11 +94,36 @@ def parent_map(root: ast.AST) -> Parents:
     return parents
 
 
+class LazyParents(dict[ast.AST, tuple[ast.AST, str]]):
+    """A parent map built on first use: most functions never need one."""
+
+    def __init__(self, root: ast.AST) -> None:
+        super().__init__()
+        self._root: ast.AST | None = root
+
+    def _build(self) -> None:
+        if self._root is not None:
+            root, self._root = self._root, None
+            self.update(parent_map(root))
+
+    def __contains__(self, key: object) -> bool:
+        self._build()
+        return super().__contains__(key)
+
+    def __getitem__(self, key: ast.AST) -> tuple[ast.AST, str]:
+        self._build()
+        return super().__getitem__(key)
+
+    def get(self, key: ast.AST, default: Any = None) -> Any:
+        self._build()
+        return super().get(key, default)
+
+
 def function_parents(function: FunctionFacts) -> Parents:
-    """``parent_map`` of a function, built once and shared by the rules."""
+    """``parent_map`` of a function, built once, on first use, and shared by the rules."""
     parents = function.memo.get("parents")
     if parents is None:
-        parents = function.memo["parents"] = parent_map(function.node)
+        parents = function.memo["parents"] = LazyParents(function.node)
     return parents  # type: ignore[return-value]
 
 
