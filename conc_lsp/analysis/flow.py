@@ -197,6 +197,18 @@ def is_lock_expression(text: str) -> bool:
 
 
 def _text(node: ast.AST) -> str:
+    # Dotted names are most of what is asked for; ast.unparse is slow.
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        parts = [node.attr]
+        value = node.value
+        while isinstance(value, ast.Attribute):
+            parts.append(value.attr)
+            value = value.value
+        if isinstance(value, ast.Name):
+            parts.append(value.id)
+            return ".".join(reversed(parts))
     try:
         return ast.unparse(node)
     except Exception:  # noqa: BLE001 - unparse of odd trees must not break the analysis
@@ -387,7 +399,7 @@ class _FunctionWalk:
             for target in node.targets:
                 self.target(target, state, deleting=True)
             return
-        for child in ast.iter_child_nodes(node):
+        for child in _children(node):
             if isinstance(child, ast.expr):
                 self.expression(child, state)
         if isinstance(node, ast.Expr) and isinstance(node.value, (ast.Yield, ast.YieldFrom)):
@@ -562,7 +574,8 @@ class _FunctionWalk:
             if isinstance(node, ast.Lambda):
                 continue  # runs later, if at all
             if not done:
-                stack.append((node, True, current))
+                if isinstance(node, _POST_VISITED):
+                    stack.append((node, True, current))
                 children = _children(node)
                 inner = current
                 if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
@@ -694,6 +707,18 @@ class _FunctionWalk:
             self.held.discard(receiver)
 
 
+# Nodes that emit an event once their children are done.
+_POST_VISITED = (
+    ast.Await,
+    ast.Yield,
+    ast.YieldFrom,
+    ast.comprehension,
+    ast.Call,
+    ast.Compare,
+    ast.Subscript,
+    ast.Attribute,
+    ast.Name,
+)
 _SKIPPED = (ast.expr_context, ast.operator, ast.boolop, ast.unaryop, ast.cmpop, ast.Constant)
 
 
