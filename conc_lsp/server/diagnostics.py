@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -39,16 +40,22 @@ def rules_document() -> str | None:
 
 # In the worker process: the last check of each document, so that the quick
 # fixes at the cursor reuse its facts instead of checking the text again.
-_LAST_CHECK: dict[str, tuple[int, Settings, CheckResult]] = {}
+# The facts hold syntax trees: only the most recently checked documents keep theirs.
+_LAST_CHECK: OrderedDict[str, tuple[int, Settings, CheckResult]] = OrderedDict()
+KEPT_CHECKS = 8
 
 
 def _checked(key: str, lines: list[str], settings: Settings, path: str | None) -> CheckResult:
     digest = hash(tuple(lines))
     last = _LAST_CHECK.get(key)
     if last is not None and last[0] == digest and last[1] == settings:
+        _LAST_CHECK.move_to_end(key)
         return last[2]
     result = check_lines(lines, settings, path)
     _LAST_CHECK[key] = (digest, settings, result)
+    _LAST_CHECK.move_to_end(key)
+    while len(_LAST_CHECK) > KEPT_CHECKS:
+        _LAST_CHECK.popitem(last=False)
     return result
 
 
