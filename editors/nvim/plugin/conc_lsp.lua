@@ -1,0 +1,143 @@
+-- conc-lsp for Neovim 0.11+: starts the server for Python buffers (the config
+-- is lsp/conc_lsp.lua beside this directory), turns inlay hints on where it
+-- attaches, and defines :ConcAnalyse.
+--
+-- Options, set in init.lua (before plugins load):
+--   vim.g.conc_lsp_enable = false        -- do not call vim.lsp.enable('conc_lsp')
+--                                        -- (e.g. you enable it yourself)
+--   vim.g.conc_lsp_inlay_hints = false   -- leave inlay hints off
+--
+-- :ConcAnalyse            report on the whole file
+-- :ConcAnalyse {qualname} report on one function, e.g. :ConcAnalyse _Cache.run_ctx
+-- :'<,'>ConcAnalyse       report on the selected lines
+-- The report opens in a new split (:vertical ConcAnalyse for a vertical one).
+
+if vim.g.loaded_conc_lsp then
+  return
+end
+vim.g.loaded_conc_lsp = true
+
+local NAME = 'conc_lsp' -- the config's name (lsp/conc_lsp.lua) and the client's
+local ERROR = vim.log.levels.ERROR
+
+local function notify(message, level)
+  vim.notify('conc-lsp: ' .. message, level or ERROR, { title = 'conc-lsp' })
+end
+
+if vim.fn.has('nvim-0.11') == 0 then
+  notify('needs Neovim 0.11 or newer (this is ' .. tostring(vim.version()) .. ')')
+  return
+end
+
+local group = vim.api.nvim_create_augroup('conc_lsp', { clear = true })
+
+-- Neovim 0.11 only writes to its log file when a server's command is missing,
+-- and tries again for every Python buffer: say it once, where it is seen.
+local told_missing = false
+vim.api.nvim_create_autocmd('FileType', {
+  group = group,
+  pattern = 'python',
+  desc = 'conc-lsp: say once when the server command is missing',
+  callback = function(args)
+    if told_missing or vim.bo[args.buf].buftype ~= '' or not vim.lsp.is_enabled(NAME) then
+      return
+    end
+    local config = vim.lsp.config[NAME]
+    local cmd = config and config.cmd
+    if type(cmd) == 'table' and cmd[1] and vim.fn.executable(cmd[1]) == 0 then
+      told_missing = true
+      notify(
+        ("server not started: '%s' is not an executable on PATH. Install conc-lsp "
+          .. "(pip install -e . in its clone puts it in .venv/bin), or point the config at it: "
+          .. "vim.lsp.config('conc_lsp', { cmd = { '/path/to/.venv/bin/conc-lsp', 'serve' } })"):format(
+          cmd[1]
+        )
+      )
+    end
+  end,
+})
+
+if vim.g.conc_lsp_enable ~= false then
+  vim.lsp.enable(NAME)
+end
+
+vim.api.nvim_create_autocmd('LspAttach', {
+  group = group,
+  desc = 'conc-lsp: inlay hints on',
+  callback = function(args)
+    local client = vim.lsp.get_client_by_id(args.data.client_id)
+    if client and client.name == NAME and vim.g.conc_lsp_inlay_hints ~= false then
+      vim.lsp.inlay_hint.enable(true, { bufnr = args.buf })
+    end
+  end,
+})
+
+-- :ConcAnalyse ------------------------------------------------------------
+
+local report_count = 0
+
+--- Shows the report in a new scratch split.
+---@param markdown string
+---@param uri string
+---@param mods string command modifiers (:vertical, :tab, ...)
+local function show_report(markdown, uri, mods)
+  vim.cmd((mods ~= '' and mods .. ' ' or '') .. 'new')
+  local buf = vim.api.nvim_get_current_buf()
+  vim.bo[buf].buftype = 'nofile'
+  vim.bo[buf].bufhidden = 'wipe'
+  vim.bo[buf].swapfile = false
+  vim.api.nvim_buf_set_lines(buf, 0, -1, false, vim.split(markdown, '\n', { plain = true }))
+  vim.bo[buf].filetype = 'markdown'
+  vim.bo[buf].modified = false
+  vim.bo[buf].modifiable = false
+  report_count = report_count + 1
+  local name = 'conc-analyse://' .. vim.fn.fnamemodify(vim.uri_to_fname(uri), ':~:.')
+  if report_count > 1 then
+    name = name .. ' (' .. report_count .. ')'
+  end
+  pcall(vim.api.nvim_buf_set_name, buf, name)
+  vim.b[buf].conc_lsp_report_uri = uri
+end
+
+local function analyse(opts)
+  local bufnr = vim.api.nvim_get_current_buf()
+  local client = vim.lsp.get_clients({ bufnr = bufnr, name = NAME })[1]
+  if not client then
+    notify(':ConcAnalyse: the server is not attached to this buffer (is it a Python file? see :checkhealth vim.lsp)')
+    return
+  end
+  local uri = vim.uri_from_bufnr(bufnr)
+  local arguments = { uri }
+  if opts.range > 0 and opts.args ~= '' then
+    notify(':ConcAnalyse: give a range or a function name, not both')
+    return
+  elseif opts.range > 0 then
+    arguments[2] = { start = opts.line1 - 1, ['end'] = opts.line2 - 1 }
+  elseif opts.args ~= '' then
+    arguments[2] = opts.args
+  end
+  local mods = opts.mods or ''
+  local params = { command = 'conc.analyse', arguments = arguments }
+  local ok = client:request('workspace/executeCommand', params, function(err, result)
+    if err then
+      local message = type(err) == 'table' and tostring(err.message) or tostring(err)
+      if message:find('conc.analyse', 1, true) and (message:find('not defined') or message:find('not found')) then
+        message = message .. ' (this conc-lsp is too old for :ConcAnalyse: update it)'
+      end
+      notify((':ConcAnalyse failed: %s'):format(message))
+    elseif type(result) ~= 'table' or type(result.markdown) ~= 'string' then
+      notify(':ConcAnalyse failed: the server sent no report (' .. vim.inspect(result) .. ')')
+    else
+      show_report(result.markdown, type(result.uri) == 'string' and result.uri or uri, mods)
+    end
+  end, bufnr)
+  if not ok then
+    notify(':ConcAnalyse failed: the server is not running')
+  end
+end
+
+vim.api.nvim_create_user_command('ConcAnalyse', analyse, {
+  nargs = '?',
+  range = true,
+  desc = 'conc-lsp: concurrency report for the file, a function (qualname) or the selected lines',
+})
