@@ -1,0 +1,286 @@
+-- Drives a real headless Neovim with the repository's editors/nvim config and
+-- writes what Neovim holds as JSON for tests/editors/test_neovim.py.
+--
+--   nvim --headless -u NONE -i NONE -n -l nvim_driver.lua MODE CONFIG_DIR WORK_DIR OUT_JSON
+--
+-- MODE "main": WORK_DIR holds wide.py (non-ASCII text before an await),
+--   fix.py (a CONC101 finding) and expected.py (its fixed text).
+-- MODE "missing": the server command does not exist; open two Python files
+--   and record the notifications.
+--
+-- Every wait is bounded; a step that fails records its error and the next
+-- step still runs, so the JSON always says how far it got.
+
+local mode, config_dir, work, out = arg[1], arg[2], arg[3], arg[4]
+local TIMEOUT = 15000 -- ms, per wait
+
+local result = { mode = mode, errors = {}, notes = {} }
+
+-- Record every notification (the plugin's messages go through vim.notify).
+vim.notify = function(message, level)
+  table.insert(result.notes, { message = tostring(message), level = level or vim.log.levels.INFO })
+end
+
+-- -u NONE loads no plugin and no filetype detection: load the config as a
+-- user's runtimepath would.
+vim.cmd('filetype on')
+vim.o.lines = 100
+vim.o.columns = 200
+vim.opt.runtimepath:prepend(config_dir)
+vim.cmd('runtime! plugin/conc_lsp.lua')
+
+local function wait_for(what, condition, timeout)
+  if not vim.wait(timeout or TIMEOUT, condition, 20) then
+    error('timed out waiting for ' .. what, 0)
+  end
+end
+
+local function step(name, fn)
+  local started = vim.uv.hrtime()
+  local ok, err = pcall(fn)
+  result[name .. '_ms'] = math.floor((vim.uv.hrtime() - started) / 1e6)
+  if not ok then
+    table.insert(result.errors, name .. ': ' .. tostring(err))
+  end
+end
+
+local function client_for(buf)
+  return vim.lsp.get_clients({ bufnr = buf, name = 'conc_lsp' })[1]
+end
+
+local function open(path)
+  vim.cmd.edit(vim.fn.fnameescape(path))
+  local buf = vim.api.nvim_get_current_buf()
+  wait_for('the conc_lsp client to attach to ' .. path, function()
+    local client = client_for(buf)
+    return client ~= nil and client.initialized == true
+  end)
+  return buf
+end
+
+local function label_text(label)
+  if type(label) == 'string' then
+    return label
+  end
+  local parts = {}
+  for _, part in ipairs(label) do
+    table.insert(parts, part.value)
+  end
+  return table.concat(parts)
+end
+
+local function hints_of(buf)
+  local found = {}
+  for _, item in ipairs(vim.lsp.inlay_hint.get({ bufnr = buf })) do
+    local hint = item.inlay_hint
+    table.insert(found, {
+      line = hint.position.line,
+      character = hint.position.character,
+      label = label_text(hint.label),
+      padding_left = hint.paddingLeft == true,
+    })
+  end
+  table.sort(found, function(a, b)
+    return a.line < b.line or (a.line == b.line and a.character < b.character)
+  end)
+  return found
+end
+
+local function diagnostics_of(buf)
+  local found = {}
+  for _, d in ipairs(vim.diagnostic.get(buf)) do
+    table.insert(found, {
+      lnum = d.lnum,
+      col = d.col,
+      end_lnum = d.end_lnum,
+      end_col = d.end_col,
+      code = d.code,
+      severity = d.severity,
+      source = d.source,
+      message = d.message,
+    })
+  end
+  table.sort(found, function(a, b)
+    return a.lnum < b.lnum or (a.lnum == b.lnum and tostring(a.code) < tostring(b.code))
+  end)
+  return found
+end
+
+local function buffer_text(buf)
+  return table.concat(vim.api.nvim_buf_get_lines(buf, 0, -1, false), '\n') .. '\n'
+end
+
+local function stop_all()
+  for _, client in ipairs(vim.lsp.get_clients()) do
+    client:stop()
+  end
+  vim.wait(3000, function()
+    return #vim.lsp.get_clients() == 0
+  end, 20)
+  for _, client in ipairs(vim.lsp.get_clients()) do
+    client:stop(true)
+  end
+end
+
+local function write_result()
+  local file = assert(io.open(out, 'w'))
+  file:write(vim.json.encode(result))
+  file:close()
+end
+
+if mode == 'missing' then
+  step('missing', function()
+    vim.lsp.config('conc_lsp', { cmd = { 'conc-lsp-not-installed-here', 'serve' } })
+    vim.cmd.edit(vim.fn.fnameescape(work .. '/a.py'))
+    vim.cmd.edit(vim.fn.fnameescape(work .. '/b.py'))
+    vim.cmd.split(vim.fn.fnameescape(work .. '/a.py'))
+    vim.wait(300, function()
+      return false
+    end, 20)
+    result.filetype = vim.bo.filetype
+    result.clients = #vim.lsp.get_clients()
+  end)
+  write_result()
+  stop_all()
+  vim.cmd('qall!')
+end
+
+local wide_buf, fix_buf
+
+-- 1. Inlay hints, with non-ASCII text before an await.
+step('hints', function()
+  result.encoding = nil
+  wide_buf = open(work .. '/wide.py')
+  result.filetype = vim.bo[wide_buf].filetype
+  result.offset_encoding = client_for(wide_buf).offset_encoding
+  result.inlay_hints_enabled = vim.lsp.inlay_hint.is_enabled({ bufnr = wide_buf })
+  -- wait for hints, then until they stop changing (a refresh may follow)
+  wait_for('inlay hints', function()
+    return #vim.lsp.inlay_hint.get({ bufnr = wide_buf }) > 0
+  end)
+  local last, stable_since = vim.json.encode(hints_of(wide_buf)), vim.uv.now()
+  wait_for('stable inlay hints', function()
+    local now = vim.json.encode(hints_of(wide_buf))
+    if now ~= last then
+      last, stable_since = now, vim.uv.now()
+    end
+    return vim.uv.now() - stable_since >= 300
+  end)
+  result.hints = hints_of(wide_buf)
+  result.wide_lines = vim.api.nvim_buf_get_lines(wide_buf, 0, -1, false)
+end)
+
+-- 2. Diagnostics (pulled by Neovim 0.11) and 3. a quick fix applied through
+-- vim.lsp.buf.code_action, as a user's mapping would.
+step('fix', function()
+  fix_buf = open(work .. '/fix.py')
+  wait_for('CONC101 diagnostics', function()
+    for _, d in ipairs(vim.diagnostic.get(fix_buf)) do
+      if d.code == 'CONC101' then
+        return true
+      end
+    end
+    return false
+  end)
+  result.diagnostics = diagnostics_of(fix_buf)
+  local target
+  for _, d in ipairs(vim.diagnostic.get(fix_buf)) do
+    if d.code == 'CONC101' then
+      target = d
+    end
+  end
+  vim.api.nvim_win_set_cursor(0, { target.lnum + 1, target.col })
+  local before = vim.api.nvim_buf_get_changedtick(fix_buf)
+  local offered = {}
+  vim.lsp.buf.code_action({
+    apply = true,
+    context = { only = { 'quickfix' } },
+    filter = function(action)
+      table.insert(offered, action.title)
+      for _, d in ipairs(action.diagnostics or {}) do
+        if d.code == 'CONC101' then
+          return true
+        end
+      end
+      return false
+    end,
+  })
+  wait_for('the quick fix to change the buffer', function()
+    return vim.api.nvim_buf_get_changedtick(fix_buf) ~= before
+  end)
+  -- let a multi-edit workspace edit finish, then read the text
+  vim.wait(100, function()
+    return false
+  end, 20)
+  result.offered_actions = offered
+  result.fixed_text = buffer_text(fix_buf)
+  result.fixed_modified = vim.bo[fix_buf].modified
+  -- the finding goes away once Neovim pulls diagnostics for the new text
+  wait_for('CONC101 to go after the fix', function()
+    for _, d in ipairs(vim.diagnostic.get(fix_buf)) do
+      if d.code == 'CONC101' then
+        return false
+      end
+    end
+    return true
+  end)
+  result.diagnostics_after_fix = diagnostics_of(fix_buf)
+end)
+
+-- 4. :ConcAnalyse: whole file, a function by qualname, a range.  Either a
+-- report buffer opens or exactly one error notification appears per call.
+step('analyse', function()
+  vim.api.nvim_set_current_buf(wide_buf)
+  vim.cmd('silent! only')
+  local client = client_for(wide_buf)
+  local sent = {}
+  local request = client.request
+  client.request = function(self, method, params, ...)
+    if method == 'workspace/executeCommand' then
+      table.insert(sent, vim.deepcopy(params))
+    end
+    return request(self, method, params, ...)
+  end
+  result.capabilities_commands = vim.tbl_get(
+    client.server_capabilities,
+    'executeCommandProvider',
+    'commands'
+  ) or {}
+  result.analyse = {}
+  for _, command in ipairs({ 'ConcAnalyse', 'ConcAnalyse modern', '5,8ConcAnalyse' }) do
+    vim.api.nvim_set_current_buf(wide_buf)
+    vim.cmd('silent! only')
+    local notes_before = #result.notes
+    local buffers_before = #vim.api.nvim_list_bufs()
+    vim.cmd(command)
+    wait_for('a report or a message from :' .. command, function()
+      return #result.notes > notes_before or #vim.api.nvim_list_bufs() > buffers_before
+    end)
+    -- a second message would come right after the first: give it the chance
+    vim.wait(200, function()
+      return false
+    end, 20)
+    local run = { command = command, notes = vim.list_slice(result.notes, notes_before + 1) }
+    local buf = vim.api.nvim_get_current_buf()
+    if buf ~= wide_buf then
+      run.report = {
+        lines = vim.api.nvim_buf_get_lines(buf, 0, -1, false),
+        filetype = vim.bo[buf].filetype,
+        buftype = vim.bo[buf].buftype,
+        bufhidden = vim.bo[buf].bufhidden,
+        swapfile = vim.bo[buf].swapfile,
+        modified = vim.bo[buf].modified,
+        name = vim.api.nvim_buf_get_name(buf),
+        windows = #vim.api.nvim_tabpage_list_wins(0),
+      }
+    end
+    table.insert(result.analyse, run)
+  end
+  client.request = nil -- back to the class method
+  result.analyse_sent = sent
+  result.wide_uri = vim.uri_from_bufnr(wide_buf)
+end)
+
+write_result()
+stop_all()
+vim.cmd('qall!')
