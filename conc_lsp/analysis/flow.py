@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import enum
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
@@ -24,6 +25,7 @@ from conc_lsp.analysis.facts import (
     callee,
     inside_scope,
     is_lock_text,
+    name_words,
     scope_effect,
 )
 from conc_lsp.analysis.libraries import ImportTable, imports_of, last_name
@@ -189,6 +191,16 @@ def event_name(receiver: str | None) -> str:
     if not receiver:
         return ""
     return receiver.rsplit(".", 1)[-1].split("[", 1)[0]
+
+
+MUTEX_WORDS = frozenset({"lock", "locks", "rlock", "rlocks", "mutex", "mutexes", "lk", "mtx"})
+
+
+def is_mutex_expression(text: str) -> bool:
+    """A lock that one task holds at a time (not a semaphore or limiter, which
+    let several in): only a mutex guards state against other tasks."""
+    head = re.split(r"[(\[]", text, maxsplit=1)[0].strip()
+    return any(word in MUTEX_WORDS for word in name_words(head.rsplit(".", 1)[-1]))
 
 
 def is_lock_expression(text: str) -> bool:
@@ -472,7 +484,7 @@ class _FunctionWalk:
             context = inside_scope(inner.context, effect)
             guards = inner.guards
             text = _text(item.context_expr)
-            if is_lock_expression(text) and not effect.is_cancel_scope:
+            if is_mutex_expression(text) and not effect.is_cancel_scope:
                 guards = guards | {text}
             inner = replace(inner, context=context, guards=guards)
             if effect.is_cancel_scope:
