@@ -232,7 +232,16 @@ class Collector:
                 )
             self._block(node.body, function, context, prefix)
             self._block(node.orelse, function, context, prefix)
-        elif isinstance(node, (ast.While, ast.If)):
+        elif isinstance(node, ast.If):
+            self._expression(node.test, function, context)
+            # In an acm, the branches run instead of each other: a `yield` in
+            # one does not make the other teardown.
+            before = function.after_yield
+            self._block(node.body, function, context, prefix)
+            body_yielded, function.after_yield = function.after_yield, before
+            self._block(node.orelse, function, context, prefix)
+            function.after_yield = function.after_yield or body_yielded
+        elif isinstance(node, ast.While):
             self._expression(node.test, function, context)
             self._block(node.body, function, context, prefix)
             self._block(node.orelse, function, context, prefix)

@@ -365,8 +365,13 @@ class _FunctionWalk:
             return
         if isinstance(node, ast.If):
             self.expression(node.test, replace(state, testing=True))
+            # In an acm, a branch runs *instead of* the other: a `yield` in one
+            # does not make the other teardown.
+            before = self.after_yield
             self.block(node.body, self._branch(state, node, 0))
+            body_yielded, self.after_yield = self.after_yield, before
             self.block(node.orelse, self._branch(state, node, 1))
+            self.after_yield = self.after_yield or body_yielded
             return
         if isinstance(node, ast.While):
             self.expression(node.test, replace(state, testing=True))
