@@ -16,7 +16,6 @@ from conc_lsp.analysis.model import Finding, Severity, SyntaxProblem
 from conc_lsp.analysis.parse import PARSE_ERRORS, Analyzer, parse_fragment
 from conc_lsp.analysis.text import apply_edits
 from conc_lsp.config import Settings
-from conc_lsp.fixes import FixContext, fix_for
 from conc_lsp.rules import all_rules
 
 MAX_FIX_ROUNDS = 10
@@ -92,6 +91,8 @@ def check_lines(
             findings.append(found)
     findings.sort(key=lambda f: (f.location.line, f.location.column, f.code))
     if fixes:
+        from conc_lsp.fixes import FixContext, fix_for  # libcst loads only when fixing
+
         context = FixContext(lines, settings.cleanup_timeout)
         findings = [replace(found, fix=fix_for(found, facts, context)) for found in findings]
     return CheckResult(findings, problems, errors, facts)
@@ -144,6 +145,8 @@ def with_fixes(
     """The findings on lines first_line..last_line, each with its fix computed."""
     if result.facts is None:
         return []
+    from conc_lsp.fixes import FixContext, fix_for  # libcst loads only when fixing
+
     context = FixContext(lines, settings.cleanup_timeout)
     return [
         replace(found, fix=fix_for(found, result.facts, context))

@@ -11,14 +11,16 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from functools import cache
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from lsprotocol import types
 
 from conc_lsp.analysis.model import Finding, Severity
 from conc_lsp.config import Settings
-from conc_lsp.diagnose import CheckResult, check_lines, fix_lines, with_fixes
 from conc_lsp.server.positions import to_lsp
+
+if TYPE_CHECKING:  # the rules load in the worker process only, not in the server
+    from conc_lsp.diagnose import CheckResult
 
 logger = logging.getLogger("conc_lsp")
 T = TypeVar("T")
@@ -51,6 +53,8 @@ def _checked(key: str, lines: list[str], settings: Settings, path: str | None) -
     if last is not None and last[0] == digest and last[1] == settings:
         _LAST_CHECK.move_to_end(key)
         return last[2]
+    from conc_lsp.diagnose import check_lines
+
     result = check_lines(lines, settings, path)
     _LAST_CHECK[key] = (digest, settings, result)
     _LAST_CHECK.move_to_end(key)
@@ -72,6 +76,8 @@ def compute_fixes(
     """Findings on lines first..last with their fixes (runs in the worker process)."""
     if not settings.diagnostics_enabled:
         return []
+    from conc_lsp.diagnose import with_fixes
+
     return with_fixes(_checked(key, lines, settings, path), lines, settings, first, last)
 
 
@@ -81,6 +87,8 @@ def forget(key: str) -> None:
 
 def compute_fix_all(lines: list[str], settings: Settings, path: str | None) -> list[str]:
     """The lines with every safe fix applied (runs in the worker process)."""
+    from conc_lsp.diagnose import fix_lines
+
     return fix_lines(lines, settings, path)[0]
 
 
