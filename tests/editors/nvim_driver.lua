@@ -149,7 +149,6 @@ local wide_buf, fix_buf
 
 -- 1. Inlay hints, with non-ASCII text before an await.
 step('hints', function()
-  result.encoding = nil
   wide_buf = open(work .. '/wide.py')
   result.filetype = vim.bo[wide_buf].filetype
   result.offset_encoding = client_for(wide_buf).offset_encoding
