@@ -565,7 +565,7 @@ def atomic_pop(finding: Finding, facts: ModuleFacts, context: FixContext) -> Fix
             and len(node.args) == 1
         ]
         if len(calls) != 1:
-            return None
+            return check_again(finding, facts, context, source, place)
         call = calls[0]
         new_call = call.with_changes(
             args=[
@@ -726,5 +726,51 @@ def drain_pipes(finding: Finding, facts: ModuleFacts, context: FixContext) -> Fi
     return _fix(
         "Send the unread output to `DEVNULL` instead of a pipe nobody drains",
         True,
+        source.edit(module, context.lines),
+    )
+
+
+def check_again(
+    finding: Finding, facts: ModuleFacts, context: FixContext, source: Source, place: Place
+) -> Fix | None:
+    """Wrap the action in the same `if` test again, evaluated after the checkpoint."""
+    if not finding.related:
+        return None
+    check_line = finding.related[0].location.line
+    guard = next(
+        (
+            owner
+            for owner, _, _ in reversed(place.ancestors)
+            if isinstance(owner, cst.If) and source.line_of(owner) == check_line
+        ),
+        None,
+    )
+    if guard is None:
+        return None
+    test = source.module.code_for_node(guard.test)
+    if "await" in test or "\n" in test:
+        return None
+    if any(isinstance(node, (cst.Await, cst.Yield)) for node in _walk(place.statement)):
+        return None  # the race is inside the statement itself: a guard before it cannot help
+    statement_body = getattr(place.statement, "body", ())
+    if not all(
+        isinstance(small, (cst.Assign, cst.AugAssign, cst.AnnAssign, cst.Expr))
+        for small in statement_body
+    ):
+        return None  # skipping a return / raise / del would change the control flow
+    unit = source.unit
+    statement = place.statement
+    wrapped = cst.If(
+        test=guard.test,
+        body=cst.IndentedBlock(body=[statement.with_changes(leading_lines=())], indent=unit),
+        leading_lines=_leading(statement),
+    )
+    body = list(place.block.body)
+    body[place.index] = wrapped
+    module = _replace_block(source.module, place.block, body)
+    return _fix(
+        f"Check `{test}` again after the await (unsafe: the action is skipped when "
+        "another task got there first)",
+        False,
         source.edit(module, context.lines),
     )
