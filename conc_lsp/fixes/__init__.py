@@ -22,7 +22,7 @@ FIXERS: dict[str, FixMaker] = {
     "CONC102": transforms.shield_cleanup,
     "CONC103": transforms.release_in_finally,
     "CONC110": transforms.remove_pointless_scope,
-    "CONC201": transforms.iterate_over_copy,
+    "CONC201": transforms.close_gap,
     "CONC202": transforms.atomic_pop,
     "CONC302": transforms.set_in_finally,
     "CONC401": transforms.drain_pipes,

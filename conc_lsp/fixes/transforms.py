@@ -497,6 +497,100 @@ def _used_after(source: Source, target: cst.With, name: str) -> bool:
 # -- CONC201 (loops) --------------------------------------------------------
 
 
+def close_gap(finding: Finding, facts: ModuleFacts, context: FixContext) -> Fix | None:
+    """CONC201: iterate over a copy, or bring the second write up to the first."""
+    if finding.message.startswith("iterating"):
+        return iterate_over_copy(finding, facts, context)
+    return move_second_write(finding, facts, context)
+
+
+class _Move(cst.CSTTransformer):
+    """Remove ``moved`` from its block and insert it right after ``anchor``."""
+
+    def __init__(self, anchor: cst.BaseStatement, moved: cst.BaseStatement) -> None:
+        super().__init__()
+        self.anchor = anchor
+        self.moved = moved
+
+    def leave_IndentedBlock(
+        self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock
+    ) -> cst.IndentedBlock:
+        body: list[cst.BaseStatement] = []
+        changed = False
+        for original, updated in zip(original_node.body, updated_node.body, strict=True):
+            if original is self.moved:
+                changed = True
+                continue
+            body.append(updated)
+            if original is self.anchor:
+                # Comments above the moved statement go with it; blank lines stay.
+                comments = [line for line in _leading(self.moved) if line.comment is not None]
+                body.append(self.moved.with_changes(leading_lines=comments))
+                changed = True
+        if not changed:
+            return updated_node
+        if not body:
+            body = [cst.SimpleStatementLine(body=[cst.Pass()])]
+        return updated_node.with_changes(body=body)
+
+
+def _assigned_names(statement: cst.CSTNode) -> set[str]:
+    names: set[str] = set()
+    for node in _walk(statement):
+        targets: list[cst.CSTNode] = []
+        if isinstance(node, (cst.AssignTarget, cst.AugAssign, cst.AnnAssign, cst.For, cst.CompFor)):
+            targets.append(node.target)
+        elif isinstance(node, cst.AsName):
+            targets.append(node.name)
+        elif isinstance(node, cst.NamedExpr):
+            targets.append(node.target)
+        for target in targets:
+            names.update(n.value for n in _walk(target) if isinstance(n, cst.Name))
+    return names
+
+
+def move_second_write(finding: Finding, facts: ModuleFacts, context: FixContext) -> Fix | None:
+    if not finding.related:
+        return None
+    function = facts.function(finding.function)
+    if function is None:
+        return None
+    source = parse_function(function, context.lines)
+    if source is None:
+        return None
+    second = innermost(source, finding.location.line)
+    first = innermost(source, finding.related[0].location.line)
+    if second is None or first is None:
+        return None
+    moved, anchor = second.statement, first.statement
+    if not (
+        isinstance(moved, cst.SimpleStatementLine)
+        and isinstance(anchor, cst.SimpleStatementLine)
+        and len(moved.body) == 1
+        and source.line_of(anchor) < source.line_of(moved)
+    ):
+        return None
+    if any(isinstance(node, (cst.Await, cst.Yield, cst.Return)) for node in _walk(moved)):
+        return None
+    used = {node.value for node in _walk(moved) if isinstance(node, cst.Name)}
+    start, end = source.end_line_of(anchor), source.line_of(moved)
+    between = [
+        place.statement
+        for place in _statements(source.module, [])
+        if start < source.line_of(place.statement) < end
+    ]
+    if any(used & _assigned_names(statement) for statement in between):
+        return None  # the write uses a name set in the window: it cannot move above it
+    new = source.module.visit(_Move(anchor, moved))
+    code = context.lines[finding.location.line].strip()
+    return _fix(
+        f"Move `{code}` up to the first write, before the checkpoint (unsafe: it now "
+        "runs before the code in between)",
+        False,
+        source.edit(new, context.lines),
+    )
+
+
 def iterate_over_copy(finding: Finding, facts: ModuleFacts, context: FixContext) -> Fix | None:
     if not finding.message.startswith("iterating"):
         return None
