@@ -246,7 +246,7 @@ def test_conc_analyse(session: dict[str, Any]) -> None:
             assert note["level"] == ERROR
             assert note["message"].startswith("conc-lsp: :ConcAnalyse failed: ")
             assert "conc.analyse" in note["message"]
-            assert "update it" in note["message"]
+            assert "update conc-lsp" in note["message"]
 
 
 def test_missing_server_gives_one_message(nvim: Path, tmp_path: Path) -> None:

@@ -122,7 +122,7 @@ local function analyse(opts)
     if err then
       local message = type(err) == 'table' and tostring(err.message) or tostring(err)
       if message:find('conc.analyse', 1, true) and (message:find('not defined') or message:find('not found')) then
-        message = message .. ' (this conc-lsp is too old for :ConcAnalyse: update it)'
+        message = 'the server has no conc.analyse command (update conc-lsp)'
       end
       notify((':ConcAnalyse failed: %s'):format(message))
     elseif type(result) ~= 'table' or type(result.markdown) ~= 'string' then
