@@ -5,17 +5,21 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
+import re
 import sys
 import tokenize
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from conc_lsp import __version__, config
 from conc_lsp.analysis.model import HintKind, ModuleAnalysis
 from conc_lsp.analysis.parse import analyse_lines
 from conc_lsp.analysis.text import line_ending, split_lines
 from conc_lsp.labels import ARROW, LABEL_STYLES, label
+
+if TYPE_CHECKING:
+    from conc_lsp import report
 
 DESCRIPTION = """\
 conc-lsp shows where trio / anyio / asyncio code can switch tasks or be
@@ -26,6 +30,7 @@ examples:
   conc-lsp hints --format json src/         the same, as data, for a folder
   conc-lsp check src/                       report concurrency bugs (CI, pre-commit)
   conc-lsp rule CONC101                     what a rule flags and why
+  conc-lsp report examples/cache.py::_Cache the concurrency report of a class
   conc-lsp serve                            the language server, over stdio
 """
 
@@ -247,6 +252,57 @@ def _write_source(path: Path, original: str, lines: list[str]) -> None:
     path.write_bytes(text.encode(encoding))
 
 
+REPORT_RANGE = re.compile(r"(?P<path>.+):(?P<start>[0-9]+)(?:-(?P<end>[0-9]+))?")
+
+
+def parse_report_target(spec: str) -> tuple[str, report.Target]:
+    """`FILE`, `FILE:START-END` (1-based, inclusive; `FILE:LINE` for one line) or
+    `FILE::QUALNAME` -> the path and the report's target."""
+    from conc_lsp.report import Target
+
+    if "::" in spec:
+        path, qualname = spec.split("::", 1)
+        return path, Target.function(qualname) if qualname else Target()
+    match = REPORT_RANGE.fullmatch(spec)
+    if match is not None and not Path(spec).exists():
+        start = int(match.group("start"))
+        end = int(match.group("end") or start)
+        if start < 1 or end < 1:
+            raise ValueError(f"lines are counted from 1: {spec!r}")
+        return match.group("path"), Target.lines(start - 1, end - 1)
+    return spec, Target()
+
+
+def _report_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from conc_lsp.report import TargetNotFound, build_report, render_markdown, to_json
+
+    try:
+        name, target = parse_report_target(arguments.target)
+    except ValueError as error:
+        print(f"conc-lsp: error: {error}", file=err)
+        return 2
+    path = Path(name)
+    try:
+        source = read_source(path)
+    except OSError as error:
+        print(f"{path}: cannot read: {error.strerror or error}", file=err)
+        return 2
+    settings = _settings_for([name], err)
+    lines = split_lines(source)
+    link = None if arguments.no_links else path.resolve().as_uri()
+    try:
+        result = build_report(lines, target, settings=settings, path=name, name=name, link=link)
+    except TargetNotFound as error:
+        print(f"conc-lsp: error: {path}: {error}", file=err)
+        return 2
+    if arguments.format == "json":
+        json.dump(to_json(result), out, indent=2, ensure_ascii=False)
+        out.write("\n")
+    else:
+        out.write(render_markdown(result))
+    return 0
+
+
 def _rule_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from conc_lsp.rules import all_rules, find_rule
 
@@ -338,6 +394,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--unsafe-fixes", action="store_true", help="apply the unsafe fixes too (implies --fix)"
     )
 
+    report_parser = commands.add_parser(
+        "report",
+        help="the concurrency report of a file, a line range or a function / class",
+        description="The six-part concurrency analysis of the conc-anal procedure: shared "
+        "state, checkpoints, race traces, classification and fixes, in markdown "
+        "(line references link to the file) or JSON.",
+    )
+    report_parser.add_argument(
+        "target",
+        metavar="FILE[:START-END | ::QUALNAME]",
+        help="a file, lines of it (1-based, inclusive) or a function or class by its "
+        "qualified name (`cache.py::_Cache.run_ctx`)",
+    )
+    report_parser.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    report_parser.add_argument(
+        "--no-links", action="store_true", help="plain `L12` line references, no file links"
+    )
+
     rule = commands.add_parser("rule", help="explain a rule (`conc-lsp rule CONC101`)")
     rule.add_argument(
         "code", nargs="?", help="a code (CONC101) or name (unbounded-wait-in-cleanup)"
@@ -372,5 +446,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
     if arguments.command == "rule":
         return _rule_command(arguments, sys.stdout, sys.stderr)
+    if arguments.command == "report":
+        try:
+            return _report_command(arguments, sys.stdout, sys.stderr)
+        except BrokenPipeError:
+            return 0
     parser.print_help()
     return 2
