@@ -189,6 +189,7 @@ class ProposedFix:
     risk: str
     effort: str  # simple | moderate | complex
     safe: bool | None = None
+    edits: tuple[TextEdit, ...] = ()  # the diff's edits (not rendered)
 
 
 @dataclass(slots=True)
@@ -1913,6 +1914,7 @@ def _fixes(
                     ),
                     effort=effort,
                     safe=finding.fix.safe,
+                    edits=finding.fix.edits,
                 )
             )
     if code == "CONC204":
@@ -2193,6 +2195,7 @@ def _sketch_unpublish(
         tradeoffs="",
         risk="",
         effort=_EFFORT["CONC204"],
+        edits=tuple(edits),
     )
 
 
@@ -2267,6 +2270,7 @@ def _sketch_counter(
         tradeoffs="",
         risk="",
         effort=_EFFORT["CONC203"],
+        edits=tuple(edits),
     )
 
 
@@ -2340,6 +2344,7 @@ def _sketch_leave_state(
         tradeoffs="",
         risk="",
         effort=_EFFORT["CONC301"],
+        edits=tuple(edits),
     )
 
 

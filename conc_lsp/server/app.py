@@ -17,7 +17,7 @@ from pygls.uris import to_fs_path
 
 from conc_lsp import __version__, config
 from conc_lsp.analysis.model import Finding
-from conc_lsp.server import actions, diagnostics, features
+from conc_lsp.server import actions, diagnostics, features, report_features
 from conc_lsp.server.documents import Document
 from conc_lsp.server.positions import encoding_name
 
@@ -361,6 +361,21 @@ def create_server() -> ConcLanguageServer:
             logger.exception("code actions failed")
             ls.log(types.MessageType.Error, f"conc-lsp: code actions failed: {error!r}")
             return []
+
+    @server.feature(types.TEXT_DOCUMENT_CODE_LENS, types.CodeLensOptions(resolve_provider=False))
+    async def code_lens(
+        ls: ConcLanguageServer, params: types.CodeLensParams
+    ) -> list[types.CodeLens]:
+        try:
+            return await report_features.code_lenses(ls, params)
+        except Exception as error:
+            logger.exception("code lenses failed")
+            ls.log(types.MessageType.Error, f"conc-lsp: code lenses failed: {error!r}")
+            return []
+
+    @server.command(report_features.COMMAND)
+    async def analyse(ls: ConcLanguageServer, *arguments: Any) -> dict[str, str]:
+        return await report_features.analyse(ls, list(arguments))
 
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: ConcLanguageServer, params: None) -> None:

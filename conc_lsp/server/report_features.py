@@ -1,0 +1,251 @@
+"""The concurrency report in the editor: code lenses and the `conc.analyse` command.
+
+A code lens above every async function and every class with async methods
+(`3 checkpoints · 1 finding · Analyse concurrency`) runs `conc.analyse` with
+``[uri, qualname]``. The command also takes ``[uri]`` (the whole file) and
+``[uri, {"start": line, "end": line}]`` (0-based lines, for a selection). It
+builds the report from the open document's current text in the worker
+process, writes it as markdown under ``$XDG_CACHE_HOME/conc-lsp/reports/``
+(``~/.cache/...`` by default), asks the client to show it with
+``window/showDocument`` when the client can, and returns
+``{"markdown": text, "uri": file uri of the written report}`` so that an
+editor integration can show it its own way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from collections import OrderedDict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams
+from pygls.uris import to_fs_path
+
+from conc_lsp.config import Settings
+from conc_lsp.server.positions import to_lsp
+
+if TYPE_CHECKING:  # the analysis and the rules load in the worker process only
+    from conc_lsp.report import LensTarget, Target
+    from conc_lsp.server.app import ConcLanguageServer
+
+logger = logging.getLogger("conc_lsp")
+COMMAND = "conc.analyse"
+USAGE = (
+    f"{COMMAND} takes [uri], [uri, qualname] or [uri, {{'start': line, 'end': line}}] "
+    "(0-based lines)"
+)
+KEPT_LENSES = 32  # documents whose lens data is kept
+
+# uri -> ((version, settings), lens targets) for the documents seen last
+_LENSES: OrderedDict[str, tuple[tuple[int | None, Settings], list[LensTarget]]] = OrderedDict()
+
+
+# -- in the worker process -----------------------------------------------------
+
+
+def compute_lenses(
+    key: str, lines: list[str], settings: Settings, path: str | None
+) -> list[LensTarget]:
+    """Code lens targets of a document (runs in the worker process)."""
+    from conc_lsp.report import lens_targets
+    from conc_lsp.server.diagnostics import _checked
+
+    result = _checked(key, lines, settings, path)
+    if result.facts is None:
+        return []
+    return lens_targets(result.facts, result.findings, lines)
+
+
+def compute_report(
+    key: str,
+    lines: list[str],
+    settings: Settings,
+    path: str | None,
+    target: Target,
+    name: str,
+    link: str | None,
+) -> str:
+    """The report as markdown (runs in the worker process, reusing its last check)."""
+    from conc_lsp.report import build_report, render_markdown
+    from conc_lsp.server.diagnostics import _checked
+
+    result = _checked(key, lines, settings, path)
+    report = build_report(
+        lines, target, settings=settings, path=path, name=name, link=link, result=result
+    )
+    return render_markdown(report)
+
+
+# -- code lenses ---------------------------------------------------------------
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def lens_title(target: LensTarget) -> str:
+    return (
+        f"{_plural(target.checkpoints, 'checkpoint')} · {_plural(target.findings, 'finding')}"
+        " · Analyse concurrency"
+    )
+
+
+async def code_lenses(ls: ConcLanguageServer, params: types.CodeLensParams) -> list[types.CodeLens]:
+    """A lens above every async function and every class with async methods."""
+    uri = params.text_document.uri
+    document = ls.documents.get(uri)
+    if document is None:
+        return []
+    stamp = (document.version, ls.settings)
+    cached = _LENSES.get(uri)
+    if cached is not None and cached[0] == stamp:
+        targets = cached[1]
+        _LENSES.move_to_end(uri)
+    else:
+        path = to_fs_path(uri) if uri.startswith("file:") else None
+        targets = await ls.worker._run(
+            compute_lenses, uri, list(document.lines), ls.settings, path, default=[]
+        )
+        if document.version != stamp[0]:
+            return []  # a newer edit: the client asks again
+        _LENSES[uri] = (stamp, targets)
+        _LENSES.move_to_end(uri)
+        while len(_LENSES) > KEPT_LENSES:
+            _LENSES.popitem(last=False)
+    lines = document.lines
+    encoding = ls.encoding
+    lenses = []
+    for target in targets:
+        if target.line >= len(lines):
+            continue
+        lenses.append(
+            types.CodeLens(
+                range=types.Range(
+                    start=to_lsp(lines, target.line, 0, encoding),
+                    end=to_lsp(lines, target.line, len(lines[target.line]), encoding),
+                ),
+                command=types.Command(
+                    title=lens_title(target), command=COMMAND, arguments=[uri, target.qualname]
+                ),
+            )
+        )
+    return lenses
+
+
+# -- conc.analyse --------------------------------------------------------------
+
+
+def parse_arguments(arguments: list[Any]) -> tuple[str, Target]:
+    """``[uri]``, ``[uri, qualname]`` or ``[uri, {"start": n, "end": m}]``.
+
+    Lines are 0-based; ``{"line": n}`` positions (an LSP range's ``start`` and
+    ``end``) are accepted too.
+    """
+    from conc_lsp.report import Target
+
+    if not arguments or not isinstance(arguments[0], str) or len(arguments) > 2:
+        raise JsonRpcInvalidParams(USAGE)
+    uri = arguments[0]
+    what = arguments[1] if len(arguments) > 1 else None
+    if what is None or what == "":
+        return uri, Target()
+    if isinstance(what, str):
+        return uri, Target.function(what)
+    if isinstance(what, dict):
+        start, end = _line(what.get("start")), _line(what.get("end", what.get("start")))
+        if start is not None and end is not None and start >= 0 and end >= 0:
+            return uri, Target.lines(start, end)
+    raise JsonRpcInvalidParams(USAGE)
+
+
+def _line(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, dict) and isinstance(value.get("line"), int):
+        return int(value["line"])
+    return None
+
+
+def reports_folder() -> Path:
+    """``$XDG_CACHE_HOME/conc-lsp/reports`` (``~/.cache/conc-lsp/reports`` by default)."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".cache"
+    return root / "conc-lsp" / "reports"
+
+
+def report_path(uri: str, name: str, target: Target) -> Path:
+    """One file per document and target, so that a new report replaces the old one."""
+    if target.kind == "function":
+        what = target.qualname or "function"
+    elif target.kind == "range" and target.start is not None and target.end is not None:
+        what = f"L{target.start + 1}-{target.end + 1}"
+    else:
+        what = "module"
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(name).stem) or "document"
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", what)
+    digest = hashlib.sha1(uri.encode("utf-8")).hexdigest()[:8]
+    return reports_folder() / f"{stem}-{slug}-{digest}.md"
+
+
+def _display_name(ls: ConcLanguageServer, uri: str, path: str | None) -> str:
+    """The document as the report calls it: relative to the workspace root if inside it."""
+    if path is None:
+        return uri.rsplit("/", 1)[-1] or uri
+    root = ls.workspace.root_path if ls.workspace is not None else None
+    if root:
+        try:
+            return Path(path).relative_to(root).as_posix()
+        except ValueError:
+            pass
+    return Path(path).name
+
+
+def _document_lines(ls: ConcLanguageServer, uri: str) -> list[str]:
+    document = ls.documents.get(uri)
+    if document is not None:
+        return list(document.lines)
+    path = to_fs_path(uri) if uri.startswith("file:") else None
+    if path is None:
+        raise JsonRpcInvalidParams(f"{COMMAND}: {uri} is not open")
+    from conc_lsp.analysis.text import split_lines
+    from conc_lsp.cli import read_source
+
+    try:
+        return split_lines(read_source(Path(path)))
+    except OSError as error:
+        raise JsonRpcInvalidParams(f"{COMMAND}: cannot read {path}: {error}") from error
+
+
+async def analyse(ls: ConcLanguageServer, arguments: list[Any]) -> dict[str, str]:
+    """Build the report, write it, ask the client to show it, and return it."""
+    from conc_lsp.report import TargetNotFound
+
+    uri, target = parse_arguments(arguments)
+    lines = _document_lines(ls, uri)
+    path = to_fs_path(uri) if uri.startswith("file:") else None
+    name = _display_name(ls, uri, path)
+    try:
+        markdown = await ls.worker._run(
+            compute_report, uri, lines, ls.settings, path, target, name, uri, default=None
+        )
+    except TargetNotFound as error:
+        raise JsonRpcInvalidParams(f"{COMMAND}: {error}") from error
+    if markdown is None:
+        raise JsonRpcInternalError(f"{COMMAND}: the analysis worker failed")
+    written = report_path(uri, name, target)
+    try:
+        written.parent.mkdir(parents=True, exist_ok=True)
+        written.write_text(markdown, encoding="utf-8")
+    except OSError as error:
+        raise JsonRpcInternalError(f"{COMMAND}: cannot write {written}: {error}") from error
+    report_uri = written.as_uri()
+    if ls.capability(lambda caps: caps.window.show_document.support):  # type: ignore[union-attr]
+        ls.window_show_document(types.ShowDocumentParams(uri=report_uri, take_focus=True))
+    return {"markdown": markdown, "uri": report_uri}
