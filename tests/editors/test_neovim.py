@@ -236,6 +236,7 @@ def test_conc_analyse(session: dict[str, Any]) -> None:
             assert report["swapfile"] is False
             assert report["modified"] is False
             assert report["windows"] == 2  # a split beside the code
+            assert report["name"].startswith("conc-analyse://")
             assert run["notes"] == []
     else:
         # The server has no conc.analyse yet: one clear error per call, no buffer.

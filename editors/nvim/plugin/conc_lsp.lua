@@ -90,12 +90,12 @@ local function show_report(markdown, uri, mods)
   vim.bo[buf].filetype = 'markdown'
   vim.bo[buf].modified = false
   vim.bo[buf].modifiable = false
-  report_count = report_count + 1
-  local name = 'conc-analyse://' .. vim.fn.fnamemodify(vim.uri_to_fname(uri), ':~:.')
-  if report_count > 1 then
-    name = name .. ' (' .. report_count .. ')'
+  -- named after the report (the server also saves it as a file: `uri`)
+  local name = 'conc-analyse://' .. vim.fn.fnamemodify(vim.uri_to_fname(uri), ':t')
+  if not pcall(vim.api.nvim_buf_set_name, buf, name) then
+    report_count = report_count + 1
+    pcall(vim.api.nvim_buf_set_name, buf, ('%s (%d)'):format(name, report_count))
   end
-  pcall(vim.api.nvim_buf_set_name, buf, name)
   vim.b[buf].conc_lsp_report_uri = uri
 end
 
