@@ -27,6 +27,7 @@ vim.cmd('filetype on')
 vim.o.lines = 100
 vim.o.columns = 200
 vim.opt.runtimepath:prepend(config_dir)
+vim.g.conc_lsp_codelens = true
 vim.cmd('runtime! plugin/conc_lsp.lua')
 
 local function wait_for(what, condition, timeout)
@@ -166,6 +167,21 @@ step('hints', function()
     return vim.uv.now() - stable_since >= 300
   end)
   result.hints = hints_of(wide_buf)
+  -- code lenses (vim.g.conc_lsp_codelens), when the server has them
+  if client_for(wide_buf):supports_method('textDocument/codeLens') then
+    wait_for('code lenses', function()
+      return #vim.lsp.codelens.get(wide_buf) > 0
+    end)
+    result.codelenses = {}
+    for _, lens in ipairs(vim.lsp.codelens.get(wide_buf)) do
+      table.insert(result.codelenses, {
+        line = lens.range.start.line,
+        title = lens.command and lens.command.title,
+        command = lens.command and lens.command.command,
+        arguments = lens.command and lens.command.arguments,
+      })
+    end
+  end
   result.wide_lines = vim.api.nvim_buf_get_lines(wide_buf, 0, -1, false)
 end)
 
@@ -246,12 +262,27 @@ step('analyse', function()
     'commands'
   ) or {}
   result.analyse = {}
-  for _, command in ipairs({ 'ConcAnalyse', 'ConcAnalyse modern', '5,8ConcAnalyse' }) do
+  local uri = vim.uri_from_bufnr(wide_buf)
+  local runs = {
+    'ConcAnalyse',
+    'ConcAnalyse modern',
+    '5,8ConcAnalyse',
+    -- what vim.lsp.codelens.run() does with the server's "Analyse" lens
+    function()
+      client:exec_cmd({ title = 'Analyse', command = 'conc.analyse', arguments = { uri, 'modern' } })
+    end,
+  }
+  for _, command in ipairs(runs) do
     vim.api.nvim_set_current_buf(wide_buf)
     vim.cmd('silent! only')
     local notes_before = #result.notes
     local buffers_before = #vim.api.nvim_list_bufs()
-    vim.cmd(command)
+    if type(command) == 'function' then
+      command()
+      command = 'exec_cmd'
+    else
+      vim.cmd(command)
+    end
     wait_for('a report or a message from :' .. command, function()
       return #result.notes > notes_before or #vim.api.nvim_list_bufs() > buffers_before
     end)
@@ -260,6 +291,12 @@ step('analyse', function()
       return false
     end, 20)
     local run = { command = command, notes = vim.list_slice(result.notes, notes_before + 1) }
+    run.window_files = {}
+    for _, win in ipairs(vim.api.nvim_tabpage_list_wins(0)) do
+      local name = vim.api.nvim_buf_get_name(vim.api.nvim_win_get_buf(win))
+      table.insert(run.window_files, name:match('^%a[%w+.-]*://') and name or vim.fn.fnamemodify(name, ':t'))
+    end
+    table.sort(run.window_files)
     local buf = vim.api.nvim_get_current_buf()
     if buf ~= wide_buf then
       run.report = {

@@ -183,6 +183,19 @@ def test_inlay_hints_neovim_holds(session: dict[str, Any]) -> None:
     assert all(hint["padding_left"] for hint in session["hints"])
 
 
+def test_code_lenses_when_asked_for(session: dict[str, Any]) -> None:
+    """vim.g.conc_lsp_codelens = true: the lenses Neovim holds run conc.analyse."""
+    check_no_errors(session, "hints")
+    if "codelenses" not in session:
+        pytest.skip("this server offers no code lenses")
+    lenses = session["codelenses"]
+    line = next(i for i, text in enumerate(session["wide_lines"]) if "async def modern" in text)
+    assert [lens["line"] for lens in lenses] == [line]
+    assert lenses[0]["command"] == "conc.analyse"
+    assert lenses[0]["arguments"] == [session["wide_uri"], "modern"]
+    assert "Analyse" in lenses[0]["title"]
+
+
 def test_diagnostics_with_codes(session: dict[str, Any]) -> None:
     check_no_errors(session, "fix")
     line = FIX_INPUT.read_text(encoding="utf-8").splitlines()[12]
@@ -218,12 +231,14 @@ def test_conc_analyse(session: dict[str, Any]) -> None:
         {"command": "conc.analyse", "arguments": [uri]},
         {"command": "conc.analyse", "arguments": [uri, "modern"]},
         {"command": "conc.analyse", "arguments": [uri, {"start": 4, "end": 7}]},
+        {"command": "conc.analyse", "arguments": [uri, "modern"]},  # a code lens run
     ]
     runs = session["analyse"]
     assert [run["command"] for run in runs] == [
         "ConcAnalyse",
         "ConcAnalyse modern",
         "5,8ConcAnalyse",
+        "exec_cmd",
     ]
     if "conc.analyse" in session["capabilities_commands"]:
         for run in runs:
@@ -237,11 +252,15 @@ def test_conc_analyse(session: dict[str, Any]) -> None:
             assert report["modified"] is False
             assert report["windows"] == 2  # a split beside the code
             assert report["name"].startswith("conc-analyse://")
+            # the code stays in view: the server's window/showDocument of its
+            # saved copy is not followed while the split shows the report
+            assert run["window_files"] == [report["name"], "wide.py"]
             assert run["notes"] == []
     else:
         # The server has no conc.analyse yet: one clear error per call, no buffer.
         for run in runs:
             assert "report" not in run, run
+            assert run["window_files"] == ["wide.py"]
             assert len(run["notes"]) == 1, run["notes"]
             note = run["notes"][0]
             assert note["level"] == ERROR

@@ -6,6 +6,9 @@
 --   vim.g.conc_lsp_enable = false        -- do not call vim.lsp.enable('conc_lsp')
 --                                        -- (e.g. you enable it yourself)
 --   vim.g.conc_lsp_inlay_hints = false   -- leave inlay hints off
+--   vim.g.conc_lsp_codelens = true       -- show the server's code lenses
+--                                        -- (`N checkpoints · Analyse concurrency`);
+--                                        -- run one with :lua vim.lsp.codelens.run()
 --
 -- :ConcAnalyse            report on the whole file
 -- :ConcAnalyse {qualname} report on one function, e.g. :ConcAnalyse _Cache.run_ctx
@@ -57,17 +60,27 @@ vim.api.nvim_create_autocmd('FileType', {
   end,
 })
 
-if vim.g.conc_lsp_enable ~= false then
-  vim.lsp.enable(NAME)
-end
-
 vim.api.nvim_create_autocmd('LspAttach', {
   group = group,
-  desc = 'conc-lsp: inlay hints on',
+  desc = 'conc-lsp: inlay hints on (and code lenses, if asked for)',
   callback = function(args)
     local client = vim.lsp.get_client_by_id(args.data.client_id)
-    if client and client.name == NAME and vim.g.conc_lsp_inlay_hints ~= false then
+    if not client or client.name ~= NAME then
+      return
+    end
+    if vim.g.conc_lsp_inlay_hints ~= false then
       vim.lsp.inlay_hint.enable(true, { bufnr = args.buf })
+    end
+    if vim.g.conc_lsp_codelens == true and client:supports_method('textDocument/codeLens') then
+      vim.lsp.codelens.refresh({ bufnr = args.buf })
+      vim.api.nvim_create_autocmd({ 'BufEnter', 'InsertLeave', 'TextChanged' }, {
+        group = group,
+        buffer = args.buf,
+        desc = 'conc-lsp: refresh code lenses',
+        callback = function()
+          vim.lsp.codelens.refresh({ bufnr = args.buf })
+        end,
+      })
     end
   end,
 })
@@ -99,6 +112,60 @@ local function show_report(markdown, uri, mods)
   vim.b[buf].conc_lsp_report_uri = uri
 end
 
+local COMMAND = 'conc.analyse'
+local pending = {} ---@type table<integer, integer> client id -> conc.analyse requests in flight
+
+--- Asks the server for a report and shows it in a split; any error is one message.
+---@param client vim.lsp.Client
+---@param bufnr integer
+---@param arguments table [uri], [uri, qualname] or [uri, {start=, end=}]
+---@param mods string
+local function request_report(client, bufnr, arguments, mods)
+  local params = { command = COMMAND, arguments = arguments }
+  pending[client.id] = (pending[client.id] or 0) + 1
+  local ok = client:request('workspace/executeCommand', params, function(err, result)
+    pending[client.id] = math.max((pending[client.id] or 1) - 1, 0)
+    if err then
+      local message = type(err) == 'table' and tostring(err.message) or tostring(err)
+      if message:find(COMMAND, 1, true) and (message:find('not defined') or message:find('not found')) then
+        message = 'the server has no conc.analyse command (update conc-lsp)'
+      end
+      notify((':ConcAnalyse failed: %s'):format(message))
+    elseif type(result) ~= 'table' or type(result.markdown) ~= 'string' then
+      notify(':ConcAnalyse failed: the server sent no report (' .. vim.inspect(result) .. ')')
+    else
+      show_report(result.markdown, type(result.uri) == 'string' and result.uri or arguments[1], mods)
+    end
+  end, bufnr)
+  if not ok then
+    pending[client.id] = math.max(pending[client.id] - 1, 0)
+    notify(':ConcAnalyse failed: the server is not running')
+  end
+end
+
+-- While a report is on its way the server also asks to open the copy it saved
+-- (window/showDocument), which would replace the code in the current window:
+-- the split is enough.  Other showDocument requests go to Neovim's handler.
+vim.lsp.config(NAME, {
+  handlers = {
+    ['window/showDocument'] = function(err, params, ctx, config)
+      if (pending[ctx.client_id] or 0) > 0 and type(params) == 'table' and not params.external then
+        return { success = true }
+      end
+      return vim.lsp.handlers['window/showDocument'](err, params, ctx, config)
+    end,
+  },
+})
+
+-- The server's code lenses run conc.analyse too (vim.lsp.codelens.run()):
+-- the report then opens the same way.
+vim.lsp.commands[COMMAND] = function(command, ctx)
+  local client = vim.lsp.get_client_by_id(ctx.client_id)
+  if client then
+    request_report(client, ctx.bufnr, command.arguments or { vim.uri_from_bufnr(ctx.bufnr) }, '')
+  end
+end
+
 local function analyse(opts)
   local bufnr = vim.api.nvim_get_current_buf()
   local client = vim.lsp.get_clients({ bufnr = bufnr, name = NAME })[1]
@@ -106,8 +173,7 @@ local function analyse(opts)
     notify(':ConcAnalyse: the server is not attached to this buffer (is it a Python file? see :checkhealth vim.lsp)')
     return
   end
-  local uri = vim.uri_from_bufnr(bufnr)
-  local arguments = { uri }
+  local arguments = { vim.uri_from_bufnr(bufnr) }
   if opts.range > 0 and opts.args ~= '' then
     notify(':ConcAnalyse: give a range or a function name, not both')
     return
@@ -116,24 +182,7 @@ local function analyse(opts)
   elseif opts.args ~= '' then
     arguments[2] = opts.args
   end
-  local mods = opts.mods or ''
-  local params = { command = 'conc.analyse', arguments = arguments }
-  local ok = client:request('workspace/executeCommand', params, function(err, result)
-    if err then
-      local message = type(err) == 'table' and tostring(err.message) or tostring(err)
-      if message:find('conc.analyse', 1, true) and (message:find('not defined') or message:find('not found')) then
-        message = 'the server has no conc.analyse command (update conc-lsp)'
-      end
-      notify((':ConcAnalyse failed: %s'):format(message))
-    elseif type(result) ~= 'table' or type(result.markdown) ~= 'string' then
-      notify(':ConcAnalyse failed: the server sent no report (' .. vim.inspect(result) .. ')')
-    else
-      show_report(result.markdown, type(result.uri) == 'string' and result.uri or uri, mods)
-    end
-  end, bufnr)
-  if not ok then
-    notify(':ConcAnalyse failed: the server is not running')
-  end
+  request_report(client, bufnr, arguments, opts.mods or '')
 end
 
 vim.api.nvim_create_user_command('ConcAnalyse', analyse, {
@@ -141,3 +190,7 @@ vim.api.nvim_create_user_command('ConcAnalyse', analyse, {
   range = true,
   desc = 'conc-lsp: concurrency report for the file, a function (qualname) or the selected lines',
 })
+
+if vim.g.conc_lsp_enable ~= false then
+  vim.lsp.enable(NAME)
+end
