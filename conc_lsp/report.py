@@ -181,7 +181,9 @@ class Trace:
 @dataclass(slots=True)
 class ProposedFix:
     title: str
-    kind: str  # "diff" (the rule's quick fix), "sketch-diff", "sketch"
+    # "diff" (the rule's quick fix), "sketch-diff" (a generated diff), "pseudocode"
+    # (generated), "sketch" (the rule documentation's example)
+    kind: str
     diff: str
     sketch: str
     closes: str
@@ -842,7 +844,8 @@ def _mark(module: _Module, hint: Hint, waiters: dict[str, list[str]]) -> Mark:
     elif kind is HintKind.LOCK_RELEASE:
         code, mark = hint.code, "(not a checkpoint, but changes lock state)"
     elif kind is HintKind.EVENT_SET:
-        name = hint.code.split("(", 1)[0].rsplit(".", 2)[0].rsplit(".", 1)[-1].split("[", 1)[0]
+        receiver = hint.code.split("(", 1)[0].rsplit(".", 1)[0]
+        name = receiver.rsplit(".", 1)[-1].split("[", 1)[0]
         woken = [module.display(q) for q in waiters.get(name, []) if q != hint.function]
         who = ", ".join(f"`{w}`" for w in woken) if woken else "waiters"
         code, mark = hint.code, f"(wakes {who}, no switch yet)"
@@ -1929,6 +1932,10 @@ def _fixes(
         sketch = _sketch_leave_state(module, finding, trace, name, lines)
         if sketch is not None:
             fixes.append(sketch)
+    if code == "CONC302" and not fixes and _set_after_cleanup_checkpoint(finding):
+        shielded = _sketch_shield_before_set(module, finding, trace)
+        if shielded is not None:
+            fixes.append(shielded)
     if not fixes:
         fixes.append(
             ProposedFix(
@@ -1943,6 +1950,52 @@ def _fixes(
             )
         )
     return fixes
+
+
+def _set_after_cleanup_checkpoint(finding: Finding) -> bool:
+    """CONC302 on a `.set()` already in a `finally`, but after a checkpoint there."""
+    return (
+        "in a `finally`, but after" in finding.message
+        or "`except BaseException`, but after" in (finding.message)
+    )
+
+
+def _sketch_shield_before_set(
+    module: _Module, finding: Finding, trace: Trace
+) -> ProposedFix | None:
+    """CONC302 when the `.set()` is in a `finally` after a checkpoint: shield and
+    bound that checkpoint (pseudocode: the lines between stay as they are)."""
+    raising = trace.step("raise")
+    skipped = trace.step("skip")
+    if raising is None or skipped is None:
+        return None
+    checkpoint = trace.steps[raising - 1]
+    setter = trace.steps[skipped - 1]
+    if checkpoint.line is None or setter.line is None:
+        return None
+    library = next((lib for lib in ("trio", "anyio") if lib in module.facts.libraries), None)
+    if library is None:
+        return None
+    statement = _strip_comment(module.source(checkpoint.line))
+    setter_text = _strip_comment(module.source(setter.line))
+    sketch = (
+        f"finally:\n"
+        f"    ...\n"
+        f"    with {library}.move_on_after(5, shield=True):  # L{checkpoint.line + 1}\n"
+        f"        {statement}\n"
+        f"    ...\n"
+        f"    {setter_text}  # L{setter.line + 1}: now always reached"
+    )
+    return ProposedFix(
+        title=f"Shield and bound the checkpoint before the `.set()` ({_ref(checkpoint.line)})",
+        kind="pseudocode",
+        diff="",
+        sketch=sketch,
+        closes="",
+        tradeoffs="",
+        risk="",
+        effort=_EFFORT["CONC302"],
+    )
 
 
 def _sketch_title(code: str) -> str:
@@ -2036,6 +2089,13 @@ def _fix_words(module: _Module, finding: Finding, trace: Trace) -> tuple[str, st
             "The old value stays until the next update (or until the waiter clears it).",
             "Several waiters may read the value; if each value must be consumed once, use a "
             "memory channel instead of shared state and an event.",
+        )
+    if code == "CONC302" and _set_after_cleanup_checkpoint(finding):
+        return (
+            f"The checkpoint of {s('raise')} is shielded and bounded: neither a cancellation nor "
+            f"a hang there skips the `.set()` of {s('skip')}, so the wait of {s('wait')} ends.",
+            "The cleanup before the `.set()` can delay a cancellation by up to the bound.",
+            "A cleanup step that needs longer than the bound is cut short (log it).",
         )
     if code == "CONC302":
         return (
@@ -2503,18 +2563,21 @@ def _summary(report: Report) -> str:
         parts.append("no findings, so no race window to trace")
     sentence = f"`{report.target}`: " + "; ".join(parts) + "."
     if findings:
-        lead = min(
-            findings,
-            key=lambda item: (
-                PRIORITY.index(item.code) if item.code in PRIORITY else len(PRIORITY),
-                item.line,
-            ),
-        )
+        lead = min(findings, key=_seriousness)
         sentence += (
             f" The most serious is {lead.code} ({lead.classification}) at {_ref(lead.line)}: "
             f"{lead.trace.window_text} ({lead.trace.window_words} of its trace)."
         )
     return sentence
+
+
+def _seriousness(item: FindingReport) -> tuple[float, int]:
+    """Sort key: the races first (a loop over shared state after the other races),
+    then the hangs."""
+    rank: float = PRIORITY.index(item.code) if item.code in PRIORITY else len(PRIORITY)
+    if item.code == "CONC201" and item.message.startswith("iterating"):
+        rank = PRIORITY.index("CONC203") + 0.5
+    return rank, item.line
 
 
 def _plural_class(name: str) -> str:
@@ -2609,6 +2672,7 @@ def render_markdown(report: Report) -> str:
                 "diff": "quick fix",
                 "sketch-diff": "sketch",
                 "sketch": "sketch, from the rule's documentation",
+                "pseudocode": "sketch (pseudocode)",
             }[fix.kind]
             out += [
                 f"#### {index}. {item.code} at {_ref(item.line)}: {fix.title} [{fix.effort}]",
@@ -2700,7 +2764,7 @@ def to_json(report: Report) -> dict[str, Any]:
                 },
                 "fixes": [
                     {
-                        "title": fix.title,
+                        "title": plain(fix.title),
                         "kind": fix.kind,
                         "diff": fix.diff or None,
                         "sketch": fix.sketch or None,
