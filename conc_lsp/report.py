@@ -44,7 +44,7 @@ from conc_lsp.analysis.model import (
     ModuleAnalysis,
     TextEdit,
 )
-from conc_lsp.analysis.text import apply_edits
+from conc_lsp.analysis.text import apply_edits, utf8_to_codepoint
 from conc_lsp.config import Settings
 from conc_lsp.labels import context_tags
 
@@ -299,10 +299,11 @@ class _Module:
         self.entries = self._task_entries()
         self.callees = self._call_graph()
         self.reached_by = self._reach()
-        self.origins = {f.qualname: self._lock_origins(f) for f in self.functions}
-        self._locks: dict[str, list[frozenset[str]]] = {}
-        self._takes: dict[tuple[str, str], bool] = {}
-        self.yields = {f.qualname: self._yield_ends(f) for f in self.functions}
+        # By function object: overloads share a qualname.
+        self.origins = {id(f): self._lock_origins(f) for f in self.functions}
+        self._locks: dict[int, list[frozenset[str]]] = {}
+        self._takes: dict[tuple[int, str], bool] = {}
+        self.yields = {id(f): self._yield_ends(f) for f in self.functions}
 
     # names -------------------------------------------------------------------
 
@@ -457,11 +458,11 @@ class _Module:
 
     def lock_name(self, function: FunctionFacts, text: str) -> str:
         """How a lock is shown: by where it comes from, with the local name."""
-        origin = self.origins.get(function.qualname, {}).get(text)
+        origin = self.origins.get(id(function), {}).get(text)
         return f"`{origin}` (`{text}`)" if origin else f"`{text}`"
 
     def lock_identity(self, function: FunctionFacts, text: str) -> str:
-        return self.origins.get(function.qualname, {}).get(text, text)
+        return self.origins.get(id(function), {}).get(text, text)
 
     def _yield_ends(self, function: FunctionFacts) -> list[tuple[int, int]]:
         ends = []
@@ -477,7 +478,7 @@ class _Module:
                 return True
         start = (first.location.end_line, first.location.end_column)
         end = (second.location.line, second.location.column)
-        return any(start < position <= end for position in self.yields[function.qualname])
+        return any(start < position <= end for position in self.yields[id(function)])
 
     def locks(self, function: FunctionFacts) -> list[frozenset[str]]:
         """The mutexes held at each event, by identity.
@@ -489,10 +490,10 @@ class _Module:
         started with `await nursery.start(fn)` runs under the starter's locks
         until it calls `task_status.started()`.
         """
-        cached = self._locks.get(function.qualname)
+        cached = self._locks.get(id(function))
         if cached is not None:
             return cached
-        self._locks[function.qualname] = []  # cycles of `start` see no inherited locks
+        self._locks[id(function)] = []  # cycles of `start` see no inherited locks
         events = function.events
         acquires: dict[str, list[Event]] = {}
         releases: dict[str, list[Event]] = {}
@@ -522,7 +523,7 @@ class _Module:
             if inherited is not None and event.order < inherited[0]:
                 held |= inherited[1]
             result.append(frozenset(held))
-        self._locks[function.qualname] = result
+        self._locks[id(function)] = result
         return result
 
     def _held(
@@ -570,7 +571,7 @@ class _Module:
 
     def takes(self, function: FunctionFacts, identity: str) -> bool:
         """The function itself takes the lock (acquire or `async with`)."""
-        key = (function.qualname, identity)
+        key = (id(function), identity)
         cached = self._takes.get(key)
         if cached is None:
             cached = self._takes[key] = self._takes_lock(function, identity)
@@ -600,7 +601,7 @@ class _Module:
 
     def lock_display(self, identity: str) -> str:
         for function in self.functions:
-            for name, origin in self.origins[function.qualname].items():
+            for name, origin in self.origins[id(function)].items():
                 if origin == identity:
                     return f"`{origin}` (`{name}`)"
         return f"`{identity}`"
@@ -1215,6 +1216,8 @@ def _act_words(event: Event) -> str:
 def _trace_counter(
     module: _Module, b: _TraceBuilder, function: FunctionFacts, finding: Finding
 ) -> Trace | None:
+    if finding.message.startswith("the lock is chosen"):
+        return _trace_lock_key(module, b, function, finding)
     counter = module.event_at(function, finding.location, [EventKind.WRITE])
     if counter is None or not counter.augmented or not finding.related:
         return None
@@ -1265,6 +1268,42 @@ def _trace_counter(
         ],
         (b.roles["b_inc"], last),
         "`k1`'s count includes Task B's user of `k2`",
+    )
+
+
+def _trace_lock_key(
+    module: _Module, b: _TraceBuilder, function: FunctionFacts, finding: Finding
+) -> Trace | None:
+    """CONC203's second form: a lock chosen by another key than the state it guards."""
+    kinds = [EventKind.READ, EventKind.WRITE, EventKind.TEST]
+    lock = module.event_at(function, finding.location, kinds)
+    if lock is None or not finding.related:
+        return None
+    state = module.event_at(function, finding.related[0].location, kinds)
+    if state is None:
+        return None
+    lock_key, key = lock.key or "key", state.key or "key"
+    b.add("Task A", lock.location.line, f"takes the lock of its `{lock_key}` `a`", "a_lock")
+    b.add(
+        "Task B",
+        lock.location.line,
+        f"takes the lock of another `{lock_key}` `b`: a different lock, so it does not wait",
+        "b_lock",
+    )
+    b.add("Task A", state.location.line, f"uses {_target(state)} for `{key}` `k`", "a_use")
+    b.add(
+        "Task B",
+        state.location.line,
+        f"uses {_target(state)} for the same `{key}` `k` at the same time",
+        "b_use",
+    )
+    return b.build(
+        [
+            f"Task A and Task B run `{function.qualname}` for the same `{key}` and different "
+            f"`{lock_key}`s."
+        ],
+        (b.roles["b_lock"], b.roles["b_use"]),
+        f"two tasks hold two locks over one entry of `{state.state}`",
     )
 
 
@@ -1924,7 +1963,11 @@ def _fixes(
         sketch = _sketch_unpublish(module, finding, name, lines)
         if sketch is not None:
             fixes.append(sketch)
-    if code == "CONC203" and not finding.message.startswith("the lock is chosen"):
+    if code == "CONC203" and finding.message.startswith("the lock is chosen"):
+        sketch = _sketch_lock_key(module, finding, name, lines)
+        if sketch is not None:
+            fixes.append(sketch)
+    elif code == "CONC203":
         sketch = _sketch_counter(module, finding, trace, name, lines)
         if sketch is not None:
             fixes.append(sketch)
@@ -2059,6 +2102,14 @@ def _fix_words(module: _Module, finding: Finding, trace: Trace) -> tuple[str, st
             'there first" case.',
             "When the re-check fails the action is skipped: make sure the caller copes "
             "(a connection is not returned, a value is not created).",
+        )
+    if code == "CONC203" and finding.message.startswith("the lock is chosen"):
+        return (
+            f"The lock is chosen by the state's own key: at {s('b_lock')} Task B takes the same "
+            f"lock as Task A and waits, so {s('a_use')} and {s('b_use')} no longer overlap.",
+            "Tasks with different keys of the old kind but the same state key now serialise.",
+            "Code that relied on the broader lock (one lock per actor / host) for other state "
+            "loses that exclusion: check what else the old lock guarded.",
         )
     if code == "CONC203":
         return (
@@ -2331,6 +2382,43 @@ def _sketch_counter(
         risk="",
         effort=_EFFORT["CONC203"],
         edits=tuple(edits),
+    )
+
+
+def _sketch_lock_key(
+    module: _Module, finding: Finding, name: str, lines: list[str]
+) -> ProposedFix | None:
+    """CONC203's lock form: choose the lock by the key of the state it guards."""
+    function = module.by_qualname.get(finding.function)
+    if function is None or not finding.related:
+        return None
+    kinds = [EventKind.READ, EventKind.WRITE, EventKind.TEST]
+    lock = module.event_at(function, finding.location, kinds)
+    state = module.event_at(function, finding.related[0].location, kinds)
+    if lock is None or state is None or not state.key:
+        return None
+    node = lock.node
+    key: ast.expr | None = None
+    if isinstance(node, ast.Subscript):
+        key = node.slice
+    elif isinstance(node, ast.Call) and node.args:
+        key = node.args[0]
+    if key is None or key.lineno != key.end_lineno:
+        return None
+    line = key.lineno - 1
+    start = utf8_to_codepoint(lines[line], key.col_offset)
+    end = utf8_to_codepoint(lines[line], key.end_col_offset or key.col_offset)
+    edits = (TextEdit((line, start), (line, end), state.key),)
+    return ProposedFix(
+        title=f"Choose the lock by `{state.key}`, the key of the state it guards",
+        kind="sketch-diff",
+        diff=unified_diff(lines, edits, name),
+        sketch="",
+        closes="",
+        tradeoffs="",
+        risk="",
+        effort="simple",
+        edits=edits,
     )
 
 
