@@ -1322,9 +1322,10 @@ def _trace_lock_lifetime(
     if late is None or start is None:
         return None
     t = f"{module.display(task.qualname)}"
+    starter = "Task A starts" if spawner is function else f"`{spawner.qualname}` starts"
     tasks = [
-        f"Task A and Task B run `{function.qualname}`; `{t}` is the task Task A starts "
-        f"(`{task.qualname}`)."
+        f"Task A and Task B run `{function.qualname}`; `{t}` is the task {starter} "
+        f"at {_ref(start.location.line)}."
     ]
     a = "Task A"
     if spawner is function:
@@ -1432,6 +1433,11 @@ def _trace_lock_lifetime(
         )
     creator = _lock_creator(module, removal)
     first_b: int | None = None
+    if creator is not None and creator[0] is not function:
+        tasks[0] = (
+            f"Task A runs `{function.qualname}`, Task B `{creator[0].qualname}`; `{t}` is the "
+            f"task {starter} at {_ref(start.location.line)}."
+        )
     if creator is not None:
         owner, event = creator
         first_b = b.add(
@@ -1459,10 +1465,11 @@ def _trace_lock_lifetime(
                     "Task B", seen.location.line, _entry_words(module, seen, gone=True), "sees_gone"
                 )
             else:
+                verb = "writes" if seen.kind is EventKind.WRITE else "reads"
                 b.add(
                     "Task B",
                     seen.location.line,
-                    f"{_target(seen)} → STILL EXISTS, about to be removed",
+                    f"{verb} {_target(seen)}, which STILL EXISTS and is about to be removed",
                     "sees_gone",
                 )
         if later is not None:
@@ -1478,12 +1485,23 @@ def _trace_lock_lifetime(
                     _entry_words(module, still, gone=False),
                     "sees_still",
                 )
+    if first_b is None:
+        first_b = b.add(
+            "Task B",
+            None,
+            f"creates a NEW lock for the same key in `{removal.state}` and takes it at once",
+            "new_lock",
+        )
     last_b = len(b.steps)
     if after is None:
         # The task removes the state only when it next runs: Task B got in first.
-        b.steps = [s for s in b.steps if s.number != b.roles["late"]]
+        moved = [b.steps[b.roles[role] - 1] for role in ("wake", "late") if role in b.roles]
+        b.steps = [step for step in b.steps if all(step is not other for other in moved)]
         _renumber(b)
-        b.add(t, late.location.line, f"removes {_target(late)} under Task B's feet", "late")
+        for step in moved:
+            role = "wake" if step.text.startswith("wakes") else "late"
+            text = f"removes {_target(late)} under Task B's feet" if role == "late" else step.text
+            b.add(t, step.line, text, role)
         window = (b.roles["pop"], len(b.steps))
         text = f"Task B holds a new lock and uses {_target(late)} while `{t}` is about to remove it"
         return b.build(tasks, window, text)
@@ -1495,12 +1513,11 @@ def _trace_lock_lifetime(
             else ""
         )
         b.add(t, later.location.line, f"removes {_target(later)}{stolen}", "later")
-    window = (b.roles["late"], last_b if first_b is not None else b.roles["checkpoint"])
+    window = (b.roles["late"], last_b)
     text = f"{_target(late)} is gone"
     if later is not None:
         text += f" while {_target(later)} still exists"
-    if first_b is not None:
-        text += ", and Task B holds a new lock"
+    text += ", and Task B holds a new lock"
     return b.build(tasks, window, text)
 
 
@@ -1519,8 +1536,15 @@ def _is_lock_state(state: str | None) -> bool:
 def _lock_creator(module: _Module, removal: Event) -> tuple[FunctionFacts, Event] | None:
     """Where a lock entry of the same map is created (`locks.setdefault(k, Lock())`)."""
     for function in module.functions:
+        if function.name in INITIALISERS:
+            continue
         for event in function.events:
-            if event.kind is EventKind.WRITE and event.state == removal.state and not event.removal:
+            if (
+                event.kind is EventKind.WRITE
+                and event.state == removal.state
+                and not event.removal
+                and event.key is not None
+            ):
                 return function, event
     return None
 
@@ -2261,6 +2285,17 @@ def _sketch_unpublish(
     keys = {e.key for e in function.events if e.key}
     if not removals or any(e.key not in keys for e in removals):
         return None
+    removed = {(e.state, e.key) for e in removals}
+    woken = _woken_at(task, function, removal) or _last_checkpoint_before(task, late)
+    if any(
+        e.kind in ACCESS_KINDS
+        and not e.removal
+        and (e.state, e.key) in removed
+        and (woken is None or e.order > woken.order)
+        and e.order < removals[-1].order
+        for e in task.events
+    ):
+        return None  # the task still uses the entries after waking: they must stay
     setter = _first(
         e
         for e in reversed(function.events[: removal.order])
@@ -2308,6 +2343,33 @@ def _sketch_unpublish(
         effort=_EFFORT["CONC204"],
         edits=tuple(edits),
     )
+
+
+def _woken_at(task: FunctionFacts, function: FunctionFacts, removal: Event) -> Event | None:
+    """The checkpoint where ``task`` waits for an event ``function`` sets before ``removal``."""
+    names = {
+        (e.receiver or "").rsplit(".", 1)[-1]
+        for e in function.events[: removal.order]
+        if e.kind is EventKind.CALL and e.method == "set" and e.receiver
+    }
+    for event in task.events:
+        if (
+            event.kind is EventKind.CALL
+            and event.method == "wait"
+            and event.awaited
+            and (event.receiver or "").rsplit(".", 1)[-1] in names
+            and event.order + 1 < len(task.events)
+        ):
+            return task.events[event.order + 1]
+    return None
+
+
+def _last_checkpoint_before(function: FunctionFacts, event: Event) -> Event | None:
+    found = None
+    for other in function.events[: event.order]:
+        if other.kind is EventKind.CHECKPOINT and not exclusive(other, event):
+            found = other
+    return found
 
 
 def _owner_text(function: FunctionFacts, event: Event) -> str:
@@ -2836,7 +2898,7 @@ def to_json(report: Report) -> dict[str, Any]:
                 "classification": item.classification,
                 "explanation": item.explanation,
                 "trace": {
-                    "tasks": item.trace.tasks,
+                    "tasks": [plain(task) for task in item.trace.tasks],
                     "steps": [
                         {
                             "step": step.number,
