@@ -1157,7 +1157,9 @@ def _trace_check_then_act(
         action.order,
     )
     target = _target(action)
-    b.add("Task A", finding.related[0].location.line, f"checks {target}", "check")
+    reads = check is not None and check.kind is EventKind.READ
+    verb, same = ("reads", "the same value") if reads else ("checks", "the same answer")
+    b.add("Task A", finding.related[0].location.line, f"{verb} {target}", "check")
     b.add(
         "Task A",
         finding.related[1].location.line,
@@ -1168,7 +1170,7 @@ def _trace_check_then_act(
     tasks = [f"Task A runs `{function.qualname}`."]
     if action.kind is EventKind.WRITE:
         tasks.append(f"Task B runs `{function.qualname}` too.")
-        b.add("Task B", finding.related[0].location.line, f"checks {target}: the same answer", "b1")
+        b.add("Task B", finding.related[0].location.line, f"{verb} {target}: {same}", "b1")
         b.add("Task B", action.location.line, _act_words(action), "b2")
     else:
         writer = _first(
@@ -1606,13 +1608,15 @@ def _trace_set_then_mutate(
     )
     if wait is not None:
         b.add("Task B", wait.location.line, f"wakes from `{wait.receiver}.wait()`", "wake")
-    b.add(
-        "Task B",
-        finding.related[1].location.line,
-        f"reads {_target(mutation)} → the value of step {b.roles['mutate']}, not the one set "
-        f"before step {b.roles['set']}",
-        "read",
-    )
+    if mutation.removal and mutation.key:
+        seen = f"gone (KeyError): removed at step {b.roles['mutate']}"
+    elif mutation.removal:
+        seen = f"emptied at step {b.roles['mutate']}"
+    else:
+        seen = (
+            f"the value of step {b.roles['mutate']}, not the one set before step {b.roles['set']}"
+        )
+    b.add("Task B", finding.related[1].location.line, f"reads {_target(mutation)} → {seen}", "read")
     return b.build(
         [f"Task A runs `{function.qualname}`; Task B waits in `{waiter.qualname}`."],
         (b.roles["mutate"], b.roles["read"]),
@@ -2668,14 +2672,14 @@ def _summary(report: Report) -> str:
     if rows:
         text = f"{_plural(len(rows), 'piece')} of shared state that more than one task can touch"
         if unguarded:
-            names = ", ".join(f"`{row.state}`" for row in unguarded)
+            names = _some(f"`{row.state}`" for row in unguarded)
             text += f", {len(unguarded)} of them UNGUARDED ({names})"
         guards: dict[str, list[StateRow]] = {}
         for row in rows:
             if row.guard is not None:
                 guards.setdefault(row.guard, []).append(row)
         for guard, guarded in guards.items():
-            names = " and ".join(f"`{row.state}`" for row in guarded)
+            names = _some((f"`{row.state}`" for row in guarded), " and ")
             text += f"; {names} guarded by {guard}"
             breaks = [e for row in guarded for e in row.exceptions]
             if breaks:
@@ -2705,7 +2709,7 @@ def _summary(report: Report) -> str:
         for item in findings:
             groups.setdefault(item.classification, []).append(f"{item.code} at {_ref(item.line)}")
         described = "; ".join(
-            f"{_plural(len(items), name, _plural_class(name))} ({', '.join(items)})"
+            f"{_plural(len(items), name, _plural_class(name))} ({_some(items)})"
             for name, items in groups.items()
         )
         parts.append(f"{_plural(len(findings), 'finding')}: {described}")
@@ -2719,6 +2723,14 @@ def _summary(report: Report) -> str:
             f"{lead.trace.window_text} ({lead.trace.window_words} of its trace)."
         )
     return sentence
+
+
+def _some(items: Iterable[str], separator: str = ", ", most: int = 5) -> str:
+    """At most ``most`` items, then how many more."""
+    listed = list(items)
+    if len(listed) <= most:
+        return separator.join(listed)
+    return ", ".join(listed[:most]) + f" and {len(listed) - most} more"
 
 
 def _seriousness(item: FindingReport) -> tuple[float, int]:
