@@ -73,8 +73,10 @@ vim.api.nvim_create_autocmd('LspAttach', {
     end
     if vim.g.conc_lsp_codelens == true and client:supports_method('textDocument/codeLens') then
       vim.lsp.codelens.refresh({ bufnr = args.buf })
+      -- one group per buffer: a restarted server does not add a second refresh
+      local lens_group = vim.api.nvim_create_augroup('conc_lsp_codelens_' .. args.buf, { clear = true })
       vim.api.nvim_create_autocmd({ 'BufEnter', 'InsertLeave', 'TextChanged' }, {
-        group = group,
+        group = lens_group,
         buffer = args.buf,
         desc = 'conc-lsp: refresh code lenses',
         callback = function()
