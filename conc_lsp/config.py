@@ -84,6 +84,8 @@ def apply(settings: Settings, data: Any, source: str) -> Loaded:
     loaded = Loaded(settings)
     if data is None:
         return loaded
+    if isinstance(data, list) and not data:
+        return loaded  # an empty Lua table arrives as [] (Neovim): no settings
     if not isinstance(data, Mapping):
         loaded.warnings.append(f"{source}: settings must be an object, got {type(data).__name__}")
         return loaded

@@ -180,3 +180,17 @@ def test_empty_and_whitespace_documents() -> None:
         document.edit((0, 0), (0, 0), "async def f():\n    await g()\n")
         hints = document.analyzer.analysis().hints
         assert [(hint.keyword_line, hint.keyword_column) for hint in hints] == [(1, 4)]
+
+
+def test_two_far_edits_that_close_each_other() -> None:
+    # `"""` typed at the very top and at the very bottom: each chunk alone is
+    # broken, the whole text is one string and parses.
+    document = Document.open("file:///q.py", 1, SOURCE)
+    document.analyzer.analysis()
+    document.edit((0, 0), (0, 0), '"""')
+    assert document.analyzer.analysis().problems
+    last = len(document.lines) - 1
+    document.edit((last, len(document.lines[last])), (last, len(document.lines[last])), '"""')
+    analysis = document.analyzer.analysis()
+    assert analysis.problems == []
+    assert analysis.hints == analyse_lines(list(document.lines)).hints == []

@@ -343,6 +343,16 @@ class Analyzer:
         self._fix_coverage()
         for chunk in self.chunks:
             chunk.dirty = False
+        # Two far-apart broken chunks can close each other (a `"""` typed at
+        # the top and one at the bottom): then the whole text parses, and the
+        # pieces must give way to it. One broken chunk alone cannot.
+        if sum(1 for chunk in self.chunks if chunk.problem is not None) >= 2:
+            try:
+                parse_fragment(self.lines)
+            except PARSE_ERRORS:
+                return
+            self.chunks = [Chunk(0, len(self.lines), dirty=True)]
+            self.refresh()
 
     def _parse_with_neighbours(
         self, chunks: list[Chunk], index: int, done: list[Chunk]
