@@ -88,3 +88,16 @@ def line_ending(text: str) -> str:
     """The file's line break: the first one found, "\\n" when there is none."""
     match = LINE_BREAK.search(text)
     return match.group(0) if match else "\n"
+
+
+def changed_span(old: Sequence[str], new: Sequence[str]) -> tuple[int, int, int]:
+    """The lines that differ: (first, old_end, new_end), so that ``old[first:old_end]``
+    became ``new[first:new_end]``, with the common first and last lines left out."""
+    limit = min(len(old), len(new))
+    first = 0
+    while first < limit and old[first] == new[first]:
+        first += 1
+    last = 0
+    while last < limit - first and old[len(old) - 1 - last] == new[len(new) - 1 - last]:
+        last += 1
+    return first, len(old) - last, len(new) - last

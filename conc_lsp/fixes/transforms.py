@@ -11,6 +11,7 @@ from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from conc_lsp.analysis.flow import EventKind, FunctionFacts, ModuleFacts
 from conc_lsp.analysis.model import Finding, Fix, Location, Shield, TextEdit
+from conc_lsp.analysis.text import changed_span
 
 HEADER = "if 1:\n"  # lets libcst parse an indented function with its indentation kept
 
@@ -49,17 +50,9 @@ class Source:
         if new and new[-1] == "":
             new.pop()
         old = lines[self.first : self.end]
-        prefix = 0
-        while prefix < min(len(old), len(new)) and old[prefix] == new[prefix]:
-            prefix += 1
-        suffix = 0
-        while (
-            suffix < min(len(old), len(new)) - prefix
-            and old[len(old) - 1 - suffix] == new[len(new) - 1 - suffix]
-        ):
-            suffix += 1
-        old_changed = old[prefix : len(old) - suffix]
-        new_changed = new[prefix : len(new) - suffix]
+        prefix, old_end, new_end = changed_span(old, new)
+        old_changed = old[prefix:old_end]
+        new_changed = new[prefix:new_end]
         if not old_changed and not new_changed:
             return None
         start_line = self.first + prefix
@@ -89,6 +82,17 @@ def parse_function(function: FunctionFacts, lines: list[str]) -> Source | None:
         return None
     unit = definition.body.indent if isinstance(definition.body, cst.IndentedBlock) else None
     return Source(first, end, wrapped, module, positions, unit or module.default_indent)
+
+
+def function_source(
+    finding: Finding, facts: ModuleFacts, context: FixContext
+) -> tuple[FunctionFacts, Source] | None:
+    """The function that holds a finding, and its libcst source."""
+    function = facts.function(finding.function)
+    if function is None:
+        return None
+    source = parse_function(function, context.lines)
+    return (function, source) if source is not None else None
 
 
 def _first_function(module: cst.Module) -> cst.FunctionDef | None:
@@ -293,12 +297,10 @@ def _bounded(
 
 
 def bound_wait(finding: Finding, facts: ModuleFacts, context: FixContext) -> Fix | None:
-    function = facts.function(finding.function)
-    if function is None:
+    found_source = function_source(finding, facts, context)
+    if found_source is None:
         return None
-    source = parse_function(function, context.lines)
-    if source is None:
-        return None
+    function, source = found_source
     place = innermost(source, finding.location.line)
     if place is None or source.line_of(place.statement) != finding.location.line:
         return None
@@ -396,12 +398,10 @@ def shield_cleanup(finding: Finding, facts: ModuleFacts, context: FixContext) ->
 def release_in_finally(finding: Finding, facts: ModuleFacts, context: FixContext) -> Fix | None:
     if not finding.related:
         return None
-    function = facts.function(finding.function)
-    if function is None:
+    found_source = function_source(finding, facts, context)
+    if found_source is None:
         return None
-    source = parse_function(function, context.lines)
-    if source is None:
-        return None
+    source = found_source[1]
     skipped_line = finding.related[0].location.line
     await_place = innermost(source, finding.location.line)
     release_place = innermost(source, skipped_line)
@@ -442,12 +442,10 @@ def release_in_finally(finding: Finding, facts: ModuleFacts, context: FixContext
 
 
 def remove_pointless_scope(finding: Finding, facts: ModuleFacts, context: FixContext) -> Fix | None:
-    function = facts.function(finding.function)
-    if function is None:
+    found_source = function_source(finding, facts, context)
+    if found_source is None:
         return None
-    source = parse_function(function, context.lines)
-    if source is None:
-        return None
+    source = found_source[1]
     place = innermost(source, finding.location.line)
     if place is None:
         return None
@@ -552,12 +550,10 @@ def _assigned_names(statement: cst.CSTNode) -> set[str]:
 def move_second_write(finding: Finding, facts: ModuleFacts, context: FixContext) -> Fix | None:
     if not finding.related:
         return None
-    function = facts.function(finding.function)
-    if function is None:
+    found_source = function_source(finding, facts, context)
+    if found_source is None:
         return None
-    source = parse_function(function, context.lines)
-    if source is None:
-        return None
+    source = found_source[1]
     second = innermost(source, finding.location.line)
     first = innermost(source, finding.related[0].location.line)
     if second is None or first is None:
@@ -594,12 +590,10 @@ def move_second_write(finding: Finding, facts: ModuleFacts, context: FixContext)
 def iterate_over_copy(finding: Finding, facts: ModuleFacts, context: FixContext) -> Fix | None:
     if not finding.message.startswith("iterating"):
         return None
-    function = facts.function(finding.function)
-    if function is None:
+    found_source = function_source(finding, facts, context)
+    if found_source is None:
         return None
-    source = parse_function(function, context.lines)
-    if source is None:
-        return None
+    source = found_source[1]
     for node in _walk(source.module):
         if isinstance(node, cst.For) and not node.asynchronous:
             position = source.positions[node.iter]
@@ -621,12 +615,10 @@ def iterate_over_copy(finding: Finding, facts: ModuleFacts, context: FixContext)
 
 
 def atomic_pop(finding: Finding, facts: ModuleFacts, context: FixContext) -> Fix | None:
-    function = facts.function(finding.function)
-    if function is None:
+    found_source = function_source(finding, facts, context)
+    if found_source is None:
         return None
-    source = parse_function(function, context.lines)
-    if source is None:
-        return None
+    source = found_source[1]
     place = innermost(source, finding.location.line)
     if place is None or not isinstance(place.statement, cst.SimpleStatementLine):
         return None

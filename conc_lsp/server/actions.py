@@ -5,6 +5,7 @@ from __future__ import annotations
 from lsprotocol import types
 
 from conc_lsp.analysis.model import Finding, Fix
+from conc_lsp.analysis.text import changed_span
 from conc_lsp.server.documents import Document
 from conc_lsp.server.positions import to_lsp
 
@@ -81,17 +82,8 @@ def fix_all(document: Document, fixed_lines: list[str], encoding: str) -> types.
     old = document.lines
     if fixed_lines == old:
         return None
-    prefix = 0
-    while prefix < min(len(old), len(fixed_lines)) and old[prefix] == fixed_lines[prefix]:
-        prefix += 1
-    suffix = 0
-    while (
-        suffix < min(len(old), len(fixed_lines)) - prefix
-        and old[len(old) - 1 - suffix] == fixed_lines[len(fixed_lines) - 1 - suffix]
-    ):
-        suffix += 1
-    old_end = len(old) - suffix  # exclusive
-    new_middle = fixed_lines[prefix : len(fixed_lines) - suffix]
+    prefix, old_end, new_end = changed_span(old, fixed_lines)
+    new_middle = fixed_lines[prefix:new_end]
     if old_end > prefix:
         start = types.Position(line=prefix, character=0)
         end = to_lsp(old, old_end - 1, len(old[old_end - 1]), encoding)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from conc_lsp.analysis.parse import Analyzer
-from conc_lsp.analysis.text import line_ending, split_lines, units_to_codepoint
+from conc_lsp.analysis.text import changed_span, line_ending, split_lines, units_to_codepoint
 
 
 @dataclass(slots=True)
@@ -60,18 +60,11 @@ class Document:
         """A full-text change, turned into the smallest line edit for the analysis."""
         old = self.lines
         new = split_lines(text)
-        prefix = 0
-        limit = min(len(old), len(new))
-        while prefix < limit and old[prefix] == new[prefix]:
-            prefix += 1
-        suffix = 0
-        while suffix < limit - prefix and old[len(old) - 1 - suffix] == new[len(new) - 1 - suffix]:
-            suffix += 1
+        prefix, old_end, new_end = changed_span(old, new)
         if prefix == len(old) == len(new):
             return
-        # Replace whole lines [prefix, len(old) - suffix) by the new ones.
-        old_end = len(old) - suffix
-        new_middle = new[prefix : len(new) - suffix]
+        # Replace whole lines [prefix, old_end) by the new ones.
+        new_middle = new[prefix:new_end]
         if old_end > prefix:
             start = (prefix, 0)
             end = (old_end - 1, len(old[old_end - 1]))
