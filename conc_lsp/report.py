@@ -1995,7 +1995,7 @@ def _fixes(
         sketch = _sketch_lock_key(module, finding, name, lines)
         if sketch is not None:
             fixes.append(sketch)
-    elif code == "CONC203":
+    elif code == "CONC203" and not fixes:  # the quick fix is this same rewrite
         sketch = _sketch_counter(module, finding, trace, name, lines)
         if sketch is not None:
             fixes.append(sketch)
@@ -2389,8 +2389,18 @@ def _respell(text: str, task: FunctionFacts, owner: str) -> str:
     return text
 
 
+def counter_rewrite(
+    facts: ModuleFacts, finding: Finding, lines: list[str]
+) -> tuple[str, tuple[TextEdit, ...]] | None:
+    """CONC203's per-key counter as edits (the quick fix shares the report's rewrite)."""
+    proposed = _sketch_counter(_Module(facts, lines), finding, None, "", lines)
+    if proposed is None or not proposed.edits:
+        return None
+    return proposed.title, proposed.edits
+
+
 def _sketch_counter(
-    module: _Module, finding: Finding, trace: Trace, name: str, lines: list[str]
+    module: _Module, finding: Finding, trace: Trace | None, name: str, lines: list[str]
 ) -> ProposedFix | None:
     """CONC203: index the counter by the key of the state it counts."""
     function = module.by_qualname.get(finding.function)

@@ -24,6 +24,7 @@ FIXERS: dict[str, FixMaker] = {
     "CONC110": transforms.remove_pointless_scope,
     "CONC201": transforms.close_gap,
     "CONC202": transforms.atomic_pop,
+    "CONC203": transforms.per_key_counter,
     "CONC302": transforms.set_in_finally,
     "CONC401": transforms.drain_pipes,
 }

@@ -860,3 +860,17 @@ def check_again(
         False,
         source.edit(module, context.lines),
     )
+
+
+# -- CONC203 ----------------------------------------------------------------
+
+
+def per_key_counter(finding: Finding, facts: ModuleFacts, context: FixContext) -> Fix | None:
+    """Index the counter by the key of the state it counts (the report's rewrite)."""
+    from conc_lsp import report  # the report module knows the counter's uses and declaration
+
+    proposed = report.counter_rewrite(facts, finding, context.lines)
+    if proposed is None:
+        return None
+    title, edits = proposed
+    return Fix(f"{title} (unsafe: the counter becomes a per-key mapping)", False, edits)

@@ -228,6 +228,10 @@ def _related(first: Event, second: Event) -> bool:
     # A lock kept beside the state is not part of the state's update.
     if is_lock_state(first.state) or is_lock_state(second.state):
         return False
+    # Setup before an async context manager's `yield` and teardown after it
+    # are two updates, with the caller's whole block between them by design.
+    if second.context.acm_teardown and not first.context.acm_teardown:
+        return False
     return (
         first.state != second.state
         and first.owner == second.owner
