@@ -6,6 +6,7 @@ nothing outside the edit."""
 from __future__ import annotations
 
 import ast
+import asyncio
 from pathlib import Path
 
 from lsprotocol import types
@@ -154,3 +155,65 @@ async def test_no_actions_away_from_findings(client: LanguageClient) -> None:
         )
     )
     assert not result
+
+
+GOLDEN_INPUTS = sorted(FIXES.glob("*.input.py"))
+
+
+async def test_every_golden_fix_through_the_client(client: LanguageClient) -> None:
+    """Each quick fix of each golden input, applied as the client applies it: the
+    result parses, that diagnostic is gone, none is new, nothing else changed."""
+    encoding = client.encoding  # type: ignore[attr-defined]
+    applied = 0
+    for path in GOLDEN_INPUTS:
+        text = path.read_text(encoding="utf-8")
+        uri = open_document(client, text, name=f"golden_{path.stem.split('.')[0]}.py")
+        found = await pulled_or_pushed(client, uri)
+        for diagnostic in found:
+            offered = await actions(client, uri, diagnostic, [types.CodeActionKind.QuickFix])
+            mine = [
+                a
+                for a in offered
+                if a.title.endswith(f"({diagnostic.code})")
+                or a.title.endswith(f"({diagnostic.code}) [unsafe]")
+            ]
+            for action in mine:
+                assert action.edit is not None
+                new_text = apply(text, action.edit, uri, encoding)
+                ast.parse(new_text)
+                edits = [
+                    e
+                    for change in action.edit.document_changes or []
+                    if isinstance(change, types.TextDocumentEdit)
+                    for e in change.edits
+                    if isinstance(e, types.TextEdit)
+                ]
+                first = min(e.range.start.line for e in edits)
+                last = max(e.range.end.line for e in edits)
+                old_lines, new_lines = text.split("\n"), new_text.split("\n")
+                assert new_lines[:first] == old_lines[:first], path.name
+                tail = len(old_lines) - last - 1
+                assert new_lines[len(new_lines) - tail :] == old_lines[last + 1 :], path.name
+                fixed_uri = open_document(client, new_text, name=f"fixed_{applied}.py")
+                after = await pulled_or_pushed(client, fixed_uri)
+                before = sorted(str(d.code) for d in found)
+                before.remove(str(diagnostic.code))
+                remaining = sorted(str(d.code) for d in after)
+                assert all(remaining.count(c) <= before.count(c) for c in remaining), (
+                    path.name,
+                    action.title,
+                    remaining,
+                )
+                applied += 1
+    assert applied >= len(GOLDEN_INPUTS)
+
+
+async def pulled_or_pushed(client: LanguageClient, uri: str) -> list[types.Diagnostic]:
+    """The document's diagnostics, once they are computed (pull, or wait for the push)."""
+    if client.client_name == "neovim":  # type: ignore[attr-defined]
+        return await diagnostics(client, uri)
+    for _ in range(200):
+        if uri in client.diagnostics:
+            return list(client.diagnostics[uri])
+        await asyncio.sleep(0.05)
+    return []
