@@ -30,7 +30,7 @@ import difflib
 import io
 import re
 import tokenize
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -1958,6 +1958,23 @@ def unified_diff(lines: list[str], edits: Iterable[TextEdit], name: str) -> str:
     return "\n".join(diff)
 
 
+def _sketch_diff(
+    title: str, lines: list[str], edits: Sequence[TextEdit], name: str, effort: str
+) -> ProposedFix:
+    """A sketch shown as the diff of its edits (the words are filled in later)."""
+    return ProposedFix(
+        title=title,
+        kind="sketch-diff",
+        diff=unified_diff(lines, edits, name),
+        sketch="",
+        closes="",
+        tradeoffs="",
+        risk="",
+        effort=effort,
+        edits=tuple(edits),
+    )
+
+
 def _fixes(
     module: _Module, finding: Finding, trace: Trace, name: str, lines: list[str]
 ) -> list[ProposedFix]:
@@ -2448,16 +2465,12 @@ def _sketch_counter(
             edits.append(_import_collections(lines))
     if not edits:
         return None
-    return ProposedFix(
-        title=f"Count per `{key}`: `{counter.state}[{key}]`",
-        kind="sketch-diff",
-        diff=unified_diff(lines, edits, name),
-        sketch="",
-        closes="",
-        tradeoffs="",
-        risk="",
-        effort=_EFFORT["CONC203"],
-        edits=tuple(edits),
+    return _sketch_diff(
+        f"Count per `{key}`: `{counter.state}[{key}]`",
+        lines,
+        edits,
+        name,
+        _EFFORT["CONC203"],
     )
 
 
@@ -2485,16 +2498,12 @@ def _sketch_lock_key(
     start = utf8_to_codepoint(lines[line], key.col_offset)
     end = utf8_to_codepoint(lines[line], key.end_col_offset or key.col_offset)
     edits = (TextEdit((line, start), (line, end), state.key),)
-    return ProposedFix(
-        title=f"Choose the lock by `{state.key}`, the key of the state it guards",
-        kind="sketch-diff",
-        diff=unified_diff(lines, edits, name),
-        sketch="",
-        closes="",
-        tradeoffs="",
-        risk="",
-        effort="simple",
-        edits=edits,
+    return _sketch_diff(
+        f"Choose the lock by `{state.key}`, the key of the state it guards",
+        lines,
+        edits,
+        name,
+        "simple",
     )
 
 
@@ -2559,16 +2568,12 @@ def _sketch_leave_state(
     if statement is None or statement.lineno != (statement.end_lineno or statement.lineno):
         return None
     edits = _delete_statements(function, [statement], lines)
-    return ProposedFix(
-        title=f"Do not change {_target(mutation)} after the hand-over",
-        kind="sketch-diff",
-        diff=unified_diff(lines, edits, name),
-        sketch="",
-        closes="",
-        tradeoffs="",
-        risk="",
-        effort=_EFFORT["CONC301"],
-        edits=tuple(edits),
+    return _sketch_diff(
+        f"Do not change {_target(mutation)} after the hand-over",
+        lines,
+        edits,
+        name,
+        _EFFORT["CONC301"],
     )
 
 
