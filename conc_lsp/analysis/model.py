@@ -121,11 +121,6 @@ class ModuleAnalysis:
     problems: list[SyntaxProblem]
     stale_hints: int = 0  # hints carried from an older parse through the edits
 
-    @property
-    def parsed_cleanly(self) -> bool:
-        """True when the whole text parsed."""
-        return not self.problems
-
 
 class Severity(enum.StrEnum):
     """How loud a finding is; the editor maps these to its own levels."""
