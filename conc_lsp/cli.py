@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from conc_lsp import __version__, config
-from conc_lsp.analysis.model import HintKind, ModuleAnalysis
+from conc_lsp.analysis.model import HintKey, HintKind, ModuleAnalysis, Resolution, hint_keys
 from conc_lsp.analysis.parse import analyse_lines
 from conc_lsp.analysis.text import line_ending, split_lines
 from conc_lsp.labels import ARROW, LABEL_STYLES, label
@@ -117,6 +117,7 @@ def _hints_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> i
     records: list[dict[str, object]] = []
     status = 0
     kinds = set(arguments.kinds.split(",")) if arguments.kinds else None
+    resolver = _resolver_for(arguments, None, err) if arguments.resolve else None
     for path in python_files(arguments.paths):
         try:
             source = read_source(path)
@@ -126,16 +127,20 @@ def _hints_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> i
             continue
         lines = split_lines(source)
         analysis: ModuleAnalysis = analyse_lines(lines)
+        resolved = resolver.resolve(lines, path) if resolver is not None else {}
         for problem in analysis.problems:
             print(
                 f"{path}:{problem.line + 1}:{problem.column + 1}: syntax error: {problem.message}"
                 f" (lines {problem.start_line + 1}-{problem.end_line} not analysed)",
                 file=err,
             )
+        ordered = sorted(analysis.hints, key=lambda h: (h.line, h.column))
+        keys = hint_keys(ordered)
+        by_hint = {id(hint): resolved.get(key) for hint, key in zip(ordered, keys, strict=True)}
         for hint in sorted(analysis.hints, key=lambda h: (h.keyword_line, h.keyword_column)):
             if kinds is not None and hint.kind.value not in kinds:
                 continue
-            text = label(hint, arguments.style)
+            text = label(hint, arguments.style, by_hint.get(id(hint)))
             if arguments.format == "json":
                 records.append(
                     {
@@ -154,6 +159,37 @@ def _hints_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> i
         json.dump(records, out, indent=2, ensure_ascii=False)
         out.write("\n")
     return status
+
+
+class _CliResolver:
+    """jedi resolution for the command line: one resolver for the whole run."""
+
+    def __init__(self, root: Path, interpreter: str, budget: float) -> None:
+        from conc_lsp.analysis.resolve import Resolver
+
+        self.resolver = Resolver(str(root), interpreter or None)
+        self.budget = budget
+
+    def resolve(self, lines: list[str], path: Path) -> dict[HintKey, Resolution]:
+        result = self.resolver.resolve_lines(lines, str(path.resolve()), self.budget)
+        return result.resolutions
+
+
+def _resolver_for(
+    arguments: argparse.Namespace, settings: config.Settings | None, err: TextIO
+) -> _CliResolver | None:
+    """The resolver asked for (--resolve / the settings), or None, with a warning
+    when the chosen interpreter cannot be used."""
+    start = Path(arguments.paths[0]).resolve() if arguments.paths else Path.cwd()
+    pyproject = config.find_pyproject(start)
+    root = pyproject.parent if pyproject else (start if start.is_dir() else start.parent)
+    interpreter = arguments.python or (settings.python_interpreter if settings else "")
+    budget = settings.resolve_budget * 60 if settings else 300.0  # per file, generous
+    try:
+        return _CliResolver(root, interpreter, budget)
+    except Exception as error:  # noqa: BLE001 - jedi's errors for a bad interpreter vary
+        print(f"conc-lsp: warning: cannot resolve callees with {interpreter!r}: {error}", file=err)
+        return None
 
 
 def _settings_for(paths: Sequence[str], err: TextIO) -> config.Settings:
@@ -184,6 +220,8 @@ def _check_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> i
     results: list[report_formats.FileResult] = []
     unreadable = False
     fixed_total = 0
+    wants = settings.resolve_enabled if arguments.resolve is None else arguments.resolve
+    resolver = _resolver_for(arguments, settings, err) if wants else None
     for path in python_files(arguments.paths, settings.exclude):
         try:
             source = read_source(path)
@@ -192,16 +230,25 @@ def _check_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> i
             unreadable = True
             continue
         lines = split_lines(source)
+        resolutions = resolver.resolve(lines, path) if resolver is not None else None
         if arguments.fix or arguments.unsafe_fixes:
             fixed, applied, result = fix_lines(
-                lines, settings, str(path), unsafe=arguments.unsafe_fixes
+                lines,
+                settings,
+                str(path),
+                unsafe=arguments.unsafe_fixes,
+                resolutions=resolutions,
             )
             if applied:
                 _write_source(path, source, fixed)
                 fixed_total += applied
         else:
             result = check_lines(
-                lines, settings, str(path), fixes=arguments.format in ("json", "sarif")
+                lines,
+                settings,
+                str(path),
+                fixes=arguments.format in ("json", "sarif"),
+                resolutions=resolutions,
             )
         for message in result.rule_errors:
             print(f"{path}: internal error: {message}", file=err)
@@ -338,7 +385,8 @@ def rules_markdown() -> str:
         "|---|---|---|",
     ]
     parts += [
-        f"| [{rule.code}](#{rule.code.lower()}-{rule.name}) | {rule.name} | {rule.severity.value} |"
+        f"| [{rule.code}](#{rule.code.lower()}-{rule.name}) | {rule.name} | {rule.severity.value}"
+        f"{' (opt-in)' if rule.code in config.OPT_IN_RULES else ''} |"
         for rule in rules.values()
     ]
     for rule in rules.values():
@@ -347,6 +395,12 @@ def rules_markdown() -> str:
             body = "#" + body
         parts += ["", f"## {rule.code} {rule.name}", "", body]
     return "\n".join(parts) + "\n"
+
+
+PYTHON_HELP = (
+    "the Python whose installed packages jedi reads (it is run once to ask for its "
+    "paths); default: the one running conc-lsp"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -376,6 +430,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KIND,...",
         help="only these kinds: " + ", ".join(kind.value for kind in HintKind),
     )
+    hints.add_argument(
+        "--resolve",
+        action="store_true",
+        help="follow each callee with jedi: 'may checkpoint', 'no checkpoint', ... (slower)",
+    )
+    hints.add_argument("--python", metavar="PATH", default="", help=PYTHON_HELP)
     check = commands.add_parser(
         "check",
         help="report concurrency bugs (exit 1 when something is found)",
@@ -390,6 +450,14 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--ignore", metavar="CODES", help="skip these rules (prefixes)")
     check.add_argument("--statistics", action="store_true", help="print counts per rule")
     check.add_argument("--fix", action="store_true", help="apply the safe fixes in place")
+    check.add_argument(
+        "--resolve",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="follow callees with jedi for CONC111 and the other rules "
+        "(default: the 'resolve.enabled' setting, on)",
+    )
+    check.add_argument("--python", metavar="PATH", default="", help=PYTHON_HELP)
     check.add_argument(
         "--unsafe-fixes", action="store_true", help="apply the unsafe fixes too (implies --fix)"
     )

@@ -16,6 +16,9 @@ from conc_lsp.analysis.model import HintKind
 from conc_lsp.labels import ARROW, LABEL_STYLES
 
 ALL_KINDS = frozenset(HintKind)
+# Rules that are off unless selected by code: pedantic for most code bases,
+# like flake8-async's ASYNC910 (`extend-select = ["CONC111"]` turns it on).
+OPT_IN_RULES = frozenset({"CONC111"})
 SECTION = "conc-lsp"
 
 
@@ -33,10 +36,21 @@ class Settings:
     severity: tuple[tuple[str, str], ...] = ()  # (code, level) overrides
     exclude: tuple[str, ...] = ()  # extra globs for `conc-lsp check`
     cleanup_timeout: float = 5.0  # seconds, for the fixes that bound a wait
+    resolve_enabled: bool = True  # follow callees with jedi (background, editor and check)
+    resolve_budget: float = 5.0  # seconds of jedi work per document and pass
+    python_interpreter: str = ""  # whose packages jedi reads; "" = the server's own
 
     def rule_enabled(self, code: str, path: str | None = None) -> bool:
-        """Whether a rule runs (for ``path``, honouring per-file ignores)."""
-        if not any(code.startswith(prefix) for prefix in self.select):
+        """Whether a rule runs (for ``path``, honouring per-file ignores).
+
+        An opt-in rule runs only when selected by its own code (or a prefix
+        of it longer than the rule family, like ``CONC11``), not by ``CONC``."""
+        wanted = (
+            [prefix for prefix in self.select if len(prefix) >= len(code) - 1]
+            if code in OPT_IN_RULES
+            else self.select
+        )
+        if not any(code.startswith(prefix) for prefix in wanted):
             return False
         ignored = list(self.ignore)
         if path is not None:
@@ -128,6 +142,18 @@ def _set(settings: Settings, key: str, value: Any) -> Settings:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise ValueError(f"expected a positive number of seconds, got {value!r}")
         return replace(settings, cleanup_timeout=float(value))
+    if key == "resolve.enabled":
+        if not isinstance(value, bool):
+            raise TypeError(f"expected true or false, got {value!r}")
+        return replace(settings, resolve_enabled=value)
+    if key == "resolve.budget":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ValueError(f"expected a positive number of seconds, got {value!r}")
+        return replace(settings, resolve_budget=float(value))
+    if key == "python.interpreter":
+        if not isinstance(value, str):
+            raise TypeError(f"expected a path to a python executable, got {value!r}")
+        return replace(settings, python_interpreter=value.strip())
     if key == "exclude":
         return replace(settings, exclude=tuple(_strings(value)))
     if key.startswith("per-file-ignores"):
@@ -226,4 +252,12 @@ def from_pyproject(settings: Settings, path: Path | None) -> Loaded:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         return Loaded(settings, [f"{path}: cannot read: {error}"])
     section = data.get("tool", {}).get(SECTION)
-    return apply(settings, section, str(path))
+    loaded = apply(settings, section, str(path))
+    if loaded.settings.python_interpreter != settings.python_interpreter:
+        # jedi would run that program: a workspace file must not choose it.
+        loaded.settings = replace(loaded.settings, python_interpreter=settings.python_interpreter)
+        loaded.warnings.append(
+            f"{path}: 'python.interpreter' is ignored in pyproject.toml (it would run a "
+            "program the workspace chose); set it in the editor or with --python"
+        )
+    return loaded

@@ -9,11 +9,20 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from conc_lsp.analysis.flow import ModuleFacts, module_facts
-from conc_lsp.analysis.model import Finding, Severity, SyntaxProblem
-from conc_lsp.analysis.parse import PARSE_ERRORS, Analyzer, parse_fragment
+from conc_lsp.analysis.model import (
+    Finding,
+    HintKey,
+    HintKind,
+    Resolution,
+    Severity,
+    SyntaxProblem,
+    hint_keys,
+)
+from conc_lsp.analysis.parse import PARSE_ERRORS, Analyzer, analyse_lines, parse_fragment
 from conc_lsp.analysis.text import apply_edits
 from conc_lsp.config import Settings
 from conc_lsp.rules import all_rules
@@ -66,12 +75,21 @@ def suppressed(finding: Finding, lines: list[str]) -> bool:
 
 
 def check_lines(
-    lines: list[str], settings: Settings, path: str | None = None, *, fixes: bool = False
+    lines: list[str],
+    settings: Settings,
+    path: str | None = None,
+    *,
+    fixes: bool = False,
+    resolutions: Mapping[HintKey, Resolution] | None = None,
 ) -> CheckResult:
     """Every finding of the enabled rules, after `noqa` and severity settings;
-    with ``fixes``, each finding carries its quick fix when it has one."""
+    with ``fixes``, each finding carries its quick fix when it has one;
+    ``resolutions`` (from ``analysis/resolve.py``) tell the rules what the
+    callees of the checkpoints really do."""
     tree, problems = module_tree(lines)
     facts = module_facts(tree, lines)
+    if resolutions:
+        facts.resolved = anchored(lines, resolutions)
     findings: list[Finding] = []
     errors: list[str] = []
     for rule in all_rules().values():
@@ -98,6 +116,19 @@ def check_lines(
     return CheckResult(findings, problems, errors, facts)
 
 
+def anchored(
+    lines: list[str], resolutions: Mapping[HintKey, Resolution]
+) -> dict[tuple[int, int, HintKind], Resolution]:
+    """Resolutions by the anchor of the checkpoint they belong to in ``lines``."""
+    hints = sorted(analyse_lines(lines).hints, key=lambda hint: (hint.line, hint.column))
+    found: dict[tuple[int, int, HintKind], Resolution] = {}
+    for hint, key in zip(hints, hint_keys(hints), strict=True):
+        resolution = resolutions.get(key)
+        if resolution is not None:
+            found[(hint.line, hint.column, hint.kind)] = resolution
+    return found
+
+
 def choose_fixes(findings: list[Finding], unsafe: bool) -> list[Finding]:
     """Findings whose fixes can be applied together: safe ones (all with
     ``unsafe``), and no two touching the same lines (the later one waits for
@@ -117,13 +148,18 @@ def choose_fixes(findings: list[Finding], unsafe: bool) -> list[Finding]:
 
 
 def fix_lines(
-    lines: list[str], settings: Settings, path: str | None = None, *, unsafe: bool = False
+    lines: list[str],
+    settings: Settings,
+    path: str | None = None,
+    *,
+    unsafe: bool = False,
+    resolutions: Mapping[HintKey, Resolution] | None = None,
 ) -> tuple[list[str], int, CheckResult]:
     """Apply fixes round by round until none applies; the new lines, how many
     fixes were applied, and the final check."""
     applied = 0
     for _ in range(MAX_FIX_ROUNDS):
-        result = check_lines(lines, settings, path, fixes=True)
+        result = check_lines(lines, settings, path, fixes=True, resolutions=resolutions)
         chosen = choose_fixes(result.findings, unsafe)
         if not chosen:
             return lines, applied, result
@@ -136,7 +172,9 @@ def fix_lines(
                 return lines, applied, result
         lines = new_lines
         applied += len(chosen)
-    return lines, applied, check_lines(lines, settings, path, fixes=True)
+    return lines, applied, check_lines(
+        lines, settings, path, fixes=True, resolutions=resolutions
+    )
 
 
 def with_fixes(

@@ -5,7 +5,7 @@ Shared by the command line and the server; no LSP types here.
 
 from __future__ import annotations
 
-from conc_lsp.analysis.model import Context, Hint, HintKind, Shield
+from conc_lsp.analysis.model import Context, Hint, HintKind, Resolution, Shield, Verdict
 
 ARROW = "arrow"
 COMPACT = "compact"
@@ -51,26 +51,82 @@ def context_tags(context: Context, *, bounded_call: bool = False) -> list[str]:
     return tags
 
 
-def label(hint: Hint, style: str = ARROW) -> str:
-    """The inline label of a hint."""
+def label(hint: Hint, style: str = ARROW, resolution: Resolution | None = None) -> str:
+    """The inline label of a hint; ``resolution`` says what its callee really does."""
     tags = (
         context_tags(hint.context, bounded_call=hint.bounded_call)
         if hint.kind.is_checkpoint
         else []
     )
+    resolved = _resolved_base(hint, resolution, style) if resolution is not None else None
     if style == COMPACT:
         base = _COMPACT_BASE[hint.kind]
         if hint.waits_for_children:
             base = "⇄⌛"
         elif hint.releases_on_exit:
             base = "⇄→"
-        return base + "".join(f" {_compact_tag(tag)}" for tag in tags)
+        return (resolved or base) + "".join(f" {_compact_tag(tag)}" for tag in tags)
     base = _ARROW_BASE[hint.kind]
     if hint.waits_for_children:
         base = "checkpoint (enter) · waits for children on exit"
     elif hint.releases_on_exit:
         base = "checkpoint (enter)"
-    return "<- " + " · ".join([base, *tags])
+    return "<- " + " · ".join([resolved or base, *tags])
+
+
+# Compact symbols of resolved checkpoints.
+_COMPACT_VERDICT = {
+    Verdict.SOMETIMES: "⇄?",
+    Verdict.NEVER: "∅",
+    Verdict.MAY_NOT_YIELD: "⇄~",
+}
+
+
+def _resolved_base(hint: Hint, resolution: Resolution, style: str) -> str | None:
+    """The label's first part for a resolved checkpoint; None keeps the syntactic one."""
+    verdict = resolution.verdict
+    if hint.kind is HintKind.ASYNC_WITH and resolution.enter is not None:
+        return _with_base(resolution, style)
+    if verdict in (Verdict.ALWAYS, Verdict.UNKNOWN):
+        return None
+    if style == COMPACT:
+        return _COMPACT_VERDICT[verdict]
+    each = " each iteration" if hint.kind is HintKind.ASYNC_FOR else ""
+    reason = f" ({resolution.reason})" if resolution.reason else ""
+    if verdict is Verdict.SOMETIMES:
+        return f"may checkpoint{each}{reason}"
+    if verdict is Verdict.NEVER:
+        return f"no checkpoint{each}{reason}"
+    return f"may not yield{each}{reason}"
+
+
+def _with_base(resolution: Resolution, style: str) -> str | None:
+    enter = resolution.enter or Verdict.UNKNOWN
+    exit_ = resolution.exit or Verdict.UNKNOWN
+    if enter is Verdict.UNKNOWN and exit_ is Verdict.UNKNOWN:
+        return None
+    if style == COMPACT:
+        return f"{_compact_side(enter)}{_compact_side(exit_)}"
+    reason = f" ({resolution.reason})" if resolution.reason else ""
+    if enter.guaranteed and exit_.guaranteed:
+        return None if Verdict.UNKNOWN in (enter, exit_) else "checkpoint (enter/exit)"
+    if not enter.possible and not exit_.possible:
+        return f"no checkpoint{reason}"
+    parts = []
+    for side, verdict in (("enter", enter), ("exit", exit_)):
+        if verdict.guaranteed:
+            parts.append(f"checkpoint on {side}")
+        elif verdict is Verdict.NEVER:
+            parts.append(f"none on {side}")
+        elif verdict is Verdict.MAY_NOT_YIELD:
+            parts.append(f"may not yield on {side}")
+        else:
+            parts.append(f"may checkpoint on {side}")
+    return " · ".join(parts) + reason
+
+
+def _compact_side(verdict: Verdict) -> str:
+    return "⇄" if verdict.guaranteed else _COMPACT_VERDICT[verdict]
 
 
 def _compact_tag(tag: str) -> str:
@@ -85,8 +141,27 @@ def _compact_tag(tag: str) -> str:
     return short.get(tag, "E" if tag.startswith("in except") else tag)
 
 
-def explanation(hint: Hint) -> str:
-    """Two or three sentences (markdown) on what this construct does to the schedule."""
+def explanation(hint: Hint, resolution: Resolution | None = None) -> str:
+    """Two or three sentences (markdown) on what this construct does to the schedule,
+    then what resolving its callee found (the chain of callees) when known."""
+    text = _syntactic_explanation(hint)
+    if resolution is None or not resolution.chain:
+        return text
+    verdict = resolution.verdict
+    headline = {
+        Verdict.ALWAYS: "**Resolved: always checkpoints.**",
+        Verdict.SOMETIMES: "**Resolved: checkpoints only on some paths.**",
+        Verdict.NEVER: "**Resolved: never checkpoints**: nothing here lets another task run "
+        "or delivers a cancellation.",
+        Verdict.MAY_NOT_YIELD: "**Resolved: may not yield**: a fast path returns without "
+        "switching tasks.",
+        Verdict.UNKNOWN: "**Resolved in part.**",
+    }[verdict]
+    steps = "\n".join(f"- {step.strip()}" for step in resolution.chain)
+    return f"{text}\n\n{headline} `{resolution.callee}`:\n{steps}"
+
+
+def _syntactic_explanation(hint: Hint) -> str:
     context = hint.context
     kind = hint.kind
     code = f"`{hint.code}`" if hint.code else "this"

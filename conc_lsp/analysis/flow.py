@@ -29,7 +29,7 @@ from conc_lsp.analysis.facts import (
     scope_effect,
 )
 from conc_lsp.analysis.libraries import ImportTable, imports_of, last_name
-from conc_lsp.analysis.model import EMPTY_CONTEXT, Context, Location
+from conc_lsp.analysis.model import EMPTY_CONTEXT, Context, HintKind, Location, Resolution, Verdict
 from conc_lsp.analysis.text import utf8_to_codepoint
 
 MUTATING_METHODS = frozenset(
@@ -154,10 +154,28 @@ class ModuleFacts:
     lines: list[str]
     classes: frozenset[str]
     state_globals: frozenset[str]
+    # What resolving the callees found, by the checkpoint's anchor: the end
+    # (0-based line, code-point column) of the await / context manager /
+    # iterable, and its kind. Empty when nothing was resolved.
+    resolved: dict[tuple[int, int, HintKind], Resolution] = field(default_factory=dict)
 
     @property
     def libraries(self) -> frozenset[str]:
         return self.table.libraries
+
+    def resolution_of(self, node: ast.AST, kind: HintKind) -> Resolution | None:
+        """The resolution of the checkpoint anchored at the end of ``node``."""
+        if not self.resolved:
+            return None
+        line = (getattr(node, "end_lineno", None) or 1) - 1
+        text = self.lines[line] if line < len(self.lines) else ""
+        column = utf8_to_codepoint(text, getattr(node, "end_col_offset", 0) or 0)
+        return self.resolved.get((line, column, kind))
+
+    def verdict_of(self, node: ast.AST, kind: HintKind) -> Verdict:
+        """How surely the checkpoint at ``node`` checkpoints (unknown when unresolved)."""
+        found = self.resolution_of(node, kind)
+        return found.verdict if found is not None else Verdict.UNKNOWN
 
     def function(self, qualname: str) -> FunctionFacts | None:
         for function in self.functions:

@@ -58,6 +58,54 @@ class Context:
 EMPTY_CONTEXT = Context()
 
 
+class Verdict(enum.StrEnum):
+    """How surely a construct (or a call of a function) checkpoints."""
+
+    ALWAYS = "always"  # every path checkpoints
+    SOMETIMES = "sometimes"  # some path returns without a checkpoint
+    NEVER = "never"  # no path checkpoints
+    MAY_NOT_YIELD = "may-not-yield"  # a library fast path returns without yielding
+    UNKNOWN = "unknown"  # not resolved: read as a checkpoint, as before resolution
+
+    @property
+    def guaranteed(self) -> bool:
+        """Counts as a checkpoint on every path (unknown ones give the benefit of the doubt)."""
+        return self in (Verdict.ALWAYS, Verdict.UNKNOWN)
+
+    @property
+    def possible(self) -> bool:
+        return self is not Verdict.NEVER
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """What resolving a checkpoint's callee found out (see ``analysis/resolve.py``)."""
+
+    verdict: Verdict
+    callee: str  # the name it resolved: "helper", "trio.sleep", "asyncio.Lock.acquire"
+    reason: str  # short, for the label: "returns at L40 without one"
+    chain: tuple[str, ...] = ()  # the steps behind the verdict, for hover
+    enter: Verdict | None = None  # async with: each side on its own
+    exit: Verdict | None = None
+
+
+# A checkpoint hint's identity across edits elsewhere in the file: its
+# function, kind, code and rank among the same (function, kind, code).
+HintKey = tuple[str, str, str, int]
+
+
+def hint_keys(hints: list[Hint]) -> list[HintKey]:
+    """The key of each hint, in the same order."""
+    seen: dict[tuple[str, str, str], int] = {}
+    keys: list[HintKey] = []
+    for hint in hints:
+        base = (hint.function, hint.kind.value, hint.code)
+        rank = seen.get(base, 0)
+        seen[base] = rank + 1
+        keys.append((*base, rank))
+    return keys
+
+
 @dataclass(frozen=True, slots=True)
 class Hint:
     """A checkpoint or a look-alike, anchored where its label goes.

@@ -1,0 +1,308 @@
+"""Does every path through a function reach a checkpoint?
+
+A must-analysis over one function's syntax tree: walking the statements in
+order, a path is *checkpointed* once it has passed a construct that surely
+checkpoints. Where a path leaves the function normally (a ``return`` or the
+end of the body) without being checkpointed, that is an *escape*. How much
+each await / async with / async for is worth comes from a callback (the
+resolver, or the syntactic default: every one checkpoints).
+
+Exceptions are not escapes: trio's rule that an async function checkpoints
+holds on the paths that return normally. Nested functions and classes do not
+run where they are defined and are skipped. Pure Python; no jedi here.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from conc_lsp.analysis.model import Verdict
+
+
+class Effects(Protocol):
+    """What each checkpoint-like construct is worth."""
+
+    def awaited(self, node: ast.Await) -> Verdict: ...
+
+    def entered(self, item: ast.withitem) -> Verdict: ...
+
+    def exited(self, item: ast.withitem) -> Verdict: ...
+
+    def iterated(self, iterable: ast.expr) -> Verdict: ...
+
+
+class Syntactic:
+    """Every await, async with (enter and exit) and async for checkpoints."""
+
+    def awaited(self, node: ast.Await) -> Verdict:
+        return Verdict.UNKNOWN
+
+    def entered(self, item: ast.withitem) -> Verdict:
+        return Verdict.UNKNOWN
+
+    def exited(self, item: ast.withitem) -> Verdict:
+        return Verdict.UNKNOWN
+
+    def iterated(self, iterable: ast.expr) -> Verdict:
+        return Verdict.UNKNOWN
+
+
+@dataclass(frozen=True, slots=True)
+class Weak:
+    """A construct on some path that does not surely checkpoint."""
+
+    line: int  # 0-based
+    node: ast.AST
+    verdict: Verdict
+
+
+@dataclass(slots=True)
+class PathResult:
+    """The checkpoint-free ways out of a function (or loop body)."""
+
+    escapes: list[int] = field(default_factory=list)  # 0-based lines of returns / the end
+    possible: bool = False  # some construct may checkpoint
+    weak: list[Weak] = field(default_factory=list)  # constructs that do not surely checkpoint
+
+    @property
+    def verdict(self) -> Verdict:
+        if not self.escapes:
+            return Verdict.ALWAYS
+        return Verdict.SOMETIMES if self.possible else Verdict.NEVER
+
+
+@dataclass(slots=True)
+class _Loop:
+    breaks: list[bool] = field(default_factory=list)  # checkpointed state at each break
+    continues: list[tuple[int, bool]] = field(default_factory=list)
+
+
+class PathWalker:
+    """Walks one function body; see the module docstring."""
+
+    def __init__(self, effects: Effects) -> None:
+        self.effects = effects
+        self.result = PathResult()
+        self._loops: list[_Loop] = []
+        self._protected = 0  # enclosing finally / async with exits that surely checkpoint
+
+    # -- entry points --------------------------------------------------------
+
+    def function(self, node: ast.AsyncFunctionDef) -> PathResult:
+        end = self.block(node.body, False)
+        if end is False:
+            self._escape(node.end_lineno or node.lineno)
+        return self.result
+
+    def loop_iteration(self, loop: ast.While | ast.For | ast.AsyncFor) -> list[int]:
+        """Lines where one iteration of ``loop`` ends (its end or a ``continue``)
+        without a checkpoint; an ``async for`` header that checkpoints counts."""
+        start = False
+        if isinstance(loop, ast.AsyncFor):
+            start = self._note(loop.iter, self.effects.iterated(loop.iter))
+        if isinstance(loop, ast.While):
+            start = self.expression(loop.test, start)
+        frame = _Loop()
+        self._loops.append(frame)
+        end = self.block(loop.body, start)
+        self._loops.pop()
+        lines = [line for line, state in frame.continues if not state]
+        if end is False:
+            lines.append((loop.body[-1].end_lineno or loop.lineno) - 1)
+        return lines
+
+    # -- statements ----------------------------------------------------------
+
+    def block(self, body: list[ast.stmt], state: bool) -> bool | None:
+        """The checkpointed state after ``body``; None when it never completes."""
+        current: bool | None = state
+        for statement in body:
+            if current is None:
+                break  # unreachable code
+            current = self.statement(statement, current)
+        return current
+
+    def statement(self, node: ast.stmt, state: bool) -> bool | None:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            for decorator in node.decorator_list:
+                state = self.expression(decorator, state)
+            return state
+        if isinstance(node, ast.Return):
+            if node.value is not None:
+                state = self.expression(node.value, state)
+            if not state:
+                self._escape(node.lineno)
+            return None
+        if isinstance(node, ast.Raise):
+            for part in (node.exc, node.cause):
+                if part is not None:
+                    self.expression(part, state)
+            return None
+        if isinstance(node, ast.Break):
+            if self._loops:
+                self._loops[-1].breaks.append(state)
+            return None
+        if isinstance(node, ast.Continue):
+            if self._loops:
+                self._loops[-1].continues.append((node.lineno - 1, state))
+            return None
+        if isinstance(node, ast.If):
+            state = self.expression(node.test, state)
+            return _join(self.block(node.body, state), self.block(node.orelse, state))
+        if isinstance(node, (ast.While, ast.For, ast.AsyncFor)):
+            return self._loop(node, state)
+        if isinstance(node, (ast.Try, ast.TryStar)):
+            return self._try(node, state)
+        if isinstance(node, (ast.With, ast.AsyncWith)):
+            return self._with(node, state)
+        if isinstance(node, ast.Match):
+            state = self.expression(node.subject, state)
+            outcomes = []
+            for case in node.cases:
+                entry = self.expression(case.guard, state) if case.guard is not None else state
+                outcomes.append(self.block(case.body, entry))
+            outcomes.append(state)  # no case matched
+            return _join(*outcomes)
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.expr):
+                state = self.expression(child, state)
+        return state
+
+    def _loop(self, node: ast.While | ast.For | ast.AsyncFor, state: bool) -> bool | None:
+        forever = False
+        if isinstance(node, ast.While):
+            state = self.expression(node.test, state)
+            forever = isinstance(node.test, ast.Constant) and bool(node.test.value)
+        else:
+            state = self.expression(node.iter, state)
+            if isinstance(node, ast.AsyncFor):
+                # Each step, the last one (which ends the loop) included, runs __anext__.
+                state = self._note(node.iter, self.effects.iterated(node.iter)) or state
+        frame = _Loop()
+        self._loops.append(frame)
+        self.block(node.body, state)
+        self._loops.pop()
+        if forever:
+            return _join(*frame.breaks) if frame.breaks else None
+        after_else = self.block(node.orelse, state)  # zero iterations, or no break
+        return _join(after_else, *frame.breaks)
+
+    def _try(self, node: ast.Try | ast.TryStar, state: bool) -> bool | None:
+        protects = False
+        if node.finalbody:
+            # A finally that surely checkpoints covers every way out of the try.
+            probe = PathWalker(self.effects)
+            probe._loops = [_Loop() for _ in self._loops]
+            protects = probe.block(node.finalbody, False) is True
+        if protects:
+            self._protected += 1
+        body = self.block(node.body, state)
+        outcomes = [self.block(node.orelse, body) if body is not None else None]
+        for handler in node.handlers:
+            # The exception may come before any checkpoint of the body.
+            outcomes.append(self.block(handler.body, state))
+        if protects:
+            self._protected -= 1
+        joined = _join(*outcomes)
+        if node.finalbody:
+            entry = joined if joined is not None else state
+            after = self.block(node.finalbody, entry)
+            return None if joined is None else after
+        return joined
+
+    def _with(self, node: ast.With | ast.AsyncWith, state: bool) -> bool | None:
+        exits_checkpoint = False
+        for item in node.items:
+            state = self.expression(item.context_expr, state)
+            if isinstance(node, ast.AsyncWith):
+                state = self._note(item.context_expr, self.effects.entered(item)) or state
+                exit_verdict = self.effects.exited(item)
+                exits_checkpoint = exits_checkpoint or exit_verdict.guaranteed
+                self.result.possible = self.result.possible or exit_verdict.possible
+        if exits_checkpoint:
+            self._protected += 1
+        after = self.block(node.body, state)
+        if exits_checkpoint:
+            self._protected -= 1
+            # Exceptions are swallowed by some context managers: leaving
+            # by any route passes the exit, which checkpoints.
+            return True if after is not None else None
+        return after
+
+    # -- expressions ---------------------------------------------------------
+
+    def expression(self, node: ast.expr | None, state: bool) -> bool:
+        """The state after evaluating ``node``: checkpointed when an await in it
+        runs on every evaluation and surely checkpoints."""
+        if node is None:
+            return state
+        for child, certain in _evaluated(node, True):
+            if isinstance(child, ast.Await):
+                verdict = self.effects.awaited(child)
+                surely = self._note(child, verdict)
+                if certain and surely:
+                    state = True
+            elif isinstance(child, ast.comprehension) and child.is_async:
+                self._note(child.iter, self.effects.iterated(child.iter))
+        return state
+
+    def _note(self, node: ast.AST, verdict: Verdict) -> bool:
+        if verdict.possible:
+            self.result.possible = True
+        if not verdict.guaranteed:
+            self.result.weak.append(Weak(getattr(node, "lineno", 1) - 1, node, verdict))
+        return verdict.guaranteed
+
+    def _escape(self, lineno: int) -> None:
+        if not self._protected:
+            self.result.escapes.append(lineno - 1)
+
+
+def _join(*states: bool | None) -> bool | None:
+    """The state where paths meet: checkpointed only if all of them were."""
+    live = [state for state in states if state is not None]
+    if not live:
+        return None
+    return all(live)
+
+
+_SKIPPED = (ast.Lambda, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+def _evaluated(node: ast.AST, certain: bool) -> Iterator[tuple[ast.AST, bool]]:
+    """Sub-expressions in evaluation order, with whether each surely runs."""
+    if isinstance(node, _SKIPPED):
+        return
+    if isinstance(node, ast.IfExp):
+        yield from _evaluated(node.test, certain)
+        yield from _evaluated(node.body, False)
+        yield from _evaluated(node.orelse, False)
+        return
+    if isinstance(node, ast.BoolOp):
+        yield from _evaluated(node.values[0], certain)
+        for value in node.values[1:]:
+            yield from _evaluated(value, False)
+        return
+    if isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
+        first, *rest = node.generators
+        yield from _evaluated(first.iter, certain)
+        yield first, certain
+        inner: list[ast.AST] = [*first.ifs]
+        for generator in rest:
+            inner.extend([generator.iter, generator, *generator.ifs])
+        if isinstance(node, ast.DictComp):
+            inner.extend([node.key, node.value])
+        else:
+            inner.append(node.elt)
+        for part in inner:
+            if isinstance(part, ast.comprehension):
+                yield part, False
+            else:
+                yield from _evaluated(part, False)
+        return
+    for child in ast.iter_child_nodes(node):
+        yield from _evaluated(child, certain)
+    yield node, certain

@@ -1,0 +1,604 @@
+"""Does this await really checkpoint? Follow callees to their definitions with jedi.
+
+For each checkpoint of a document (await, async with, async for), jedi finds
+what the callee is: a library primitive is looked up in the knowledge table
+(``conc_lsp/knowledge/apis.toml``); a user's own ``async def`` is analysed
+(``analysis/paths.py``) to see whether every path reaches a checkpoint,
+following its own awaits the same way, across modules, with recursion and
+cycles handled. Results are cached per function and dropped when its file
+changes.
+
+Nothing is imported or executed: jedi reads source files. It reads the
+packages of the interpreter the user configured (which jedi then runs to ask
+for its paths), or else those of the interpreter running conc-lsp, never one
+found in the workspace.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from conc_lsp.analysis.model import Hint, HintKey, HintKind, Resolution, Verdict, hint_keys
+from conc_lsp.analysis.parse import PARSE_ERRORS, analyse_lines, parse_fragment
+from conc_lsp.analysis.paths import PathResult, PathWalker
+from conc_lsp.analysis.text import split_lines, utf8_to_codepoint
+
+if TYPE_CHECKING:
+    import jedi
+    from jedi.api.classes import Name
+
+logger = logging.getLogger("conc_lsp")
+
+ACM_DECORATORS = frozenset({"asynccontextmanager", "acm"})
+MAX_CYCLE_ROUNDS = 4
+MAX_DEPTH = 12  # helpers followed below one await
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionVerdict:
+    """Whether a call of an ``async def`` checkpoints."""
+
+    verdict: Verdict
+    qualname: str
+    where: str  # "helpers.py:12"
+    reason: str  # "returns at L40 without one", "never yields"
+    chain: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class DocumentResolution:
+    """The resolved checkpoints of one document version."""
+
+    resolutions: dict[HintKey, Resolution] = field(default_factory=dict)
+    total: int = 0  # checkpoints in the document
+    resolved: int = 0  # checkpoints whose callee jedi found
+    complete: bool = True  # False when the time budget ran out
+    seconds: float = 0.0
+
+
+@dataclass(slots=True)
+class _Source:
+    stamp: tuple[int, int] | str  # (mtime_ns, size) of a file, or its text for a buffer
+    lines: list[str]
+    tree: ast.Module | None
+    functions: dict[int, ast.AsyncFunctionDef | ast.FunctionDef]  # by 1-based def line
+    classes: dict[int, ast.ClassDef]
+    script: jedi.Script | None = None
+    verdicts: dict[int, FunctionVerdict] = field(default_factory=dict)
+
+
+class _BudgetSpent(Exception):
+    pass
+
+
+def make_environment(interpreter: str | None) -> Any:
+    """jedi's view of an interpreter: the configured one, else our own (in process)."""
+    import jedi
+
+    if interpreter:
+        # The user chose it: jedi runs it once to read its sys.path.
+        return jedi.create_environment(interpreter, safe=False)
+    return jedi.InterpreterEnvironment()
+
+
+class Resolver:
+    """Resolves checkpoints for documents of one workspace; keeps its caches."""
+
+    def __init__(self, root: str | None = None, interpreter: str | None = None) -> None:
+        import jedi
+
+        self.environment = make_environment(interpreter)
+        self.project = jedi.Project(
+            root or os.getcwd(), environment_path=interpreter or None, smart_sys_path=True
+        )
+        self._sources: dict[str, _Source] = {}
+        self._in_progress: dict[tuple[str, int], Verdict] = {}
+        self._assumed: set[tuple[str, int]] = set()  # in-progress verdicts relied on
+        self._deadline = float("inf")
+
+    # -- documents -----------------------------------------------------------
+
+    def resolve_lines(
+        self,
+        lines: list[str],
+        path: str | None,
+        budget: float = 5.0,
+        first_lines: tuple[int, int] | None = None,
+    ) -> DocumentResolution:
+        """Resolve every checkpoint of a document's text (``path`` may not exist on disk).
+
+        Checkpoints on ``first_lines`` (0-based, end exclusive: what the
+        editor shows) go first; the rest follow while the budget lasts.
+        """
+        started = time.monotonic()
+        self._deadline = started + budget
+        result = DocumentResolution()
+        key = path or "<buffer>"
+        source = self._buffer(key, lines)
+        if source.tree is None:
+            return result
+        hints = sorted(analyse_lines(lines).hints, key=lambda hint: (hint.line, hint.column))
+        keys = dict(zip(((h.line, h.column, h.kind) for h in hints), hint_keys(hints), strict=True))
+        targets = list(_checkpoint_nodes(source.tree, lines))
+        result.total = len(targets)
+        if first_lines is not None:
+            low, high = first_lines
+            targets.sort(key=lambda target: not low <= target.line < high)
+        try:
+            for target in targets:
+                hint_key = keys.get((target.line, target.column, target.kind))
+                if hint_key is None:
+                    continue
+                resolution = self._resolve_target(key, source, target)
+                if resolution is not None:
+                    result.resolved += 1
+                    result.resolutions[hint_key] = resolution
+        except _BudgetSpent:
+            result.complete = False
+        result.seconds = time.monotonic() - started
+        return result
+
+    def forget(self, path: str) -> None:
+        self._sources.pop(path, None)
+
+    # -- sources -------------------------------------------------------------
+
+    def _buffer(self, key: str, lines: list[str]) -> _Source:
+        text = "\n".join(lines)
+        cached = self._sources.get(key)
+        if cached is not None and cached.stamp == text:
+            return cached
+        source = _make_source(text, lines)
+        self._sources[key] = source
+        return source
+
+    def _file(self, path: str) -> _Source | None:
+        try:
+            status = os.stat(path)
+        except OSError:
+            return None
+        stamp = (status.st_mtime_ns, status.st_size)
+        cached = self._sources.get(path)
+        if cached is not None and cached.stamp == stamp:
+            return cached
+        if isinstance(cached, _Source) and isinstance(cached.stamp, str):
+            return cached  # an open buffer: its text wins over the disk
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                text = handle.read()
+        except OSError:
+            return None
+        source = _make_source(text, split_lines(text))
+        source.stamp = stamp
+        self._sources[path] = source
+        return source
+
+    def _script(self, key: str, source: _Source) -> jedi.Script:
+        if source.script is None:
+            import jedi
+
+            path = None if key == "<buffer>" else key
+            source.script = jedi.Script(
+                "\n".join(source.lines),
+                path=path,
+                project=self.project,
+                environment=self.environment,
+            )
+        return source.script
+
+    # -- one checkpoint ------------------------------------------------------
+
+    def _resolve_target(self, key: str, source: _Source, target: _Target) -> Resolution | None:
+        if time.monotonic() > self._deadline:
+            raise _BudgetSpent
+        names = self._infer(key, source, target.expression)
+        if not names:
+            return None
+        name = names[0]
+        if target.kind is HintKind.AWAIT:
+            return self._awaited(name, target.expression, depth=0)
+        if target.kind is HintKind.ASYNC_WITH:
+            return self._entered(name, target.expression)
+        return self._iterated(name)
+
+    def _infer(self, key: str, source: _Source, expression: ast.expr) -> list[Name]:
+        """What the callee of ``expression`` (or the expression itself) is."""
+        node = expression.func if isinstance(expression, ast.Call) else expression
+        if isinstance(node, ast.Attribute):
+            line = node.end_lineno or node.lineno
+            text = source.lines[line - 1] if line - 1 < len(source.lines) else ""
+            column = utf8_to_codepoint(text, node.end_col_offset or 0) - len(node.attr)
+        elif isinstance(node, ast.Name):
+            line = node.lineno
+            text = source.lines[line - 1] if line - 1 < len(source.lines) else ""
+            column = utf8_to_codepoint(text, node.col_offset)
+        else:
+            return []
+        try:
+            script = self._script(key, source)
+            names: list[Name] = script.infer(line, column)
+        except Exception as error:  # noqa: BLE001 - jedi fails on odd code; we fall back
+            logger.debug("jedi could not infer %s:%d:%d: %r", key, line, column, error)
+            return []
+        return names
+
+    def _awaited(self, name: Name, expression: ast.expr, depth: int) -> Resolution | None:
+        entry = _table_entry(name)
+        if entry is not None:
+            behaviour = entry.await_
+            if behaviour is None and isinstance(expression, ast.Call):
+                return None  # e.g. awaiting something the table only knows as a class
+            if behaviour is None:
+                return None
+            verdict = Verdict(behaviour)
+            return Resolution(
+                verdict,
+                entry.name,
+                _library_reason(entry.name, verdict, entry.note),
+                (f"`{entry.name}`: {_behaviour_words(verdict)}: {entry.note} ({entry.source})",),
+            )
+        if name.type != "function":
+            return None
+        function = self._function_verdict(name, depth)
+        if function is None:
+            return None
+        return Resolution(function.verdict, function.qualname, function.reason, function.chain)
+
+    def _entered(self, name: Name, expression: ast.expr) -> Resolution | None:
+        entry = _table_entry(name)
+        if entry is not None and (entry.enter is not None or entry.exit is not None):
+            enter = Verdict(entry.enter) if entry.enter else Verdict.UNKNOWN
+            exit_ = Verdict(entry.exit) if entry.exit else Verdict.UNKNOWN
+            overall = _combined(enter, exit_)
+            return Resolution(
+                overall,
+                entry.name,
+                _library_reason(entry.name, overall, entry.note),
+                (
+                    f"`{entry.name}`: enter {_behaviour_words(enter)}, exit "
+                    f"{_behaviour_words(exit_)}: {entry.note} ({entry.source})",
+                ),
+                enter=enter,
+                exit=exit_,
+            )
+        # A class of the user's with async __aenter__ / __aexit__.
+        klass = self._class_of(name)
+        if klass is not None:
+            path, node = klass
+            entering = self._method_verdict(path, node, "__aenter__")
+            leaving = self._method_verdict(path, node, "__aexit__")
+            if entering is None and leaving is None:
+                return None
+            enter_verdict = entering.verdict if entering else Verdict.UNKNOWN
+            exit_verdict = leaving.verdict if leaving else Verdict.UNKNOWN
+            overall = _combined(enter_verdict, exit_verdict)
+            parts = [part for part in (entering, leaving) if part is not None]
+            chain = tuple(item for part in parts for item in part.chain)
+            reason = next((part.reason for part in parts if not part.verdict.guaranteed), "")
+            return Resolution(
+                overall, node.name, reason, chain, enter=enter_verdict, exit=exit_verdict
+            )
+        return None
+
+    def _iterated(self, name: Name) -> Resolution | None:
+        entry = _table_entry(name)
+        if entry is None or entry.iteration is None:
+            return None
+        verdict = Verdict(entry.iteration)
+        return Resolution(
+            verdict,
+            entry.name,
+            _library_reason(entry.name, verdict, entry.note),
+            (f"`{entry.name}`: each step {_behaviour_words(verdict)}: {entry.note} "
+             f"({entry.source})",),
+        )
+
+    # -- functions -----------------------------------------------------------
+
+    def _function_verdict(self, name: Name, depth: int) -> FunctionVerdict | None:
+        path = str(name.module_path) if name.module_path else None
+        if path is None or not path.endswith(".py") or name.line is None:
+            return None
+        source = self._file(path)
+        if source is None:
+            return None
+        node = source.functions.get(name.line)
+        if not isinstance(node, ast.AsyncFunctionDef) or _is_generator(node):
+            return None  # a sync def returning an awaitable, or an async generator
+        if any(_decorator_name(d) in ACM_DECORATORS for d in node.decorator_list):
+            return None
+        return self._verdict_of(path, source, node, name.full_name or node.name, depth)
+
+    def _method_verdict(
+        self, path: str, klass: ast.ClassDef, method: str
+    ) -> FunctionVerdict | None:
+        source = self._file(path)
+        if source is None:
+            return None
+        for statement in klass.body:
+            if isinstance(statement, ast.AsyncFunctionDef) and statement.name == method:
+                return self._verdict_of(
+                    path, source, statement, f"{klass.name}.{method}", depth=0
+                )
+        return None
+
+    def _class_of(self, name: Name) -> tuple[str, ast.ClassDef] | None:
+        if name.type not in ("instance", "class") or name.module_path is None:
+            return None
+        path = str(name.module_path)
+        if not path.endswith(".py") or name.line is None:
+            return None
+        source = self._file(path)
+        if source is None:
+            return None
+        klass = source.classes.get(name.line)
+        return (path, klass) if klass is not None else None
+
+    def _verdict_of(
+        self,
+        path: str,
+        source: _Source,
+        node: ast.AsyncFunctionDef,
+        qualname: str,
+        depth: int,
+    ) -> FunctionVerdict:
+        cached = source.verdicts.get(node.lineno)
+        if cached is not None:
+            return cached
+        key = (path, node.lineno)
+        short = qualname.rsplit(".", 1)[-1] if "." in qualname else qualname
+        where = f"{os.path.basename(path)}:{node.lineno}"
+        if key in self._in_progress:  # recursion: assume, then check the assumption
+            self._assumed.add(key)
+            return FunctionVerdict(self._in_progress[key], short, where, "recursive call", ())
+        if depth > MAX_DEPTH:
+            return FunctionVerdict(Verdict.UNKNOWN, short, where, "too deep to follow", ())
+        outer = self._assumed
+        assumed = Verdict.ALWAYS
+        verdict = FunctionVerdict(Verdict.UNKNOWN, short, where, "", ())
+        for _round in range(MAX_CYCLE_ROUNDS):
+            self._in_progress[key] = assumed
+            self._assumed = set()
+            try:
+                verdict = self._walk_function(path, source, node, short, where, depth)
+            finally:
+                del self._in_progress[key]
+            if key not in self._assumed or verdict.verdict == assumed:
+                break
+            assumed = verdict.verdict  # the assumption was wrong: walk again with the result
+        pending = self._assumed - {key}  # assumptions about callers still being walked
+        self._assumed = outer | pending
+        if not pending:
+            source.verdicts[node.lineno] = verdict
+        return verdict
+
+    def _walk_function(
+        self,
+        path: str,
+        source: _Source,
+        node: ast.AsyncFunctionDef,
+        short: str,
+        where: str,
+        depth: int,
+    ) -> FunctionVerdict:
+        effects = _Effects(self, path, source, depth)
+        result: PathResult = PathWalker(effects).function(node)
+        verdict = result.verdict
+        if verdict is Verdict.ALWAYS:
+            reason = "always reaches a checkpoint"
+        elif verdict is Verdict.NEVER:
+            reason = f"{short} never yields"
+        else:
+            first = min(result.escapes)
+            ending = (node.end_lineno or node.lineno) - 1
+            if first == ending and not _returns_at(node, first):
+                reason = f"{short} can end without one"
+                via = next(
+                    (
+                        effects.found[id(weak.node)].reason
+                        for weak in result.weak
+                        if id(weak.node) in effects.found and effects.found[id(weak.node)].reason
+                    ),
+                    "",
+                )
+                if via:
+                    reason += f": {via}"
+            else:
+                reason = f"{short} returns at L{first + 1} without one"
+        chain = [f"`{short}` ({where}): {_function_words(verdict, result, node)}"]
+        for weak in result.weak[:3]:
+            found = effects.found.get(id(weak.node))
+            if found is not None and found.chain:
+                chain.extend(f"  {step}" for step in found.chain[:2])
+        return FunctionVerdict(verdict, short, where, reason, tuple(chain))
+
+
+class _Effects:
+    """The PathWalker's callbacks, answered by resolving with jedi."""
+
+    def __init__(self, resolver: Resolver, path: str, source: _Source, depth: int) -> None:
+        self.resolver = resolver
+        self.path = path
+        self.source = source
+        self.depth = depth
+        self.found: dict[int, Resolution] = {}
+
+    def _names(self, expression: ast.expr) -> list[Name]:
+        if time.monotonic() > self.resolver._deadline:
+            raise _BudgetSpent
+        return self.resolver._infer(self.path, self.source, expression)
+
+    def awaited(self, node: ast.Await) -> Verdict:
+        names = self._names(node.value)
+        if not names:
+            return Verdict.UNKNOWN
+        found = self.resolver._awaited(names[0], node.value, self.depth + 1)
+        if found is None:
+            return Verdict.UNKNOWN
+        self.found[id(node)] = found
+        return found.verdict
+
+    def entered(self, item: ast.withitem) -> Verdict:
+        found = self._with(item)
+        return found.enter or Verdict.UNKNOWN if found else Verdict.UNKNOWN
+
+    def exited(self, item: ast.withitem) -> Verdict:
+        found = self._with(item)
+        return found.exit or Verdict.UNKNOWN if found else Verdict.UNKNOWN
+
+    def _with(self, item: ast.withitem) -> Resolution | None:
+        if id(item) in self.found:
+            return self.found[id(item)]
+        names = self._names(item.context_expr)
+        found = self.resolver._entered(names[0], item.context_expr) if names else None
+        if found is not None:
+            self.found[id(item)] = found
+        return found
+
+    def iterated(self, iterable: ast.expr) -> Verdict:
+        names = self._names(iterable)
+        found = self.resolver._iterated(names[0]) if names else None
+        if found is None:
+            return Verdict.UNKNOWN
+        self.found[id(iterable)] = found
+        return found.verdict
+
+
+# -- helpers ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    kind: HintKind
+    line: int  # the hint's anchor: 0-based line, code-point column of its end
+    column: int
+    expression: ast.expr  # the awaited value, the context manager, the iterable
+
+
+def _checkpoint_nodes(tree: ast.Module, lines: list[str]) -> Iterable[_Target]:
+    def end_of(node: ast.expr) -> tuple[int, int]:
+        line = (node.end_lineno or node.lineno) - 1
+        text = lines[line] if line < len(lines) else ""
+        return line, utf8_to_codepoint(text, node.end_col_offset or 0)
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Await):
+            yield _Target(HintKind.AWAIT, *end_of(node), node.value)
+        elif isinstance(node, ast.AsyncWith):
+            for item in node.items:
+                anchor = item.optional_vars if item.optional_vars is not None else item.context_expr
+                yield _Target(HintKind.ASYNC_WITH, *end_of(anchor), item.context_expr)
+        elif isinstance(node, ast.AsyncFor) or (
+            isinstance(node, ast.comprehension) and node.is_async
+        ):
+            yield _Target(HintKind.ASYNC_FOR, *end_of(node.iter), node.iter)
+
+
+def _make_source(text: str, lines: list[str]) -> _Source:
+    try:
+        tree: ast.Module | None = parse_fragment(lines)
+    except PARSE_ERRORS:
+        tree = None
+    functions: dict[int, ast.AsyncFunctionDef | ast.FunctionDef] = {}
+    classes: dict[int, ast.ClassDef] = {}
+    if tree is not None:
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                functions[node.lineno] = node
+            elif isinstance(node, ast.ClassDef):
+                classes[node.lineno] = node
+    return _Source(text, lines, tree, functions, classes)
+
+
+def _is_generator(node: ast.AsyncFunctionDef) -> bool:
+    stack: list[ast.AST] = list(node.body)
+    while stack:
+        child = stack.pop()
+        if isinstance(child, (ast.Yield, ast.YieldFrom)):
+            return True
+        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        stack.extend(ast.iter_child_nodes(child))
+    return False
+
+
+def _decorator_name(decorator: ast.expr) -> str:
+    node = decorator.func if isinstance(decorator, ast.Call) else decorator
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return node.id if isinstance(node, ast.Name) else ""
+
+
+def _returns_at(node: ast.AsyncFunctionDef, line: int) -> bool:
+    return any(
+        isinstance(child, ast.Return) and child.lineno - 1 == line for child in ast.walk(node)
+    )
+
+
+def _table_entry(name: Name) -> Any:
+    try:
+        from conc_lsp.knowledge import lookup
+    except ImportError:  # pragma: no cover - the table ships with the package
+        return None
+    full = name.full_name
+    if not full:
+        return None
+    entry = lookup(full)
+    if entry is not None:
+        return entry
+    module = name.module_name or ""
+    if module and full.startswith(module + ".") and "." in module:
+        # trio._core._run.open_nursery -> trio.open_nursery
+        return lookup(f"{module.split('.', 1)[0]}.{full[len(module) + 1:]}")
+    return None
+
+
+def _combined(enter: Verdict, exit_: Verdict) -> Verdict:
+    """One verdict for an async with: it checkpoints if either side does."""
+    if enter.guaranteed or exit_.guaranteed:
+        return Verdict.ALWAYS if Verdict.UNKNOWN not in (enter, exit_) else Verdict.UNKNOWN
+    if Verdict.SOMETIMES in (enter, exit_):
+        return Verdict.SOMETIMES
+    if Verdict.MAY_NOT_YIELD in (enter, exit_):
+        return Verdict.MAY_NOT_YIELD
+    return Verdict.NEVER
+
+
+def _behaviour_words(verdict: Verdict) -> str:
+    return {
+        Verdict.ALWAYS: "always checkpoints",
+        Verdict.SOMETIMES: "checkpoints on some paths only",
+        Verdict.NEVER: "never yields",
+        Verdict.MAY_NOT_YIELD: "may return without yielding (fast path)",
+        Verdict.UNKNOWN: "not known",
+    }[verdict]
+
+
+def _library_reason(name: str, verdict: Verdict, note: str) -> str:
+    library = name.split(".", 1)[0]
+    if verdict is Verdict.MAY_NOT_YIELD:
+        return f"{library} fast path"
+    if verdict is Verdict.NEVER:
+        return f"{name} never yields"
+    return ""
+
+
+def _function_words(verdict: Verdict, result: PathResult, node: ast.AsyncFunctionDef) -> str:
+    if verdict is Verdict.ALWAYS:
+        return "every path reaches a checkpoint"
+    if verdict is Verdict.NEVER:
+        return "no path reaches a checkpoint"
+    lines = ", ".join(f"L{line + 1}" for line in sorted(set(result.escapes))[:4])
+    return f"can return without a checkpoint (at {lines})"
+
+
+def keyed_hints(hints: list[Hint]) -> dict[HintKey, Hint]:
+    """Checkpoint hints by their key (for tests and the command line)."""
+    chosen = [hint for hint in hints if hint.kind.is_checkpoint]
+    return dict(zip(hint_keys(chosen), chosen, strict=True))
