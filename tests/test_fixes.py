@@ -44,9 +44,21 @@ def signature(finding: Finding) -> tuple[str, str]:
     return (finding.code, finding.function)
 
 
+SELECT = re.compile(r"^# select: (?P<codes>.+)$", re.MULTILINE)
+
+
+def settings_for(lines: list[str]) -> Settings:
+    """The default settings, plus the opt-in rules a `# select: CODE` line names."""
+    match = SELECT.search("\n".join(lines[:3]))
+    if match is None:
+        return Settings()
+    return Settings(select=("CONC", *match.group("codes").split(",")))
+
+
 def check_fix_properties(lines: list[str]) -> int:
     """Apply each offered fix alone and check its properties; how many were checked."""
-    before = check_lines(lines, Settings(), fixes=True).findings
+    settings = settings_for(lines)
+    before = check_lines(lines, settings, fixes=True).findings
     checked = 0
     for target in before:
         fix = target.fix
@@ -61,7 +73,7 @@ def check_fix_properties(lines: list[str]) -> int:
         if tail:
             assert fixed[len(fixed) - tail :] == lines[last + 1 :], "lines after the edit changed"
         assert comments(lines) <= comments(fixed), "a comment was lost"
-        after = check_lines(fixed, Settings(), fixes=True).findings
+        after = check_lines(fixed, settings, fixes=True).findings
         remaining = Counter(signature(f) for f in after)
         expected = Counter(signature(f) for f in before)
         expected[signature(target)] -= 1
@@ -74,7 +86,7 @@ def check_fix_properties(lines: list[str]) -> int:
 @pytest.mark.parametrize("path", INPUTS, ids=lambda path: path.name.split(".")[0])
 def test_golden(path: Path) -> None:
     lines = split_lines(path.read_text(encoding="utf-8"))
-    fixed, applied, _ = fix_lines(lines, Settings(), unsafe=True)
+    fixed, applied, _ = fix_lines(lines, settings_for(lines), unsafe=True)
     assert applied >= 1
     expected_path = path.with_name(path.name.replace(".input.", ".expected."))
     text = "\n".join(fixed)
@@ -82,7 +94,7 @@ def test_golden(path: Path) -> None:
         expected_path.write_text(text, encoding="utf-8")
     assert text == expected_path.read_text(encoding="utf-8")
     # Idempotent: nothing more to do on the result.
-    again, applied_again, _ = fix_lines(fixed, Settings(), unsafe=True)
+    again, applied_again, _ = fix_lines(fixed, settings_for(lines), unsafe=True)
     assert (again, applied_again) == (fixed, 0)
     assert check_fix_properties(lines) >= 1
 

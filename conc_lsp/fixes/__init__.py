@@ -22,6 +22,7 @@ FIXERS: dict[str, FixMaker] = {
     "CONC102": transforms.shield_cleanup,
     "CONC103": transforms.release_in_finally,
     "CONC110": transforms.remove_pointless_scope,
+    "CONC111": transforms.insert_checkpoints,
     "CONC201": transforms.close_gap,
     "CONC202": transforms.atomic_pop,
     "CONC203": transforms.per_key_counter,

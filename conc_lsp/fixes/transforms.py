@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -874,3 +875,124 @@ def per_key_counter(finding: Finding, facts: ModuleFacts, context: FixContext) -
         return None
     title, edits = proposed
     return Fix(f"{title} (unsafe: the counter becomes a per-key mapping)", False, edits)
+
+
+# -- CONC111 ----------------------------------------------------------------
+
+
+class _Expand(cst.CSTTransformer):
+    """Replace statements of blocks by several, by the original block and index
+    (index == len(body): append)."""
+
+    def __init__(
+        self,
+        changes: dict[int, list[tuple[int, list[cst.BaseStatement]]]],
+        blocks: dict[int, cst.IndentedBlock],
+    ) -> None:
+        self.changes = changes
+        self.blocks = blocks
+
+    def leave_IndentedBlock(
+        self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock
+    ) -> cst.IndentedBlock:
+        wanted = self.changes.get(id(original_node))
+        if not wanted or self.blocks.get(id(original_node)) is not original_node:
+            return updated_node
+        body = list(updated_node.body)
+        for index, statements in sorted(wanted, key=lambda pair: pair[0], reverse=True):
+            if index < len(body):
+                # Comments above the old statement stay above what now comes first.
+                first = statements[0].with_changes(leading_lines=_leading(body[index]))
+                body[index : index + 1] = [first, *statements[1:]]
+            else:
+                body.extend(statements)
+        return updated_node.with_changes(body=body)
+
+
+def _checkpoint_before(
+    statement: cst.SimpleStatementLine, checkpoint: cst.BaseStatement, taken: str
+) -> list[cst.BaseStatement]:
+    """``checkpoint`` then ``statement``; a `return EXPR` first computes its value,
+    so that the checkpoint does not split a check from the act it guards."""
+    small = statement.body[0]
+    if (
+        isinstance(small, cst.Return)
+        and small.value is not None
+        and not isinstance(small.value, (cst.Name, cst.SimpleString, cst.Integer, cst.Float))
+    ):
+        name = _unused_name("result", taken)
+        compute = cst.SimpleStatementLine(
+            body=[cst.Assign(targets=[cst.AssignTarget(cst.Name(name))], value=small.value)]
+        )
+        ret = statement.with_changes(
+            body=[small.with_changes(value=cst.Name(name))], leading_lines=()
+        )
+        return [compute, checkpoint, ret]
+    return [checkpoint, statement.with_changes(leading_lines=())]
+
+
+def insert_checkpoints(finding: Finding, facts: ModuleFacts, context: FixContext) -> Fix | None:
+    from conc_lsp.rules.conc111_no_guaranteed_checkpoint import gaps
+
+    spelled = library(facts)
+    found_source = function_source(finding, facts, context)
+    if spelled is None or found_source is None:
+        return None
+    function, source = found_source
+    gap = next(
+        (
+            candidate
+            for candidate in gaps(facts, function)
+            if candidate.node.lineno - 1 == finding.location.line
+        ),
+        None,
+    )
+    if gap is None:
+        return None
+    name, alias = spelled
+    text = (
+        f"await {alias}.sleep(0)" if name == "asyncio" else f"await {alias}.lowlevel.checkpoint()"
+    )
+    new_statement = cst.parse_statement(text + "\n")
+    target_line = gap.node.lineno - 1
+    owner: cst.IndentedBlock | None = None  # the body whose end is an escape
+    for place in _statements(source.module, []):
+        statement = place.statement
+        if source.line_of(statement) != target_line:
+            continue
+        if isinstance(gap.node, ast.While) and isinstance(statement, cst.While):
+            owner = statement.body if isinstance(statement.body, cst.IndentedBlock) else None
+    definition = _first_function(source.module)
+    if isinstance(gap.node, ast.AsyncFunctionDef) and definition is not None:
+        owner = definition.body if isinstance(definition.body, cst.IndentedBlock) else None
+    if owner is None:
+        return None
+    inserts: dict[int, list[tuple[int, list[cst.BaseStatement]]]] = {}
+    blocks: dict[int, cst.IndentedBlock] = {}
+    taken = "\n".join(context.lines[source.first : source.end])
+    end_line = (gap.node.body[-1].end_lineno or gap.node.lineno) - 1
+    for line in gap.escapes:
+        spot = innermost(source, line)
+        if (
+            spot is not None
+            and isinstance(spot.statement, cst.SimpleStatementLine)
+            and source.line_of(spot.statement) == line
+            and isinstance(spot.block, cst.IndentedBlock)
+            and isinstance(spot.statement.body[0], (cst.Return, cst.Continue))
+        ):
+            replacement = _checkpoint_before(spot.statement, new_statement, taken)
+            inserts.setdefault(id(spot.block), []).append((spot.index, replacement))
+            blocks[id(spot.block)] = spot.block
+        elif line >= end_line:
+            inserts.setdefault(id(owner), []).append((len(owner.body), [new_statement]))
+            blocks[id(owner)] = owner
+        else:
+            return None  # a one-line `if x: return`: no clean place to insert
+    module = source.module.visit(_Expand(inserts, blocks))
+    assert isinstance(module, cst.Module)
+    where = "loop" if isinstance(gap.node, ast.While) else f"`{function.name}`"
+    return _fix(
+        f"Insert `{text}` where {where} can go on without a checkpoint",
+        False,
+        source.edit(module, context.lines),
+    )

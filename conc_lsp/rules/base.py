@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from conc_lsp.analysis.flow import Event, EventKind, FunctionFacts, ModuleFacts
-from conc_lsp.analysis.model import Finding, Location, Related, Severity
+from conc_lsp.analysis.model import Finding, HintKind, Location, Related, Severity, Verdict
 
 Check = Callable[[ModuleFacts], Iterator[Finding]]
 
@@ -77,3 +78,32 @@ def checkpoint_words(checkpoint: Event) -> str:
     if checkpoint.exit:
         return f"the exit of the `async with` at line {line}"
     return f"the checkpoint at line {line}"
+
+
+def checkpoint_verdict(module: ModuleFacts, function: FunctionFacts, event: Event) -> Verdict:
+    """What resolving the callee of a checkpoint event found (unknown when unresolved)."""
+    if not module.resolved:
+        return Verdict.UNKNOWN
+    node = event.node
+    if isinstance(node, ast.Await):
+        return module.verdict_of(node, HintKind.AWAIT)
+    memo = function.memo.get("with-anchors")
+    anchors: dict[int, tuple[ast.withitem, ast.expr]]
+    if isinstance(memo, dict):
+        anchors = memo
+    else:
+        anchors = {}
+        for child in ast.walk(function.node):
+            if isinstance(child, ast.AsyncWith):
+                for item in child.items:
+                    anchor = item.optional_vars or item.context_expr
+                    anchors[id(item.context_expr)] = (item, anchor)
+        function.memo["with-anchors"] = anchors
+    if id(node) in anchors:
+        item, anchor = anchors[id(node)]
+        found = module.resolution_of(anchor, HintKind.ASYNC_WITH)
+        if found is None:
+            return Verdict.UNKNOWN
+        side = found.exit if event.exit else found.enter
+        return side or found.verdict
+    return module.verdict_of(node, HintKind.ASYNC_FOR)
