@@ -220,7 +220,13 @@ def _check_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> i
     results: list[report_formats.FileResult] = []
     unreadable = False
     fixed_total = 0
-    wants = settings.resolve_enabled if arguments.resolve is None else arguments.resolve
+    from conc_lsp.rules import all_rules
+
+    useful = any(
+        rule.uses_resolution and settings.rule_enabled(rule.code) for rule in all_rules().values()
+    )
+    # By default only when an enabled rule reads the results: jedi costs time.
+    wants = useful and settings.resolve_enabled if arguments.resolve is None else arguments.resolve
     resolver = _resolver_for(arguments, settings, err) if wants else None
     for path in python_files(arguments.paths, settings.exclude):
         try:
@@ -454,8 +460,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--resolve",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="follow callees with jedi for CONC111 and the other rules "
-        "(default: the 'resolve.enabled' setting, on)",
+        help="follow callees with jedi (default: when a rule that uses it, CONC111, is "
+        "selected and the 'resolve.enabled' setting is on)",
     )
     check.add_argument("--python", metavar="PATH", default="", help=PYTHON_HELP)
     check.add_argument(

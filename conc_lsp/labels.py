@@ -86,8 +86,8 @@ def _resolved_base(hint: Hint, resolution: Resolution, style: str) -> str | None
     """The label's first part for a resolved checkpoint; None keeps the syntactic one."""
     verdict = resolution.verdict
     if hint.kind is HintKind.ASYNC_WITH and resolution.enter is not None:
-        return _with_base(resolution, style)
-    if verdict in (Verdict.ALWAYS, Verdict.UNKNOWN):
+        return _with_base(resolution, style, hint.waits_for_children)
+    if verdict.guaranteed:
         return None
     if style == COMPACT:
         return _COMPACT_VERDICT[verdict]
@@ -100,7 +100,7 @@ def _resolved_base(hint: Hint, resolution: Resolution, style: str) -> str | None
     return f"may not yield{each}{reason}"
 
 
-def _with_base(resolution: Resolution, style: str) -> str | None:
+def _with_base(resolution: Resolution, style: str, waits_for_children: bool) -> str | None:
     enter = resolution.enter or Verdict.UNKNOWN
     exit_ = resolution.exit or Verdict.UNKNOWN
     if enter is Verdict.UNKNOWN and exit_ is Verdict.UNKNOWN:
@@ -115,9 +115,10 @@ def _with_base(resolution: Resolution, style: str) -> str | None:
     parts = []
     for side, verdict in (("enter", enter), ("exit", exit_)):
         if verdict.guaranteed:
-            parts.append(f"checkpoint on {side}")
+            waits = " (waits for children)" if side == "exit" and waits_for_children else ""
+            parts.append(f"checkpoint on {side}{waits}")
         elif verdict is Verdict.NEVER:
-            parts.append(f"none on {side}")
+            parts.append(f"no checkpoint on {side}")
         elif verdict is Verdict.MAY_NOT_YIELD:
             parts.append(f"may not yield on {side}")
         else:
@@ -156,6 +157,7 @@ def explanation(hint: Hint, resolution: Resolution | None = None) -> str:
         Verdict.MAY_NOT_YIELD: "**Resolved: may not yield**: a fast path returns without "
         "switching tasks.",
         Verdict.UNKNOWN: "**Resolved in part.**",
+        Verdict.ASSUMED: "**Resolved in part.**",
     }[verdict]
     steps = "\n".join(f"- {step.strip()}" for step in resolution.chain)
     return f"{text}\n\n{headline} `{resolution.callee}`:\n{steps}"

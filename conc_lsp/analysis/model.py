@@ -66,15 +66,19 @@ class Verdict(enum.StrEnum):
     NEVER = "never"  # no path checkpoints
     MAY_NOT_YIELD = "may-not-yield"  # a library fast path returns without yielding
     UNKNOWN = "unknown"  # not resolved: read as a checkpoint, as before resolution
+    # Internal to the resolver: a recursive call of a function being analysed,
+    # the start of the fixpoint (returns only after a checkpoint, but brings
+    # none of its own). Never shown.
+    ASSUMED = "assumed"
 
     @property
     def guaranteed(self) -> bool:
         """Counts as a checkpoint on every path (unknown ones give the benefit of the doubt)."""
-        return self in (Verdict.ALWAYS, Verdict.UNKNOWN)
+        return self in (Verdict.ALWAYS, Verdict.UNKNOWN, Verdict.ASSUMED)
 
     @property
     def possible(self) -> bool:
-        return self is not Verdict.NEVER
+        return self not in (Verdict.NEVER, Verdict.ASSUMED)
 
 
 @dataclass(frozen=True, slots=True)

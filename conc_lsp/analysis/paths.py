@@ -59,25 +59,38 @@ class Weak:
     verdict: Verdict
 
 
+# How far a path has got: the state of the walk. Where paths meet, the
+# lowest wins.
+NONE = 0  # no checkpoint yet
+FAST = 1  # only constructs that may not yield (an asyncio fast path)
+SURE = 2  # a checkpoint for certain
+State = int
+
+
 @dataclass(slots=True)
 class PathResult:
     """The checkpoint-free ways out of a function (or loop body)."""
 
     escapes: list[int] = field(default_factory=list)  # 0-based lines of returns / the end
+    fast_escapes: list[int] = field(default_factory=list)  # ... past a fast path only
     possible: bool = False  # some construct may checkpoint
     weak: list[Weak] = field(default_factory=list)  # constructs that do not surely checkpoint
 
     @property
     def verdict(self) -> Verdict:
-        if not self.escapes:
-            return Verdict.ALWAYS
-        return Verdict.SOMETIMES if self.possible else Verdict.NEVER
+        if self.escapes:
+            return Verdict.SOMETIMES if self.possible else Verdict.NEVER
+        return Verdict.MAY_NOT_YIELD if self.fast_escapes else Verdict.ALWAYS
+
+    @property
+    def all_escapes(self) -> list[int]:
+        return sorted(set(self.escapes) | set(self.fast_escapes))
 
 
 @dataclass(slots=True)
 class _Loop:
-    breaks: list[bool] = field(default_factory=list)  # checkpointed state at each break
-    continues: list[tuple[int, bool]] = field(default_factory=list)
+    breaks: list[State] = field(default_factory=list)  # the state at each break
+    continues: list[tuple[int, State]] = field(default_factory=list)
 
 
 class PathWalker:
@@ -92,15 +105,15 @@ class PathWalker:
     # -- entry points --------------------------------------------------------
 
     def function(self, node: ast.AsyncFunctionDef) -> PathResult:
-        end = self.block(node.body, False)
-        if end is False:
-            self._escape(node.end_lineno or node.lineno)
+        end = self.block(node.body, NONE)
+        if end is not None and end < SURE:
+            self._escape(node.end_lineno or node.lineno, end)
         return self.result
 
     def loop_iteration(self, loop: ast.While | ast.For | ast.AsyncFor) -> list[int]:
         """Lines where one iteration of ``loop`` ends (its end or a ``continue``)
         without a checkpoint; an ``async for`` header that checkpoints counts."""
-        start = False
+        start = NONE
         if isinstance(loop, ast.AsyncFor):
             start = self._note(loop.iter, self.effects.iterated(loop.iter))
         if isinstance(loop, ast.While):
@@ -109,23 +122,23 @@ class PathWalker:
         self._loops.append(frame)
         end = self.block(loop.body, start)
         self._loops.pop()
-        lines = [line for line, state in frame.continues if not state]
-        if end is False:
+        lines = [line for line, state in frame.continues if state < SURE]
+        if end is not None and end < SURE:
             lines.append((loop.body[-1].end_lineno or loop.lineno) - 1)
         return lines
 
     # -- statements ----------------------------------------------------------
 
-    def block(self, body: list[ast.stmt], state: bool) -> bool | None:
-        """The checkpointed state after ``body``; None when it never completes."""
-        current: bool | None = state
+    def block(self, body: list[ast.stmt], state: State) -> State | None:
+        """The state after ``body``; None when it never completes."""
+        current: State | None = state
         for statement in body:
             if current is None:
                 break  # unreachable code
             current = self.statement(statement, current)
         return current
 
-    def statement(self, node: ast.stmt, state: bool) -> bool | None:
+    def statement(self, node: ast.stmt, state: State) -> State | None:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             for decorator in node.decorator_list:
                 state = self.expression(decorator, state)
@@ -133,8 +146,8 @@ class PathWalker:
         if isinstance(node, ast.Return):
             if node.value is not None:
                 state = self.expression(node.value, state)
-            if not state:
-                self._escape(node.lineno)
+            if state < SURE:
+                self._escape(node.lineno, state)
             return None
         if isinstance(node, ast.Raise):
             for part in (node.exc, node.cause):
@@ -171,7 +184,7 @@ class PathWalker:
                 state = self.expression(child, state)
         return state
 
-    def _loop(self, node: ast.While | ast.For | ast.AsyncFor, state: bool) -> bool | None:
+    def _loop(self, node: ast.While | ast.For | ast.AsyncFor, state: State) -> State | None:
         forever = False
         if isinstance(node, ast.While):
             state = self.expression(node.test, state)
@@ -180,7 +193,7 @@ class PathWalker:
             state = self.expression(node.iter, state)
             if isinstance(node, ast.AsyncFor):
                 # Each step, the last one (which ends the loop) included, runs __anext__.
-                state = self._note(node.iter, self.effects.iterated(node.iter)) or state
+                state = max(state, self._note(node.iter, self.effects.iterated(node.iter)))
         frame = _Loop()
         self._loops.append(frame)
         self.block(node.body, state)
@@ -190,13 +203,13 @@ class PathWalker:
         after_else = self.block(node.orelse, state)  # zero iterations, or no break
         return _join(after_else, *frame.breaks)
 
-    def _try(self, node: ast.Try | ast.TryStar, state: bool) -> bool | None:
+    def _try(self, node: ast.Try | ast.TryStar, state: State) -> State | None:
         protects = False
         if node.finalbody:
             # A finally that surely checkpoints covers every way out of the try.
             probe = PathWalker(self.effects)
             probe._loops = [_Loop() for _ in self._loops]
-            protects = probe.block(node.finalbody, False) is True
+            protects = probe.block(node.finalbody, NONE) == SURE
         if protects:
             self._protected += 1
         body = self.block(node.body, state)
@@ -213,12 +226,12 @@ class PathWalker:
             return None if joined is None else after
         return joined
 
-    def _with(self, node: ast.With | ast.AsyncWith, state: bool) -> bool | None:
+    def _with(self, node: ast.With | ast.AsyncWith, state: State) -> State | None:
         exits_checkpoint = False
         for item in node.items:
             state = self.expression(item.context_expr, state)
             if isinstance(node, ast.AsyncWith):
-                state = self._note(item.context_expr, self.effects.entered(item)) or state
+                state = max(state, self._note(item.context_expr, self.effects.entered(item)))
                 exit_verdict = self.effects.exited(item)
                 exits_checkpoint = exits_checkpoint or exit_verdict.guaranteed
                 self.result.possible = self.result.possible or exit_verdict.possible
@@ -229,44 +242,46 @@ class PathWalker:
             self._protected -= 1
             # Exceptions are swallowed by some context managers: leaving
             # by any route passes the exit, which checkpoints.
-            return True if after is not None else None
+            return SURE if after is not None else None
         return after
 
     # -- expressions ---------------------------------------------------------
 
-    def expression(self, node: ast.expr | None, state: bool) -> bool:
-        """The state after evaluating ``node``: checkpointed when an await in it
-        runs on every evaluation and surely checkpoints."""
+    def expression(self, node: ast.expr | None, state: State) -> State:
+        """The state after evaluating ``node``: raised by the awaits in it that
+        run on every evaluation."""
         if node is None:
             return state
         for child, certain in _evaluated(node, True):
             if isinstance(child, ast.Await):
-                verdict = self.effects.awaited(child)
-                surely = self._note(child, verdict)
-                if certain and surely:
-                    state = True
+                level = self._note(child, self.effects.awaited(child))
+                if certain:
+                    state = max(state, level)
             elif isinstance(child, ast.comprehension) and child.is_async:
                 self._note(child.iter, self.effects.iterated(child.iter))
         return state
 
-    def _note(self, node: ast.AST, verdict: Verdict) -> bool:
+    def _note(self, node: ast.AST, verdict: Verdict) -> State:
+        """Record a construct; the state it brings a path to."""
         if verdict.possible:
             self.result.possible = True
-        if not verdict.guaranteed:
-            self.result.weak.append(Weak(getattr(node, "lineno", 1) - 1, node, verdict))
-        return verdict.guaranteed
+        if verdict.guaranteed:
+            return SURE
+        self.result.weak.append(Weak(getattr(node, "lineno", 1) - 1, node, verdict))
+        return FAST if verdict is Verdict.MAY_NOT_YIELD else NONE
 
-    def _escape(self, lineno: int) -> None:
+    def _escape(self, lineno: int, state: State) -> None:
         if not self._protected:
-            self.result.escapes.append(lineno - 1)
+            target = self.result.fast_escapes if state == FAST else self.result.escapes
+            target.append(lineno - 1)
 
 
-def _join(*states: bool | None) -> bool | None:
-    """The state where paths meet: checkpointed only if all of them were."""
+def _join(*states: State | None) -> State | None:
+    """The state where paths meet: the lowest of them."""
     live = [state for state in states if state is not None]
     if not live:
         return None
-    return all(live)
+    return min(live)
 
 
 _SKIPPED = (ast.Lambda, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)

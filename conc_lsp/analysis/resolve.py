@@ -248,7 +248,10 @@ class Resolver:
         function = self._function_verdict(name, depth)
         if function is None:
             return None
-        return Resolution(function.verdict, function.qualname, function.reason, function.chain)
+        verdict = function.verdict
+        if verdict is Verdict.ASSUMED and not self._in_progress:
+            verdict = Verdict.ALWAYS  # vacuously: it never returns without one
+        return Resolution(verdict, function.qualname, function.reason, function.chain)
 
     def _entered(self, name: Name, expression: ast.expr) -> Resolution | None:
         entry = _table_entry(name)
@@ -295,8 +298,10 @@ class Resolver:
             verdict,
             entry.name,
             _library_reason(entry.name, verdict, entry.note),
-            (f"`{entry.name}`: each step {_behaviour_words(verdict)}: {entry.note} "
-             f"({entry.source})",),
+            (
+                f"`{entry.name}`: each step {_behaviour_words(verdict)}: {entry.note} "
+                f"({entry.source})",
+            ),
         )
 
     # -- functions -----------------------------------------------------------
@@ -323,9 +328,7 @@ class Resolver:
             return None
         for statement in klass.body:
             if isinstance(statement, ast.AsyncFunctionDef) and statement.name == method:
-                return self._verdict_of(
-                    path, source, statement, f"{klass.name}.{method}", depth=0
-                )
+                return self._verdict_of(path, source, statement, f"{klass.name}.{method}", depth=0)
         return None
 
     def _class_of(self, name: Name) -> tuple[str, ast.ClassDef] | None:
@@ -356,22 +359,25 @@ class Resolver:
         where = f"{os.path.basename(path)}:{node.lineno}"
         if key in self._in_progress:  # recursion: assume, then check the assumption
             self._assumed.add(key)
-            return FunctionVerdict(self._in_progress[key], short, where, "recursive call", ())
+            return FunctionVerdict(self._in_progress[key], short, where, "", ())
         if depth > MAX_DEPTH:
             return FunctionVerdict(Verdict.UNKNOWN, short, where, "too deep to follow", ())
         outer = self._assumed
-        assumed = Verdict.ALWAYS
+        # Recursion: start from "returns only after a checkpoint, brings none
+        # of its own" and walk again with each result until it holds (the
+        # least fixpoint of both "may return without" and "may checkpoint").
+        assumed = Verdict.ASSUMED
         verdict = FunctionVerdict(Verdict.UNKNOWN, short, where, "", ())
         for _round in range(MAX_CYCLE_ROUNDS):
             self._in_progress[key] = assumed
             self._assumed = set()
             try:
-                verdict = self._walk_function(path, source, node, short, where, depth)
+                verdict, found = self._walk_function(path, source, node, short, where, depth)
             finally:
                 del self._in_progress[key]
-            if key not in self._assumed or verdict.verdict == assumed:
+            if key not in self._assumed or found == assumed:
                 break
-            assumed = verdict.verdict  # the assumption was wrong: walk again with the result
+            assumed = found
         pending = self._assumed - {key}  # assumptions about callers still being walked
         self._assumed = outer | pending
         if not pending:
@@ -386,14 +392,34 @@ class Resolver:
         short: str,
         where: str,
         depth: int,
-    ) -> FunctionVerdict:
+    ) -> tuple[FunctionVerdict, Verdict]:
         effects = _Effects(self, path, source, depth)
         result: PathResult = PathWalker(effects).function(node)
         verdict = result.verdict
-        if verdict is Verdict.ALWAYS:
+        # No way out without a checkpoint, and no checkpoint: it never returns
+        # normally (or, inside a cycle, not yet known). What a call is worth
+        # in the fixpoint; shown as "always" once the cycle is done.
+        vacuous = not result.all_escapes and not result.possible
+        next_round = Verdict.ASSUMED if vacuous else verdict
+        if next_round is Verdict.ASSUMED:
+            reason = f"{short} never returns normally"
+        elif verdict is Verdict.ALWAYS:
             reason = "always reaches a checkpoint"
         elif verdict is Verdict.NEVER:
             reason = f"{short} never yields"
+        elif verdict is Verdict.MAY_NOT_YIELD:
+            fast = next(
+                (
+                    effects.found[id(weak.node)].callee
+                    for weak in result.weak
+                    if weak.verdict is Verdict.MAY_NOT_YIELD and id(weak.node) in effects.found
+                ),
+                "",
+            )
+            library = fast.split(".", 1)[0] if "." in fast else ""
+            reason = f"{short} may not yield: {library} fast path".replace(":  fast", ": fast")
+            if fast:
+                reason += f" in {fast}"
         else:
             first = min(result.escapes)
             ending = (node.end_lineno or node.lineno) - 1
@@ -416,7 +442,7 @@ class Resolver:
             found = effects.found.get(id(weak.node))
             if found is not None and found.chain:
                 chain.extend(f"  {step}" for step in found.chain[:2])
-        return FunctionVerdict(verdict, short, where, reason, tuple(chain))
+        return FunctionVerdict(next_round, short, where, reason, tuple(chain)), next_round
 
 
 class _Effects:
@@ -555,7 +581,7 @@ def _table_entry(name: Name) -> Any:
     module = name.module_name or ""
     if module and full.startswith(module + ".") and "." in module:
         # trio._core._run.open_nursery -> trio.open_nursery
-        return lookup(f"{module.split('.', 1)[0]}.{full[len(module) + 1:]}")
+        return lookup(f"{module.split('.', 1)[0]}.{full[len(module) + 1 :]}")
     return None
 
 
@@ -577,6 +603,7 @@ def _behaviour_words(verdict: Verdict) -> str:
         Verdict.NEVER: "never yields",
         Verdict.MAY_NOT_YIELD: "may return without yielding (fast path)",
         Verdict.UNKNOWN: "not known",
+        Verdict.ASSUMED: "not known",
     }[verdict]
 
 
@@ -594,6 +621,9 @@ def _function_words(verdict: Verdict, result: PathResult, node: ast.AsyncFunctio
         return "every path reaches a checkpoint"
     if verdict is Verdict.NEVER:
         return "no path reaches a checkpoint"
+    if verdict is Verdict.MAY_NOT_YIELD:
+        lines = ", ".join(f"L{line + 1}" for line in sorted(set(result.fast_escapes))[:4])
+        return f"may return without yielding, through a fast path only (at {lines})"
     lines = ", ".join(f"L{line + 1}" for line in sorted(set(result.escapes))[:4])
     return f"can return without a checkpoint (at {lines})"
 

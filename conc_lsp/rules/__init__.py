@@ -28,6 +28,7 @@ def all_rules() -> dict[str, Rule]:
             check=module.check,
             doc=doc,
             summary=" ".join(summary.split()),
+            uses_resolution=getattr(module, "USES_RESOLUTION", False),
         )
         found[rule.code] = rule
     return found

@@ -22,6 +22,7 @@ class Rule:
     check: Check
     doc: str
     summary: str
+    uses_resolution: bool = False  # reads what jedi found (worth resolving for)
 
 
 def finding(

@@ -70,6 +70,7 @@ from conc_lsp.rules.base import finding
 CODE = "CONC111"
 NAME = "no-guaranteed-checkpoint"
 SEVERITY = Severity.INFORMATION
+USES_RESOLUTION = True
 CHECKPOINT_LIBRARIES = frozenset({"trio", "anyio"})
 EXEMPT_DECORATORS = frozenset(
     {"abstractmethod", "overload", "fixture", "asynccontextmanager", "acm"}
@@ -123,8 +124,8 @@ def gaps(module: ModuleFacts, function: FunctionFacts) -> Iterator[Gap]:
     effects = ResolvedEffects(module)
     if module.libraries & CHECKPOINT_LIBRARIES:
         result = PathWalker(effects).function(node)
-        if result.escapes:
-            yield Gap(node, tuple(sorted(set(result.escapes))), result)
+        if result.all_escapes:
+            yield Gap(node, tuple(result.all_escapes), result)
     for loop in _own_loops(node):
         if not (isinstance(loop.test, ast.Constant) and loop.test.value is True):
             continue
