@@ -17,7 +17,7 @@ from pygls.uris import to_fs_path
 
 from conc_lsp import __version__, config
 from conc_lsp.analysis.model import Finding
-from conc_lsp.server import actions, diagnostics, features, report_features
+from conc_lsp.server import actions, diagnostics, features, report_features, resolution
 from conc_lsp.server.documents import Document
 from conc_lsp.server.positions import encoding_name
 
@@ -52,10 +52,12 @@ class ConcLanguageServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("conc-lsp", __version__, protocol_cls=ConcProtocol)
         self.documents: dict[str, Document] = {}
-        # uri -> (version, findings): diagnostics computed for that version
-        self.findings: dict[str, tuple[int | None, list[Finding]]] = {}
+        # uri -> ((version, resolution generation), findings): diagnostics computed
+        self.findings: dict[str, tuple[tuple[int | None, int], list[Finding]]] = {}
         self.pending_push: dict[str, asyncio.TimerHandle] = {}
         self.worker = diagnostics.Worker()
+        self.resolver = resolution.Resolutions()  # jedi, in a process of its own
+        self.root: str | None = None  # the workspace folder, for jedi's project
         self.background: set[asyncio.Future[None]] = set()  # keeps fire-and-forget tasks alive
         self.base = config.Settings()  # defaults + pyproject + initialization options
         self.settings = self.base
@@ -105,15 +107,29 @@ class ConcLanguageServer(LanguageServer):
     async def findings_for(self, document: Document) -> list[Finding]:
         """Findings for the document's current version, computed off the event loop."""
         version = document.version
+        stamp = (version, document.resolution_generation)
         cached = self.findings.get(document.uri)
-        if cached is not None and cached[0] == version:
+        if cached is not None and cached[0] == stamp:
             return cached[1]
         snapshot = list(document.lines)
         path = to_fs_path(document.uri) if document.uri.startswith("file:") else None
-        found = await self.worker.compute(document.uri, snapshot, self.settings, path)
-        if document.version == version:
-            self.findings[document.uri] = (version, found)
+        found = await self.worker.compute(
+            document.uri, snapshot, self.settings, path, document.resolutions
+        )
+        if (document.version, document.resolution_generation) == stamp:
+            self.findings[document.uri] = (stamp, found)
         return found
+
+    def resolutions_changed(self, document: Document) -> None:
+        """New resolved hints for a document: ask the client to fetch again."""
+        if self.capability(lambda caps: caps.workspace.inlay_hint.refresh_support):  # type: ignore[union-attr]
+            self.workspace_inlay_hint_refresh(None)
+        self.findings.pop(document.uri, None)
+        if self.pulls_diagnostics:
+            if self.capability(lambda caps: caps.workspace.diagnostics.refresh_support):  # type: ignore[union-attr]
+                self.workspace_diagnostic_refresh(None)
+        else:
+            self.schedule_push(document)
 
     def schedule_push(self, document: Document) -> None:
         """Publish diagnostics once typing pauses (push clients only)."""
@@ -190,13 +206,14 @@ def create_server() -> ConcLanguageServer:
     @server.feature(types.INITIALIZE)
     @guarded(None)
     def initialize(ls: ConcLanguageServer, params: types.InitializeParams) -> None:
-        root = params.root_uri or (
+        root = (
             params.workspace_folders[0].uri if params.workspace_folders else None
-        )
+        ) or params.root_uri
         settings = config.Settings()
         warnings: list[str] = []
         if root:
             path = to_fs_path(root)
+            ls.root = path or None
             if path:
                 loaded = config.from_pyproject(settings, config.find_pyproject(Path(path)))
                 settings, warnings = loaded.settings, loaded.warnings
@@ -228,6 +245,7 @@ def create_server() -> ConcLanguageServer:
         item = params.text_document
         ls.documents[item.uri] = document = Document.open(item.uri, item.version, item.text)
         ls.schedule_push(document)
+        ls.resolver.schedule(ls, document)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     @guarded(None)
@@ -251,6 +269,13 @@ def create_server() -> ConcLanguageServer:
                 document.replace_all(change.text)
         document.version = params.text_document.version
         ls.schedule_push(document)
+        ls.resolver.schedule(ls, document)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
+    @guarded(None)
+    def did_save(ls: ConcLanguageServer, params: types.DidSaveTextDocumentParams) -> None:
+        # Other open documents may call into this one: resolve them again.
+        ls.resolver.schedule_all(ls)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     @guarded(None)
@@ -258,6 +283,7 @@ def create_server() -> ConcLanguageServer:
         uri = params.text_document.uri
         ls.documents.pop(uri, None)
         ls.findings.pop(uri, None)
+        ls.resolver.forget(ls, uri)
         ls.background.add(task := asyncio.ensure_future(ls.worker.forget(uri)))
         task.add_done_callback(ls.background.discard)
         if (handle := ls.pending_push.pop(uri, None)) is not None:
@@ -273,6 +299,7 @@ def create_server() -> ConcLanguageServer:
         document = ls.documents.get(params.text_document.uri)
         if document is None:
             return []
+        ls.resolver.visible[document.uri] = (params.range.start.line, params.range.end.line + 1)
         return features.inlay_hints(
             document, params.range, ls.settings, ls.encoding, ls.resolves_tooltips
         )
@@ -348,6 +375,7 @@ def create_server() -> ConcLanguageServer:
                     path,
                     params.range.start.line,
                     params.range.end.line,
+                    document.resolutions,
                 )
                 if document.version == version:
                     result.extend(actions.quick_fixes(document, found, params, ls.encoding))
@@ -380,6 +408,7 @@ def create_server() -> ConcLanguageServer:
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: ConcLanguageServer, params: None) -> None:
         ls.worker.shutdown()
+        ls.resolver.shutdown()
 
     return server
 
@@ -408,10 +437,21 @@ def update_settings(ls: ConcLanguageServer, data: Any) -> None:
     loaded = config.apply(ls.base, data, "editor settings")
     ls.warn_once(loaded.warnings)
     if loaded.settings != ls.settings:
+        before = ls.settings
         ls.settings = loaded.settings
+        if _resolve_settings(before) != _resolve_settings(ls.settings):
+            for document in ls.documents.values():
+                document.resolutions = {}
+                document.resolved_version = None
+                document.resolution_generation += 1
+            ls.resolver.schedule_all(ls)
         if ls.capability(lambda caps: caps.workspace.inlay_hint.refresh_support):  # type: ignore[union-attr]
             ls.workspace_inlay_hint_refresh(None)
         ls.refresh_diagnostics()
+
+
+def _resolve_settings(settings: config.Settings) -> tuple[bool, float, str]:
+    return (settings.resolve_enabled, settings.resolve_budget, settings.python_interpreter)
 
 
 def serve(tcp: str | None = None) -> None:

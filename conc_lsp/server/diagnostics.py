@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from lsprotocol import types
 
-from conc_lsp.analysis.model import Finding, Severity
+from conc_lsp.analysis.model import Finding, HintKey, Resolution, Severity
 from conc_lsp.config import Settings
 from conc_lsp.server.positions import to_lsp
 
@@ -45,17 +45,24 @@ def rules_document() -> str | None:
 # The facts hold syntax trees: only the most recently checked documents keep theirs.
 _LAST_CHECK: OrderedDict[str, tuple[int, Settings, CheckResult]] = OrderedDict()
 KEPT_CHECKS = 8
+Resolved = dict[HintKey, Resolution]
 
 
-def _checked(key: str, lines: list[str], settings: Settings, path: str | None) -> CheckResult:
-    digest = hash(tuple(lines))
+def _checked(
+    key: str,
+    lines: list[str],
+    settings: Settings,
+    path: str | None,
+    resolutions: Resolved | None = None,
+) -> CheckResult:
+    digest = hash((tuple(lines), frozenset((resolutions or {}).items())))
     last = _LAST_CHECK.get(key)
     if last is not None and last[0] == digest and last[1] == settings:
         _LAST_CHECK.move_to_end(key)
         return last[2]
     from conc_lsp.diagnose import check_lines
 
-    result = check_lines(lines, settings, path)
+    result = check_lines(lines, settings, path, resolutions=resolutions)
     _LAST_CHECK[key] = (digest, settings, result)
     _LAST_CHECK.move_to_end(key)
     while len(_LAST_CHECK) > KEPT_CHECKS:
@@ -63,22 +70,35 @@ def _checked(key: str, lines: list[str], settings: Settings, path: str | None) -
     return result
 
 
-def compute(key: str, lines: list[str], settings: Settings, path: str | None) -> list[Finding]:
+def compute(
+    key: str,
+    lines: list[str],
+    settings: Settings,
+    path: str | None,
+    resolutions: Resolved | None = None,
+) -> list[Finding]:
     """The findings for a snapshot of a document's lines (runs in the worker process)."""
     if not settings.diagnostics_enabled:
         return []
-    return _checked(key, lines, settings, path).findings
+    return _checked(key, lines, settings, path, resolutions).findings
 
 
 def compute_fixes(
-    key: str, lines: list[str], settings: Settings, path: str | None, first: int, last: int
+    key: str,
+    lines: list[str],
+    settings: Settings,
+    path: str | None,
+    first: int,
+    last: int,
+    resolutions: Resolved | None = None,
 ) -> list[Finding]:
     """Findings on lines first..last with their fixes (runs in the worker process)."""
     if not settings.diagnostics_enabled:
         return []
     from conc_lsp.diagnose import with_fixes
 
-    return with_fixes(_checked(key, lines, settings, path), lines, settings, first, last)
+    checked = _checked(key, lines, settings, path, resolutions)
+    return with_fixes(checked, lines, settings, first, last)
 
 
 def forget(key: str) -> None:
@@ -107,6 +127,10 @@ class Worker:
             )
         return self._pool
 
+    async def call(self, function: Callable[..., T], *arguments: object, default: T) -> T:
+        """Run ``function`` in the worker process (restarting it once if it died)."""
+        return await self._run(function, *arguments, default=default)
+
     async def _run(self, function: Callable[..., T], *arguments: object, default: T) -> T:
         loop = asyncio.get_running_loop()
         for attempt in (1, 2):
@@ -118,11 +142,16 @@ class Worker:
         return default
 
     async def compute(
-        self, key: str, lines: list[str], settings: Settings, path: str | None
+        self,
+        key: str,
+        lines: list[str],
+        settings: Settings,
+        path: str | None,
+        resolutions: Resolved | None = None,
     ) -> list[Finding]:
         if not settings.diagnostics_enabled:
             return []
-        return await self._run(compute, key, lines, settings, path, default=[])
+        return await self._run(compute, key, lines, settings, path, resolutions, default=[])
 
     async def fixes(
         self,
@@ -132,8 +161,11 @@ class Worker:
         path: str | None,
         first: int,
         last: int,
+        resolutions: Resolved | None = None,
     ) -> list[Finding]:
-        return await self._run(compute_fixes, key, lines, settings, path, first, last, default=[])
+        return await self._run(
+            compute_fixes, key, lines, settings, path, first, last, resolutions, default=[]
+        )
 
     async def forget(self, key: str) -> None:
         if self._pool is not None:

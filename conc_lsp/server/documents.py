@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from conc_lsp.analysis.model import Hint, HintKey, HintKind, Resolution, hint_keys
 from conc_lsp.analysis.parse import Analyzer
 from conc_lsp.analysis.text import changed_span, line_ending, split_lines, units_to_codepoint
 
@@ -17,6 +18,24 @@ class Document:
     lines: list[str]
     analyzer: Analyzer
     newline: str = "\n"  # the document's line break, for text we insert
+    # What the background resolver found, by hint key (valid across edits
+    # elsewhere: a key names the function, kind, code and rank of a hint).
+    resolutions: dict[HintKey, Resolution] = field(default_factory=dict)
+    resolved_version: int | None = None  # the version they were computed for
+    resolution_generation: int = 0  # bumped at each new result
+    _keys: dict[tuple[int, int, HintKind], HintKey] | None = None
+
+    def resolution_of(self, hint: Hint) -> Resolution | None:
+        """What resolving this checkpoint's callee found, if it has been resolved."""
+        if not self.resolutions or not hint.kind.is_checkpoint:
+            return None
+        if self._keys is None:
+            hints = sorted(self.analyzer.analysis().hints, key=lambda h: (h.line, h.column))
+            self._keys = dict(
+                zip(((h.line, h.column, h.kind) for h in hints), hint_keys(hints), strict=True)
+            )
+        key = self._keys.get((hint.line, hint.column, hint.kind))
+        return self.resolutions.get(key) if key is not None else None
 
     @classmethod
     def open(cls, uri: str, version: int | None, text: str) -> Document:
@@ -55,6 +74,7 @@ class Document:
         updated = lines[: start[0]] + replacement + lines[end[0] + 1 :]
         self.analyzer.apply_edit(start, end, new_lines, updated)
         self.lines = updated
+        self._keys = None
 
     def replace_all(self, text: str) -> None:
         """A full-text change, turned into the smallest line edit for the analysis."""
@@ -87,3 +107,4 @@ class Document:
         if self.lines != new:  # never let the copy drift from the editor's text
             self.lines = new
             self.analyzer = Analyzer(new)
+            self._keys = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lsprotocol import types
 
-from conc_lsp.analysis.model import Hint
+from conc_lsp.analysis.model import Hint, Resolution
 from conc_lsp.config import Settings
 from conc_lsp.labels import explanation, label
 from conc_lsp.server.documents import Document
@@ -36,12 +36,13 @@ def inlay_hints(
             continue
         if not start <= (hint.line, hint.column) <= end:
             continue
+        resolved = document.resolution_of(hint)
         result.append(
             types.InlayHint(
                 position=to_lsp(document.lines, hint.line, hint.column, encoding),
-                label=label(hint, settings.label_style),
+                label=label(hint, settings.label_style, resolved),
                 padding_left=True,
-                tooltip=None if lazy_tooltips else _tooltip(hint),
+                tooltip=None if lazy_tooltips else _tooltip(hint, resolved),
                 data=(
                     {
                         "uri": document.uri,
@@ -57,8 +58,8 @@ def inlay_hints(
     return result
 
 
-def _tooltip(hint: Hint) -> types.MarkupContent:
-    return types.MarkupContent(kind=types.MarkupKind.Markdown, value=explanation(hint))
+def _tooltip(hint: Hint, resolved: Resolution | None = None) -> types.MarkupContent:
+    return types.MarkupContent(kind=types.MarkupKind.Markdown, value=explanation(hint, resolved))
 
 
 def resolve(documents: dict[str, Document], item: types.InlayHint) -> types.InlayHint:
@@ -72,7 +73,7 @@ def resolve(documents: dict[str, Document], item: types.InlayHint) -> types.Inla
         return item
     for hint in document.analyzer.hints_between(line, line + 1):
         if hint.column == column and hint.kind.value == kind:
-            item.tooltip = _tooltip(hint)
+            item.tooltip = _tooltip(hint, document.resolution_of(hint))
             break
     return item
 
@@ -91,7 +92,9 @@ def hover(document: Document, position: types.Position, encoding: str) -> types.
     return types.Hover(
         contents=types.MarkupContent(
             kind=types.MarkupKind.Markdown,
-            value="\n\n---\n\n".join(explanation(hint) for hint in matches),
+            value="\n\n---\n\n".join(
+                explanation(hint, document.resolution_of(hint)) for hint in matches
+            ),
         ),
         range=types.Range(
             start=to_lsp(document.lines, first.keyword_line, first.keyword_column, encoding),

@@ -26,6 +26,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams
 from pygls.uris import to_fs_path
 
+from conc_lsp.analysis.model import HintKey, Resolution
 from conc_lsp.config import Settings
 from conc_lsp.server.positions import to_lsp
 
@@ -42,20 +43,26 @@ USAGE = (
 KEPT_LENSES = 32  # documents whose lens data is kept
 
 # uri -> ((version, settings), lens targets) for the documents seen last
-_LENSES: OrderedDict[str, tuple[tuple[int | None, Settings], list[LensTarget]]] = OrderedDict()
+_LENSES: OrderedDict[str, tuple[tuple[int | None, Settings, int], list[LensTarget]]] = (
+    OrderedDict()
+)
 
 
 # -- in the worker process -----------------------------------------------------
 
 
 def compute_lenses(
-    key: str, lines: list[str], settings: Settings, path: str | None
+    key: str,
+    lines: list[str],
+    settings: Settings,
+    path: str | None,
+    resolutions: dict[HintKey, Resolution] | None = None,
 ) -> list[LensTarget]:
     """Code lens targets of a document (runs in the worker process)."""
     from conc_lsp.report import lens_targets
     from conc_lsp.server.diagnostics import _checked
 
-    result = _checked(key, lines, settings, path)
+    result = _checked(key, lines, settings, path, resolutions)
     if result.facts is None:
         return []
     return lens_targets(result.facts, result.findings, lines)
@@ -69,12 +76,13 @@ def compute_report(
     target: Target,
     name: str,
     link: str | None,
+    resolutions: dict[HintKey, Resolution] | None = None,
 ) -> str:
     """The report as markdown (runs in the worker process, reusing its last check)."""
     from conc_lsp.report import build_report, render_markdown
     from conc_lsp.server.diagnostics import _checked
 
-    result = _checked(key, lines, settings, path)
+    result = _checked(key, lines, settings, path, resolutions)
     report = build_report(
         lines, target, settings=settings, path=path, name=name, link=link, result=result
     )
@@ -101,15 +109,21 @@ async def code_lenses(ls: ConcLanguageServer, params: types.CodeLensParams) -> l
     document = ls.documents.get(uri)
     if document is None:
         return []
-    stamp = (document.version, ls.settings)
+    stamp = (document.version, ls.settings, document.resolution_generation)
     cached = _LENSES.get(uri)
     if cached is not None and cached[0] == stamp:
         targets = cached[1]
         _LENSES.move_to_end(uri)
     else:
         path = to_fs_path(uri) if uri.startswith("file:") else None
-        targets = await ls.worker._run(
-            compute_lenses, uri, list(document.lines), ls.settings, path, default=[]
+        targets = await ls.worker.call(
+            compute_lenses,
+            uri,
+            list(document.lines),
+            ls.settings,
+            path,
+            document.resolutions,
+            default=[],
         )
         if document.version != stamp[0]:
             return []  # a newer edit: the client asks again
@@ -232,8 +246,19 @@ async def analyse(ls: ConcLanguageServer, arguments: list[Any]) -> dict[str, str
     path = to_fs_path(uri) if uri.startswith("file:") else None
     name = _display_name(ls, uri, path)
     try:
-        markdown = await ls.worker._run(
-            compute_report, uri, lines, ls.settings, path, target, name, uri, default=None
+        opened = ls.documents.get(uri)
+        resolutions = opened.resolutions if opened is not None else None
+        markdown = await ls.worker.call(
+            compute_report,
+            uri,
+            lines,
+            ls.settings,
+            path,
+            target,
+            name,
+            uri,
+            resolutions,
+            default=None,
         )
     except TargetNotFound as error:
         raise JsonRpcInvalidParams(f"{COMMAND}: {error}") from error

@@ -11,6 +11,10 @@ Options for one test go through markers:
     keyed by section), from the start of the session.
 ``@pytest.mark.pyproject("...")``
     a pyproject.toml written in the workspace root before initialize.
+``@pytest.mark.resolve``
+    keep the background jedi resolution on (the other tests turn it off
+    through ``initializationOptions``, so that their labels are the
+    syntactic ones whenever they look).
 
 ``client`` starts a server per test; ``module_client`` one per module (and
 client), for tests that only open their own documents.
@@ -48,6 +52,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "pyproject(text): pyproject.toml written in the workspace root"
     )
+    config.addinivalue_line("markers", "resolve: keep jedi resolution on (off by default)")
 
 
 def _configuration(client: LanguageClient, params: types.ConfigurationParams) -> list[Any]:
@@ -90,6 +95,10 @@ async def _start_session(
     lsp_client.encoding = CLIENTS[name]  # type: ignore[attr-defined]
     marker = request.node.get_closest_marker("init_options")
     options = marker.args[0] if marker else None
+    if request.node.get_closest_marker("resolve") is None:
+        # jedi's results arrive seconds later and change some labels: only
+        # the tests marked `resolve` wait for them (tests/lsp/test_resolution.py).
+        options = {"resolve": {"enabled": False}, **(options or {})}
     marker = request.node.get_closest_marker("client_config")
     if marker:
         lsp_client.set_configuration(marker.args[0])

@@ -1,0 +1,183 @@
+"""Resolved hints in the editor: jedi in a background process, then a refresh.
+
+The syntactic hints answer at once. After the user pauses, the document's
+text goes to a worker process of its own (jedi holds the GIL for seconds:
+in the server it would stall typing; in the rules' worker it would delay
+diagnostics), which resolves the checkpoints within the time budget, the
+lines last shown by the editor first. A result for an older version than
+the document's is dropped (a newer pass is already scheduled); a fresh one
+is kept on the document, and the client is asked to refresh its inlay
+hints and diagnostics (CONC111 and the other rules use it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+from pygls.uris import to_fs_path
+
+from conc_lsp.analysis.model import HintKey, Resolution
+from conc_lsp.server.diagnostics import Worker
+
+if TYPE_CHECKING:
+    from conc_lsp.analysis.resolve import Resolver
+    from conc_lsp.server.app import ConcLanguageServer
+    from conc_lsp.server.documents import Document
+
+logger = logging.getLogger("conc_lsp")
+RESOLVE_DELAY = 0.6  # seconds of quiet before a document is resolved again
+
+# -- in the worker process -----------------------------------------------------
+
+_RESOLVERS: dict[tuple[str | None, str], Resolver] = {}
+
+
+def resolve_document(
+    root: str | None,
+    interpreter: str,
+    path: str | None,
+    lines: list[str],
+    budget: float,
+    first_lines: tuple[int, int] | None,
+) -> tuple[dict[HintKey, Resolution], dict[str, Any]]:
+    """Resolve one document's checkpoints (runs in the resolver process)."""
+    from conc_lsp.analysis.resolve import Resolver
+
+    warning = ""
+    resolver = _RESOLVERS.get((root, interpreter))
+    if resolver is None:
+        try:
+            resolver = Resolver(root, interpreter or None)
+        except Exception as error:  # noqa: BLE001 - jedi's errors for a bad interpreter vary
+            warning = (
+                f"python.interpreter {interpreter!r} cannot be used ({error}); "
+                "resolving with the server's own Python instead"
+            )
+            resolver = _RESOLVERS.get((root, "")) or Resolver(root, None)
+        _RESOLVERS[(root, interpreter)] = resolver
+    result = resolver.resolve_lines(lines, path, budget, first_lines)
+    stats = {
+        "total": result.total,
+        "resolved": result.resolved,
+        "complete": result.complete,
+        "seconds": round(result.seconds, 3),
+        "warning": warning,
+    }
+    return result.resolutions, stats
+
+
+def forget_document(path: str) -> None:
+    for resolver in _RESOLVERS.values():
+        resolver.forget(path)
+
+
+# -- in the server -------------------------------------------------------------
+
+
+class Resolutions:
+    """Schedules resolver passes and applies their results to the documents."""
+
+    def __init__(self) -> None:
+        self.worker = Worker()
+        self.pending: dict[str, asyncio.TimerHandle] = {}
+        self.lock = asyncio.Lock()  # one pass at a time: the worker is single
+        self.visible: dict[str, tuple[int, int]] = {}  # uri -> lines last asked for
+        self.warned: set[str] = set()
+
+    def schedule(
+        self, ls: ConcLanguageServer, document: Document, delay: float = RESOLVE_DELAY
+    ) -> None:
+        if not ls.settings.resolve_enabled:
+            return
+        uri = document.uri
+        if (handle := self.pending.pop(uri, None)) is not None:
+            handle.cancel()
+        loop = asyncio.get_event_loop()
+        self.pending[uri] = loop.call_later(delay, lambda: self._start(ls, uri))
+
+    def schedule_all(self, ls: ConcLanguageServer) -> None:
+        for document in ls.documents.values():
+            self.schedule(ls, document)
+
+    def _start(self, ls: ConcLanguageServer, uri: str) -> None:
+        self.pending.pop(uri, None)
+        task = asyncio.ensure_future(self.run(ls, uri))
+        ls.background.add(task)
+        task.add_done_callback(ls.background.discard)
+
+    async def run(self, ls: ConcLanguageServer, uri: str) -> None:
+        async with self.lock:
+            document = ls.documents.get(uri)
+            if document is None or not ls.settings.resolve_enabled:
+                return
+            version = document.version
+            if document.resolved_version == version and document.resolutions:
+                return
+            path = to_fs_path(uri) if uri.startswith("file:") else None
+            settings = ls.settings
+            failed: tuple[dict[HintKey, Resolution], dict[str, Any]] = ({}, {"failed": True})
+            try:
+                resolutions, stats = await self.worker.call(
+                    resolve_document,
+                    ls.root,
+                    settings.python_interpreter,
+                    path,
+                    list(document.lines),
+                    settings.resolve_budget,
+                    self.visible.get(uri),
+                    default=failed,
+                )
+            except Exception as error:
+                logger.exception("resolving failed")
+                ls.log(types.MessageType.Error, f"conc-lsp: resolving callees failed: {error!r}")
+                return
+        current = ls.documents.get(uri)
+        if current is None or current.version != version:
+            logger.debug("dropped resolutions of %s version %s (stale)", uri, version)
+            return
+        self._report(ls, uri, stats)
+        if stats.get("failed"):
+            return
+        changed = resolutions != current.resolutions
+        current.resolutions = resolutions
+        current.resolved_version = version
+        if changed:
+            current.resolution_generation += 1
+            ls.resolutions_changed(current)
+
+    def _report(self, ls: ConcLanguageServer, uri: str, stats: dict[str, Any]) -> None:
+        warning = stats.get("warning")
+        if warning and warning not in self.warned:
+            self.warned.add(warning)
+            ls.warn_once([warning])
+        if stats.get("failed"):
+            ls.log(types.MessageType.Warning, f"conc-lsp: could not resolve callees of {uri}")
+            return
+        message = (
+            f"resolved {stats['resolved']} of {stats['total']} checkpoints of {uri} "
+            f"in {stats['seconds']} s"
+        )
+        if not stats["complete"]:
+            message += " (time budget spent: the rest keep their plain labels)"
+            ls.log(types.MessageType.Info, f"conc-lsp: {message}")
+        else:
+            logger.info(message)
+
+    def forget(self, ls: ConcLanguageServer, uri: str) -> None:
+        if (handle := self.pending.pop(uri, None)) is not None:
+            handle.cancel()
+        self.visible.pop(uri, None)
+        path = to_fs_path(uri) if uri.startswith("file:") else None
+        if path and self.worker._pool is not None:
+            task = asyncio.ensure_future(self.worker.call(forget_document, path, default=None))
+            ls.background.add(task)
+            task.add_done_callback(ls.background.discard)
+
+    def shutdown(self) -> None:
+        for handle in self.pending.values():
+            handle.cancel()
+        self.pending.clear()
+        self.worker.shutdown()
