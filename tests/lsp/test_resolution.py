@@ -1,0 +1,146 @@
+"""Resolved hints through the protocol: syntactic first, resolved after a refresh.
+
+The workspace is a copy of ``tests/fixtures/projects/trio_app``; the server
+resolves in its background process and asks the client to refresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+
+import pytest
+from lsprotocol import types
+from pytest_lsp import LanguageClient
+
+from .helpers import eventually, hints, label_text, lsp_lines, open_document, pos, resolved
+from .test_diagnostics import diagnostics
+
+PROJECT = Path(__file__).parents[1] / "fixtures" / "projects" / "trio_app"
+RESOLVE_TIMEOUT = 60.0  # seconds: jedi's first inference loads typeshed and trio
+
+
+def copy_project(client: LanguageClient) -> tuple[str, str]:
+    root: Path = client.root  # type: ignore[attr-defined]
+    shutil.copytree(PROJECT, root, dirs_exist_ok=True)
+    return (root / "main.py").read_text(encoding="utf-8"), (root / "trio_app" / "net.py").read_text(
+        encoding="utf-8"
+    )
+
+
+def label_on(found: list[types.InlayHint], lines: list[str], text: str) -> str:
+    line = next(i for i, source in enumerate(lines) if text in source)
+    labels = [label_text(h) for h in found if h.position.line == line]
+    assert len(labels) == 1, labels
+    return labels[0]
+
+
+async def wait_for_resolution(client: LanguageClient, uri: str, lines: list[str]) -> None:
+    """Until the resolved labels arrive; a client that supports it must have
+    been asked to refresh (the recorded VS Code 1.65 cannot be: it polls)."""
+
+    async def label() -> str:
+        return label_on(await hints(client, uri), lines, 'await log_only("x")')
+
+    got = await eventually(label, lambda text: "no checkpoint" in text, RESOLVE_TIMEOUT, 0.2)
+    assert got == "<- no checkpoint (log_only never yields)"
+    if client.client_name == "neovim":  # type: ignore[attr-defined]
+        assert client.inlay_hint_refreshes >= 1  # type: ignore[attr-defined]
+
+
+@pytest.mark.resolve
+async def test_syntactic_hints_first_then_resolved_ones(client: LanguageClient) -> None:
+    main, _ = copy_project(client)
+    lines = lsp_lines(main)
+    uri = open_document(client, main, "main.py")
+    first = await hints(client, uri)
+    # At once: the syntactic labels, before jedi has run.
+    assert label_on(first, lines, 'await log_only("x")') == "<- checkpoint"
+    await wait_for_resolution(client, uri, lines)
+    after = await hints(client, uri)
+    never = "<- no checkpoint (log_only never yields)"
+    assert label_on(after, lines, 'await log_only("x")') == never
+    assert label_on(after, lines, 'await cached_fetch(stream, "k")') == (
+        "<- may checkpoint (fetch_cached returns at L14 without one)"
+    )
+    assert label_on(after, lines, "await trio.sleep(1)") == "<- checkpoint"
+    assert label_on(after, lines, "checkpoint_if_cancelled") == "<- may not yield (trio fast path)"
+    assert label_on(after, lines, "async with trio.open_nursery()") == (
+        "<- no checkpoint on enter · checkpoint on exit (waits for children)"
+    )
+    # The positions did not move: only labels changed.
+    assert [h.position for h in first] == [h.position for h in after]
+    # Tooltips (resolved lazily for Neovim) carry the chain.
+    line = next(i for i, s in enumerate(lines) if 'await via_log("x")' in s)
+    tooltip = next(h for h in await resolved(client, after) if h.position.line == line).tooltip
+    assert isinstance(tooltip, types.MarkupContent)
+    assert "Resolved: never checkpoints" in tooltip.value
+    assert "`via_log` (net.py:24)" in tooltip.value and "log_only" in tooltip.value
+
+
+@pytest.mark.resolve
+async def test_hover_shows_the_chain_and_edits_elsewhere_keep_results(
+    client: LanguageClient,
+) -> None:
+    main, _ = copy_project(client)
+    lines = lsp_lines(main)
+    uri = open_document(client, main, "main.py")
+    await wait_for_resolution(client, uri, lines)
+    line = next(i for i, s in enumerate(lines) if "await cached_fetch(" in s)
+    column = lines[line].index("await") + 1
+    hover = await client.text_document_hover_async(
+        types.HoverParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=pos(client, lines, line, column),
+        )
+    )
+    assert hover is not None and isinstance(hover.contents, types.MarkupContent)
+    assert "Resolved: checkpoints only on some paths" in hover.contents.value
+    assert "can return without a checkpoint (at L14)" in hover.contents.value
+    # An edit above: every hint moves down a line, and keeps its resolved label at once.
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(start=types.Position(0, 0), end=types.Position(0, 0)),
+                    text="# edited\n",
+                )
+            ],
+        )
+    )
+    moved = await hints(client, uri)
+    assert label_on(moved, ["# edited", *lines], 'await log_only("x")') == (
+        "<- no checkpoint (log_only never yields)"
+    )
+
+
+@pytest.mark.resolve
+@pytest.mark.client_config({"conc-lsp": {"extend-select": ["CONC111"]}})
+async def test_conc111_follows_the_resolved_callees(client: LanguageClient) -> None:
+    _, net = copy_project(client)
+    uri = open_document(client, net, "trio_app/net.py")
+
+    async def functions() -> set[str]:
+        found = await diagnostics(client, uri)
+        return {d.message.split("`")[1] for d in found if d.code == "CONC111"}
+
+    before = await functions()
+    assert "log_only" in before and "via_log" not in before  # syntactic: an await counts
+    after = await eventually(functions, lambda names: "via_log" in names, RESOLVE_TIMEOUT, 0.2)
+    assert "via_log" in after, after
+    assert "sleep_then_log" not in after
+
+
+@pytest.mark.resolve
+@pytest.mark.client_config({"conc-lsp": {"resolve": {"enabled": False}}})
+async def test_resolution_can_be_turned_off(client: LanguageClient) -> None:
+    main, _ = copy_project(client)
+    lines = lsp_lines(main)
+    uri = open_document(client, main, "main.py")
+    await hints(client, uri)
+    refreshes = client.inlay_hint_refreshes  # type: ignore[attr-defined]
+    await asyncio.sleep(4)  # well past the resolve delay and a resolution of this file
+    assert client.inlay_hint_refreshes == refreshes  # type: ignore[attr-defined]
+    assert label_on(await hints(client, uri), lines, 'await log_only("x")') == "<- checkpoint"
