@@ -207,6 +207,7 @@ class Session {
 
 /** The one message for a server that cannot run, with what to do. */
 function reportProblem(problem: string): void {
+    problem = problem.endsWith('.') ? problem : `${problem}.`;
     output.appendLine(`conc-lsp: cannot start the server: ${problem}`);
     void vscode.window
         .showErrorMessage(`conc-lsp: cannot start the server: ${problem}`, 'Open Settings', 'Show Log')
