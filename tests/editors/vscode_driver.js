@@ -1,0 +1,575 @@
+// Drives a real VS Code (code-server 4.100.3 in Debian's Chromium, through
+// playwright-core) with the repository's packaged extension, as a person
+// would, and writes what it saw as JSON for tests/editors/test_vscode.py (and
+// the picture for editors/vscode/screenshot.sh).
+//
+//   node vscode_driver.js CONFIG.json
+//
+// CONFIG: {mode: "test" | "screenshot", install: the code-server install folder
+// (tests/editors/install_code_server.sh --where), chromium, vsix, server (the
+// conc-lsp program), home (an empty folder for the profile), work (the folder
+// to open), file (the file in it to open), expected (test: the file's text
+// after the quick fix), shots (a folder for the screenshots), out (the JSON),
+// picture (screenshot mode: the PNG to write), line (screenshot mode: the
+// 1-based line of the diagnostic to show), second (missing mode: another file
+// to open), path_env (PATH for code-server and so for the extension)}.
+//
+// Modes: "test" (hints, squiggles, a quick fix by keyboard, the file saved,
+// Analyse concurrency, a setting changed), "missing" (no server: the
+// message, its Open Settings button), "screenshot" (docs/vscode.png).
+//
+// A fresh --user-data-dir and --extensions-dir in `home` every run; the .vsix
+// is installed with `code-server --install-extension`.  Every wait is
+// bounded; a step that fails records its error and a screenshot, and the JSON
+// always says how far it got.
+
+'use strict';
+
+const childProcess = require('child_process');
+const fs = require('fs');
+const net = require('net');
+const path = require('path');
+
+const config = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
+const { chromium } = require(path.join(config.install, 'node_modules', 'playwright-core'));
+const codeServer = path.join(config.install, 'node_modules', '.bin', 'code-server');
+
+const START_TIMEOUT = 60000; // ms: code-server, the workbench, the extension host
+const HINTS_TIMEOUT = 60000; // ms: the server's first hints and diagnostics
+const TIMEOUT = 20000; // ms, for every other wait
+const EDITOR = '.editor-group-container.active .editor-instance .monaco-editor'; // the active text editor
+const result = { mode: config.mode, errors: [], steps: [], toasts: [] };
+const userData = path.join(config.home, 'user-data');
+const extensions = path.join(config.home, 'extensions');
+let shot = 0;
+
+function log(message) {
+    process.stderr.write(`vscode_driver: ${message}\n`);
+}
+
+function sleep(ms) {
+    return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function waitFor(what, condition, timeout = TIMEOUT, interval = 100) {
+    const deadline = Date.now() + timeout;
+    let last;
+    while (Date.now() < deadline) {
+        try {
+            last = await condition();
+            if (last) {
+                return last;
+            }
+        } catch (error) {
+            last = error;
+        }
+        await sleep(interval);
+    }
+    throw new Error(`timed out after ${timeout} ms waiting for ${what}${last instanceof Error ? ` (${last.message})` : ''}`);
+}
+
+function freePort() {
+    return new Promise((resolve, reject) => {
+        const server = net.createServer();
+        server.on('error', reject);
+        server.listen(0, '127.0.0.1', () => {
+            const { port } = server.address();
+            server.close(() => resolve(port));
+        });
+    });
+}
+
+function environment() {
+    const env = { ...process.env };
+    for (const name of ['CONFIG', 'DATA', 'CACHE', 'STATE']) {
+        env[`XDG_${name}_HOME`] = path.join(config.home, name.toLowerCase());
+        fs.mkdirSync(env[`XDG_${name}_HOME`], { recursive: true });
+    }
+    delete env.VSCODE_IPC_HOOK_CLI; // not a terminal inside another VS Code
+    if (config.path_env !== undefined) {
+        env.PATH = config.path_env; // what the extension host (and so the extension) sees
+    }
+    return env;
+}
+
+function writeSettings(extra = {}) {
+    const settings = {
+        ...(config.server ? { 'conc-lsp.path': config.server } : {}),
+        'editor.inlayHints.enabled': 'on',
+        'editor.codeLens': true,
+        'editor.minimap.enabled': false,
+        'editor.fontSize': 14,
+        'editor.lineHeight': 21,
+        'files.autoSave': 'off',
+        'workbench.startupEditor': 'none',
+        'workbench.tips.enabled': false,
+        'workbench.colorTheme': 'Default Dark Modern',
+        'workbench.secondarySideBar.defaultVisibility': 'hidden',
+        'workbench.layoutControl.enabled': false,
+        'window.commandCenter': false,
+        'chat.commandCenter.enabled': false,
+        'security.workspace.trust.enabled': false,
+        'telemetry.telemetryLevel': 'off',
+        'update.mode': 'none',
+        'extensions.autoCheckUpdates': false,
+        'extensions.autoUpdate': false,
+        'extensions.ignoreRecommendations': true,
+        'git.enabled': false,
+        'python.REPL.enableREPLSmartSend': false,
+        ...extra,
+    };
+    const folder = path.join(userData, 'User');
+    fs.mkdirSync(folder, { recursive: true });
+    fs.writeFileSync(path.join(folder, 'settings.json'), JSON.stringify(settings, null, 2));
+}
+
+async function step(name, fn) {
+    const started = Date.now();
+    try {
+        await fn();
+        result.steps.push(name);
+    } catch (error) {
+        result.errors.push(`${name}: ${error && error.message ? error.message : error}`);
+        log(`${name} failed: ${error && error.stack ? error.stack : error}`);
+        await screenshot(`${name}-failed`).catch(() => undefined);
+    } finally {
+        result[`${name}_ms`] = Date.now() - started;
+    }
+}
+
+let page;
+
+async function screenshot(name) {
+    if (page === undefined || !config.shots) {
+        return undefined;
+    }
+    shot += 1;
+    const file = path.join(config.shots, `${String(shot).padStart(2, '0')}-${name}.png`);
+    await page.screenshot({ path: file });
+    result.screenshots = [...(result.screenshots ?? []), file];
+    return file;
+}
+
+/** The text of the editor's visible lines (inlay hints are text in them). */
+async function viewLines() {
+    return page.evaluate((EDITOR) => {
+        const editor = document.querySelector(`${EDITOR} .view-lines`);
+        if (!editor) {
+            return [];
+        }
+        const lines = [...editor.querySelectorAll('.view-line')].map((line) => ({
+            top: parseFloat(line.style.top) || 0,
+            text: line.textContent.replace(/\u00a0/g, ' '),
+        }));
+        return lines.sort((a, b) => a.top - b.top).map((line) => line.text);
+    }, EDITOR);
+}
+
+async function squiggles() {
+    return page.evaluate(
+        (editor) =>
+            document.querySelectorAll(
+                ['warning', 'error', 'info'].map((level) => `${editor} .squiggly-${level}`).join(', '),
+            ).length,
+        EDITOR,
+    );
+}
+
+async function codeLenses() {
+    return page.evaluate(
+        (editor) =>
+            [...document.querySelectorAll(`${editor} .codelens-decoration`)].map((lens) =>
+                lens.textContent.replace(/\u00a0/g, ' '),
+            ),
+        EDITOR,
+    );
+}
+
+/** The notifications on screen (toasts), as text. */
+async function toasts() {
+    return page.evaluate(() =>
+        [...document.querySelectorAll('.notifications-toasts .notification-toast')].map((toast) =>
+            toast.innerText.replace(/\u00a0/g, ' '),
+        ),
+    );
+}
+
+/** The problems in the status bar ("Warnings: 1", ...). */
+async function problemsCount() {
+    return page.evaluate(() => {
+        const item = document.getElementById('status.problems');
+        return item ? item.getAttribute('aria-label') || item.textContent : null;
+    });
+}
+
+async function tabs() {
+    return page.evaluate(() =>
+        [...document.querySelectorAll('.tabs-container .tab')].map((tab) => tab.getAttribute('aria-label') ?? tab.textContent),
+    );
+}
+
+/** Headings of the rendered markdown previews (webviews: frames in frames). */
+async function previewHeadings() {
+    const found = [];
+    for (const frame of page.frames()) {
+        try {
+            const headings = await frame.evaluate(() =>
+                document.querySelector('.markdown-body, body.vscode-body')
+                    ? [...document.querySelectorAll('h1, h2, h3')].map((h) => `${h.tagName} ${h.textContent.trim()}`)
+                    : [],
+            );
+            found.push(...headings);
+        } catch {
+            // a frame that went away
+        }
+    }
+    return found;
+}
+
+async function press(keys) {
+    await page.keyboard.press(keys);
+}
+
+async function openFile(name) {
+    await press('Control+P');
+    const input = page.locator('.quick-input-widget input');
+    await input.waitFor({ state: 'visible', timeout: TIMEOUT });
+    await input.fill(name);
+    await waitFor(`"${name}" in quick open`, async () =>
+        (await page.locator('.quick-input-list .monaco-list-row').count()) > 0 &&
+        (await page.locator('.quick-input-list .monaco-list-row').first().textContent()).includes(name),
+    );
+    await press('Enter');
+    await waitFor(`an editor on ${name}`, async () => (await tabs()).some((tab) => tab.startsWith(name)));
+}
+
+async function runCommand(title) {
+    await press('F1');
+    const input = page.locator('.quick-input-widget input');
+    await input.waitFor({ state: 'visible', timeout: TIMEOUT });
+    await input.fill(`>${title}`);
+    const row = page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
+    await row.waitFor({ state: 'visible', timeout: TIMEOUT });
+    result.palette = (await page.locator('.quick-input-list .monaco-list-row').allTextContents()).slice(0, 5);
+    await press('Enter');
+}
+
+/** Waits for the hints, the squiggles and the code lenses of the open file. */
+async function waitForAnalysis(timeout) {
+    await waitFor(
+        'the inlay hints',
+        async () => (await viewLines()).some((line) => line.includes('<- checkpoint')),
+        timeout,
+    );
+    await waitFor('the squiggles', async () => (await squiggles()) > 0, TIMEOUT);
+    await waitFor('the code lenses', async () => (await codeLenses()).some((lens) => lens.includes('Analyse')), TIMEOUT);
+}
+
+async function goToLine(line) {
+    await press('Control+G');
+    const input = page.locator('.quick-input-widget input');
+    await input.waitFor({ state: 'visible', timeout: TIMEOUT });
+    await input.fill(`:${line}`);
+    await press('Enter');
+    await input.waitFor({ state: 'hidden', timeout: TIMEOUT });
+}
+
+async function testMode() {
+    const target = path.join(config.work, config.file);
+    const expected = fs.readFileSync(config.expected, 'utf8');
+    result.original = fs.readFileSync(target, 'utf8');
+
+    await step('open', async () => {
+        await openFile(config.file);
+    });
+    await step('hints', async () => {
+        await waitForAnalysis(HINTS_TIMEOUT);
+        await sleep(300); // let the last hints of the file render
+        result.lines = await viewLines();
+        result.squiggles = await squiggles();
+        result.codelenses = await codeLenses();
+        result.problems = await problemsCount();
+        result.toasts.push(...(await toasts()));
+        await screenshot('hints-and-squiggles');
+    });
+    await step('settings', async () => {
+        // A setting changed as a person would: in the user settings.json.
+        await runCommand('Preferences: Open User Settings (JSON)');
+        await waitFor('settings.json in an editor', async () => (await tabs()).some((tab) => tab.startsWith('settings.json')));
+        const settings = JSON.parse(fs.readFileSync(path.join(userData, 'User', 'settings.json'), 'utf8'));
+        settings['conc-lsp.hints.labelStyle'] = 'compact';
+        await press('Control+A');
+        await page.keyboard.insertText(JSON.stringify(settings)); // one line: no auto-indent
+        await press('Control+S');
+        await waitFor('the setting saved', async () =>
+            JSON.parse(fs.readFileSync(path.join(userData, 'User', 'settings.json'), 'utf8'))['conc-lsp.hints.labelStyle'] === 'compact',
+        );
+        await press('Control+W'); // back to the code
+        await waitFor('the code again', async () => (await viewLines()).some((line) => line.includes('async def')));
+        await waitFor('compact hints', async () => (await viewLines()).some((line) => line.includes('⇄')));
+        await sleep(1000); // the diagnostics, pulled again with the new settings
+        result.lines_compact = await viewLines();
+        result.problems_after_settings = await problemsCount();
+        await screenshot('compact-hints');
+    });
+    await step('problem', async () => {
+        await press('Control+Home');
+        await press('F8'); // Go to Next Problem: the cursor lands on it
+        const widget = page.locator('.marker-widget');
+        await widget.waitFor({ state: 'visible', timeout: TIMEOUT });
+        result.problem = (await widget.textContent()).replace(/\u00a0/g, ' ');
+        result.problem_cursor = await page.evaluate(() => {
+            const status = [...document.querySelectorAll('.statusbar-item')].find((item) =>
+                /Ln \d+, Col \d+/.test(item.textContent),
+            );
+            return status ? status.textContent.trim() : null;
+        });
+        await screenshot('problem');
+        await press('Escape');
+        await widget.waitFor({ state: 'hidden', timeout: TIMEOUT });
+    });
+    await step('quickfix', async () => {
+        await press('Control+.');
+        const menu = page.locator('.action-widget');
+        await menu.waitFor({ state: 'visible', timeout: TIMEOUT });
+        const rows = menu.locator('.monaco-list-row.action');
+        await waitFor('the quick fixes', async () => (await rows.count()) > 0);
+        result.actions = (await rows.allTextContents()).map((text) => text.replace(/\u00a0/g, ' '));
+        await screenshot('quick-fix-menu');
+        const wanted = result.actions.findIndex((text) => text.includes('(CONC101)'));
+        if (wanted < 0) {
+            throw new Error(`no CONC101 fix among ${JSON.stringify(result.actions)}`);
+        }
+        // Down arrow to the fix, as a person would, then Enter.
+        for (let i = 0; i <= result.actions.length; i++) {
+            const focused = (await menu.locator('.monaco-list-row.action.focused').allTextContents())[0] ?? '';
+            if (focused.includes('(CONC101)')) {
+                break;
+            }
+            await press('ArrowDown');
+            await sleep(50);
+        }
+        result.chosen = ((await menu.locator('.monaco-list-row.action.focused').allTextContents())[0] ?? '').replace(
+            /\u00a0/g,
+            ' ',
+        );
+        await press('Enter');
+        await menu.waitFor({ state: 'hidden', timeout: TIMEOUT });
+        await waitFor('the fix in the editor', async () =>
+            (await viewLines()).some((line) => line.includes('move_on_after')),
+        );
+        await press('Control+S');
+        await waitFor('the fixed file on disk', async () => fs.readFileSync(target, 'utf8') === expected);
+        result.saved = fs.readFileSync(target, 'utf8');
+        await waitFor('no squiggles after the fix', async () => (await squiggles()) === 0);
+        result.squiggles_after_fix = await squiggles();
+        result.lines_after_fix = await viewLines();
+        await screenshot('fixed-and-saved');
+    });
+    await step('analyse', async () => {
+        await goToLine(10); // inside async_main
+        await runCommand('conc-lsp: Analyse concurrency');
+        await waitFor(
+            'the report preview',
+            async () => (await previewHeadings()).some((heading) => heading.includes('Concurrency analysis')),
+        );
+        await sleep(500);
+        result.report_headings = await previewHeadings();
+        result.tabs = await tabs();
+        result.groups = await page.locator('.editor-group-container').count();
+        result.reports = fs.readdirSync(path.join(config.home, 'cache', 'conc-lsp', 'reports'));
+        await screenshot('report');
+    });
+    result.toasts.push(...(await toasts()));
+}
+
+/** A profile without the server: one message, whatever is opened next. */
+async function missingMode() {
+    await step('message', async () => {
+        await openFile(config.file);
+        await waitFor(
+            'the message about the missing server',
+            async () => (await toasts()).some((toast) => toast.includes('cannot start the server')),
+        );
+        await screenshot('missing-server');
+        await openFile(config.second);
+        await sleep(3000); // a second message would be here by now
+        result.toasts = await toasts();
+        result.notifications = await page.evaluate(() => {
+            const bell = document.querySelector('.statusbar-item[id="status.notifications"]');
+            return bell ? bell.getAttribute('aria-label') ?? bell.textContent : null;
+        });
+    });
+    await step('open_settings', async () => {
+        const toast = page.locator('.notifications-toasts .notification-toast', { hasText: 'cannot start the server' });
+        await toast.hover();
+        await toast.getByRole('button', { name: 'Open Settings' }).click();
+        const search = page.locator('.settings-editor .suggest-input-container textarea, .settings-editor .search-container textarea').first();
+        await search.waitFor({ state: 'visible', timeout: TIMEOUT });
+        result.settings_search = await waitFor('the settings search', async () => (await search.inputValue()) || false);
+        const shown = page.locator('.settings-editor .setting-item-contents .setting-item-title');
+        await waitFor('the settings found', async () => (await shown.count()) > 0);
+        result.settings_shown = (await shown.allInnerTexts()).slice(0, 5);
+        await screenshot('settings');
+    });
+    await step('broken', async () => {
+        // conc-lsp.path set to a program that exits at once: the extension
+        // restarts on the change, and gives one message with the reason.
+        await runCommand('Notifications: Clear All Notifications');
+        await waitFor('no notification', async () => (await toasts()).length === 0);
+        await runCommand('Preferences: Open User Settings (JSON)');
+        await waitFor('settings.json in an editor', async () => (await tabs()).some((tab) => tab.startsWith('settings.json')));
+        const settings = JSON.parse(fs.readFileSync(path.join(userData, 'User', 'settings.json'), 'utf8'));
+        settings['conc-lsp.path'] = config.broken;
+        await press('Control+A');
+        await page.keyboard.insertText(JSON.stringify(settings)); // one line: no auto-indent
+        await press('Control+S');
+        await waitFor(
+            'the message about the broken server',
+            async () => (await toasts()).some((toast) => toast.includes('did not start')),
+        );
+        await sleep(3000); // a second message would be here by now
+        result.broken_toasts = await toasts();
+        await screenshot('broken-server');
+    });
+}
+
+async function screenshotMode() {
+    await step('open', async () => {
+        await openFile(config.file);
+    });
+    await step('hints', async () => {
+        await waitForAnalysis(HINTS_TIMEOUT);
+    });
+    await step('picture', async () => {
+        await goToLine(config.line);
+        await press('Home');
+        await press('F8'); // the problem under the cursor, with its message
+        await page.locator('.marker-widget').waitFor({ state: 'visible', timeout: TIMEOUT });
+        await sleep(1500); // hints of the lines scrolled into view, the widget's layout
+        result.lines = await viewLines();
+        await page.screenshot({ path: config.picture });
+        result.picture = config.picture;
+    });
+}
+
+async function main() {
+    fs.mkdirSync(config.home, { recursive: true });
+    if (config.shots) {
+        fs.mkdirSync(config.shots, { recursive: true });
+    }
+    const env = environment();
+    writeSettings();
+
+    const install = childProcess.spawnSync(
+        codeServer,
+        ['--user-data-dir', userData, '--extensions-dir', extensions, '--install-extension', config.vsix],
+        { env, encoding: 'utf8', timeout: START_TIMEOUT },
+    );
+    result.install = `${install.stdout}${install.stderr}`.trim();
+    if (install.status !== 0) {
+        throw new Error(`code-server --install-extension exited ${install.status}: ${result.install}`);
+    }
+    result.extensions = fs.readdirSync(extensions).filter((name) => !name.startsWith('.') && name !== 'extensions.json');
+
+    const port = await freePort();
+    const logFile = path.join(config.home, 'code-server.log');
+    const logStream = fs.openSync(logFile, 'w');
+    const server = childProcess.spawn(
+        codeServer,
+        [
+            '--auth', 'none',
+            '--bind-addr', `127.0.0.1:${port}`,
+            '--disable-telemetry',
+            '--disable-update-check',
+            '--disable-workspace-trust',
+            '--disable-getting-started-override',
+            '--ignore-last-opened',
+            '--user-data-dir', userData,
+            '--extensions-dir', extensions,
+        ],
+        { env, stdio: ['ignore', logStream, logStream], detached: true },
+    );
+    let browser;
+    try {
+        await waitFor(
+            'code-server to listen',
+            () => fs.readFileSync(logFile, 'utf8').includes('HTTP server listening'),
+            START_TIMEOUT,
+        );
+        browser = await chromium.launch({
+            executablePath: config.chromium,
+            headless: true,
+            args: [
+                '--no-sandbox',
+                '--disable-gpu',
+                '--disable-dev-shm-usage',
+                '--disable-quic',
+                '--no-first-run',
+                '--disable-background-networking',
+                '--disable-component-update',
+                '--disable-sync',
+            ],
+        });
+        const context = await browser.newContext({ viewport: config.viewport ?? { width: 1280, height: 800 } });
+        page = await context.newPage();
+        page.on('pageerror', (error) => log(`page error: ${error.message}`));
+        await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(config.work)}`);
+        await page.locator('.monaco-workbench').waitFor({ state: 'visible', timeout: START_TIMEOUT });
+        await page.locator('.explorer-folders-view, .explorer-viewlet').first().waitFor({ timeout: START_TIMEOUT });
+        if (config.mode === 'screenshot') {
+            await screenshotMode();
+        } else if (config.mode === 'missing') {
+            await missingMode();
+        } else {
+            await testMode();
+        }
+        result.output = await outputChannel().catch((error) => `(no output channel: ${error.message})`);
+    } finally {
+        if (browser !== undefined) {
+            await browser.close().catch(() => undefined);
+        }
+        try {
+            process.kill(-server.pid, 'SIGTERM');
+        } catch {
+            // already gone
+        }
+        await sleep(300);
+        try {
+            process.kill(-server.pid, 'SIGKILL');
+        } catch {
+            // gone
+        }
+        result.code_server_log = fs.readFileSync(logFile, 'utf8').split('\n').slice(-40).join('\n');
+    }
+}
+
+/** The extension's output channel, from the extension host's log folder. */
+async function outputChannel() {
+    const logs = path.join(userData, 'logs');
+    const found = [];
+    const walk = (folder) => {
+        for (const entry of fs.readdirSync(folder, { withFileTypes: true })) {
+            const full = path.join(folder, entry.name);
+            if (entry.isDirectory()) {
+                walk(full);
+            } else if (/conc-lsp/.test(entry.name)) {
+                found.push(full);
+            }
+        }
+    };
+    if (fs.existsSync(logs)) {
+        walk(logs);
+    }
+    return found.map((file) => fs.readFileSync(file, 'utf8')).join('\n').split('\n').slice(-60).join('\n');
+}
+
+main()
+    .catch((error) => {
+        result.errors.push(`driver: ${error && error.message ? error.message : error}`);
+        log(error && error.stack ? error.stack : String(error));
+    })
+    .finally(() => {
+        fs.writeFileSync(config.out, JSON.stringify(result, null, 2));
+        process.exit(0);
+    });
