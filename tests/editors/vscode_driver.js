@@ -12,7 +12,9 @@
 // after the quick fix), shots (a folder for the screenshots), out (the JSON),
 // picture (screenshot mode: the PNG to write), line (screenshot mode: the
 // 1-based line of the diagnostic to show), second (missing mode: another file
-// to open), path_env (PATH for code-server and so for the extension)}.
+// to open), broken (missing mode: a conc-lsp that exits at once), path_env
+// (PATH for code-server and so for the extension), viewport ({width, height}),
+// hide_sidebar (screenshot mode), settings (more user settings)}.
 //
 // Modes: "test" (hints, squiggles, a quick fix by keyboard, the file saved,
 // Analyse concurrency, a setting changed), "missing" (no server: the
@@ -442,10 +444,28 @@ async function screenshotMode() {
         await waitForAnalysis(HINTS_TIMEOUT);
     });
     await step('picture', async () => {
+        if (config.hide_sidebar) {
+            await press('Control+B'); // more room for the code and its hints
+        }
         await goToLine(config.line);
         await press('Home');
         await press('F8'); // the problem under the cursor, with its message
-        await page.locator('.marker-widget').waitFor({ state: 'visible', timeout: TIMEOUT });
+        const widget = page.locator('.marker-widget');
+        await widget.waitFor({ state: 'visible', timeout: TIMEOUT });
+        await sleep(500);
+        // As much code above the finding as fits, the message still in view.
+        const editor = page.locator(`${EDITOR} .overflow-guard`).first();
+        const fits = async () => {
+            const [box, shown] = [await editor.boundingBox(), await widget.boundingBox()];
+            return shown.y + shown.height + 2 * 21 <= box.y + box.height;
+        };
+        for (let i = 0; i < 60 && (await fits()); i++) {
+            await press('Control+ArrowUp'); // scrolls the view, not the cursor
+            await sleep(30);
+        }
+        if (!(await fits())) {
+            await press('Control+ArrowDown');
+        }
         await sleep(1500); // hints of the lines scrolled into view, the widget's layout
         result.lines = await viewLines();
         await page.screenshot({ path: config.picture });
@@ -459,7 +479,7 @@ async function main() {
         fs.mkdirSync(config.shots, { recursive: true });
     }
     const env = environment();
-    writeSettings();
+    writeSettings(config.settings ?? {});
 
     const install = childProcess.spawnSync(
         codeServer,
