@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from conc_lsp.analysis.model import Hint
@@ -75,6 +75,9 @@ edits = st.lists(
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(edits)
+# Found by this test: a class broken by the first edit, whole again after the
+# second, kept one method as an orphaned top-level piece ("unexpected indent").
+@example([(0.8359375, 35, "\n"), (0.8359375, 36, "\n")])
 def test_random_edits_match_a_fresh_analysis(sequence: list[tuple[float, int, str]]) -> None:
     document = Document.open("file:///t.py", 1, SOURCE)
     for where, length, text in sequence:

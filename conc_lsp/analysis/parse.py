@@ -345,8 +345,16 @@ class Analyzer:
             chunk.dirty = False
         # Two far-apart broken chunks can close each other (a `"""` typed at
         # the top and one at the bottom): then the whole text parses, and the
-        # pieces must give way to it. One broken chunk alone cannot.
-        if sum(1 for chunk in self.chunks if chunk.problem is not None) >= 2:
+        # pieces must give way to it. One broken chunk alone cannot, unless
+        # it is an orphaned class piece (below).
+        broken = [chunk for chunk in self.chunks if chunk.problem is not None]
+        # A broken piece of a class that lost track of its indentation (it
+        # starts indented but is kept as a top-level chunk) cannot heal on its
+        # own either: the whole text decides.
+        orphaned = any(
+            not chunk.indent and self.lines[chunk.start][:1] in (" ", "\t") for chunk in broken
+        )
+        if len(broken) >= 2 or orphaned:
             try:
                 parse_fragment(self.lines)
             except PARSE_ERRORS:
