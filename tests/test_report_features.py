@@ -25,7 +25,7 @@ CACHE = Path(__file__).parent / "fixtures" / "report" / "cache.py"
 class FakeWorker:
     """Runs the worker functions in this process."""
 
-    async def _run(self, function: Callable[..., Any], *arguments: Any, default: Any) -> Any:
+    async def call(self, function: Callable[..., Any], *arguments: Any, default: Any) -> Any:
         return function(*arguments)
 
 
@@ -152,6 +152,6 @@ def test_code_lenses(monkeypatch: pytest.MonkeyPatch) -> None:
         calls.append(function)
         return function(*arguments)
 
-    monkeypatch.setattr(server.worker, "_run", counting)
+    monkeypatch.setattr(server.worker, "call", counting)
     assert run(report_features.code_lenses(server, params)) == lenses  # type: ignore[arg-type]
     assert calls == []
