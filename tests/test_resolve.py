@@ -209,3 +209,27 @@ def test_resolution_keys_survive_edits_elsewhere() -> None:
         hint.kind in (HintKind.AWAIT, HintKind.ASYNC_WITH, HintKind.ASYNC_FOR)
         for hint in keys.values()
     )
+
+
+def test_the_other_rules_read_the_resolution() -> None:
+    """CONC102 drops an await whose callee never yields (no Cancelled can arrive
+    there); CONC110 flags a timeout whose only checkpoint never yields."""
+    root = PROJECTS / "trio_app"
+    path = root / "trio_app" / "cleanup.py"
+    lines = split_lines(path.read_text(encoding="utf-8"))
+    plain = {(f.code, f.location.line) for f in check_lines(lines, Settings(), str(path)).findings}
+    resolutions = Resolver(str(root)).resolve_lines(lines, str(path), budget=60).resolutions
+    found = check_lines(lines, Settings(), str(path), resolutions=resolutions).findings
+    resolved_codes = {(f.code, f.location.line) for f in found}
+    close_line = next(i for i, line in enumerate(lines) if 'await log_only("closing")' in line)
+    bounded_line = next(
+        i for i, line in enumerate(lines) if "move_on_after(1):  # its only" in line
+    )
+    assert ("CONC102", close_line) in plain
+    assert ("CONC102", close_line) not in resolved_codes
+    assert ("CONC110", bounded_line) not in plain
+    assert ("CONC110", bounded_line) in resolved_codes
+    message = next(f.message for f in found if f.code == "CONC110")
+    assert "log_only never yields" in message
+    # the scope whose checkpoint is real stays clean
+    assert sum(1 for f in found if f.code == "CONC110") == 1

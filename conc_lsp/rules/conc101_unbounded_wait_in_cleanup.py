@@ -79,8 +79,14 @@ from conc_lsp.analysis.flow import (
     exclusive,
 )
 from conc_lsp.analysis.libraries import last_name
-from conc_lsp.analysis.model import Context, Finding, Severity
-from conc_lsp.rules.base import awaited_call, describe, finding, is_wait_call
+from conc_lsp.analysis.model import Context, Finding, Severity, Verdict
+from conc_lsp.rules.base import (
+    awaited_call,
+    checkpoint_verdict,
+    describe,
+    finding,
+    is_wait_call,
+)
 
 CODE = "CONC101"
 NAME = "unbounded-wait-in-cleanup"
@@ -125,6 +131,8 @@ def check(module: ModuleFacts) -> Iterator[Finding]:
             call = _waited(function, awaited) if awaited is not None else None
             if call is None or _released_before(function, call) or _killed_before(function, call):
                 continue
+            if checkpoint_verdict(module, function, checkpoint) is Verdict.NEVER:
+                continue  # resolved: the callee never yields, so it cannot wait
             if not (context.in_finally or context.acm_teardown or context.in_aexit):
                 if handlers is None:
                     handlers = _enclosing_handlers(function.node)

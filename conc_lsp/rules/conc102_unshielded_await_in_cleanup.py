@@ -61,8 +61,8 @@ from collections.abc import Iterator
 
 from conc_lsp.analysis.flow import Event, EventKind, FunctionFacts, ModuleFacts
 from conc_lsp.analysis.libraries import last_name
-from conc_lsp.analysis.model import Finding, Severity, Shield
-from conc_lsp.rules.base import awaited_call, describe, finding
+from conc_lsp.analysis.model import Finding, Severity, Shield, Verdict
+from conc_lsp.rules.base import awaited_call, checkpoint_verdict, describe, finding
 from conc_lsp.rules.conc101_unbounded_wait_in_cleanup import where_in_cleanup
 
 CODE = "CONC102"
@@ -103,6 +103,8 @@ def check(module: ModuleFacts) -> Iterator[Finding]:
                 is_explicit_checkpoint(call) or _never_checkpoints(module, function, call)
             ):
                 continue
+            if checkpoint_verdict(module, function, checkpoint) is Verdict.NEVER:
+                continue  # resolved: the callee never yields, so no Cancelled arrives here
             if tree is None:
                 tree = FunctionTree(function.node)
             if tree.cancellation_handled(checkpoint.node):

@@ -13,6 +13,10 @@ is no timeout, and a body that reads the deadline back
 (`current_effective_deadline()`, `current_statistics()`) uses the scope for
 its deadline; neither is flagged.
 
+When conc-lsp has followed the callees (see CONC111), a body whose every
+checkpoint resolves to one that never yields (`await log_only(...)` where
+`log_only` has no checkpoint) counts as having none.
+
 ## Why is this bad?
 A cancel scope can only interrupt its body at a checkpoint. A body with
 none runs to completion however long it takes, so the timeout never fires:
@@ -43,7 +47,7 @@ from collections.abc import Iterator
 from conc_lsp.analysis.facts import is_unbounded_constant
 from conc_lsp.analysis.flow import ModuleFacts, Scope
 from conc_lsp.analysis.libraries import last_name
-from conc_lsp.analysis.model import Finding, Severity
+from conc_lsp.analysis.model import Finding, HintKind, Resolution, Severity, Verdict
 from conc_lsp.rules.base import finding
 
 CODE = "CONC110"
@@ -56,7 +60,24 @@ DEADLINE_READERS = frozenset({"current_effective_deadline", "current_statistics"
 def check(module: ModuleFacts) -> Iterator[Finding]:
     for function in module.functions:
         for scope in function.scopes:
-            if scope.checkpoints or _without_deadline(scope, module):
+            if _without_deadline(scope, module):
+                continue
+            if scope.checkpoints:
+                never = _resolved_never(scope, module)
+                if never is None:
+                    continue
+                if scope.node is not None and _yields_or_reads_deadline(scope.node, module):
+                    continue
+                name = scope.name.split("(", 1)[0]
+                yield finding(
+                    CODE,
+                    NAME,
+                    SEVERITY,
+                    function,
+                    scope.location,
+                    f"`{name}(...)` has no real checkpoint in its body ({never}), so its "
+                    "timeout can never fire",
+                )
                 continue
             if scope.node is not None and _yields_or_reads_deadline(scope.node, module):
                 continue
@@ -69,6 +90,40 @@ def check(module: ModuleFacts) -> Iterator[Finding]:
                 scope.location,
                 f"`{name}(...)` has no checkpoint in its body, so its timeout can never fire",
             )
+
+
+def _resolved_never(scope: Scope, module: ModuleFacts) -> str | None:
+    """When resolution shows that every checkpoint of the body never yields:
+    the first one's reason (`log_only never yields`); else None."""
+    if scope.node is None or not module.resolved:
+        return None
+    reasons: list[str] = []
+    stack: list[ast.AST] = list(scope.node.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            continue
+        found: Resolution | None = None
+        if isinstance(node, ast.Await):
+            found = module.resolution_of(node, HintKind.AWAIT)
+        elif isinstance(node, ast.AsyncWith):
+            for item in node.items:
+                anchor = item.optional_vars or item.context_expr
+                found = module.resolution_of(anchor, HintKind.ASYNC_WITH)
+                if found is None or found.verdict is not Verdict.NEVER:
+                    return None
+        elif isinstance(node, ast.AsyncFor) or (
+            isinstance(node, ast.comprehension) and node.is_async
+        ):
+            found = module.resolution_of(node.iter, HintKind.ASYNC_FOR)
+        else:
+            stack.extend(ast.iter_child_nodes(node))
+            continue
+        if found is None or found.verdict is not Verdict.NEVER:
+            return None
+        reasons.append(found.reason or f"{found.callee} never yields")
+        stack.extend(ast.iter_child_nodes(node))
+    return reasons[-1] if reasons else None
 
 
 def _without_deadline(scope: Scope, module: ModuleFacts) -> bool:
