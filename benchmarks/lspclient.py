@@ -60,19 +60,27 @@ def capabilities() -> types.ClientCapabilities:
     return client_capabilities(CLIENT)
 
 
-async def start(root: Path) -> Session:
+async def start(
+    root: Path,
+    initialization_options: object | None = None,
+    client_name: str = CLIENT,
+    on_client: object | None = None,
+) -> Session:
     """Start the server and initialize it; ``root`` is the workspace folder.
 
     Only the server's part is timed: the client's capabilities are loaded and
     the client built before the clock starts.
     """
     params = types.InitializeParams(
-        capabilities=capabilities(),
+        capabilities=client_capabilities(client_name),
+        initialization_options=initialization_options,
         root_uri=root.as_uri(),
         workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=root.name)],
         client_info=types.ClientInfo(name="conc-lsp benchmark", version="0"),
     )
     client = make_test_lsp_client()
+    if callable(on_client):
+        on_client(client)  # e.g. to add handlers for server-to-client requests
     begin = time.perf_counter()
     await client.start_io(*SERVER_COMMAND, cwd=str(root))
     result = await client.initialize_session(params)

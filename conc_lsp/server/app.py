@@ -227,6 +227,7 @@ def create_server() -> ConcLanguageServer:
         ls.warn_once(getattr(ls, "pending_warnings", []))
         ls.log(types.MessageType.Info, f"conc-lsp {__version__} ready (positions: {ls.encoding})")
         pull_configuration(ls)
+        ls.resolver.warm(ls)
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     @guarded(None)
@@ -245,7 +246,7 @@ def create_server() -> ConcLanguageServer:
         item = params.text_document
         ls.documents[item.uri] = document = Document.open(item.uri, item.version, item.text)
         ls.schedule_push(document)
-        ls.resolver.schedule(ls, document)
+        ls.resolver.schedule(ls, document, resolution.OPEN_DELAY)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     @guarded(None)

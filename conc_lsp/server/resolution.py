@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("conc_lsp")
 RESOLVE_DELAY = 0.6  # seconds of quiet before a document is resolved again
+OPEN_DELAY = 0.05  # a document just opened: nobody is typing yet
 
 # -- in the worker process -----------------------------------------------------
 
@@ -69,6 +70,23 @@ def resolve_document(
     return result.resolutions, stats
 
 
+def warm_up(root: str | None, interpreter: str) -> float:
+    """Start jedi before the first document needs it (runs in the resolver process):
+    the first inference loads the builtins' stubs and asyncio, a second or more."""
+    import time
+
+    started = time.perf_counter()
+    resolve_document(
+        root,
+        interpreter,
+        None,
+        ["import asyncio", "async def _warm():", "    await asyncio.sleep(0)"],
+        30.0,
+        None,
+    )
+    return time.perf_counter() - started
+
+
 def forget_document(path: str) -> None:
     for resolver in _RESOLVERS.values():
         resolver.forget(path)
@@ -97,6 +115,22 @@ class Resolutions:
             handle.cancel()
         loop = asyncio.get_event_loop()
         self.pending[uri] = loop.call_later(delay, lambda: self._start(ls, uri))
+
+    def warm(self, ls: ConcLanguageServer) -> None:
+        """Start the resolver process and jedi now, off the server's thread."""
+        if not ls.settings.resolve_enabled:
+            return
+
+        async def run() -> None:
+            async with self.lock:
+                seconds = await self.worker.call(
+                    warm_up, ls.root, ls.settings.python_interpreter, default=None
+                )
+            logger.info("resolver warmed up in %s s", seconds)
+
+        task = asyncio.ensure_future(run())
+        ls.background.add(task)
+        task.add_done_callback(ls.background.discard)
 
     def schedule_all(self, ls: ConcLanguageServer) -> None:
         for document in ls.documents.values():
