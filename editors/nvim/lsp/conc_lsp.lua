@@ -29,6 +29,10 @@
 --     ['per-file-ignores'] = {},    -- glob = prefixes, e.g. { ['tests/*'] = { 'CONC102' } }
 --     severity = {},                -- code = 'error' | 'warning' | 'information' | 'hint'
 --     fixes = { ['cleanup-timeout'] = 5 },  -- seconds used by the fixes that bound a wait
+--     resolve = { enabled = true, budget = 5 },  -- follow callees with jedi (background):
+--                                   -- 'may checkpoint', 'no checkpoint', ...; budget: s per pass
+--     python = { interpreter = '' },  -- the Python whose packages jedi reads ('' = the one
+--                                   -- running conc-lsp); jedi runs it once for its paths
 --   }
 --
 -- (An empty Lua table would be sent as a JSON list, hence vim.empty_dict().)
