@@ -87,9 +87,8 @@ def check_lines(
     ``resolutions`` (from ``analysis/resolve.py``) tell the rules what the
     callees of the checkpoints really do."""
     tree, problems = module_tree(lines)
-    facts = module_facts(tree, lines)
-    if resolutions:
-        facts.resolved = anchored(lines, resolutions)
+    resolved = anchored(lines, resolutions) if resolutions else None
+    facts = module_facts(tree, lines, resolved=resolved)
     findings: list[Finding] = []
     errors: list[str] = []
     for rule in all_rules().values():

@@ -233,3 +233,19 @@ def test_the_other_rules_read_the_resolution() -> None:
     assert "log_only never yields" in message
     # the scope whose checkpoint is real stays clean
     assert sum(1 for f in found if f.code == "CONC110") == 1
+
+
+def test_a_lock_known_by_its_type_guards_state() -> None:
+    """`self.guard = trio.Lock()`: the name says nothing, the resolved type does."""
+    root = PROJECTS / "trio_app"
+    path = root / "trio_app" / "guarded.py"
+    lines = split_lines(path.read_text(encoding="utf-8"))
+    plain = [f.code for f in check_lines(lines, Settings(), str(path)).findings]
+    resolutions = Resolver(str(root)).resolve_lines(lines, str(path), budget=60).resolutions
+    resolved_codes = [
+        f.code for f in check_lines(lines, Settings(), str(path), resolutions=resolutions).findings
+    ]
+    assert plain == ["CONC202"]
+    assert resolved_codes == []
+    nursery = next(r for r in resolutions.values() if r.callee == "trio.open_nursery")
+    assert (nursery.enter, nursery.exit) == (Verdict.NEVER, Verdict.ALWAYS)

@@ -214,6 +214,14 @@ def event_name(receiver: str | None) -> str:
 MUTEX_WORDS = frozenset({"lock", "locks", "rlock", "rlocks", "mutex", "mutexes", "lk", "mtx"})
 
 
+# Resolved types that one task holds at a time (a Condition holds its lock).
+MUTEX_TYPES = frozenset(
+    f"{library}.{name}"
+    for library in ("trio", "anyio", "asyncio")
+    for name in ("Lock", "StrictFIFOLock", "Condition")
+)
+
+
 def is_mutex_expression(text: str) -> bool:
     """A lock that one task holds at a time (not a semaphore or limiter, which
     let several in): only a mutex guards state against other tasks."""
@@ -246,9 +254,16 @@ def _text(node: ast.AST) -> str:
 
 
 class _Walker:
-    def __init__(self, module: ast.Module, lines: list[str], table: ImportTable) -> None:
+    def __init__(
+        self,
+        module: ast.Module,
+        lines: list[str],
+        table: ImportTable,
+        resolved: dict[tuple[int, int, HintKind], Resolution] | None = None,
+    ) -> None:
         self.lines = lines
         self.table = table
+        self.resolved = resolved or {}
         self.functions: list[FunctionFacts] = []
         classes, declared_global = _definitions(module)
         self.classes = frozenset(classes)
@@ -258,6 +273,16 @@ class _Walker:
     def _new_id(self) -> int:
         self._ids += 1
         return self._ids
+
+    def resolution(self, item: ast.withitem) -> Resolution | None:
+        """What resolving found for one item of an `async with`, if anything."""
+        if not self.resolved:
+            return None
+        anchor = item.optional_vars if item.optional_vars is not None else item.context_expr
+        line = (anchor.end_lineno or anchor.lineno) - 1
+        text = self.lines[line] if line < len(self.lines) else ""
+        column = utf8_to_codepoint(text, anchor.end_col_offset or 0)
+        return self.resolved.get((line, column, HintKind.ASYNC_WITH))
 
     def span(self, node: ast.AST) -> Location:
         line: int = node.lineno  # type: ignore[attr-defined]
@@ -495,11 +520,18 @@ class _FunctionWalk:
         saved_names = self.scope_names
         for item in node.items:
             self.expression(item.context_expr, inner)
+            found = self.walker.resolution(item) if is_async else None
             if is_async:
-                self.emit(EventKind.CHECKPOINT, item.context_expr, inner)
+                # Resolved, a side that never yields is no checkpoint (a
+                # nursery's enter, asyncio.timeout's both sides).
+                if found is None or found.enter is not Verdict.NEVER:
+                    self.emit(EventKind.CHECKPOINT, item.context_expr, inner)
                 # A lock's (semaphore's, limiter's) __aexit__ only releases it:
                 # leaving `async with lock:` is no checkpoint.
-                if not is_lock_expression(_text(item.context_expr)):
+                if found is not None and found.exit is not None:
+                    if found.exit is not Verdict.NEVER:
+                        exits.append(item)
+                elif not is_lock_expression(_text(item.context_expr)):
                     exits.append(item)
             if item.optional_vars is not None:
                 self.target(item.optional_vars, inner)
@@ -507,7 +539,10 @@ class _FunctionWalk:
             context = inside_scope(inner.context, effect)
             guards = inner.guards
             text = _text(item.context_expr)
-            if is_mutex_expression(text) and not effect.is_cancel_scope:
+            mutex = is_mutex_expression(text) or (
+                found is not None and found.callee in MUTEX_TYPES
+            )
+            if mutex and not effect.is_cancel_scope:
                 guards = guards | {text}
             inner = replace(inner, context=context, guards=guards)
             if effect.is_cancel_scope:
@@ -862,13 +897,17 @@ def _is_container(node: ast.expr) -> bool:
 
 
 def module_facts(
-    module: ast.Module, lines: list[str], table: ImportTable | None = None
+    module: ast.Module,
+    lines: list[str],
+    table: ImportTable | None = None,
+    resolved: dict[tuple[int, int, HintKind], Resolution] | None = None,
 ) -> ModuleFacts:
-    """The rules' view of a parsed module."""
+    """The rules' view of a parsed module; ``resolved`` (by checkpoint anchor)
+    refines it: `async with` sides that never yield, locks known by type."""
     if table is None:
         facts = [fact for statement in module.body for fact in imports_of(statement)]
         table = ImportTable.from_facts(facts)
-    walker = _Walker(module, lines, table)
+    walker = _Walker(module, lines, table, resolved)
     walker.walk_module(module)
     return ModuleFacts(
         functions=walker.functions,
@@ -876,4 +915,5 @@ def module_facts(
         lines=lines,
         classes=walker.classes,
         state_globals=walker.state_globals,
+        resolved=resolved or {},
     )
