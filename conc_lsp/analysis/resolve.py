@@ -20,6 +20,7 @@ import ast
 import logging
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("conc_lsp")
 
 ACM_DECORATORS = frozenset({"asynccontextmanager", "acm"})
+KEPT_SOURCES = 256  # files whose trees, jedi scripts and verdicts stay cached
 MAX_CYCLE_ROUNDS = 4
 MAX_DEPTH = 12  # helpers followed below one await
 
@@ -125,7 +127,7 @@ class Resolver:
         self.project = jedi.Project(
             root or os.getcwd(), environment_path=interpreter or None, smart_sys_path=True
         )
-        self._sources: dict[str, _Source] = {}
+        self._sources: OrderedDict[str, _Source] = OrderedDict()  # most recent last
         self._in_progress: dict[tuple[str, int], Verdict] = {}
         self._assumed: set[tuple[str, int]] = set()  # in-progress verdicts relied on
         self._deadline = float("inf")
@@ -181,10 +183,17 @@ class Resolver:
         text = "\n".join(lines)
         cached = self._sources.get(key)
         if cached is not None and cached.stamp == text:
+            self._sources.move_to_end(key)
             return cached
         source = _make_source(text, lines)
-        self._sources[key] = source
+        self._keep(key, source)
         return source
+
+    def _keep(self, key: str, source: _Source) -> None:
+        self._sources[key] = source
+        self._sources.move_to_end(key)
+        while len(self._sources) > KEPT_SOURCES:
+            self._sources.popitem(last=False)
 
     def _file(self, path: str) -> _Source | None:
         try:
@@ -194,6 +203,7 @@ class Resolver:
         stamp = (status.st_mtime_ns, status.st_size)
         cached = self._sources.get(path)
         if cached is not None and cached.stamp == stamp:
+            self._sources.move_to_end(path)
             return cached
         if isinstance(cached, _Source) and isinstance(cached.stamp, str):
             return cached  # an open buffer: its text wins over the disk
@@ -204,7 +214,7 @@ class Resolver:
             return None
         source = _make_source(text, split_lines(text))
         source.stamp = stamp
-        self._sources[path] = source
+        self._keep(path, source)
         return source
 
     def _script(self, key: str, source: _Source) -> jedi.Script:
