@@ -118,6 +118,16 @@ function writeSettings(extra = {}) {
         'extensions.ignoreRecommendations': true,
         'git.enabled': false,
         'python.REPL.enableREPLSmartSend': false,
+        // settings.json gets its new text in one insertText: nothing may be
+        // added to it while it arrives (under load it arrives in pieces)
+        '[jsonc]': {
+            'editor.autoClosingBrackets': 'never',
+            'editor.autoClosingQuotes': 'never',
+            'editor.autoSurround': 'never',
+            'editor.autoIndent': 'none',
+            'editor.formatOnType': false,
+            'editor.formatOnSave': false,
+        },
         ...extra,
     };
     const folder = path.join(userData, 'User');
@@ -232,6 +242,32 @@ async function press(keys) {
     await page.keyboard.press(keys);
 }
 
+/** The title of the active editor when the keyboard is in it, else null. */
+async function focusedEditor() {
+    return page.evaluate(() => {
+        const active = document.activeElement;
+        const group = active && active.closest('.editor-group-container.active');
+        if (!group || !active.closest('.monaco-editor')) {
+            return null;
+        }
+        const tab = group.querySelector('.tab.active');
+        return tab ? tab.getAttribute('aria-label') ?? tab.textContent : null;
+    });
+}
+
+/** Waits until the keyboard is in the editor of `name` (an editor that just
+ * opened takes the focus a moment after its tab shows); clicks into its text
+ * when it does not, as a person would. */
+async function focusEditor(name) {
+    const inIt = async () => ((await focusedEditor()) ?? '').startsWith(name);
+    try {
+        await waitFor(`the keyboard in ${name}`, inIt, 3000, 50);
+    } catch {
+        await page.locator(`${EDITOR} .view-lines`).first().click({ position: { x: 5, y: 5 } });
+        await waitFor(`the keyboard in ${name}`, inIt);
+    }
+}
+
 async function openFile(name) {
     await press('Control+P');
     const input = page.locator('.quick-input-widget input');
@@ -243,6 +279,7 @@ async function openFile(name) {
     );
     await press('Enter');
     await waitFor(`an editor on ${name}`, async () => (await tabs()).some((tab) => tab.startsWith(name)));
+    await focusEditor(name);
 }
 
 async function runCommand(title) {
@@ -250,9 +287,11 @@ async function runCommand(title) {
     const input = page.locator('.quick-input-widget input');
     await input.waitFor({ state: 'visible', timeout: TIMEOUT });
     await input.fill(`>${title}`);
-    const row = page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
-    await row.waitFor({ state: 'visible', timeout: TIMEOUT });
-    result.palette = (await page.locator('.quick-input-list .monaco-list-row').allTextContents()).slice(0, 5);
+    const rows = page.locator('.quick-input-list .monaco-list-row');
+    await waitFor(`"${title}" first in the command palette`, async () =>
+        (await rows.count()) > 0 && (await rows.first().innerText()).startsWith(title),
+    );
+    result.palette = (await rows.allInnerTexts()).slice(0, 5);
     await press('Enter');
 }
 
@@ -298,6 +337,7 @@ async function testMode() {
         // A setting changed as a person would: in the user settings.json.
         await runCommand('Preferences: Open User Settings (JSON)');
         await waitFor('settings.json in an editor', async () => (await tabs()).some((tab) => tab.startsWith('settings.json')));
+        await focusEditor('settings.json');
         const settings = JSON.parse(fs.readFileSync(path.join(userData, 'User', 'settings.json'), 'utf8'));
         settings['conc-lsp.hints.labelStyle'] = 'compact';
         await press('Control+A');
@@ -307,6 +347,7 @@ async function testMode() {
             JSON.parse(fs.readFileSync(path.join(userData, 'User', 'settings.json'), 'utf8'))['conc-lsp.hints.labelStyle'] === 'compact',
         );
         await press('Control+W'); // back to the code
+        await focusEditor(config.file);
         await waitFor('the code again', async () => (await viewLines()).some((line) => line.includes('async def')));
         await waitFor('compact hints', async () => (await viewLines()).some((line) => line.includes('⇄')));
         await sleep(1000); // the diagnostics, pulled again with the new settings
@@ -315,6 +356,7 @@ async function testMode() {
         await screenshot('compact-hints');
     });
     await step('problem', async () => {
+        await focusEditor(config.file);
         await press('Control+Home');
         await press('F8'); // Go to Next Problem: the cursor lands on it
         const widget = page.locator('.marker-widget');
@@ -331,6 +373,7 @@ async function testMode() {
         await widget.waitFor({ state: 'hidden', timeout: TIMEOUT });
     });
     await step('quickfix', async () => {
+        await waitFor('the keyboard on the problem', async () => ((await focusedEditor()) ?? '').startsWith(config.file));
         await press('Control+.');
         const menu = page.locator('.action-widget');
         await menu.waitFor({ state: 'visible', timeout: TIMEOUT });
@@ -421,6 +464,7 @@ async function missingMode() {
         await waitFor('no notification', async () => (await toasts()).length === 0);
         await runCommand('Preferences: Open User Settings (JSON)');
         await waitFor('settings.json in an editor', async () => (await tabs()).some((tab) => tab.startsWith('settings.json')));
+        await focusEditor('settings.json');
         const settings = JSON.parse(fs.readFileSync(path.join(userData, 'User', 'settings.json'), 'utf8'));
         settings['conc-lsp.path'] = config.broken;
         await press('Control+A');
