@@ -300,7 +300,7 @@ def create_server() -> ConcLanguageServer:
         document = ls.documents.get(params.text_document.uri)
         if document is None:
             return []
-        ls.resolver.visible[document.uri] = (params.range.start.line, params.range.end.line + 1)
+        ls.resolver.shown(ls, document, params.range.start.line, params.range.end.line + 1)
         return features.inlay_hints(
             document, params.range, ls.settings, ls.encoding, ls.resolves_tooltips
         )

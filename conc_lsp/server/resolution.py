@@ -103,6 +103,10 @@ class Resolutions:
         self.pending: dict[str, asyncio.TimerHandle] = {}
         self.lock = asyncio.Lock()  # one pass at a time: the worker is single
         self.visible: dict[str, tuple[int, int]] = {}  # uri -> lines last asked for
+        # Documents the editor has not shown yet (no inlay hint request): they
+        # wait, so that restoring a session of 50 files does not keep jedi busy
+        # for minutes on files nobody looks at.
+        self.waiting: set[str] = set()
         self.warned: set[str] = set()
 
     def schedule(
@@ -111,6 +115,9 @@ class Resolutions:
         if not ls.settings.resolve_enabled:
             return
         uri = document.uri
+        if uri not in self.visible:
+            self.waiting.add(uri)
+            return
         if (handle := self.pending.pop(uri, None)) is not None:
             handle.cancel()
         loop = asyncio.get_event_loop()
@@ -131,6 +138,14 @@ class Resolutions:
         task = asyncio.ensure_future(run())
         ls.background.add(task)
         task.add_done_callback(ls.background.discard)
+
+    def shown(self, ls: ConcLanguageServer, document: Document, first: int, end: int) -> None:
+        """The editor asked for hints of these lines: resolve them first, and
+        start on a document that was waiting to be shown."""
+        self.visible[document.uri] = (first, end)
+        if document.uri in self.waiting:
+            self.waiting.discard(document.uri)
+            self.schedule(ls, document, OPEN_DELAY)
 
     def schedule_all(self, ls: ConcLanguageServer) -> None:
         for document in ls.documents.values():
@@ -204,6 +219,7 @@ class Resolutions:
         if (handle := self.pending.pop(uri, None)) is not None:
             handle.cancel()
         self.visible.pop(uri, None)
+        self.waiting.discard(uri)
         path = to_fs_path(uri) if uri.startswith("file:") else None
         if path and self.worker._pool is not None:
             task = asyncio.ensure_future(self.worker.call(forget_document, path, default=None))

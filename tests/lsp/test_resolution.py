@@ -121,6 +121,7 @@ async def test_hover_shows_the_chain_and_edits_elsewhere_keep_results(
 async def test_conc111_follows_the_resolved_callees(client: LanguageClient) -> None:
     _, net = copy_project(client)
     uri = open_document(client, net, "trio_app/net.py")
+    await hints(client, uri)  # shown in the editor: resolution starts
 
     async def functions() -> set[str]:
         found = await diagnostics(client, uri)
@@ -131,6 +132,31 @@ async def test_conc111_follows_the_resolved_callees(client: LanguageClient) -> N
     after = await eventually(functions, lambda names: "via_log" in names, RESOLVE_TIMEOUT, 0.2)
     assert "via_log" in after, after
     assert "sleep_then_log" not in after
+
+
+@pytest.mark.resolve
+async def test_a_document_never_shown_is_not_resolved(client: LanguageClient) -> None:
+    """Resolution waits for the editor to show a document (its first inlay hint
+    request): 50 files restored at startup must not keep jedi busy."""
+    main, net = copy_project(client)
+    hidden = open_document(client, net, "trio_app/net.py")
+    uri = open_document(client, main, "main.py")
+    lines = lsp_lines(main)
+    await wait_for_resolution(client, uri, lines)
+    # net.py was opened first but never shown: unlike main.py it is not
+    # resolved yet, so its first hints are the plain ones.
+    net_lines = lsp_lines(net)
+    first = await hints(client, hidden)
+    assert label_on(first, net_lines, "await log_only(message)") == "<- checkpoint"
+    refreshes = client.inlay_hint_refreshes  # type: ignore[attr-defined]
+
+    async def label() -> str:
+        return label_on(await hints(client, hidden), net_lines, "await log_only(message)")
+
+    got = await eventually(label, lambda text: "no checkpoint" in text, RESOLVE_TIMEOUT, 0.2)
+    assert got == "<- no checkpoint (log_only never yields)"
+    if client.client_name == "neovim":  # type: ignore[attr-defined]
+        assert client.inlay_hint_refreshes > refreshes  # type: ignore[attr-defined]
 
 
 @pytest.mark.resolve
