@@ -268,10 +268,25 @@ async function focusEditor(name) {
     }
 }
 
-async function openFile(name) {
-    await press('Control+P');
+/** Presses `keys` until the quick input shows (a key pressed while the
+ * workbench is busy can go unheard), and returns its text box. */
+async function quickInput(keys) {
     const input = page.locator('.quick-input-widget input');
-    await input.waitFor({ state: 'visible', timeout: TIMEOUT });
+    for (let attempt = 0; ; attempt++) {
+        await press(keys);
+        try {
+            await input.waitFor({ state: 'visible', timeout: 5000 });
+            return input;
+        } catch (error) {
+            if (attempt === 2) {
+                throw error;
+            }
+        }
+    }
+}
+
+async function openFile(name) {
+    const input = await quickInput('Control+P');
     await input.fill(name);
     await waitFor(`"${name}" in quick open`, async () =>
         (await page.locator('.quick-input-list .monaco-list-row').count()) > 0 &&
@@ -283,9 +298,7 @@ async function openFile(name) {
 }
 
 async function runCommand(title) {
-    await press('F1');
-    const input = page.locator('.quick-input-widget input');
-    await input.waitFor({ state: 'visible', timeout: TIMEOUT });
+    const input = await quickInput('F1');
     await input.fill(`>${title}`);
     const rows = page.locator('.quick-input-list .monaco-list-row');
     await waitFor(`"${title}" first in the command palette`, async () =>
@@ -306,10 +319,46 @@ async function waitForAnalysis(timeout) {
     await waitFor('the code lenses', async () => (await codeLenses()).some((lens) => lens.includes('Analyse')), TIMEOUT);
 }
 
+/** The cursor's position in the status bar ("Ln 13, Col 9"). */
+async function cursorPosition() {
+    return page.evaluate(() => {
+        const item = [...document.querySelectorAll('.statusbar-item')].find((candidate) =>
+            /^Ln \d+, Col \d+/.test(candidate.textContent.trim()),
+        );
+        return item ? item.textContent.trim() : null;
+    });
+}
+
+/** Replaces the focused editor's text with `text` (one line) and saves it with Ctrl+S. */
+async function replaceAndSave(file, text) {
+    await press('Control+A');
+    await page.keyboard.insertText(text); // one line: nothing to auto-indent
+    // the editor has all of it (under load the text arrives in pieces)
+    await waitFor('the new text in the editor', async () => (await cursorPosition()) === `Ln 1, Col ${text.length + 1}`);
+    await save(file, text);
+}
+
+/** Ctrl+S until `file` holds `text` and its tab is clean (as a person would
+ * press it again when the dot stays on the tab). */
+async function save(file, text) {
+    const saved = async () =>
+        fs.readFileSync(file, 'utf8') === text &&
+        (await page.locator('.editor-group-container.active .tab.active.dirty').count()) === 0;
+    for (let attempt = 0; ; attempt++) {
+        await press('Control+S');
+        try {
+            await waitFor(`${path.basename(file)} saved as expected`, saved, 5000);
+            return;
+        } catch (error) {
+            if (attempt === 2) {
+                throw error;
+            }
+        }
+    }
+}
+
 async function goToLine(line) {
-    await press('Control+G');
-    const input = page.locator('.quick-input-widget input');
-    await input.waitFor({ state: 'visible', timeout: TIMEOUT });
+    const input = await quickInput('Control+G');
     await input.fill(`:${line}`);
     await press('Enter');
     await input.waitFor({ state: 'hidden', timeout: TIMEOUT });
@@ -340,12 +389,7 @@ async function testMode() {
         await focusEditor('settings.json');
         const settings = JSON.parse(fs.readFileSync(path.join(userData, 'User', 'settings.json'), 'utf8'));
         settings['conc-lsp.hints.labelStyle'] = 'compact';
-        await press('Control+A');
-        await page.keyboard.insertText(JSON.stringify(settings)); // one line: no auto-indent
-        await press('Control+S');
-        await waitFor('the setting saved', async () =>
-            JSON.parse(fs.readFileSync(path.join(userData, 'User', 'settings.json'), 'utf8'))['conc-lsp.hints.labelStyle'] === 'compact',
-        );
+        await replaceAndSave(path.join(userData, 'User', 'settings.json'), JSON.stringify(settings));
         await press('Control+W'); // back to the code
         await focusEditor(config.file);
         await waitFor('the code again', async () => (await viewLines()).some((line) => line.includes('async def')));
@@ -362,12 +406,7 @@ async function testMode() {
         const widget = page.locator('.marker-widget');
         await widget.waitFor({ state: 'visible', timeout: TIMEOUT });
         result.problem = (await widget.textContent()).replace(/\u00a0/g, ' ');
-        result.problem_cursor = await page.evaluate(() => {
-            const status = [...document.querySelectorAll('.statusbar-item')].find((item) =>
-                /Ln \d+, Col \d+/.test(item.textContent),
-            );
-            return status ? status.textContent.trim() : null;
-        });
+        result.problem_cursor = await cursorPosition();
         await screenshot('problem');
         await press('Escape');
         await widget.waitFor({ state: 'hidden', timeout: TIMEOUT });
@@ -403,8 +442,7 @@ async function testMode() {
         await waitFor('the fix in the editor', async () =>
             (await viewLines()).some((line) => line.includes('move_on_after')),
         );
-        await press('Control+S');
-        await waitFor('the fixed file on disk', async () => fs.readFileSync(target, 'utf8') === expected);
+        await save(target, expected);
         result.saved = fs.readFileSync(target, 'utf8');
         await waitFor('no squiggles after the fix', async () => (await squiggles()) === 0);
         result.squiggles_after_fix = await squiggles();
@@ -467,9 +505,7 @@ async function missingMode() {
         await focusEditor('settings.json');
         const settings = JSON.parse(fs.readFileSync(path.join(userData, 'User', 'settings.json'), 'utf8'));
         settings['conc-lsp.path'] = config.broken;
-        await press('Control+A');
-        await page.keyboard.insertText(JSON.stringify(settings)); // one line: no auto-indent
-        await press('Control+S');
+        await replaceAndSave(path.join(userData, 'User', 'settings.json'), JSON.stringify(settings));
         await waitFor(
             'the message about the broken server',
             async () => (await toasts()).some((toast) => toast.includes('did not start')),
