@@ -395,8 +395,20 @@ def test_analyse_concurrency_shows_the_report_beside_the_code(session: dict[str,
     ]
 
 
+def test_analyse_concurrency_of_the_selected_lines(session: dict[str, Any]) -> None:
+    check_steps(session, "analyse_selection")
+    # the selection's report (0-based lines 8-10 sent), beside the code again
+    assert "H2 Concurrency analysis: fix.py:9-11" in session["selection_headings"]
+    previews = [tab for tab in session["selection_tabs"] if tab.startswith("Preview ")]
+    assert any(tab.startswith("Preview fix-L9-11-") for tab in previews), previews
+    assert all(tab.endswith(".md, Editor Group 2") for tab in previews)
+    assert not [tab for tab in session["selection_tabs"] if ".md" in tab and tab not in previews]
+
+
 def test_no_message_when_all_is_well(session: dict[str, Any]) -> None:
-    check_steps(session, "open", "hints", "settings", "problem", "quickfix", "analyse")
+    check_steps(
+        session, "open", "hints", "settings", "problem", "quickfix", "analyse", "analyse_selection"
+    )
     assert session["toasts"] == []
 
 
@@ -409,6 +421,7 @@ def test_screenshots_of_every_step(session: dict[str, Any]) -> None:
         "04-quick-fix-menu.png",
         "05-fixed-and-saved.png",
         "06-report.png",
+        "07-report-of-selection.png",
     ], session["shots"]
     for name in shots:
         assert (session["shots"] / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

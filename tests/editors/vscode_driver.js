@@ -463,6 +463,22 @@ async function testMode() {
         result.reports = fs.readdirSync(path.join(config.home, 'cache', 'conc-lsp', 'reports'));
         await screenshot('report');
     });
+    await step('analyse_selection', async () => {
+        await press('Control+1'); // back to the code, in the first editor group
+        await focusEditor(config.file);
+        await goToLine(9);
+        for (let i = 0; i < 3; i++) {
+            await press('Shift+ArrowDown'); // lines 9 to 11 (the selection ends at the start of 12)
+        }
+        await runCommand('conc-lsp: Analyse concurrency');
+        await waitFor('the report of the selection', async () =>
+            (await previewHeadings()).some((heading) => heading.includes(`${config.file}:9-11`)),
+        );
+        await sleep(500);
+        result.selection_headings = await previewHeadings();
+        result.selection_tabs = await tabs();
+        await screenshot('report-of-selection');
+    });
     result.toasts.push(...(await toasts()));
 }
 
