@@ -140,7 +140,8 @@ def _hints_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> i
         for hint in sorted(analysis.hints, key=lambda h: (h.keyword_line, h.keyword_column)):
             if kinds is not None and hint.kind.value not in kinds:
                 continue
-            text = label(hint, arguments.style, by_hint.get(id(hint)))
+            found = by_hint.get(id(hint))
+            text = label(hint, arguments.style, found)
             if arguments.format == "json":
                 records.append(
                     {
@@ -150,6 +151,11 @@ def _hints_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> i
                         "kind": hint.kind.value,
                         "label": text,
                         "function": hint.function,
+                        **(
+                            {"verdict": found.verdict.value, "callee": found.callee}
+                            if found is not None
+                            else {}
+                        ),
                     }
                 )
             else:

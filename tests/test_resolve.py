@@ -90,6 +90,12 @@ def test_labels_say_what_is_known() -> None:
     line = next(i for i, s in enumerate(asyncio_lines) if "await lock.acquire()" in s)
     hint = next(h for h in analyse_lines(asyncio_lines).hints if h.keyword_line == line)
     assert label(hint, "arrow", asyncio_by_line[line]) == "<- may not yield (asyncio fast path)"
+    # a helper of the user's whose only checkpoint is a fast path names it
+    line = next(i for i, s in enumerate(asyncio_lines) if "await worker.record(1)" in s)
+    hint = next(h for h in analyse_lines(asyncio_lines).hints if h.keyword_line == line)
+    assert label(hint, "arrow", asyncio_by_line[line]) == (
+        "<- may not yield (record: asyncio fast path in asyncio.Lock)"
+    )
 
 
 def test_results_follow_edits_of_the_helper_file(tmp_path: Path) -> None:

@@ -455,9 +455,7 @@ class Resolver:
                 "",
             )
             library = fast.split(".", 1)[0] if "." in fast else ""
-            reason = f"{short} may not yield: {library} fast path".replace(":  fast", ": fast")
-            if fast:
-                reason += f" in {fast}"
+            reason = f"{short}: {library} fast path in {fast}" if fast else f"{short}: a fast path"
         else:
             first = min(result.escapes)
             ending = (node.end_lineno or node.lineno) - 1
@@ -523,6 +521,7 @@ class _Effects:
         found = self.resolver._entered(names[0], item.context_expr) if names else None
         if found is not None:
             self.found[id(item)] = found
+            self.found[id(item.context_expr)] = found  # the walker notes the expression
         return found
 
     def iterated(self, iterable: ast.expr) -> Verdict:
