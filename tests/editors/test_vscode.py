@@ -405,9 +405,20 @@ def test_analyse_concurrency_of_the_selected_lines(session: dict[str, Any]) -> N
     assert not [tab for tab in session["selection_tabs"] if ".md" in tab and tab not in previews]
 
 
+def test_restart_server(session: dict[str, Any]) -> None:
+    check_steps(session, "restart")
+    assert session["starts_before_restart"] == 1
+    assert session["starts_after_restart"] == 2
+    # the new server has the document, edits included: a hint on the new line
+    line = next(text for text in session["lines_after_restart"] if "await ev.wait()" in text)
+    assert hinted(line, "⇄").strip() == "await ev.wait()"
+
+
 def test_no_message_when_all_is_well(session: dict[str, Any]) -> None:
     check_steps(
-        session, "open", "hints", "settings", "problem", "quickfix", "analyse", "analyse_selection"
+        session,
+        *("open", "hints", "settings", "problem", "quickfix", "analyse", "analyse_selection"),
+        "restart",
     )
     assert session["toasts"] == []
 
@@ -422,6 +433,7 @@ def test_screenshots_of_every_step(session: dict[str, Any]) -> None:
         "05-fixed-and-saved.png",
         "06-report.png",
         "07-report-of-selection.png",
+        "08-after-restart.png",
     ], session["shots"]
     for name in shots:
         assert (session["shots"] / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

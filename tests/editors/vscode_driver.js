@@ -479,6 +479,22 @@ async function testMode() {
         result.selection_tabs = await tabs();
         await screenshot('report-of-selection');
     });
+    await step('restart', async () => {
+        const started = async () => ((await outputChannel()).match(/conc-lsp server running/g) ?? []).length;
+        result.starts_before_restart = await started();
+        await runCommand('conc-lsp: Restart server');
+        await waitFor('the server started again', async () => (await started()) > result.starts_before_restart);
+        result.starts_after_restart = await started();
+        await press('Control+1');
+        await focusEditor(config.file);
+        await press('Control+End'); // an edit: the new server must see the document
+        await page.keyboard.insertText('\n\nasync def later(ev):\n    await ev.wait()\n');
+        await waitFor('a hint from the new server', async () =>
+            (await viewLines()).some((line) => line.includes('await ev.wait()') && line.includes('⇄')),
+        );
+        result.lines_after_restart = await viewLines();
+        await screenshot('after-restart');
+    });
     result.toasts.push(...(await toasts()));
 }
 
@@ -640,7 +656,7 @@ async function main() {
         } else {
             await testMode();
         }
-        result.output = await outputChannel().catch((error) => `(no output channel: ${error.message})`);
+        result.output = await outputChannel(60).catch((error) => `(no output channel: ${error.message})`);
     } finally {
         if (browser !== undefined) {
             await browser.close().catch(() => undefined);
@@ -661,7 +677,7 @@ async function main() {
 }
 
 /** The extension's output channel, from the extension host's log folder. */
-async function outputChannel() {
+async function outputChannel(lines = 100000) {
     const logs = path.join(userData, 'logs');
     const found = [];
     const walk = (folder) => {
@@ -677,7 +693,7 @@ async function outputChannel() {
     if (fs.existsSync(logs)) {
         walk(logs);
     }
-    return found.map((file) => fs.readFileSync(file, 'utf8')).join('\n').split('\n').slice(-60).join('\n');
+    return found.map((file) => fs.readFileSync(file, 'utf8')).join('\n').split('\n').slice(-lines).join('\n');
 }
 
 main()
