@@ -9,7 +9,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -17,6 +17,7 @@ from lsprotocol import types
 
 from conc_lsp.analysis.model import Finding, HintKey, Resolution, Severity
 from conc_lsp.config import Settings
+from conc_lsp.processes import lower_priority
 from conc_lsp.server.positions import to_lsp
 
 if TYPE_CHECKING:  # the rules load in the worker process only, not in the server
@@ -117,13 +118,16 @@ class Worker:
     never holds the server's GIL while the user types (hints stay fast), and
     a crash in it cannot take the server down."""
 
-    def __init__(self) -> None:
+    def __init__(self, niceness: int = 0) -> None:
         self._pool: ProcessPoolExecutor | None = None
+        self.niceness = niceness  # > 0: a background process that yields the CPU to typing
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn")
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=partial(lower_priority, self.niceness) if self.niceness else None,
             )
         return self._pool
 

@@ -20,77 +20,16 @@ from lsprotocol import types
 from pygls.uris import to_fs_path
 
 from conc_lsp.analysis.model import HintKey, Resolution
+from conc_lsp.analysis.resolve import forget_document, resolve_document, warm_up
 from conc_lsp.server.diagnostics import Worker
 
 if TYPE_CHECKING:
-    from conc_lsp.analysis.resolve import Resolver
     from conc_lsp.server.app import ConcLanguageServer
     from conc_lsp.server.documents import Document
 
 logger = logging.getLogger("conc_lsp")
 RESOLVE_DELAY = 0.6  # seconds of quiet before a document is resolved again
 OPEN_DELAY = 0.05  # a document just opened: nobody is typing yet
-
-# -- in the worker process -----------------------------------------------------
-
-_RESOLVERS: dict[tuple[str | None, str], Resolver] = {}
-
-
-def resolve_document(
-    root: str | None,
-    interpreter: str,
-    path: str | None,
-    lines: list[str],
-    budget: float,
-    first_lines: tuple[int, int] | None,
-) -> tuple[dict[HintKey, Resolution], dict[str, Any]]:
-    """Resolve one document's checkpoints (runs in the resolver process)."""
-    from conc_lsp.analysis.resolve import Resolver
-
-    warning = ""
-    resolver = _RESOLVERS.get((root, interpreter))
-    if resolver is None:
-        try:
-            resolver = Resolver(root, interpreter or None)
-        except Exception as error:  # noqa: BLE001 - jedi's errors for a bad interpreter vary
-            warning = (
-                f"python.interpreter {interpreter!r} cannot be used ({error}); "
-                "resolving with the server's own Python instead"
-            )
-            resolver = _RESOLVERS.get((root, "")) or Resolver(root, None)
-        _RESOLVERS[(root, interpreter)] = resolver
-    result = resolver.resolve_lines(lines, path, budget, first_lines)
-    stats = {
-        "total": result.total,
-        "resolved": result.resolved,
-        "complete": result.complete,
-        "seconds": round(result.seconds, 3),
-        "warning": warning,
-    }
-    return result.resolutions, stats
-
-
-def warm_up(root: str | None, interpreter: str) -> float:
-    """Start jedi before the first document needs it (runs in the resolver process):
-    the first inference loads the builtins' stubs and asyncio, a second or more."""
-    import time
-
-    started = time.perf_counter()
-    resolve_document(
-        root,
-        interpreter,
-        None,
-        ["import asyncio", "async def _warm():", "    await asyncio.sleep(0)"],
-        30.0,
-        None,
-    )
-    return time.perf_counter() - started
-
-
-def forget_document(path: str) -> None:
-    for resolver in _RESOLVERS.values():
-        resolver.forget(path)
-
 
 # -- in the server -------------------------------------------------------------
 
@@ -99,7 +38,7 @@ class Resolutions:
     """Schedules resolver passes and applies their results to the documents."""
 
     def __init__(self) -> None:
-        self.worker = Worker()
+        self.worker = Worker(niceness=10)  # jedi waits while the user types
         self.pending: dict[str, asyncio.TimerHandle] = {}
         self.lock = asyncio.Lock()  # one pass at a time: the worker is single
         self.visible: dict[str, tuple[int, int]] = {}  # uri -> lines last asked for
