@@ -30,7 +30,7 @@ from conc_lsp.analysis.facts import (
 )
 from conc_lsp.analysis.libraries import ImportTable, imports_of, last_name
 from conc_lsp.analysis.model import EMPTY_CONTEXT, Context, HintKind, Location, Resolution, Verdict
-from conc_lsp.analysis.text import utf8_to_codepoint
+from conc_lsp.analysis.text import end_position, utf8_to_codepoint
 
 MUTATING_METHODS = frozenset(
     {
@@ -167,10 +167,7 @@ class ModuleFacts:
         """The resolution of the checkpoint anchored at the end of ``node``."""
         if not self.resolved:
             return None
-        line = (getattr(node, "end_lineno", None) or 1) - 1
-        text = self.lines[line] if line < len(self.lines) else ""
-        column = utf8_to_codepoint(text, getattr(node, "end_col_offset", 0) or 0)
-        return self.resolved.get((line, column, kind))
+        return self.resolved.get((*end_position(self.lines, node), kind))
 
     def verdict_of(self, node: ast.AST, kind: HintKind) -> Verdict:
         """How surely the checkpoint at ``node`` checkpoints (unknown when unresolved)."""
@@ -279,10 +276,7 @@ class _Walker:
         if not self.resolved:
             return None
         anchor = item.optional_vars if item.optional_vars is not None else item.context_expr
-        line = (anchor.end_lineno or anchor.lineno) - 1
-        text = self.lines[line] if line < len(self.lines) else ""
-        column = utf8_to_codepoint(text, anchor.end_col_offset or 0)
-        return self.resolved.get((line, column, HintKind.ASYNC_WITH))
+        return self.resolved.get((*end_position(self.lines, anchor), HintKind.ASYNC_WITH))
 
     def span(self, node: ast.AST) -> Location:
         line: int = node.lineno  # type: ignore[attr-defined]

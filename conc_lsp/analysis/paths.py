@@ -321,3 +321,15 @@ def _evaluated(node: ast.AST, certain: bool) -> Iterator[tuple[ast.AST, bool]]:
     for child in ast.iter_child_nodes(node):
         yield from _evaluated(child, certain)
     yield node, certain
+
+
+def is_generator(node: ast.AsyncFunctionDef) -> bool:
+    """An async generator (a `yield` of its own, not of a nested function)."""
+    stack: list[ast.AST] = list(node.body)
+    while stack:
+        child = stack.pop()
+        if isinstance(child, (ast.Yield, ast.YieldFrom)):
+            return True
+        if not isinstance(child, _SKIPPED):
+            stack.extend(ast.iter_child_nodes(child))
+    return False

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from conc_lsp.analysis.model import Hint, HintKey, HintKind, Resolution, Verdict, hint_keys
 from conc_lsp.analysis.parse import PARSE_ERRORS, analyse_lines, parse_fragment
-from conc_lsp.analysis.paths import PathResult, PathWalker
-from conc_lsp.analysis.text import split_lines, utf8_to_codepoint
+from conc_lsp.analysis.paths import PathResult, PathWalker, is_generator
+from conc_lsp.analysis.text import end_position, split_lines, utf8_to_codepoint
 
 if TYPE_CHECKING:
     import jedi
@@ -352,7 +352,7 @@ class Resolver:
         if source is None:
             return None
         node = source.functions.get(name.line)
-        if not isinstance(node, ast.AsyncFunctionDef) or _is_generator(node):
+        if not isinstance(node, ast.AsyncFunctionDef) or is_generator(node):
             return None  # a sync def returning an awaitable, or an async generator
         if any(_decorator_name(d) in ACM_DECORATORS for d in node.decorator_list):
             return None
@@ -546,9 +546,7 @@ class _Target:
 
 def _checkpoint_nodes(tree: ast.Module, lines: list[str]) -> Iterable[_Target]:
     def end_of(node: ast.expr) -> tuple[int, int]:
-        line = (node.end_lineno or node.lineno) - 1
-        text = lines[line] if line < len(lines) else ""
-        return line, utf8_to_codepoint(text, node.end_col_offset or 0)
+        return end_position(lines, node)
 
     for node in ast.walk(tree):
         if isinstance(node, ast.Await):
@@ -577,18 +575,6 @@ def _make_source(text: str, lines: list[str]) -> _Source:
             elif isinstance(node, ast.ClassDef):
                 classes[node.lineno] = node
     return _Source(text, lines, tree, functions, classes)
-
-
-def _is_generator(node: ast.AsyncFunctionDef) -> bool:
-    stack: list[ast.AST] = list(node.body)
-    while stack:
-        child = stack.pop()
-        if isinstance(child, (ast.Yield, ast.YieldFrom)):
-            return True
-        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
-            continue
-        stack.extend(ast.iter_child_nodes(child))
-    return False
 
 
 def _decorator_name(decorator: ast.expr) -> str:

@@ -33,6 +33,15 @@ def utf8_to_codepoint(line: str, byte_column: int) -> int:
     return len(line.encode("utf-8")[:byte_column].decode("utf-8", errors="ignore"))
 
 
+def end_position(lines: Sequence[str], node: object) -> tuple[int, int]:
+    """Where an ast node ends: 0-based line, code-point column (the anchor of
+    a checkpoint's hint, by which resolutions are found)."""
+    last: int = getattr(node, "end_lineno", None) or getattr(node, "lineno", None) or 1
+    line = last - 1
+    text = lines[line] if 0 <= line < len(lines) else ""
+    return line, utf8_to_codepoint(text, getattr(node, "end_col_offset", None) or 0)
+
+
 def codepoint_to_units(line: str, column: int, encoding: str) -> int:
     """Convert a code-point column into ``encoding`` units (utf-8/16/32)."""
     if encoding == "utf-32" or line.isascii():

@@ -63,7 +63,7 @@ from dataclasses import dataclass
 
 from conc_lsp.analysis.flow import FunctionFacts, ModuleFacts
 from conc_lsp.analysis.model import Finding, HintKind, Location, Resolution, Severity, Verdict
-from conc_lsp.analysis.paths import PathResult, PathWalker
+from conc_lsp.analysis.paths import PathResult, PathWalker, is_generator
 from conc_lsp.analysis.text import utf8_to_codepoint
 from conc_lsp.rules.base import finding
 
@@ -207,18 +207,7 @@ def _exempt(node: ast.AsyncFunctionDef) -> bool:
         for statement in body
     ):
         return True  # a stub
-    return _is_generator(node)
-
-
-def _is_generator(node: ast.AsyncFunctionDef) -> bool:
-    stack: list[ast.AST] = list(node.body)
-    while stack:
-        child = stack.pop()
-        if isinstance(child, (ast.Yield, ast.YieldFrom)):
-            return True
-        if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
-            stack.extend(ast.iter_child_nodes(child))
-    return False
+    return is_generator(node)
 
 
 def _own_loops(node: ast.AsyncFunctionDef) -> Iterator[ast.While]:
