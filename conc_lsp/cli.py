@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from conc_lsp import __version__, config
-from conc_lsp.analysis.model import HintKey, HintKind, ModuleAnalysis, Resolution, hint_keys
+from conc_lsp.analysis.model import HintKey, HintKind, ModuleAnalysis, Resolution, anchor_keys
 from conc_lsp.analysis.parse import analyse_lines
 from conc_lsp.analysis.text import line_ending, split_lines
 from conc_lsp.labels import ARROW, LABEL_STYLES, label
@@ -134,13 +134,12 @@ def _hints_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> i
                 f" (lines {problem.start_line + 1}-{problem.end_line} not analysed)",
                 file=err,
             )
-        ordered = sorted(analysis.hints, key=lambda h: (h.line, h.column))
-        keys = hint_keys(ordered)
-        by_hint = {id(hint): resolved.get(key) for hint, key in zip(ordered, keys, strict=True)}
+        keys = anchor_keys(analysis.hints) if resolved else {}
         for hint in sorted(analysis.hints, key=lambda h: (h.keyword_line, h.keyword_column)):
             if kinds is not None and hint.kind.value not in kinds:
                 continue
-            found = by_hint.get(id(hint))
+            key = keys.get((hint.line, hint.column, hint.kind))
+            found = resolved.get(key) if key is not None else None
             text = label(hint, arguments.style, found)
             if arguments.format == "json":
                 records.append(

@@ -20,7 +20,7 @@ from conc_lsp.analysis.model import (
     Resolution,
     Severity,
     SyntaxProblem,
-    hint_keys,
+    anchor_keys,
 )
 from conc_lsp.analysis.parse import PARSE_ERRORS, Analyzer, analyse_lines, parse_fragment
 from conc_lsp.analysis.text import apply_edits
@@ -119,12 +119,11 @@ def anchored(
     lines: list[str], resolutions: Mapping[HintKey, Resolution]
 ) -> dict[tuple[int, int, HintKind], Resolution]:
     """Resolutions by the anchor of the checkpoint they belong to in ``lines``."""
-    hints = sorted(analyse_lines(lines).hints, key=lambda hint: (hint.line, hint.column))
     found: dict[tuple[int, int, HintKind], Resolution] = {}
-    for hint, key in zip(hints, hint_keys(hints), strict=True):
+    for anchor, key in anchor_keys(analyse_lines(lines).hints).items():
         resolution = resolutions.get(key)
         if resolution is not None:
-            found[(hint.line, hint.column, hint.kind)] = resolution
+            found[anchor] = resolution
     return found
 
 

@@ -7,6 +7,7 @@ editor's encoding is the adapters' job.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -98,15 +99,19 @@ class Resolution:
 HintKey = tuple[str, str, str, int]
 
 
-def hint_keys(hints: list[Hint]) -> list[HintKey]:
-    """The key of each hint, in the same order."""
+# Where a hint is in one version of the text: its label's position and kind.
+Anchor = tuple[int, int, "HintKind"]
+
+
+def anchor_keys(hints: Iterable[Hint]) -> dict[Anchor, HintKey]:
+    """The key of each hint of a document (all of them: ranks count in text order)."""
     seen: dict[tuple[str, str, str], int] = {}
-    keys: list[HintKey] = []
-    for hint in hints:
+    keys: dict[Anchor, HintKey] = {}
+    for hint in sorted(hints, key=lambda hint: (hint.line, hint.column)):
         base = (hint.function, hint.kind.value, hint.code)
         rank = seen.get(base, 0)
         seen[base] = rank + 1
-        keys.append((*base, rank))
+        keys[(hint.line, hint.column, hint.kind)] = (*base, rank)
     return keys
 
 

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from conc_lsp.analysis.model import Hint, HintKey, HintKind, Resolution, Verdict, hint_keys
+from conc_lsp.analysis.model import Hint, HintKey, HintKind, Resolution, Verdict, anchor_keys
 from conc_lsp.analysis.parse import PARSE_ERRORS, analyse_lines, parse_fragment
 from conc_lsp.analysis.paths import PathResult, PathWalker, is_generator
 from conc_lsp.analysis.text import end_position, split_lines, utf8_to_codepoint
@@ -153,8 +153,7 @@ class Resolver:
         source = self._buffer(key, lines)
         if source.tree is None:
             return result
-        hints = sorted(analyse_lines(lines).hints, key=lambda hint: (hint.line, hint.column))
-        keys = dict(zip(((h.line, h.column, h.kind) for h in hints), hint_keys(hints), strict=True))
+        keys = anchor_keys(analyse_lines(lines).hints)
         targets = list(_checkpoint_nodes(source.tree, lines))
         result.total = len(targets)
         if first_lines is not None:
@@ -653,8 +652,12 @@ def _function_words(verdict: Verdict, result: PathResult, node: ast.AsyncFunctio
 
 def keyed_hints(hints: list[Hint]) -> dict[HintKey, Hint]:
     """Checkpoint hints by their key (for tests and the command line)."""
-    chosen = [hint for hint in hints if hint.kind.is_checkpoint]
-    return dict(zip(hint_keys(chosen), chosen, strict=True))
+    keys = anchor_keys(hints)
+    return {
+        keys[(hint.line, hint.column, hint.kind)]: hint
+        for hint in sorted(hints, key=lambda hint: (hint.line, hint.column))
+        if hint.kind.is_checkpoint
+    }
 
 
 # -- the resolver process of the language server ------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from conc_lsp.analysis.model import Hint, HintKey, HintKind, Resolution, hint_keys
+from conc_lsp.analysis.model import Anchor, Hint, HintKey, Resolution, anchor_keys
 from conc_lsp.analysis.parse import Analyzer
 from conc_lsp.analysis.text import changed_span, line_ending, split_lines, units_to_codepoint
 
@@ -23,17 +23,14 @@ class Document:
     resolutions: dict[HintKey, Resolution] = field(default_factory=dict)
     resolved_version: int | None = None  # the version they were computed for
     resolution_generation: int = 0  # bumped at each new result
-    _keys: dict[tuple[int, int, HintKind], HintKey] | None = None
+    _keys: dict[Anchor, HintKey] | None = None
 
     def resolution_of(self, hint: Hint) -> Resolution | None:
         """What resolving this checkpoint's callee found, if it has been resolved."""
         if not self.resolutions or not hint.kind.is_checkpoint:
             return None
         if self._keys is None:
-            hints = sorted(self.analyzer.analysis().hints, key=lambda h: (h.line, h.column))
-            self._keys = dict(
-                zip(((h.line, h.column, h.kind) for h in hints), hint_keys(hints), strict=True)
-            )
+            self._keys = anchor_keys(self.analyzer.analysis().hints)
         key = self._keys.get((hint.line, hint.column, hint.kind))
         return self.resolutions.get(key) if key is not None else None
 
