@@ -45,7 +45,7 @@ def run_pass(edit_during_the_pass: bool) -> tuple[FakeServer, Document]:
     server.documents[document.uri] = document
     resolutions = resolution.Resolutions()
 
-    async def call(function: Any, *arguments: Any, default: Any) -> Any:
+    async def call(function: Any, *arguments: Any, default: Any, timeout: Any = None) -> Any:
         if edit_during_the_pass:
             document.version = 2  # the user typed while jedi worked
         return FOUND, {"total": 1, "resolved": 1, "complete": True, "seconds": 0.1}
@@ -89,3 +89,30 @@ def test_a_broken_interpreter_is_reported_and_replaced(tmp_path: Path) -> None:
     )
     assert "cannot be used" in stats["warning"] and missing in stats["warning"]
     assert any(r.verdict is Verdict.NEVER for r in found.values())  # with our own Python
+
+
+def test_a_worker_call_that_never_returns_is_killed() -> None:
+    """A jedi call that hangs must not stop resolution for good: past its time
+    the worker process is killed, the call answers its default, and the next
+    call gets a new process."""
+    import os
+    import time
+
+    from conc_lsp.server.diagnostics import Worker
+
+    worker = Worker(niceness=10)
+
+    async def scenario() -> tuple[object, object, object]:
+        first = await worker.call(os.getpid, default=None)
+        slow = await worker.call(time.sleep, 60, default="gave up", timeout=1.0)
+        second = await worker.call(os.getpid, default=None)
+        return first, slow, second
+
+    started = time.monotonic()
+    try:
+        first, slow, second = asyncio.run(scenario())
+    finally:
+        worker.shutdown()
+    assert slow == "gave up"
+    assert time.monotonic() - started < 20
+    assert isinstance(first, int) and isinstance(second, int) and first != second

@@ -131,9 +131,34 @@ class Worker:
             )
         return self._pool
 
-    async def call(self, function: Callable[..., T], *arguments: object, default: T) -> T:
-        """Run ``function`` in the worker process (restarting it once if it died)."""
-        return await self._run(function, *arguments, default=default)
+    async def call(
+        self,
+        function: Callable[..., T],
+        *arguments: object,
+        default: T,
+        timeout: float | None = None,
+    ) -> T:
+        """Run ``function`` in the worker process (restarting it once if it died);
+        after ``timeout`` seconds, kill the process and return ``default``."""
+        if timeout is None:
+            return await self._run(function, *arguments, default=default)
+        try:
+            return await asyncio.wait_for(self._run(function, *arguments, default=default), timeout)
+        except TimeoutError:
+            logger.warning("worker took over %.0f s: killed, a new one starts", timeout)
+            self.kill()
+            return default
+
+    def kill(self) -> None:
+        """Stop the worker process now, even in the middle of a call."""
+        pool = self._pool
+        self._pool = None
+        if pool is None:
+            return
+        processes = getattr(pool, "_processes", None) or {}  # no public way to kill them
+        for process in list(processes.values()):
+            process.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
 
     async def _run(self, function: Callable[..., T], *arguments: object, default: T) -> T:
         loop = asyncio.get_running_loop()

@@ -70,7 +70,7 @@ class Resolutions:
         async def run() -> None:
             async with self.lock:
                 seconds = await self.worker.call(
-                    warm_up, ls.root, ls.settings.python_interpreter, default=None
+                    warm_up, ls.root, ls.settings.python_interpreter, default=None, timeout=60
                 )
             logger.info("resolver warmed up in %s s", seconds)
 
@@ -117,6 +117,9 @@ class Resolutions:
                     settings.resolve_budget,
                     self.visible.get(uri),
                     default=failed,
+                    # the budget is checked between jedi calls: one call that
+                    # never returns must not stop resolution for good
+                    timeout=settings.resolve_budget * 4 + 30,
                 )
             except Exception as error:
                 logger.exception("resolving failed")
