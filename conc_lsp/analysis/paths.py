@@ -333,3 +333,19 @@ def is_generator(node: ast.AsyncFunctionDef) -> bool:
         if not isinstance(child, _SKIPPED):
             stack.extend(ast.iter_child_nodes(child))
     return False
+
+
+def returns_at(node: ast.AsyncFunctionDef, line: int) -> bool:
+    """Whether a `return` of ``node`` starts on 0-based ``line`` (else an escape
+    there is the end of the body)."""
+    return any(
+        isinstance(child, ast.Return) and child.lineno - 1 == line for child in ast.walk(node)
+    )
+
+
+def decorator_name(decorator: ast.expr) -> str:
+    """`asynccontextmanager` of `@contextlib.asynccontextmanager` or `@fixture(scope=...)`."""
+    node = decorator.func if isinstance(decorator, ast.Call) else decorator
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return node.id if isinstance(node, ast.Name) else ""

@@ -27,7 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 from conc_lsp.analysis.model import Hint, HintKey, HintKind, Resolution, Verdict, anchor_keys
 from conc_lsp.analysis.parse import PARSE_ERRORS, analyse_lines, parse_fragment
-from conc_lsp.analysis.paths import PathResult, PathWalker, is_generator
+from conc_lsp.analysis.paths import (
+    PathResult,
+    PathWalker,
+    decorator_name,
+    is_generator,
+    returns_at,
+)
 from conc_lsp.analysis.text import end_position, split_lines, utf8_to_codepoint
 
 if TYPE_CHECKING:
@@ -353,7 +359,7 @@ class Resolver:
         node = source.functions.get(name.line)
         if not isinstance(node, ast.AsyncFunctionDef) or is_generator(node):
             return None  # a sync def returning an awaitable, or an async generator
-        if any(_decorator_name(d) in ACM_DECORATORS for d in node.decorator_list):
+        if any(decorator_name(d) in ACM_DECORATORS for d in node.decorator_list):
             return None
         return self._verdict_of(path, source, node, name.full_name or node.name, depth)
 
@@ -458,7 +464,7 @@ class Resolver:
         else:
             first = min(result.escapes)
             ending = (node.end_lineno or node.lineno) - 1
-            if first == ending and not _returns_at(node, first):
+            if first == ending and not returns_at(node, first):
                 reason = f"{short} can end without one"
                 via = next(
                     (
@@ -574,19 +580,6 @@ def _make_source(text: str, lines: list[str]) -> _Source:
             elif isinstance(node, ast.ClassDef):
                 classes[node.lineno] = node
     return _Source(text, lines, tree, functions, classes)
-
-
-def _decorator_name(decorator: ast.expr) -> str:
-    node = decorator.func if isinstance(decorator, ast.Call) else decorator
-    if isinstance(node, ast.Attribute):
-        return node.attr
-    return node.id if isinstance(node, ast.Name) else ""
-
-
-def _returns_at(node: ast.AsyncFunctionDef, line: int) -> bool:
-    return any(
-        isinstance(child, ast.Return) and child.lineno - 1 == line for child in ast.walk(node)
-    )
 
 
 def _table_entry(name: Name) -> Any:

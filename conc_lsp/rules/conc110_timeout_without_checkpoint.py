@@ -62,33 +62,25 @@ def check(module: ModuleFacts) -> Iterator[Finding]:
         for scope in function.scopes:
             if _without_deadline(scope, module):
                 continue
-            if scope.checkpoints:
-                never = _resolved_never(scope, module)
-                if never is None:
-                    continue
-                if scope.node is not None and _yields_or_reads_deadline(scope.node, module):
-                    continue
-                name = scope.name.split("(", 1)[0]
-                yield finding(
-                    CODE,
-                    NAME,
-                    SEVERITY,
-                    function,
-                    scope.location,
-                    f"`{name}(...)` has no real checkpoint in its body ({never}), so its "
-                    "timeout can never fire",
-                )
+            # Checkpoints that all resolve to "never yields" count as none.
+            never = _resolved_never(scope, module) if scope.checkpoints else None
+            if scope.checkpoints and never is None:
                 continue
             if scope.node is not None and _yields_or_reads_deadline(scope.node, module):
                 continue
             name = scope.name.split("(", 1)[0]
+            body = (
+                f"no real checkpoint in its body ({never})"
+                if never
+                else "no checkpoint in its body"
+            )
             yield finding(
                 CODE,
                 NAME,
                 SEVERITY,
                 function,
                 scope.location,
-                f"`{name}(...)` has no checkpoint in its body, so its timeout can never fire",
+                f"`{name}(...)` has {body}, so its timeout can never fire",
             )
 
 

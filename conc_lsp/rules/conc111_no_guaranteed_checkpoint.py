@@ -63,7 +63,13 @@ from dataclasses import dataclass
 
 from conc_lsp.analysis.flow import FunctionFacts, ModuleFacts
 from conc_lsp.analysis.model import Finding, HintKind, Location, Resolution, Severity, Verdict
-from conc_lsp.analysis.paths import PathResult, PathWalker, is_generator
+from conc_lsp.analysis.paths import (
+    PathResult,
+    PathWalker,
+    decorator_name,
+    is_generator,
+    returns_at,
+)
 from conc_lsp.analysis.text import utf8_to_codepoint
 from conc_lsp.rules.base import finding
 
@@ -151,7 +157,8 @@ def _finding(module: ModuleFacts, function: FunctionFacts, gap: Gap) -> Finding:
         never = result is not None and not result.possible
         end = (node.end_lineno or node.lineno) - 1
         for line in gap.escapes:
-            words = "the end of the body" if line == end and not _returns(node, line) else "returns"
+            ends_body = line == end and not returns_at(node, line)
+            words = "the end of the body" if ends_body else "returns"
             related.append((_line_location(module, line), f"{words}: no checkpoint on the way"))
         weak = result.weak if result is not None else []
         for item in weak[:3]:
@@ -193,11 +200,8 @@ def _finding(module: ModuleFacts, function: FunctionFacts, gap: Gap) -> Finding:
 
 
 def _exempt(node: ast.AsyncFunctionDef) -> bool:
-    for decorator in node.decorator_list:
-        target = decorator.func if isinstance(decorator, ast.Call) else decorator
-        name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
-        if name in EXEMPT_DECORATORS:
-            return True
+    if any(decorator_name(decorator) in EXEMPT_DECORATORS for decorator in node.decorator_list):
+        return True
     body = list(node.body)
     if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
         body = body[1:]  # the docstring
@@ -219,10 +223,6 @@ def _own_loops(node: ast.AsyncFunctionDef) -> Iterator[ast.While]:
         if isinstance(child, ast.While):
             yield child
         stack.extend(ast.iter_child_nodes(child))
-
-
-def _returns(node: ast.AsyncFunctionDef, line: int) -> bool:
-    return any(isinstance(c, ast.Return) and c.lineno - 1 == line for c in ast.walk(node))
 
 
 def _name_location(module: ModuleFacts, node: ast.AsyncFunctionDef) -> Location:
