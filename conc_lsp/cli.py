@@ -228,7 +228,8 @@ def _check_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> i
     from conc_lsp.rules import all_rules
 
     useful = any(
-        rule.uses_resolution and settings.rule_enabled(rule.code) for rule in all_rules().values()
+        rule.uses_resolution and settings.rule_enabled(rule.code, opt_in=rule.opt_in)
+        for rule in all_rules().values()
     )
     # By default only when an enabled rule reads the results: jedi costs time.
     wants = useful and settings.resolve_enabled if arguments.resolve is None else arguments.resolve
@@ -397,7 +398,7 @@ def rules_markdown() -> str:
     ]
     parts += [
         f"| [{rule.code}](#{rule.code.lower()}-{rule.name}) | {rule.name} | {rule.severity.value}"
-        f"{' (opt-in)' if rule.code in config.OPT_IN_RULES else ''} |"
+        f"{' (opt-in)' if rule.opt_in else ''} |"
         for rule in rules.values()
     ]
     for rule in rules.values():

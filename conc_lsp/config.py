@@ -18,7 +18,6 @@ from conc_lsp.labels import ARROW, LABEL_STYLES
 ALL_KINDS = frozenset(HintKind)
 # Rules that are off unless selected by code: pedantic for most code bases,
 # like flake8-async's ASYNC910 (`extend-select = ["CONC111"]` turns it on).
-OPT_IN_RULES = frozenset({"CONC111"})
 SECTION = "conc-lsp"
 
 
@@ -40,14 +39,14 @@ class Settings:
     resolve_budget: float = 5.0  # seconds of jedi work per document and pass
     python_interpreter: str = ""  # whose packages jedi reads; "" = the server's own
 
-    def rule_enabled(self, code: str, path: str | None = None) -> bool:
+    def rule_enabled(self, code: str, path: str | None = None, *, opt_in: bool = False) -> bool:
         """Whether a rule runs (for ``path``, honouring per-file ignores).
 
         An opt-in rule runs only when selected by its own code (or a prefix
         of it longer than the rule family, like ``CONC11``), not by ``CONC``."""
         wanted = (
             [prefix for prefix in self.select if len(prefix) >= len(code) - 1]
-            if code in OPT_IN_RULES
+            if opt_in
             else self.select
         )
         if not any(code.startswith(prefix) for prefix in wanted):

@@ -10,11 +10,12 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from conc_lsp.analysis.flow import ModuleFacts, module_facts
 from conc_lsp.analysis.model import (
     Finding,
+    Fix,
     HintKey,
     HintKind,
     Resolution,
@@ -25,10 +26,20 @@ from conc_lsp.analysis.model import (
 from conc_lsp.analysis.parse import PARSE_ERRORS, Analyzer, analyse_lines, parse_fragment
 from conc_lsp.analysis.text import apply_edits
 from conc_lsp.config import Settings
+from conc_lsp.fixes.context import FixContext
 from conc_lsp.rules import all_rules
+from conc_lsp.rules.base import Detection
 
 MAX_FIX_ROUNDS = 10
 NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
+
+
+FindingKey = tuple[str, int, int, str]
+
+
+def finding_key(finding: Finding) -> FindingKey:
+    """A finding's identity within one check (its severity and fix may change)."""
+    return (finding.code, finding.location.line, finding.location.column, finding.message)
 
 
 @dataclass(slots=True)
@@ -37,6 +48,12 @@ class CheckResult:
     problems: list[SyntaxProblem]
     rule_errors: list[str]
     facts: ModuleFacts | None = None  # for fixes computed later on the same text
+    # Each finding's detection (its evidence), for the fixes and the report; kept
+    # in the process that computed it.
+    detections: dict[FindingKey, Detection] = field(default_factory=dict)
+
+    def detection(self, finding: Finding) -> Detection | None:
+        return self.detections.get(finding_key(finding))
 
 
 def module_tree(lines: list[str]) -> tuple[ast.Module, list[SyntaxProblem]]:
@@ -91,28 +108,44 @@ def check_lines(
     facts = module_facts(tree, lines, resolved=resolved)
     findings: list[Finding] = []
     errors: list[str] = []
+    detections: dict[FindingKey, Detection] = {}
     for rule in all_rules().values():
-        if not settings.rule_enabled(rule.code, path):
+        if not settings.rule_enabled(rule.code, path, opt_in=rule.opt_in):
             continue
         try:
             produced = list(rule.check(facts))
         except Exception as error:  # noqa: BLE001 - one broken rule must not hide the others
             errors.append(f"{rule.code} failed: {type(error).__name__}: {error}")
             continue
-        for found in produced:
+        for detection in produced:
+            found = detection.finding
             if suppressed(found, lines):
                 continue
             level = settings.severity_of(found.code, found.severity.value)
             if level != found.severity.value:
                 found = replace(found, severity=Severity(level))
             findings.append(found)
+            detections.setdefault(finding_key(found), detection)
     findings.sort(key=lambda f: (f.location.line, f.location.column, f.code))
+    result = CheckResult(findings, problems, errors, facts, detections)
     if fixes:
-        from conc_lsp.fixes import FixContext, fix_for  # libcst loads only when fixing
-
         context = FixContext(lines, settings.cleanup_timeout)
-        findings = [replace(found, fix=fix_for(found, facts, context)) for found in findings]
-    return CheckResult(findings, problems, errors, facts)
+        result.findings = [
+            replace(found, fix=fix_for(result, found, context)) for found in findings
+        ]
+    return result
+
+
+def fix_for(result: CheckResult, finding: Finding, context: FixContext) -> Fix | None:
+    """The quick fix of a finding, or None when no sound mechanical fix exists."""
+    detection = result.detection(finding)
+    rule = all_rules().get(finding.code)
+    if detection is None or rule is None or result.facts is None:
+        return None
+    try:
+        return rule.fix(detection, result.facts, context)
+    except Exception:  # noqa: BLE001 - a fix that cannot be computed is simply not offered
+        return None
 
 
 def anchored(
@@ -170,22 +203,16 @@ def fix_lines(
                 return lines, applied, result
         lines = new_lines
         applied += len(chosen)
-    return lines, applied, check_lines(
-        lines, settings, path, fixes=True, resolutions=resolutions
-    )
+    return lines, applied, check_lines(lines, settings, path, fixes=True, resolutions=resolutions)
 
 
 def with_fixes(
     result: CheckResult, lines: list[str], settings: Settings, first_line: int, last_line: int
 ) -> list[Finding]:
     """The findings on lines first_line..last_line, each with its fix computed."""
-    if result.facts is None:
-        return []
-    from conc_lsp.fixes import FixContext, fix_for  # libcst loads only when fixing
-
     context = FixContext(lines, settings.cleanup_timeout)
     return [
-        replace(found, fix=fix_for(found, result.facts, context))
+        replace(found, fix=fix_for(result, found, context))
         for found in result.findings
         if found.location.end_line >= first_line and found.location.line <= last_line
     ]

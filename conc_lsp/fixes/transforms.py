@@ -13,15 +13,9 @@ from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 from conc_lsp.analysis.flow import EventKind, FunctionFacts, ModuleFacts
 from conc_lsp.analysis.model import Finding, Fix, Location, Shield, TextEdit
 from conc_lsp.analysis.text import changed_span
+from conc_lsp.fixes.context import FixContext
 
 HEADER = "if 1:\n"  # lets libcst parse an indented function with its indentation kept
-
-
-@dataclass(slots=True)
-class FixContext:
-    lines: list[str]
-    timeout: float = 5.0
-    logger: str | None = None  # found on first use: "" when the module has none
 
 
 @dataclass(slots=True)
@@ -396,14 +390,14 @@ def shield_cleanup(finding: Finding, facts: ModuleFacts, context: FixContext) ->
 # -- CONC103 ----------------------------------------------------------------
 
 
-def release_in_finally(finding: Finding, facts: ModuleFacts, context: FixContext) -> Fix | None:
-    if not finding.related:
-        return None
+def release_in_finally(
+    finding: Finding, facts: ModuleFacts, context: FixContext, skipped_line: int
+) -> Fix | None:
+    """CONC103: move the release the await would skip into a `finally`."""
     found_source = function_source(finding, facts, context)
     if found_source is None:
         return None
     source = found_source[1]
-    skipped_line = finding.related[0].location.line
     await_place = innermost(source, finding.location.line)
     release_place = innermost(source, skipped_line)
     if await_place is None or release_place is None:
@@ -496,13 +490,6 @@ def _used_after(source: Source, target: cst.With, name: str) -> bool:
 # -- CONC201 (loops) --------------------------------------------------------
 
 
-def close_gap(finding: Finding, facts: ModuleFacts, context: FixContext) -> Fix | None:
-    """CONC201: iterate over a copy, or bring the second write up to the first."""
-    if finding.message.startswith("iterating"):
-        return iterate_over_copy(finding, facts, context)
-    return move_second_write(finding, facts, context)
-
-
 class _Move(cst.CSTTransformer):
     """Remove ``moved`` from its block and insert it right after ``anchor``."""
 
@@ -548,15 +535,16 @@ def _assigned_names(statement: cst.CSTNode) -> set[str]:
     return names
 
 
-def move_second_write(finding: Finding, facts: ModuleFacts, context: FixContext) -> Fix | None:
-    if not finding.related:
-        return None
+def move_second_write(
+    finding: Finding, facts: ModuleFacts, context: FixContext, first_line: int
+) -> Fix | None:
+    """CONC201: bring the second write up to the first, before the checkpoint."""
     found_source = function_source(finding, facts, context)
     if found_source is None:
         return None
     source = found_source[1]
     second = innermost(source, finding.location.line)
-    first = innermost(source, finding.related[0].location.line)
+    first = innermost(source, first_line)
     if second is None or first is None:
         return None
     moved, anchor = second.statement, first.statement
@@ -589,8 +577,7 @@ def move_second_write(finding: Finding, facts: ModuleFacts, context: FixContext)
 
 
 def iterate_over_copy(finding: Finding, facts: ModuleFacts, context: FixContext) -> Fix | None:
-    if not finding.message.startswith("iterating"):
-        return None
+    """CONC201's loop form: iterate over a copy of the shared container."""
     found_source = function_source(finding, facts, context)
     if found_source is None:
         return None
@@ -615,7 +602,10 @@ def iterate_over_copy(finding: Finding, facts: ModuleFacts, context: FixContext)
 # -- CONC202 ----------------------------------------------------------------
 
 
-def atomic_pop(finding: Finding, facts: ModuleFacts, context: FixContext) -> Fix | None:
+def atomic_pop(
+    finding: Finding, facts: ModuleFacts, context: FixContext, check_line: int
+) -> Fix | None:
+    """CONC202: the atomic form (`d.pop(k, None)`), else check again after the await."""
     found_source = function_source(finding, facts, context)
     if found_source is None:
         return None
@@ -652,7 +642,7 @@ def atomic_pop(finding: Finding, facts: ModuleFacts, context: FixContext) -> Fix
             and len(node.args) == 1
         ]
         if len(calls) != 1:
-            return check_again(finding, facts, context, source, place)
+            return check_again(finding, context, source, place, check_line)
         call = calls[0]
         new_call = call.with_changes(
             args=[
@@ -679,10 +669,10 @@ def atomic_pop(finding: Finding, facts: ModuleFacts, context: FixContext) -> Fix
 # -- CONC302 ----------------------------------------------------------------
 
 
-def set_in_finally(finding: Finding, facts: ModuleFacts, context: FixContext) -> Fix | None:
-    if len(finding.related) != 1:
-        return None
-    setter_line = finding.related[0].location.line
+def set_in_finally(
+    finding: Finding, facts: ModuleFacts, context: FixContext, setter_line: int
+) -> Fix | None:
+    """CONC302: move the setter's `.set()` into a `finally` around its body."""
     setter = next(
         (
             function
@@ -818,12 +808,9 @@ def drain_pipes(finding: Finding, facts: ModuleFacts, context: FixContext) -> Fi
 
 
 def check_again(
-    finding: Finding, facts: ModuleFacts, context: FixContext, source: Source, place: Place
+    finding: Finding, context: FixContext, source: Source, place: Place, check_line: int
 ) -> Fix | None:
     """Wrap the action in the same `if` test again, evaluated after the checkpoint."""
-    if not finding.related:
-        return None
-    check_line = finding.related[0].location.line
     guard = next(
         (
             owner
@@ -864,17 +851,6 @@ def check_again(
 
 
 # -- CONC203 ----------------------------------------------------------------
-
-
-def per_key_counter(finding: Finding, facts: ModuleFacts, context: FixContext) -> Fix | None:
-    """Index the counter by the key of the state it counts (the report's rewrite)."""
-    from conc_lsp import report  # the report module knows the counter's uses and declaration
-
-    proposed = report.counter_rewrite(facts, finding, context.lines)
-    if proposed is None:
-        return None
-    title, edits = proposed
-    return Fix(f"{title} (unsafe: the counter becomes a per-key mapping)", False, edits)
 
 
 # -- CONC111 ----------------------------------------------------------------
@@ -931,47 +907,42 @@ def _checkpoint_before(
     return [checkpoint, statement.with_changes(leading_lines=())]
 
 
-def insert_checkpoints(finding: Finding, facts: ModuleFacts, context: FixContext) -> Fix | None:
-    from conc_lsp.rules.conc111_no_guaranteed_checkpoint import gaps
-
+def insert_checkpoints(
+    finding: Finding,
+    facts: ModuleFacts,
+    context: FixContext,
+    node: ast.AsyncFunctionDef | ast.While,
+    escapes: Sequence[int],
+) -> Fix | None:
+    """CONC111: a checkpoint before each way out that has none (``escapes``: their lines)."""
     spelled = library(facts)
     found_source = function_source(finding, facts, context)
     if spelled is None or found_source is None:
         return None
     function, source = found_source
-    gap = next(
-        (
-            candidate
-            for candidate in gaps(facts, function)
-            if candidate.node.lineno - 1 == finding.location.line
-        ),
-        None,
-    )
-    if gap is None:
-        return None
     name, alias = spelled
     text = (
         f"await {alias}.sleep(0)" if name == "asyncio" else f"await {alias}.lowlevel.checkpoint()"
     )
     new_statement = cst.parse_statement(text + "\n")
-    target_line = gap.node.lineno - 1
+    target_line = node.lineno - 1
     owner: cst.IndentedBlock | None = None  # the body whose end is an escape
     for place in _statements(source.module, []):
         statement = place.statement
         if source.line_of(statement) != target_line:
             continue
-        if isinstance(gap.node, ast.While) and isinstance(statement, cst.While):
+        if isinstance(node, ast.While) and isinstance(statement, cst.While):
             owner = statement.body if isinstance(statement.body, cst.IndentedBlock) else None
     definition = _first_function(source.module)
-    if isinstance(gap.node, ast.AsyncFunctionDef) and definition is not None:
+    if isinstance(node, ast.AsyncFunctionDef) and definition is not None:
         owner = definition.body if isinstance(definition.body, cst.IndentedBlock) else None
     if owner is None:
         return None
     inserts: dict[int, list[tuple[int, list[cst.BaseStatement]]]] = {}
     blocks: dict[int, cst.IndentedBlock] = {}
     taken = "\n".join(context.lines[source.first : source.end])
-    end_line = (gap.node.body[-1].end_lineno or gap.node.lineno) - 1
-    for line in gap.escapes:
+    end_line = (node.body[-1].end_lineno or node.lineno) - 1
+    for line in escapes:
         spot = innermost(source, line)
         if (
             spot is not None
@@ -990,7 +961,7 @@ def insert_checkpoints(finding: Finding, facts: ModuleFacts, context: FixContext
             return None  # a one-line `if x: return`: no clean place to insert
     module = source.module.visit(_Expand(inserts, blocks))
     assert isinstance(module, cst.Module)
-    where = "loop" if isinstance(gap.node, ast.While) else f"`{function.name}`"
+    where = "loop" if isinstance(node, ast.While) else f"`{function.name}`"
     return _fix(
         f"Insert `{text}` where {where} can go on without a checkpoint",
         False,

@@ -1,11 +1,11 @@
-"""The rules: one module per rule; each module's docstring is its documentation."""
+"""The rules: one module per rule (``concNNN_name.py``), each binding its
+``Rule`` instance to ``RULE``; the module's docstring is its documentation."""
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
 from functools import cache
-from types import ModuleType
 
 from conc_lsp.rules.base import Rule
 
@@ -17,21 +17,12 @@ def all_rules() -> dict[str, Rule]:
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda module: module.name):
         if not info.name.startswith("conc"):
             continue
-        module: ModuleType = importlib.import_module(f"{__name__}.{info.name}")
-        doc = (module.__doc__ or "").strip()
-        body = doc.split("\n", 1)[1] if "\n" in doc else ""
-        summary = body.split("## What it does", 1)[-1].strip().split("\n\n", 1)[0]
-        rule = Rule(
-            code=module.CODE,
-            name=module.NAME,
-            severity=module.SEVERITY,
-            check=module.check,
-            doc=doc,
-            summary=" ".join(summary.split()),
-            uses_resolution=getattr(module, "USES_RESOLUTION", False),
-        )
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        rule = getattr(module, "RULE", None)
+        if not isinstance(rule, Rule):
+            raise TypeError(f"{module.__name__} binds no Rule to RULE")
         found[rule.code] = rule
-    return found
+    return dict(sorted(found.items()))
 
 
 def find_rule(code_or_name: str) -> Rule | None:
@@ -40,3 +31,12 @@ def find_rule(code_or_name: str) -> Rule | None:
         if wanted.upper() == rule.code or wanted.lower() == rule.name:
             return rule
     return None
+
+
+def fixable_codes() -> frozenset[str]:
+    """The rules that offer a quick fix (they override ``Rule.fix``)."""
+    return frozenset(code for code, rule in all_rules().items() if type(rule).fix is not Rule.fix)
+
+
+def opt_in_codes() -> frozenset[str]:
+    return frozenset(code for code, rule in all_rules().items() if rule.opt_in)

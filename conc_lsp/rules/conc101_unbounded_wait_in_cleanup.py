@@ -68,7 +68,9 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
+from dataclasses import dataclass
 
+from conc_lsp.analysis.cleanup import where_in_cleanup
 from conc_lsp.analysis.facts import is_unbounded_constant
 from conc_lsp.analysis.flow import (
     Event,
@@ -79,18 +81,21 @@ from conc_lsp.analysis.flow import (
     exclusive,
 )
 from conc_lsp.analysis.libraries import last_name
-from conc_lsp.analysis.model import Context, Finding, Severity, Verdict
+from conc_lsp.analysis.model import Fix, Severity, Verdict
+from conc_lsp.analysis.program import INITIALISERS, Program
+from conc_lsp.analysis.reach import awaited_call
+from conc_lsp.fixes.context import FixContext
 from conc_lsp.rules.base import (
-    awaited_call,
+    Detection,
+    Evidence,
+    Rule,
+    Words,
     checkpoint_verdict,
     describe,
-    finding,
     is_wait_call,
 )
+from conc_lsp.rules.story import Trace, TraceBuilder
 
-CODE = "CONC101"
-NAME = "unbounded-wait-in-cleanup"
-SEVERITY = Severity.WARNING
 KILLERS = frozenset({"kill", "terminate", "send_signal", "cancel", "close", "aclose"})
 # Exceptions that mean "not ready yet" / "not there": their handler is the slow
 # path of the operation (wait until writable, wait for the filler), not cleanup.
@@ -119,7 +124,17 @@ WAIT_TASKS = frozenset({"asyncio.wait", "asyncio.tasks.wait"})
 Setter = tuple[FunctionFacts, Event]
 
 
-def check(module: ModuleFacts) -> Iterator[Finding]:
+@dataclass(frozen=True, slots=True)
+class UnboundedWait(Evidence):
+    """A wait on a cleanup path with no timeout (and the `.set()` in a `finally`
+    that ends it, when there is one: then the finding is information only)."""
+
+    checkpoint: Event
+    call: Event
+    setter: Event | None = None
+
+
+def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
     setters = _setters_in_finally(module)
     for function in module.functions:
         handlers: dict[int, list[ast.ExceptHandler]] | None = None
@@ -145,30 +160,27 @@ def check(module: ModuleFacts) -> Iterator[Finding]:
             if setter is not None:
                 setter_function, setter_event = setter
                 line = setter_event.location.line + 1
-                yield finding(
-                    CODE,
-                    NAME,
-                    Severity.INFORMATION,
+                yield rule.detect(
                     function,
                     checkpoint.location,
                     f"`await {waited}` in {where} has no timeout; it ends because its "
                     f"`.set()` runs in a `finally` (line {line})",
+                    UnboundedWait(checkpoint, call, setter_event),
                     [
                         (
                             setter_event.location,
                             f"the matching `.set()` in a finally of `{setter_function.qualname}`",
                         )
                     ],
+                    severity=Severity.INFORMATION,
                 )
                 continue
-            yield finding(
-                CODE,
-                NAME,
-                SEVERITY,
+            yield rule.detect(
                 function,
                 checkpoint.location,
                 f"unbounded `await {waited}` in {where}: if it never completes, "
                 f"teardown hangs; bound it with a timeout (e.g. `{_bound_for(module)}`)",
+                UnboundedWait(checkpoint, call),
             )
 
 
@@ -178,17 +190,6 @@ def _bound_for(module: ModuleFacts) -> str:
         if library in module.libraries:
             return f"{library}.move_on_after"
     return "asyncio.timeout" if "asyncio" in module.libraries else "move_on_after"
-
-
-def where_in_cleanup(context: Context) -> str:
-    """Words for the cleanup path a checkpoint sits on."""
-    if context.in_finally:
-        return "a `finally` block"
-    if context.in_except is not None:
-        return "an `except` handler"
-    if context.acm_teardown:
-        return "async context manager teardown"
-    return "`__aexit__`/`aclose`"
 
 
 def _waited(function: FunctionFacts, call: Event) -> Event | None:
@@ -324,3 +325,100 @@ def _guaranteed_setter(
             continue
         return setter_function, event
     return None
+
+
+def _trace(
+    module: Program, b: TraceBuilder, function: FunctionFacts, evidence: UnboundedWait
+) -> Trace | None:
+    checkpoint = evidence.checkpoint
+    where = "`finally`" if checkpoint.context.in_finally else "cleanup"
+    b.add("Task A", None, f"is cancelled, or its body ends → the {where} runs", "enter")
+    b.add("Task A", checkpoint.location.line, "waits, with no timeout", "wait")
+    setters = _setters_for(module, function, checkpoint)
+    if setters:
+        owner, event = setters[0]
+        b.add(
+            "Task B",
+            event.location.line,
+            f"would set `{event.receiver}` in `{owner.qualname}`, but is stuck, failed or was "
+            "cancelled first",
+            "setter",
+        )
+        tasks = [f"Task A runs `{function.qualname}`; Task B runs `{owner.qualname}`."]
+    else:
+        b.add("Task B", None, "the task Task A waits for never gets there", "setter")
+        tasks = [f"Task A runs `{function.qualname}`; Task B is the task it waits for."]
+    b.add("Task A", checkpoint.location.line, "still waiting: the teardown hangs", "hang")
+    return b.build(tasks, (b.roles["wait"], b.roles["hang"]), "the wait has no bound")
+
+
+def _setters_for(
+    module: Program, function: FunctionFacts, checkpoint: Event
+) -> list[tuple[FunctionFacts, Event]]:
+    """The `.set()` calls that would end an awaited wait, also through a method
+    (`await actor.wait_for_no_more_peers()` waits on `no_more_peers`)."""
+    call = function.events[checkpoint.order - 1] if checkpoint.order else None
+    if call is None or call.kind is not EventKind.CALL:
+        return []
+    names: set[str] = set()
+    if call.method == "wait" and call.receiver:
+        names.add(call.receiver.rsplit(".", 1)[-1])
+    else:
+        text = f"{call.receiver}.{call.method}" if call.receiver else (call.method or "")
+        inner = module.resolve(function, text)
+        if inner is not None:
+            names |= {
+                (e.receiver or "").rsplit(".", 1)[-1]
+                for e in inner.events
+                if e.kind is EventKind.CALL and e.method == "wait" and e.receiver
+            }
+    found = []
+    for other in module.functions:
+        for event in other.events:
+            if (
+                event.kind is EventKind.CALL
+                and event.method == "set"
+                and event.receiver
+                and event.receiver.rsplit(".", 1)[-1] in names
+                and other.name not in INITIALISERS
+            ):
+                found.append((other, event))
+    return found
+
+
+class UnboundedWaitInCleanup(Rule):
+    code = "CONC101"
+    name = "unbounded-wait-in-cleanup"
+    category = "deadlock"
+    explanation = "an unbounded wait in cleanup: if the setter never fires, the teardown hangs."
+    effort = "simple"
+    sketch_title = "Bound the wait (and shield it on a cancellable cleanup path)"
+    rank = 6
+
+    def check(self, module: ModuleFacts) -> Iterator[Detection]:
+        return _check(self, module)
+
+    def fix(self, detection: Detection, module: ModuleFacts, context: FixContext) -> Fix | None:
+        from conc_lsp.fixes import transforms  # libcst loads only when fixing (start-up cost)
+
+        return transforms.bound_wait(detection.finding, module, context)
+
+    def trace(
+        self, program: Program, b: TraceBuilder, function: FunctionFacts, detection: Detection
+    ) -> Trace | None:
+        if isinstance(detection.evidence, UnboundedWait):
+            return _trace(program, b, function, detection.evidence)
+        return None
+
+    def words(self, evidence: Evidence, trace: Trace) -> Words:
+        s = trace.steps_text
+        return Words(
+            f'The wait of {s("wait")} gets a deadline: {s("hang")} becomes "gives up after T '
+            'seconds" and the teardown goes on.',
+            "Teardown can finish with the other side still running (log it); T must be longer "
+            "than a normal teardown.",
+            "Shielding without the bound would make the hang worse: keep both.",
+        )
+
+
+RULE = UnboundedWaitInCleanup()

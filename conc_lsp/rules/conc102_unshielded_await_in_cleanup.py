@@ -58,29 +58,36 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
+from dataclasses import dataclass
 
+from conc_lsp.analysis.cleanup import (
+    FunctionTree,
+    is_explicit_checkpoint,
+    where_in_cleanup,
+)
 from conc_lsp.analysis.flow import Event, EventKind, FunctionFacts, ModuleFacts
 from conc_lsp.analysis.libraries import last_name
-from conc_lsp.analysis.model import Finding, Severity, Shield, Verdict
-from conc_lsp.rules.base import awaited_call, checkpoint_verdict, describe, finding
-from conc_lsp.rules.conc101_unbounded_wait_in_cleanup import where_in_cleanup
+from conc_lsp.analysis.model import Fix, Severity, Shield, Verdict
+from conc_lsp.analysis.program import Program
+from conc_lsp.analysis.reach import awaited_call
+from conc_lsp.fixes.context import FixContext
+from conc_lsp.rules.base import Detection, Evidence, Rule, Words, checkpoint_verdict, describe
+from conc_lsp.rules.story import Trace, TraceBuilder
 
-CODE = "CONC102"
-NAME = "unshielded-await-in-cleanup"
-SEVERITY = Severity.WARNING
-EXPLICIT_CHECKPOINTS = frozenset(
-    {
-        "checkpoint",
-        "checkpoint_if_cancelled",
-        "cancel_shielded_checkpoint",
-        "aclose_forcefully",
-    }
-)
 CLOSERS = frozenset({"aclose", "__aexit__"})
 LEVEL_TRIGGERED = frozenset({"trio", "anyio", "tractor"})
 
 
-def check(module: ModuleFacts) -> Iterator[Finding]:
+@dataclass(frozen=True, slots=True)
+class UnshieldedCleanup(Evidence):
+    """The first unshielded checkpoint of a cleanup block, and the first event
+    after it that a cancellation there would skip."""
+
+    checkpoint: Event
+    skipped: Event | None
+
+
+def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
     if module.libraries == frozenset({"asyncio"}):
         return
     for function in module.functions:
@@ -126,35 +133,25 @@ def check(module: ModuleFacts) -> Iterator[Finding]:
                 related.append((first.location, "skipped when the checkpoint above is cancelled"))
             what = "await " + describe(call, "...") if call else module.source(checkpoint.location)
             if context.shielded is Shield.MAYBE:
-                yield finding(
-                    CODE,
-                    NAME,
-                    Severity.INFORMATION,
+                yield rule.detect(
                     function,
                     checkpoint.location,
                     f"`{what}` in {where_in_cleanup(context)} is shielded only if the "
                     "runtime shield value is true; otherwise a cancellation stops the "
                     "cleanup here",
+                    UnshieldedCleanup(checkpoint, skipped[0] if skipped else None),
                     related,
+                    severity=Severity.INFORMATION,
                 )
                 continue
-            yield finding(
-                CODE,
-                NAME,
-                SEVERITY,
+            yield rule.detect(
                 function,
                 checkpoint.location,
                 f"unshielded `{what}` in {where_in_cleanup(context)}: if the scope is "
                 "being cancelled, the cleanup stops here and the rest of it never runs",
+                UnshieldedCleanup(checkpoint, skipped[0] if skipped else None),
                 related,
             )
-
-
-def is_explicit_checkpoint(call: Event) -> bool:
-    """`trio.lowlevel.checkpoint()`, `aclose_forcefully(...)`, `sleep(0)` in any library."""
-    if last_name(call.callee) in EXPLICIT_CHECKPOINTS:
-        return True
-    return call.method == "sleep" and call.argument == "0"
 
 
 def _asyncio_only(function: FunctionFacts) -> bool:
@@ -216,118 +213,69 @@ def _decorator_name(decorator: ast.expr) -> str:
     return decorator.id if isinstance(decorator, ast.Name) else ""
 
 
-BROAD = frozenset({"BaseException", "Cancelled", "get_cancelled_exc_class"})
-TERMINATORS = (ast.Return, ast.Raise, ast.Continue, ast.Break)
+def _trace(
+    module: Program, b: TraceBuilder, function: FunctionFacts, evidence: UnshieldedCleanup
+) -> Trace | None:
+    b.add(
+        "Task B",
+        None,
+        "cancels the scope Task A runs in (an error in a sibling, a timeout, shutdown)",
+        "cancel",
+    )
+    b.add("Task A", None, "unwinds → the cleanup runs", "enter")
+    b.add(
+        "Task A",
+        evidence.checkpoint.location.line,
+        "CHECKPOINT, unshielded: `Cancelled` is raised here at once",
+        "checkpoint",
+    )
+    if evidence.skipped is not None:
+        line = evidence.skipped.location.line
+        b.add("Task A", line, "never runs, nor the rest of the cleanup", "skipped")
+    else:
+        b.add("Task A", None, "the rest of the cleanup never runs", "skipped")
+    return b.build(
+        [f"Task A runs `{function.qualname}`; Task B is whatever cancels it."],
+        (b.roles["checkpoint"], b.roles["skipped"]),
+        "the cleanup stops half-way",
+    )
 
 
-def caught_names(handler: ast.ExceptHandler) -> set[str]:
-    """Last names of what a handler catches: `trio.Cancelled` -> `Cancelled`,
-    `get_cancelled_exc_class()` -> `get_cancelled_exc_class`; empty for a bare except."""
-    if handler.type is None:
-        return set()
-    types = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
-    names = set()
-    for node in types:
-        if isinstance(node, ast.Call):
-            node = node.func
-        if isinstance(node, ast.Attribute):
-            names.add(node.attr)
-        elif isinstance(node, ast.Name):
-            names.add(node.id)
-    return names
+class UnshieldedAwaitInCleanup(Rule):
+    code = "CONC102"
+    name = "unshielded-await-in-cleanup"
+    category = "atomicity gap"
+    explanation = (
+        "the cleanup should run as a whole, but its first checkpoint is where a "
+        "cancellation stops it."
+    )
+    effort = "simple"
+    sketch_title = "Shield and bound the cleanup"
+    rank = 8
 
+    def check(self, module: ModuleFacts) -> Iterator[Detection]:
+        return _check(self, module)
 
-class FunctionTree:
-    """Parent links of one function's body (nested functions and classes left out),
-    for the questions the flow facts do not answer: what runs after a statement,
-    which `try` protects what."""
+    def fix(self, detection: Detection, module: ModuleFacts, context: FixContext) -> Fix | None:
+        from conc_lsp.fixes import transforms  # libcst loads only when fixing (start-up cost)
 
-    def __init__(self, root: ast.AST) -> None:
-        self.parents: dict[int, ast.AST] = {}
-        stack: list[ast.AST] = [root]
-        while stack:
-            node = stack.pop()
-            for child in ast.iter_child_nodes(node):
-                if isinstance(
-                    child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
-                ):
-                    continue
-                self.parents[id(child)] = node
-                stack.append(child)
+        return transforms.shield_cleanup(detection.finding, module, context)
 
-    def ancestors(self, node: ast.AST) -> Iterator[tuple[ast.AST, ast.AST]]:
-        """(ancestor, the child of it on the way to ``node``), innermost first."""
-        while id(node) in self.parents:
-            parent = self.parents[id(node)]
-            yield parent, node
-            node = parent
-
-    def handler_of(self, node: ast.AST) -> ast.ExceptHandler | None:
-        for ancestor, _ in self.ancestors(node):
-            if isinstance(ancestor, ast.ExceptHandler):
-                return ancestor
+    def trace(
+        self, program: Program, b: TraceBuilder, function: FunctionFacts, detection: Detection
+    ) -> Trace | None:
+        if isinstance(detection.evidence, UnshieldedCleanup):
+            return _trace(program, b, function, detection.evidence)
         return None
 
-    def following(self, node: ast.AST) -> set[int]:
-        """Ids of the statements that run after the statement holding ``node`` when it
-        completes normally, up to the first `return`/`raise`/`break`/`continue`."""
-        found: set[int] = set()
-        for parent, child in self.ancestors(node):
-            if not isinstance(child, ast.stmt):
-                continue
-            for siblings in _statement_lists(parent):
-                if child not in siblings:
-                    continue
-                for statement in siblings[siblings.index(child) + 1 :]:
-                    found.add(id(statement))
-                    if isinstance(statement, TERMINATORS):
-                        return found
-        return found
-
-    def runs_in(self, node: ast.AST, statements: set[int]) -> bool:
-        """``node`` is inside one of ``statements``, and not the exception a `raise` builds."""
-        for ancestor, child in self.ancestors(node):
-            if isinstance(ancestor, ast.Raise) or isinstance(child, ast.Raise):
-                return False
-            if id(child) in statements:
-                return True
-        return False
-
-    def cancellation_handled(self, node: ast.AST) -> bool:
-        """``node`` sits in the body of a `try` (inside its own cleanup block) with an
-        `except BaseException` / bare `except` / `except Cancelled` handler."""
-        for ancestor, child in self.ancestors(node):
-            if not isinstance(ancestor, (ast.Try, ast.TryStar)):
-                continue
-            if child in ancestor.finalbody:
-                return False  # reached the finally this cleanup runs in
-            if child in ancestor.body and any(
-                handler.type is None or caught_names(handler) & BROAD
-                for handler in ancestor.handlers
-            ):
-                return True
-        return False
-
-    def exclusive(self, first: ast.AST, second: ast.AST) -> bool:
-        """The two nodes sit on different branches of one `if` or `match`."""
-        sides = {
-            id(ancestor): child
-            for ancestor, child in self.ancestors(second)
-            if isinstance(ancestor, (ast.If, ast.Match))
-        }
-        for ancestor, child in self.ancestors(first):
-            if id(ancestor) not in sides:
-                continue
-            if isinstance(ancestor, ast.If):
-                return (child in ancestor.body) != (sides[id(ancestor)] in ancestor.body)
-            return child is not sides[id(ancestor)]
-        return False
+    def words(self, evidence: Evidence, trace: Trace) -> Words:
+        s = trace.steps_text
+        return Words(
+            f"The cleanup from {s('checkpoint')} on runs shielded and bounded: the cancellation "
+            f"of {s('cancel')} cannot stop it half-way, so {s('skipped')} runs.",
+            "The cleanup can delay the cancellation by up to the bound.",
+            "A cleanup that hangs inside the shield is ended only by the bound: keep it short.",
+        )
 
 
-def _statement_lists(node: ast.AST) -> list[list[ast.stmt]]:
-    lists = [
-        value
-        for name in ("body", "orelse", "finalbody")
-        if isinstance(value := getattr(node, name, None), list)
-    ]
-    return lists
+RULE = UnshieldedAwaitInCleanup()

@@ -58,25 +58,37 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
+from dataclasses import dataclass
 
-from conc_lsp.analysis.flow import Event, EventKind, ModuleFacts, exclusive
-from conc_lsp.analysis.model import Finding, Severity, Shield
-from conc_lsp.rules.base import awaited_call, describe, finding
-from conc_lsp.rules.conc102_unshielded_await_in_cleanup import (
+from conc_lsp.analysis.cleanup import (
     FunctionTree,
     caught_names,
     is_explicit_checkpoint,
 )
+from conc_lsp.analysis.flow import Event, EventKind, FunctionFacts, ModuleFacts, exclusive
+from conc_lsp.analysis.model import Fix, Severity, Shield
+from conc_lsp.analysis.program import Program
+from conc_lsp.analysis.reach import awaited_call
+from conc_lsp.fixes.context import FixContext
+from conc_lsp.rules.base import Detection, Evidence, Rule, Words, describe
+from conc_lsp.rules.story import Trace, TraceBuilder, first_event
 
-CODE = "CONC103"
-NAME = "await-in-except"
-SEVERITY = Severity.WARNING
 RELEASING = frozenset({"release", "set", "pop", "popitem", "discard", "remove", "close", "cancel"})
 LEVEL_CANCELLED = frozenset({"Cancelled", "get_cancelled_exc_class"})  # trio, anyio
 ONE_SHOT_CANCELLED = frozenset({"CancelledError"})  # asyncio
 
 
-def check(module: ModuleFacts) -> Iterator[Finding]:
+@dataclass(frozen=True, slots=True)
+class AwaitInHandler(Evidence):
+    """A checkpoint in an `except` handler, and the release / set / pop after it
+    that a cancellation there would skip (None: the handler re-raises, or
+    catches the cancellation itself)."""
+
+    checkpoint: Event
+    skipped: Event | None = None
+
+
+def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
     for function in module.functions:
         seen: set[int] = set()
         tree: FunctionTree | None = None
@@ -105,42 +117,37 @@ def check(module: ModuleFacts) -> Iterator[Finding]:
             ]
             if skipped:
                 first = skipped[0]
-                yield finding(
-                    CODE,
-                    NAME,
-                    SEVERITY,
+                yield rule.detect(
                     function,
                     checkpoint.location,
                     f"`{what}` in `except{caught}`: a cancellation here skips "
                     f"`{module.source(first.location)}` (line {first.location.line + 1}); "
                     "move it into a `finally`",
+                    AwaitInHandler(checkpoint, first),
                     [(first.location, "skipped if the await above is cancelled")],
                 )
                 continue
             names = caught_names(handler) if handler is not None else set()
             if names & LEVEL_CANCELLED:
-                yield finding(
-                    CODE,
-                    NAME,
-                    SEVERITY,
+                yield rule.detect(
                     function,
                     checkpoint.location,
                     f"`{what}` in `except{caught}`: the scope is still cancelled, so this "
                     "checkpoint raises `Cancelled` again at once; shield it "
                     "(`CancelScope(shield=True)` with a timeout) or do without it",
+                    AwaitInHandler(checkpoint),
                 )
                 continue
             if names and names <= ONE_SHOT_CANCELLED:
                 continue  # asyncio delivers a cancellation once; re-raising it masks nothing
             if handler is not None and _reraises_after(tree, handler, checkpoint.node):
-                yield finding(
-                    CODE,
-                    NAME,
-                    Severity.INFORMATION,
+                yield rule.detect(
                     function,
                     checkpoint.location,
                     f"`{what}` in `except{caught}` can be cancelled: the cancellation then "
                     "replaces the exception this handler re-raises",
+                    AwaitInHandler(checkpoint),
+                    severity=Severity.INFORMATION,
                 )
 
 
@@ -203,3 +210,93 @@ def _reraises(node: ast.Raise, handler: ast.ExceptHandler) -> bool:
     return handler.name is not None and any(
         isinstance(part, ast.Name) and part.id == handler.name for part in ast.walk(node)
     )
+
+
+def _trace(
+    module: Program, b: TraceBuilder, function: FunctionFacts, evidence: AwaitInHandler
+) -> Trace | None:
+    checkpoint = evidence.checkpoint
+    caught = checkpoint.context.in_except
+    handler = f"`except {caught}`" if caught else "the `except` handler"
+    b.add("Task A", None, f"enters {handler}", "enter")
+    b.add("Task A", checkpoint.location.line, f"CHECKPOINT in {handler}", "checkpoint")
+    b.add(
+        "Task B",
+        None,
+        "cancels Task A's scope → `Cancelled` is raised at that checkpoint",
+        "cancel",
+    )
+    tasks = [f"Task A runs `{function.qualname}`; Task B is whatever cancels it."]
+    release = evidence.skipped
+    if release is not None:
+        b.add("Task A", release.location.line, "is skipped", "skipped")
+        if release.kind is EventKind.CALL and release.method == "release" and release.receiver:
+            acquire = first_event(
+                e
+                for e in function.events
+                if e.kind is EventKind.CALL
+                and e.method == "acquire"
+                and e.receiver == release.receiver
+            )
+            if acquire is not None:
+                b.add(
+                    "Task C",
+                    acquire.location.line,
+                    f"the next task to take `{release.receiver}` waits forever",
+                    "blocked",
+                )
+                tasks[0] = (
+                    f"Task A and Task C run `{function.qualname}`; "
+                    "Task B is whatever cancels Task A."
+                )
+    last = b.roles.get("blocked", b.roles.get("skipped", b.roles["checkpoint"]))
+    return b.build(
+        tasks,
+        (b.roles["checkpoint"], last),
+        "a cancellation at the await skips what the handler had still to release",
+    )
+
+
+class AwaitInExcept(Rule):
+    code = "CONC103"
+    name = "await-in-except"
+    category = "atomicity gap"
+    explanation = (
+        "the await in the handler and the release after it should go together; a "
+        "cancellation at the await skips the release."
+    )
+    effort = "simple"
+    sketch_title = "Move the release into a `finally`"
+    rank = 7
+
+    def check(self, module: ModuleFacts) -> Iterator[Detection]:
+        return _check(self, module)
+
+    def fix(self, detection: Detection, module: ModuleFacts, context: FixContext) -> Fix | None:
+        from conc_lsp.fixes import transforms  # libcst loads only when fixing (start-up cost)
+
+        evidence = detection.evidence
+        if not isinstance(evidence, AwaitInHandler) or evidence.skipped is None:
+            return None
+        skipped_line = evidence.skipped.location.line
+        return transforms.release_in_finally(detection.finding, module, context, skipped_line)
+
+    def trace(
+        self, program: Program, b: TraceBuilder, function: FunctionFacts, detection: Detection
+    ) -> Trace | None:
+        if isinstance(detection.evidence, AwaitInHandler):
+            return _trace(program, b, function, detection.evidence)
+        return None
+
+    def words(self, evidence: Evidence, trace: Trace) -> Words:
+        s = trace.steps_text
+        return Words(
+            f"The release runs in a `finally`: a cancellation at {s('checkpoint')} no longer "
+            f"skips it ({s('skipped')}).",
+            "None beyond one more indentation level.",
+            "The release now also runs when the await raises, so it must be valid in that state "
+            "(it is for a lock taken before the `try`).",
+        )
+
+
+RULE = AwaitInExcept()

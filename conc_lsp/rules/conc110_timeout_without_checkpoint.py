@@ -43,21 +43,29 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from conc_lsp.analysis.facts import is_unbounded_constant
-from conc_lsp.analysis.flow import ModuleFacts, Scope
+from conc_lsp.analysis.flow import FunctionFacts, ModuleFacts, Scope
 from conc_lsp.analysis.libraries import last_name
-from conc_lsp.analysis.model import Finding, HintKind, Resolution, Severity, Verdict
-from conc_lsp.rules.base import finding
+from conc_lsp.analysis.model import Fix, HintKind, Resolution, Verdict
+from conc_lsp.analysis.program import Program
+from conc_lsp.fixes.context import FixContext
+from conc_lsp.rules.base import Detection, Evidence, Rule, Words
+from conc_lsp.rules.story import Trace, TraceBuilder
 
-CODE = "CONC110"
-NAME = "timeout-without-checkpoint"
-SEVERITY = Severity.WARNING
 DEADLINE_KEYWORDS = frozenset({"delay", "seconds", "when", "deadline", "relative_deadline"})
 DEADLINE_READERS = frozenset({"current_effective_deadline", "current_statistics"})
 
 
-def check(module: ModuleFacts) -> Iterator[Finding]:
+@dataclass(frozen=True, slots=True)
+class PointlessTimeout(Evidence):
+    """A timeout scope whose body has no (real) checkpoint."""
+
+    scope: Scope
+
+
+def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
     for function in module.functions:
         for scope in function.scopes:
             if _without_deadline(scope, module):
@@ -74,13 +82,11 @@ def check(module: ModuleFacts) -> Iterator[Finding]:
                 if never
                 else "no checkpoint in its body"
             )
-            yield finding(
-                CODE,
-                NAME,
-                SEVERITY,
+            yield rule.detect(
                 function,
                 scope.location,
                 f"`{name}(...)` has {body}, so its timeout can never fire",
+                PointlessTimeout(scope),
             )
 
 
@@ -151,3 +157,54 @@ def _yields_or_reads_deadline(node: ast.With | ast.AsyncWith, module: ModuleFact
             return True
         stack.extend(ast.iter_child_nodes(current))
     return False
+
+
+def _trace(
+    module: Program, b: TraceBuilder, function: FunctionFacts, evidence: PointlessTimeout
+) -> Trace | None:
+    b.add("Task A", evidence.scope.location.line, "enters the timeout scope", "enter")
+    b.add(
+        "Task A", None, "runs the body: no checkpoint, so no cancellation can be delivered", "body"
+    )
+    b.add("Task A", None, "leaves the scope: the deadline was never checked", "leave")
+    return b.build(
+        [f"Task A runs `{function.qualname}` (one task: the timeout cannot fire)."],
+        (b.roles["body"], b.roles["leave"]),
+        "the body runs to its end whatever the deadline",
+    )
+
+
+class TimeoutWithoutCheckpoint(Rule):
+    code = "CONC110"
+    name = "timeout-without-checkpoint"
+    category = "ineffective timeout"
+    explanation = "a timeout scope whose body never checkpoints cannot fire."
+    effort = "simple"
+    sketch_title = "Remove the scope, or give its body a checkpoint"
+    rank = 10
+
+    def check(self, module: ModuleFacts) -> Iterator[Detection]:
+        return _check(self, module)
+
+    def fix(self, detection: Detection, module: ModuleFacts, context: FixContext) -> Fix | None:
+        from conc_lsp.fixes import transforms  # libcst loads only when fixing (start-up cost)
+
+        return transforms.remove_pointless_scope(detection.finding, module, context)
+
+    def trace(
+        self, program: Program, b: TraceBuilder, function: FunctionFacts, detection: Detection
+    ) -> Trace | None:
+        if isinstance(detection.evidence, PointlessTimeout):
+            return _trace(program, b, function, detection.evidence)
+        return None
+
+    def words(self, evidence: Evidence, trace: Trace) -> Words:
+        s = trace.steps_text
+        return Words(
+            f"No scope pretends to bound {s('body')}.",
+            "None: the scope did nothing.",
+            "If the body was meant to be bounded, it needs a checkpoint instead.",
+        )
+
+
+RULE = TimeoutWithoutCheckpoint()

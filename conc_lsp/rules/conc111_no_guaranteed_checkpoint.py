@@ -62,7 +62,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from conc_lsp.analysis.flow import FunctionFacts, ModuleFacts
-from conc_lsp.analysis.model import Finding, HintKind, Location, Resolution, Severity, Verdict
+from conc_lsp.analysis.model import Fix, HintKind, Location, Resolution, Severity, Verdict
 from conc_lsp.analysis.paths import (
     PathResult,
     PathWalker,
@@ -70,13 +70,12 @@ from conc_lsp.analysis.paths import (
     is_generator,
     returns_at,
 )
+from conc_lsp.analysis.program import Program
 from conc_lsp.analysis.text import utf8_to_codepoint
-from conc_lsp.rules.base import finding
+from conc_lsp.fixes.context import FixContext
+from conc_lsp.rules.base import Detection, Evidence, Rule, Words
+from conc_lsp.rules.story import Trace, TraceBuilder
 
-CODE = "CONC111"
-NAME = "no-guaranteed-checkpoint"
-SEVERITY = Severity.INFORMATION
-USES_RESOLUTION = True
 CHECKPOINT_LIBRARIES = frozenset({"trio", "anyio"})
 EXEMPT_DECORATORS = frozenset(
     {"abstractmethod", "overload", "fixture", "asynccontextmanager", "acm"}
@@ -114,7 +113,7 @@ class ResolvedEffects:
 
 
 @dataclass(frozen=True, slots=True)
-class Gap:
+class Gap(Evidence):
     """A function or loop that can run without a checkpoint, and its ways out."""
 
     node: ast.AsyncFunctionDef | ast.While
@@ -123,7 +122,7 @@ class Gap:
 
 
 def gaps(module: ModuleFacts, function: FunctionFacts) -> Iterator[Gap]:
-    """The checkpoint-free function and loops of ``function`` (shared with the fix)."""
+    """The checkpoint-free function and loops of ``function``."""
     node = function.node
     if not isinstance(node, ast.AsyncFunctionDef) or _exempt(node):
         return
@@ -141,13 +140,13 @@ def gaps(module: ModuleFacts, function: FunctionFacts) -> Iterator[Gap]:
             yield Gap(loop, tuple(sorted(set(lines))), None)
 
 
-def check(module: ModuleFacts) -> Iterator[Finding]:
+def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
     for function in module.functions:
         for gap in gaps(module, function):
-            yield _finding(module, function, gap)
+            yield _detection(rule, module, function, gap)
 
 
-def _finding(module: ModuleFacts, function: FunctionFacts, gap: Gap) -> Finding:
+def _detection(rule: Rule, module: ModuleFacts, function: FunctionFacts, gap: Gap) -> Detection:
     node = gap.node
     lines = ", ".join(f"L{line + 1}" for line in gap.escapes[:4])
     related: list[tuple[Location, str]] = []
@@ -196,7 +195,7 @@ def _finding(module: ModuleFacts, function: FunctionFacts, gap: Gap) -> Finding:
             f"this `while True:` loop can run an iteration without a checkpoint ({lines}): "
             "it can starve other tasks and ignore cancellation"
         )
-    return finding(CODE, NAME, SEVERITY, function, location, message, related)
+    return rule.detect(function, location, message, gap, related)
 
 
 def _exempt(node: ast.AsyncFunctionDef) -> bool:
@@ -239,3 +238,75 @@ def _line_location(module: ModuleFacts, line: int, length: int | None = None) ->
     start = len(text) - len(text.lstrip())
     end = start + length if length is not None else len(text.rstrip())
     return Location(line, start, line, max(end, start))
+
+
+def _trace(b: TraceBuilder, function: FunctionFacts, gap: Gap) -> Trace:
+    node = gap.node
+    first_escape = gap.escapes[0] if gap.escapes else None
+    if isinstance(node, ast.While):
+        b.add("Task A", node.lineno - 1, "starts an iteration of the loop", "enter")
+        b.add("Task A", first_escape, "ends the iteration without a checkpoint", "escape")
+        b.add("Task A", node.lineno - 1, "starts the next one: still no checkpoint", "again")
+        b.add("Task B", None, "never gets the CPU; a cancellation of Task A is never delivered")
+        return b.build(
+            [f"Task A runs the loop in `{function.qualname}`; Task B is any other task."],
+            (b.roles["enter"], b.roles["again"]),
+            "the loop runs on without ever letting another task in",
+        )
+    b.add("Task A", None, f"calls `await {node.name}(...)`, counting on a checkpoint", "call")
+    b.add("Task A", first_escape, f"`{node.name}` returns here without one", "escape")
+    b.add("Task B", None, "does not run, and a pending cancellation of Task A is not noticed")
+    return b.build(
+        [f"Task A calls `{function.qualname}`; Task B is any other task."],
+        (b.roles["call"], b.roles["escape"]),
+        f"`await {node.name}(...)` returns without letting another task run",
+    )
+
+
+class NoGuaranteedCheckpoint(Rule):
+    code = "CONC111"
+    name = "no-guaranteed-checkpoint"
+    severity = Severity.INFORMATION
+    opt_in = True
+    uses_resolution = True
+    category = "missing checkpoint"
+    explanation = (
+        "an `await` that callers expect to checkpoint can return without one: no other task "
+        "runs and a cancellation is not noticed there."
+    )
+    effort = "simple"
+    sketch_title = "Add a checkpoint on every way out"
+    rank = 11
+
+    def check(self, module: ModuleFacts) -> Iterator[Detection]:
+        return _check(self, module)
+
+    def fix(self, detection: Detection, module: ModuleFacts, context: FixContext) -> Fix | None:
+        from conc_lsp.fixes import transforms  # libcst loads only when fixing (start-up cost)
+
+        gap = detection.evidence
+        if not isinstance(gap, Gap):
+            return None
+        return transforms.insert_checkpoints(
+            detection.finding, module, context, gap.node, gap.escapes
+        )
+
+    def trace(
+        self, program: Program, b: TraceBuilder, function: FunctionFacts, detection: Detection
+    ) -> Trace | None:
+        if isinstance(detection.evidence, Gap):
+            return _trace(b, function, detection.evidence)
+        return None
+
+    def words(self, evidence: Evidence, trace: Trace) -> Words:
+        s = trace.steps_text
+        return Words(
+            f"A checkpoint before {s('escape')} lets other tasks run and delivers a pending "
+            "cancellation on every way out.",
+            "One more scheduling point per call or iteration (a few microseconds).",
+            "Code that relied on running without a switch (an atomic update across the call) "
+            "now has a checkpoint in it: check the callers.",
+        )
+
+
+RULE = NoGuaranteedCheckpoint()

@@ -54,174 +54,41 @@ moving a write is safe only when nothing between depends on it.
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import dataclass
 
-from conc_lsp.analysis.flow import (
-    Event,
-    EventKind,
-    FunctionFacts,
-    ModuleFacts,
-    exclusive,
-    is_lock_expression,
+from conc_lsp.analysis.flow import Event, EventKind, FunctionFacts, Loop, ModuleFacts, exclusive
+from conc_lsp.analysis.model import Fix
+from conc_lsp.analysis.program import ACCESS_KINDS, INITIALISERS, Program
+from conc_lsp.analysis.reach import function_parents, gap, is_lock_state, switches
+from conc_lsp.fixes.context import FixContext
+from conc_lsp.rules.base import Detection, Evidence, Rule, Words, checkpoint_words
+from conc_lsp.rules.story import (
+    Trace,
+    TraceBuilder,
+    checkpoint_step,
+    entry_words,
+    first_event,
+    other_function,
+    state_text,
 )
-from conc_lsp.analysis.model import Finding, Severity
-from conc_lsp.rules.base import awaited_call, checkpoint_words, finding
-
-CODE = "CONC201"
-NAME = "atomicity-gap"
-SEVERITY = Severity.WARNING
-
-# Awaits that let another task run only when they raise: after they return,
-# no other task has run (`trio.lowlevel.checkpoint_if_cancelled`, anyio's).
-NON_SWITCHING = frozenset({"checkpoint_if_cancelled"})
-
-Parents = dict[ast.AST, tuple[ast.AST, str]]
 
 
-def parent_map(root: ast.AST) -> Parents:
-    """Each node of ``root`` to its parent and the parent's field holding it."""
-    parents: Parents = {}
-    for parent in ast.walk(root):
-        for name, value in ast.iter_fields(parent):
-            if isinstance(value, ast.AST):
-                parents[value] = (parent, name)
-            elif isinstance(value, list):
-                for item in value:
-                    if isinstance(item, ast.AST):
-                        parents[item] = (parent, name)
-    return parents
+@dataclass(frozen=True, slots=True)
+class TwoWrites(Evidence):
+    """Two related writes with a checkpoint between them."""
+
+    first: Event
+    checkpoint: Event
+    second: Event
 
 
-class LazyParents(dict[ast.AST, tuple[ast.AST, str]]):
-    """A parent map built on first use: most functions never need one."""
+@dataclass(frozen=True, slots=True)
+class LoopOverShared(Evidence):
+    """A loop over a shared container whose body checkpoints."""
 
-    def __init__(self, root: ast.AST) -> None:
-        super().__init__()
-        self._root: ast.AST | None = root
-
-    def _build(self) -> None:
-        if self._root is not None:
-            root, self._root = self._root, None
-            self.update(parent_map(root))
-
-    def __contains__(self, key: object) -> bool:
-        self._build()
-        return super().__contains__(key)
-
-    def __getitem__(self, key: ast.AST) -> tuple[ast.AST, str]:
-        self._build()
-        return super().__getitem__(key)
-
-    def get(self, key: ast.AST, default: Any = None) -> Any:
-        self._build()
-        return super().get(key, default)
-
-
-def function_parents(function: FunctionFacts) -> Parents:
-    """``parent_map`` of a function, built once, on first use, and shared by the rules."""
-    parents = function.memo.get("parents")
-    if parents is None:
-        parents = function.memo["parents"] = LazyParents(function.node)
-    return parents  # type: ignore[return-value]
-
-
-def _ends_block(rest: list[ast.stmt]) -> bool:
-    """True when control cannot fall out of the end of a block from ``rest[0]`` on.
-
-    Only a `return` or `raise` among the statements themselves counts, and not
-    when a `break`/`continue` anywhere in them could leave a loop first.
-    """
-    if any(isinstance(node, (ast.Break, ast.Continue)) for stmt in rest for node in ast.walk(stmt)):
-        return False
-    return any(isinstance(stmt, (ast.Return, ast.Raise)) for stmt in rest)
-
-
-def reaches(parents: Parents, first: ast.AST, second: ast.AST) -> bool:
-    """False when every path from ``first`` ends in a `return`/`raise` before ``second``.
-
-    The flow facts make the branches of one `if` exclusive, but not the code
-    after an `if` whose branch returns; this closes that gap for the rules.
-    An exception raised inside a `try` with handlers may be caught, so it
-    does not count; a `finally` or handler of that `try` is always reached.
-    """
-    route: dict[ast.AST, str] = {}
-    node = second
-    while node in parents:
-        parent, name = parents[node]
-        route[parent] = name
-        node = parent
-    returns = raises = False  # every path from `first` returns / raises before here
-    node = first
-    while node in parents:
-        parent, name = parents[node]
-        if parent in route:
-            other = route[parent]
-            if isinstance(parent, (ast.Try, ast.TryStar)) and (
-                other == "finalbody" or (other == "handlers" and name == "body")
-            ):
-                return True
-            if other == name and isinstance(node, ast.stmt):
-                block: list[ast.stmt] = getattr(parent, name)
-                target = next((stmt for stmt in block if _contains(parents, stmt, second)), None)
-                if (
-                    target is not None
-                    and block.index(node) < block.index(target)
-                    and _ends_block(block[block.index(node) : block.index(target)])
-                ):
-                    return False
-            return not (returns or raises)
-        if isinstance(node, ast.stmt) and isinstance(getattr(parent, name, None), list):
-            rest = getattr(parent, name)[getattr(parent, name).index(node) :]
-            if _ends_block(rest):
-                if any(isinstance(stmt, ast.Return) for stmt in rest):
-                    returns = True
-                else:
-                    raises = True
-        if isinstance(parent, (ast.Try, ast.TryStar)) and name == "body" and parent.handlers:
-            raises = False  # a handler may catch it and carry on
-        node = parent
-    return not (returns or raises)
-
-
-def _contains(parents: Parents, ancestor: ast.AST, node: ast.AST) -> bool:
-    while node is not ancestor:
-        if node not in parents:
-            return False
-        node = parents[node][0]
-    return True
-
-
-def switches(function: FunctionFacts, checkpoint: Event) -> bool:
-    """Whether other tasks may have run when execution continues past ``checkpoint``."""
-    call = awaited_call(function, checkpoint)
-    return call is None or call.method not in NON_SWITCHING
-
-
-def gap(function: FunctionFacts, parents: Parents, first: Event, second: Event) -> list[Event]:
-    """Checkpoints that may let another task run between ``first`` and ``second``."""
-    if not reaches(parents, first.node, second.node):
-        return []
-    return [
-        checkpoint
-        for checkpoint in function.checkpoints_between(first, second)
-        if switches(function, checkpoint)
-        and reaches(parents, first.node, checkpoint.node)
-        and reaches(parents, checkpoint.node, second.node)
-    ]
-
-
-def is_lock_state(state: str | None) -> bool:
-    """Whether shared state holds locks: `_Cache.locks`, `self._host_sems`, `key_lock`.
-
-    Only the attribute's own name counts, word by word: the class `Clock`, the
-    attribute `blocks` or `semantics` are not locks (`is_lock_expression`
-    looks at words of the last dotted name, as here).
-    """
-    if not state:
-        return False
-    return is_lock_expression(state)
+    loop: Loop
+    checkpoint: Event
 
 
 def _related(first: Event, second: Event) -> bool:
@@ -252,7 +119,7 @@ def _changed_in_place(module: ModuleFacts) -> set[str]:
     }
 
 
-def check(module: ModuleFacts) -> Iterator[Finding]:
+def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
     mutated = _changed_in_place(module)
     for function in module.functions:
         if not function.is_async:
@@ -274,16 +141,14 @@ def check(module: ModuleFacts) -> Iterator[Finding]:
                 if not between:
                     continue
                 checkpoint = between[0]
-                yield finding(
-                    CODE,
-                    NAME,
-                    SEVERITY,
+                yield rule.detect(
                     function,
                     second.location,
                     f"atomicity gap: `{second.state}[{second.key}]` is updated at line "
                     f"{second.location.line + 1}, after `{first.state}[{first.key}]` at line "
                     f"{first.location.line + 1}, with {checkpoint_words(checkpoint)} between; "
                     "other tasks can see one without the other",
+                    TwoWrites(first, checkpoint, second),
                     [
                         (first.location, f"first write: {module.source(first.location)}"),
                         (checkpoint.location, f"checkpoint: {module.source(checkpoint.location)}"),
@@ -299,14 +164,201 @@ def check(module: ModuleFacts) -> Iterator[Finding]:
             if not checkpoints:
                 continue
             checkpoint = checkpoints[0]
-            yield finding(
-                CODE,
-                NAME,
-                SEVERITY,
+            yield rule.detect(
                 function,
                 loop.location,
                 f"iterating shared `{loop.state}` while the loop body checkpoints "
                 f"({checkpoint_words(checkpoint)}): another task may change it mid-loop; "
                 "iterate over a copy",
+                LoopOverShared(loop, checkpoint),
                 [(checkpoint.location, f"checkpoint: {module.source(checkpoint.location)}")],
             )
+
+
+def _trace_writes(
+    module: Program, b: TraceBuilder, function: FunctionFacts, evidence: TwoWrites
+) -> Trace | None:
+    first, checkpoint, second = evidence.first, evidence.checkpoint, evidence.second
+    a = "Task A"
+    verb1 = "removes" if first.removal else "writes"
+    b.add(a, first.location.line, f"{verb1} {state_text(first)}", "first")
+    if checkpoint is not None:
+        b.add(
+            a,
+            checkpoint.location.line,
+            f"{checkpoint_step(module, checkpoint)}: Task A is switched out "
+            f"before it {'removes' if second.removal else 'writes'} {state_text(second)}",
+            "checkpoint",
+        )
+    other = other_function(module, function, [first.state or "", second.state or ""])
+    tasks = [f"Task A runs `{function.qualname}`."]
+    if other is not None:
+        tasks.append(f"Task B runs `{other.qualname}`.")
+        seen_first = first_event(
+            e for e in other.events if e.kind in ACCESS_KINDS and e.state == first.state
+        )
+        after = seen_first.order if seen_first is not None else -1
+        seen_second = first_event(
+            e
+            for e in other.events
+            if e.kind in ACCESS_KINDS and e.state == second.state and e.order > after
+        ) or first_event(
+            e for e in other.events if e.kind in ACCESS_KINDS and e.state == second.state
+        )
+        for event, role in sorted(
+            [(e, r) for e, r in ((seen_first, "b1"), (seen_second, "b2")) if e is not None],
+            key=lambda pair: pair[0].order,
+        ):
+            if event.state == first.state:
+                words = (
+                    entry_words(module, event, gone=True)
+                    if first.removal
+                    else f"{state_text(event)} → the new value"
+                )
+            else:
+                words = (
+                    entry_words(module, event, gone=False)
+                    if second.removal
+                    else f"{state_text(event)} → still the old value"
+                )
+            b.add("Task B", event.location.line, words, role)
+    else:
+        tasks.append(
+            f"Task B is another task running `{function.qualname}` or a reader of the state."
+        )
+        b.add(
+            "Task B",
+            None,
+            f"reads {state_text(first)} and {state_text(second)}: sees one updated, the other not",
+            "b1",
+        )
+    verb2 = "removes" if second.removal else "writes"
+    b.add(a, second.location.line, f"{verb2} {state_text(second)}", "second")
+    last_b = max(b.roles.get("b1", 0), b.roles.get("b2", 0))
+    window = (b.roles.get("checkpoint", 1), last_b or b.roles["second"] - 1)
+    state1 = "gone" if first.removal else "updated"
+    state2 = "still exists" if second.removal else "still holds its old value"
+    return b.build(
+        tasks, window, f"{state_text(first)} {state1} while {state_text(second)} {state2}"
+    )
+
+
+def _trace_loop(
+    module: Program, b: TraceBuilder, function: FunctionFacts, evidence: LoopOverShared
+) -> Trace | None:
+    loop, checkpoint = evidence.loop, evidence.checkpoint
+    state = loop.state
+    b.add("Task A", loop.location.line, f"starts iterating `{state}`", "first")
+    if checkpoint is not None:
+        b.add(
+            "Task A",
+            checkpoint.location.line,
+            f"{checkpoint_step(module, checkpoint)}: Task A is switched out "
+            "in the middle of the loop",
+            "checkpoint",
+        )
+    writer: tuple[FunctionFacts, Event] | None = None
+    for other in module.functions:
+        if other is function or other.name in INITIALISERS:
+            continue
+        for event in other.events:
+            if (
+                event.kind is EventKind.WRITE
+                and event.state == state
+                and (event.key is not None or event.method is not None or event.removal)
+                and (writer is None or (event.removal and not writer[1].removal))
+            ):
+                writer = (other, event)
+    tasks = [f"Task A runs `{function.qualname}`."]
+    if writer is not None:
+        other, event = writer
+        tasks.append(f"Task B runs `{other.qualname}`.")
+        verb = "removes an entry of" if event.removal else "adds to"
+        b.add("Task B", event.location.line, f"{verb} `{state}`", "b1")
+    else:
+        tasks.append("Task B is any task that changes the container.")
+        b.add("Task B", None, f"changes `{state}`", "b1")
+    b.add(
+        "Task A",
+        loop.location.line,
+        "next iteration → `RuntimeError: ... changed size during iteration`, or an entry "
+        "skipped or seen twice",
+        "second",
+    )
+    return b.build(
+        tasks,
+        (b.roles.get("checkpoint", 1), b.roles["b1"]),
+        f"`{state}` changes while Task A is in the middle of iterating it",
+    )
+
+
+class AtomicityGap(Rule):
+    code = "CONC201"
+    name = "atomicity-gap"
+    category = "atomicity gap"
+    explanation = "two writes that belong together have a checkpoint between them."
+    effort = "simple"
+    sketch_title = "Bring the two writes together, before the checkpoint"
+    rank = 1
+
+    def check(self, module: ModuleFacts) -> Iterator[Detection]:
+        return _check(self, module)
+
+    def fix(self, detection: Detection, module: ModuleFacts, context: FixContext) -> Fix | None:
+        from conc_lsp.fixes import transforms  # libcst loads only when fixing (start-up cost)
+
+        evidence = detection.evidence
+        if isinstance(evidence, LoopOverShared):
+            return transforms.iterate_over_copy(detection.finding, module, context)
+        if isinstance(evidence, TwoWrites):
+            first_line = evidence.first.location.line
+            return transforms.move_second_write(detection.finding, module, context, first_line)
+        return None
+
+    def classify(self, evidence: Evidence) -> tuple[str, str]:
+        if isinstance(evidence, LoopOverShared):
+            return (
+                self.category,
+                "iterating a shared container and the other tasks' changes to it are not "
+                "atomic: the loop checkpoints between its steps.",
+            )
+        return self.category, self.explanation
+
+    def seriousness(self, evidence: Evidence) -> float:
+        # A loop over shared state ranks after the other races (CONC203 is 4).
+        return 4.5 if isinstance(evidence, LoopOverShared) else self.rank
+
+    def trace(
+        self, program: Program, b: TraceBuilder, function: FunctionFacts, detection: Detection
+    ) -> Trace | None:
+        evidence = detection.evidence
+        if isinstance(evidence, LoopOverShared):
+            return _trace_loop(program, b, function, evidence)
+        if isinstance(evidence, TwoWrites):
+            return _trace_writes(program, b, function, evidence)
+        return None
+
+    def words(self, evidence: Evidence, trace: Trace) -> Words:
+        s = trace.steps_text
+        if isinstance(evidence, LoopOverShared):
+            return Words(
+                f"Task A iterates over a snapshot, so Task B's change ({s('b1')}) no longer "
+                f"reaches the running loop; {s('second')} cannot fail.",
+                "A copy per iteration (memory and time proportional to the container); the loop "
+                "may visit an entry another task removed meanwhile.",
+                "Code in the loop must tolerate entries that are already gone (re-check before "
+                "using one).",
+            )
+        return Words(
+            f"The second write moves before the checkpoint ({s('checkpoint')}): both happen "
+            f"with no switch between, so Task B ({s('b1', 'b2')}) sees both updates or neither: "
+            f"the window ({trace.window_words}) is gone.",
+            "The second write now runs earlier, also on the paths the first one runs on "
+            "(errors included, when the first is in a `finally`).",
+            "Code between the two writes that still needs the second state (here the checkpoint "
+            "itself, e.g. a context manager's exit) no longer finds it; review it before "
+            "applying.",
+        )
+
+
+RULE = AtomicityGap()

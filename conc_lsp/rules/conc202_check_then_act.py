@@ -57,15 +57,23 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from conc_lsp.analysis.flow import Event, EventKind, FunctionFacts, ModuleFacts, exclusive
-from conc_lsp.analysis.model import Finding, Severity
-from conc_lsp.rules.base import checkpoint_words, finding
-from conc_lsp.rules.conc201_atomicity_gap import Parents, function_parents, gap, reaches
+from conc_lsp.analysis.model import Fix
+from conc_lsp.analysis.program import INITIALISERS, Program
+from conc_lsp.analysis.reach import Parents, function_parents, gap, reaches
+from conc_lsp.fixes.context import FixContext
+from conc_lsp.rules.base import Detection, Evidence, Rule, Words, checkpoint_words
+from conc_lsp.rules.story import (
+    Trace,
+    TraceBuilder,
+    act_words,
+    checkpoint_step,
+    first_event,
+    state_text,
+)
 
-CODE = "CONC202"
-NAME = "check-then-act"
-SEVERITY = Severity.WARNING
 _LEAVES = (ast.Return, ast.Raise, ast.Break, ast.Continue)
 
 
@@ -213,7 +221,16 @@ def _window(function: FunctionFacts, parents: Parents, check: Event, action: Eve
     return between
 
 
-def check(module: ModuleFacts) -> Iterator[Finding]:
+@dataclass(frozen=True, slots=True)
+class CheckThenAct(Evidence):
+    """A check of shared state, a checkpoint, then an action relying on the check."""
+
+    check: Event
+    checkpoint: Event
+    action: Event
+
+
+def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
     for function in module.functions:
         if not function.is_async:
             continue
@@ -237,16 +254,14 @@ def check(module: ModuleFacts) -> Iterator[Finding]:
                         continue
                     checkpoint = between[-1]
                     target = f"{event.state}[{event.key}]" if event.key else f"{event.state}"
-                    yield finding(
-                        CODE,
-                        NAME,
-                        SEVERITY,
+                    yield rule.detect(
                         function,
                         event.location,
                         f"check-then-act: `{target}` is used at line {event.location.line + 1} "
                         f"on the strength of the check at line {earlier.location.line + 1}, but "
                         f"{checkpoint_words(checkpoint)} lets another task change it in between; "
                         "re-check after the await",
+                        CheckThenAct(earlier, checkpoint, event),
                         [
                             (earlier.location, f"check: {module.source(earlier.location)}"),
                             (
@@ -258,3 +273,101 @@ def check(module: ModuleFacts) -> Iterator[Finding]:
                     break
             if _is_check(event):
                 checks.append(event)
+
+
+def _trace(
+    module: Program, b: TraceBuilder, function: FunctionFacts, evidence: CheckThenAct
+) -> Trace | None:
+    action, check, checkpoint = evidence.action, evidence.check, evidence.checkpoint
+    target = state_text(action)
+    reads = check.kind is EventKind.READ
+    verb, same = ("reads", "the same value") if reads else ("checks", "the same answer")
+    b.add("Task A", check.location.line, f"{verb} {target}", "check")
+    b.add(
+        "Task A",
+        checkpoint.location.line,
+        checkpoint_step(module, checkpoint) + ": Task A is switched out",
+        "checkpoint",
+    )
+    tasks = [f"Task A runs `{function.qualname}`."]
+    if action.kind is EventKind.WRITE:
+        tasks.append(f"Task B runs `{function.qualname}` too.")
+        b.add("Task B", check.location.line, f"{verb} {target}: {same}", "b1")
+        b.add("Task B", action.location.line, act_words(action), "b2")
+    else:
+        writer = first_event(
+            e
+            for other in module.functions
+            if other is not function and other.name not in INITIALISERS
+            for e in other.events
+            if e.kind is EventKind.WRITE and e.state == action.state
+        )
+        owner = module.function_at(writer.location) if writer else None
+        tasks.append(
+            f"Task B runs `{owner.qualname}`." if owner else "Task B is any task that changes it."
+        )
+        b.add(
+            "Task B",
+            writer.location.line if writer else None,
+            f"changes {target}",
+            "b1",
+        )
+    b.add(
+        "Task A",
+        action.location.line,
+        f"{act_words(action)} on the strength of step {b.roles['check']}, which no longer holds",
+        "act",
+    )
+    last = max(b.roles.get("b1", 0), b.roles.get("b2", 0))
+    return b.build(
+        tasks,
+        (b.roles["checkpoint"], last),
+        f"{target} changes between Task A's check and its action",
+    )
+
+
+class CheckThenActRule(Rule):
+    code = "CONC202"
+    name = "check-then-act"
+    category = "TOCTOU"
+    explanation = (
+        "time of check to time of use: the state changes between the check and the action "
+        "based on it."
+    )
+    effort = "simple"
+    sketch_title = "Re-check after the await, or use the atomic form"
+    rank = 2
+
+    def check(self, module: ModuleFacts) -> Iterator[Detection]:
+        return _check(self, module)
+
+    def fix(self, detection: Detection, module: ModuleFacts, context: FixContext) -> Fix | None:
+        from conc_lsp.fixes import transforms  # libcst loads only when fixing (start-up cost)
+
+        evidence = detection.evidence
+        if not isinstance(evidence, CheckThenAct):
+            return None
+        check_line = evidence.check.location.line
+        return transforms.atomic_pop(detection.finding, module, context, check_line)
+
+    def trace(
+        self, program: Program, b: TraceBuilder, function: FunctionFacts, detection: Detection
+    ) -> Trace | None:
+        if isinstance(detection.evidence, CheckThenAct):
+            return _trace(program, b, function, detection.evidence)
+        return None
+
+    def words(self, evidence: Evidence, trace: Trace) -> Words:
+        s = trace.steps_text
+        return Words(
+            f"Task A re-checks after the checkpoint ({s('checkpoint')}) or acts atomically, so "
+            f"the change Task B made ({s('b1', 'b2')}) is seen before the action "
+            f"({s('act')}).",
+            'One more test per call; the losing task must handle the "someone else got '
+            'there first" case.',
+            "When the re-check fails the action is skipped: make sure the caller copes "
+            "(a connection is not returned, a value is not created).",
+        )
+
+
+RULE = CheckThenActRule()

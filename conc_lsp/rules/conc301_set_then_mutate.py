@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from conc_lsp.analysis.flow import (
     Event,
@@ -50,13 +51,21 @@ from conc_lsp.analysis.flow import (
     event_name,
     exclusive,
 )
-from conc_lsp.analysis.model import Finding, Severity
-from conc_lsp.rules.base import awaited_call, finding
-
-CODE = "CONC301"
-NAME = "set-then-mutate"
-SEVERITY = Severity.WARNING
-
+from conc_lsp.analysis.model import Severity
+from conc_lsp.analysis.program import Program
+from conc_lsp.analysis.reach import awaited_call
+from conc_lsp.rules.base import Detection, Evidence, Rule, Words
+from conc_lsp.rules.story import (
+    ProposedFix,
+    Trace,
+    TraceBuilder,
+    checkpoint_step,
+    delete_statements,
+    first_event,
+    sketch_diff,
+    state_text,
+    statement_of,
+)
 
 CONSUMING_METHODS = frozenset({"pop", "popitem", "popleft"})
 
@@ -143,7 +152,18 @@ def _event_sources(function: FunctionFacts, receiver: str) -> set[str]:
     return sources
 
 
-def check(module: ModuleFacts) -> Iterator[Finding]:
+@dataclass(frozen=True, slots=True)
+class SetThenMutate(Evidence):
+    """State changed after ``setter`` (an `Event.set()`) before the next
+    checkpoint, and read by ``waiter`` (at ``read``) once it wakes."""
+
+    setter: Event
+    mutation: Event
+    waiter: str  # the waiting function's qualname
+    read: Event
+
+
+def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
     readers = _readers_after_wait(module)
     if not readers:
         return
@@ -176,17 +196,147 @@ def check(module: ModuleFacts) -> Iterator[Finding]:
                 if reader is None:
                     continue
                 waiter, read = reader
-                yield finding(
-                    CODE,
-                    NAME,
-                    SEVERITY if event.removal else Severity.INFORMATION,
+                yield rule.detect(
                     function,
                     event.location,
                     f"`{event.state}` changes after `{setter.receiver}.set()` (line "
                     f"{setter.location.line + 1}) and before the next checkpoint: `{waiter}` "
                     f"wakes only then and reads the changed value (line {read.location.line + 1})",
+                    SetThenMutate(setter, event, waiter, read),
                     [
                         (setter.location, "the event is set here; no task switch happens"),
                         (read.location, f"{waiter} reads it after waking"),
                     ],
+                    severity=None if event.removal else Severity.INFORMATION,
                 )
+
+
+EFFORT = "moderate"
+
+
+def _trace(
+    module: Program, b: TraceBuilder, function: FunctionFacts, evidence: SetThenMutate
+) -> Trace | None:
+    mutation, setter = evidence.mutation, evidence.setter
+    waiter = module.function_at(evidence.read.location)
+    if waiter is None:
+        return None
+    woken = module.display(waiter.qualname)
+    b.add(
+        "Task A",
+        setter.location.line,
+        f"sets `{setter.receiver}`: wakes `{woken}`, no switch yet",
+        "set",
+    )
+    b.add("Task A", mutation.location.line, f"changes {state_text(mutation)}", "mutate")
+    after = first_event(
+        e
+        for e in function.events[mutation.order + 1 :]
+        if e.kind is EventKind.CHECKPOINT and not exclusive(e, mutation)
+    )
+    if after is not None:
+        b.add(
+            "Task A",
+            after.location.line,
+            f"{checkpoint_step(module, after)}: Task A is switched out",
+            "switch",
+        )
+    else:
+        b.add(
+            "Task A",
+            None,
+            "returns: Task A gives up the CPU at its caller's next checkpoint",
+            "switch",
+        )
+    name = (setter.receiver or "").rsplit(".", 1)[-1]
+    wait = first_event(
+        e
+        for e in waiter.events
+        if e.kind is EventKind.CALL and e.method == "wait" and (e.receiver or "").endswith(name)
+    )
+    if wait is not None:
+        b.add("Task B", wait.location.line, f"wakes from `{wait.receiver}.wait()`", "wake")
+    if mutation.removal and mutation.key:
+        seen = f"gone (KeyError): removed at step {b.roles['mutate']}"
+    elif mutation.removal:
+        seen = f"emptied at step {b.roles['mutate']}"
+    else:
+        seen = (
+            f"the value of step {b.roles['mutate']}, not the one set before step {b.roles['set']}"
+        )
+    b.add("Task B", evidence.read.location.line, f"reads {state_text(mutation)} → {seen}", "read")
+    return b.build(
+        [f"Task A runs `{function.qualname}`; Task B waits in `{waiter.qualname}`."],
+        (b.roles["mutate"], b.roles["read"]),
+        f"{state_text(mutation)} changes after the hand-over, before the waiter reads it",
+    )
+
+
+def _sketch_leave_state(
+    function: FunctionFacts, evidence: SetThenMutate, name: str, lines: list[str]
+) -> ProposedFix | None:
+    """Do not change the handed-over state between the set and the read."""
+    mutation = evidence.mutation
+    statement = statement_of(function, mutation.node)
+    if statement is None or statement.lineno != (statement.end_lineno or statement.lineno):
+        return None
+    edits = delete_statements(function, [statement], lines)
+    return sketch_diff(
+        f"Do not change {state_text(mutation)} after the hand-over",
+        lines,
+        edits,
+        name,
+        EFFORT,
+    )
+
+
+class SetThenMutateRule(Rule):
+    code = "CONC301"
+    name = "set-then-mutate"
+    category = "stale reference"
+    explanation = (
+        "the woken task reads state that the setter has already changed: it acts on a "
+        "hand-over that is no longer there."
+    )
+    effort = EFFORT
+    sketch_title = "Leave the state alone until the waiter has read it"
+    rank = 3
+
+    def check(self, module: ModuleFacts) -> Iterator[Detection]:
+        return _check(self, module)
+
+    def trace(
+        self, program: Program, b: TraceBuilder, function: FunctionFacts, detection: Detection
+    ) -> Trace | None:
+        if isinstance(detection.evidence, SetThenMutate):
+            return _trace(program, b, function, detection.evidence)
+        return None
+
+    def words(self, evidence: Evidence, trace: Trace) -> Words:
+        s = trace.steps_text
+        return Words(
+            f"The change of {s('mutate')} no longer happens between the hand-over "
+            f"({s('set')}) and the read ({s('read')}): the waiter reads what was set.",
+            "The old value stays until the next update (or until the waiter clears it).",
+            "Several waiters may read the value; if each value must be consumed once, use a "
+            "memory channel instead of shared state and an event.",
+        )
+
+    def sketches(
+        self,
+        program: Program,
+        detection: Detection,
+        trace: Trace,
+        name: str,
+        lines: list[str],
+        has_quick_fix: bool,
+    ) -> list[ProposedFix]:
+        evidence = detection.evidence
+        function = program.by_qualname.get(detection.finding.function)
+        if not isinstance(evidence, SetThenMutate) or function is None:
+            return []
+        sketch = _sketch_leave_state(function, evidence, name, lines)
+        return [sketch] if sketch is not None else []
+
+
+RULE = SetThenMutateRule()

@@ -71,18 +71,27 @@ from dataclasses import dataclass
 from conc_lsp.analysis.facts import NURSERIES
 from conc_lsp.analysis.flow import (
     Event,
+    EventKind,
     FunctionFacts,
     ModuleFacts,
     event_name,
     exclusive,
 )
 from conc_lsp.analysis.libraries import last_name
-from conc_lsp.analysis.model import Finding, Severity, Shield
-from conc_lsp.rules.base import awaited_call, checkpoint_words, finding
+from conc_lsp.analysis.model import Fix, Severity, Shield
+from conc_lsp.analysis.program import Program
+from conc_lsp.analysis.reach import awaited_call
+from conc_lsp.fixes.context import FixContext
+from conc_lsp.rules.base import Detection, Evidence, Rule, Words, checkpoint_words
+from conc_lsp.rules.story import (
+    ProposedFix,
+    Trace,
+    TraceBuilder,
+    checkpoint_step,
+    ref,
+    strip_comment,
+)
 
-CODE = "CONC302"
-NAME = "set-not-guaranteed"
-SEVERITY = Severity.WARNING
 SPAWNERS = frozenset({"start_soon", "start", "create_task"})
 CATCH_ALL = frozenset({"", "BaseException", "builtins.BaseException"})
 MAX_CALLER_DEPTH = 4
@@ -90,10 +99,28 @@ INITIALISERS = frozenset({"__init__", "__post_init__"})
 
 
 @dataclass(frozen=True, slots=True)
+class Risk:
+    """Why a `.set()` can be skipped."""
+
+    text: str
+    # It is in a `finally` (or a catch-all handler), but after a checkpoint of the
+    # same block that can raise or hang: shielding that checkpoint is the fix.
+    after_cleanup_checkpoint: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class _Setter:
     function: FunctionFacts
     event: Event
-    risk: str | None  # why it can be skipped; None when it cannot
+    risk: Risk | None  # why it can be skipped; None when it cannot
+
+
+@dataclass(frozen=True, slots=True)
+class LostWakeup(Evidence):
+    """A wait whose setters can all be skipped by an error or a cancellation."""
+
+    wait: Event  # the checkpoint of `await ev.wait()`
+    setters: tuple[_Setter, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +246,7 @@ def _public(function: FunctionFacts) -> bool:
 
 def _risk(
     module: ModuleFacts, function: FunctionFacts, event: Event, seen: frozenset[str] = frozenset()
-) -> str | None:
+) -> Risk | None:
     """Why an error, a cancellation or a hang can skip ``event`` (a `.set()`, or a
     call of the function holding one) once its task started; None when nothing can.
 
@@ -245,18 +272,19 @@ def _risk(
                 and not exclusive(checkpoint, event)
                 and not (checkpoint.context.shielded is Shield.YES and checkpoint.context.bounded)
             ):
-                return (
+                return Risk(
                     f"{where}, but after {checkpoint_words(checkpoint)}, which can be "
-                    "cancelled or hang"
+                    "cancelled or hang",
+                    after_cleanup_checkpoint=True,
                 )
         return None
     if context.acm_teardown:
-        return "after the acm `yield`, not in a `finally`"
+        return Risk("after the acm `yield`, not in a `finally`")
     for checkpoint in function.checkpoints:
         if checkpoint.order >= event.order:
             break
         if not exclusive(checkpoint, event):
-            return f"after {checkpoint_words(checkpoint)}, not in a `finally`"
+            return Risk(f"after {checkpoint_words(checkpoint)}, not in a `finally`")
     if function.qualname in seen or len(seen) >= MAX_CALLER_DEPTH or _public(function):
         return None
     callers = _callers(module, function)
@@ -268,11 +296,12 @@ def _risk(
         reason = _risk(module, caller, call, inner)
         if reason is None:
             return None
-        reasons.append(f"`{function.name}()` is called in `{caller.qualname}` {reason}")
+        text = f"`{function.name}()` is called in `{caller.qualname}` {reason.text}"
+        reasons.append(Risk(text, reason.after_cleanup_checkpoint))
     return reasons[0]
 
 
-def check(module: ModuleFacts) -> Iterator[Finding]:
+def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
     setters: dict[str, list[_Setter]] = {}
     for function, event in module.calls("set"):
         if event.arguments or event.awaited or not event.receiver:
@@ -303,18 +332,162 @@ def check(module: ModuleFacts) -> Iterator[Finding]:
                 continue  # an error in the setter cancels this wait
             cleanup = checkpoint.context.on_cleanup_path
             first = found[0]
-            yield finding(
-                CODE,
-                NAME,
-                SEVERITY if cleanup else Severity.INFORMATION,
+            yield rule.detect(
                 function,
                 checkpoint.location,
                 f"`{call.receiver}.wait()` relies on `.set()` in `{first.function.qualname}` "
-                f"(line {first.event.location.line + 1}), {first.risk}: an error or "
+                f"(line {first.event.location.line + 1}), {_why(first)}: an error or "
                 "cancellation there leaves this wait hanging"
                 + (" and blocks teardown" if cleanup else ""),
+                LostWakeup(checkpoint, tuple(found)),
                 [
-                    (setter.event.location, f"setter in {setter.function.qualname}: {setter.risk}")
+                    (setter.event.location, f"setter in {setter.function.qualname}: {_why(setter)}")
                     for setter in found
                 ],
+                severity=None if cleanup else Severity.INFORMATION,
             )
+
+
+def _why(setter: _Setter) -> str:
+    return setter.risk.text if setter.risk is not None else ""
+
+
+def _trace(
+    module: Program, b: TraceBuilder, function: FunctionFacts, evidence: LostWakeup
+) -> Trace | None:
+    wait = evidence.wait
+    setter_function, setter = evidence.setters[0].function, evidence.setters[0].event
+    b.add("Task A", wait.location.line, f"waits for `{setter.receiver}`", "wait")
+    before = [
+        e
+        for e in setter_function.events[: setter.order]
+        if e.kind is EventKind.CHECKPOINT and not exclusive(e, setter)
+    ]
+    setter_name = module.display(setter_function.qualname)
+    if before:
+        b.add(
+            "Task B",
+            before[-1].location.line,
+            f"{checkpoint_step(module, before[-1])}: raises (an error, or "
+            "`Cancelled` when its scope is cancelled)",
+            "raise",
+        )
+    else:
+        b.add("Task B", None, f"`{setter_name}` fails or is cancelled before its `.set()`", "raise")
+    b.add("Task B", setter.location.line, "is skipped", "skip")
+    b.add("Task A", wait.location.line, "waits forever", "hang")
+    return b.build(
+        [f"Task A runs `{function.qualname}`; Task B runs `{setter_function.qualname}`."],
+        (b.roles["raise"], b.roles["hang"]),
+        f"the wakeup is lost: nothing sets `{setter.receiver}` any more",
+    )
+
+
+def _sketch_shield_before_set(module: Program, trace: Trace) -> ProposedFix | None:
+    """CONC302 when the `.set()` is in a `finally` after a checkpoint: shield and
+    bound that checkpoint (pseudocode: the lines between stay as they are)."""
+    raising = trace.step("raise")
+    skipped = trace.step("skip")
+    if raising is None or skipped is None:
+        return None
+    checkpoint = trace.steps[raising - 1]
+    setter = trace.steps[skipped - 1]
+    if checkpoint.line is None or setter.line is None:
+        return None
+    library = next((lib for lib in ("trio", "anyio") if lib in module.facts.libraries), None)
+    if library is None:
+        return None
+    statement = strip_comment(module.source(checkpoint.line))
+    setter_text = strip_comment(module.source(setter.line))
+    sketch = (
+        f"finally:\n"
+        f"    ...\n"
+        f"    with {library}.move_on_after(5, shield=True):  # L{checkpoint.line + 1}\n"
+        f"        {statement}\n"
+        f"    ...\n"
+        f"    {setter_text}  # L{setter.line + 1}: now always reached"
+    )
+    return ProposedFix(
+        title=f"Shield and bound the checkpoint before the `.set()` ({ref(checkpoint.line)})",
+        kind="pseudocode",
+        diff="",
+        sketch=sketch,
+        closes="",
+        tradeoffs="",
+        risk="",
+        effort="simple",
+    )
+
+
+class SetNotGuaranteed(Rule):
+    code = "CONC302"
+    name = "set-not-guaranteed"
+    category = "deadlock"
+    explanation = (
+        "a lost wakeup: the `.set()` the waiter depends on can be skipped by an error or a "
+        "cancellation."
+    )
+    effort = "simple"
+    sketch_title = "Set the event in a `finally` of the setter"
+    rank = 5
+
+    def check(self, module: ModuleFacts) -> Iterator[Detection]:
+        return _check(self, module)
+
+    def fix(self, detection: Detection, module: ModuleFacts, context: FixContext) -> Fix | None:
+        from conc_lsp.fixes import transforms  # libcst loads only when fixing (start-up cost)
+
+        evidence = detection.evidence
+        if not isinstance(evidence, LostWakeup) or len(evidence.setters) != 1:
+            return None
+        setter_line = evidence.setters[0].event.location.line
+        return transforms.set_in_finally(detection.finding, module, context, setter_line)
+
+    def trace(
+        self, program: Program, b: TraceBuilder, function: FunctionFacts, detection: Detection
+    ) -> Trace | None:
+        if isinstance(detection.evidence, LostWakeup):
+            return _trace(program, b, function, detection.evidence)
+        return None
+
+    def words(self, evidence: Evidence, trace: Trace) -> Words:
+        s = trace.steps_text
+        if _after_cleanup_checkpoint(evidence):
+            return Words(
+                f"The checkpoint of {s('raise')} is shielded and bounded: neither a cancellation "
+                f"nor a hang there skips the `.set()` of {s('skip')}, so the wait of "
+                f"{s('wait')} ends.",
+                "The cleanup before the `.set()` can delay a cancellation by up to the bound.",
+                "A cleanup step that needs longer than the bound is cut short (log it).",
+            )
+        return Words(
+            f"The `.set()` runs in a `finally`, so the error or cancellation of {s('raise')} "
+            f"no longer skips it ({s('skip')}): the wait of {s('wait')} ends.",
+            "The event is set on failure too: the waiter must check whether the work succeeded.",
+            'A waiter that treats the event as "done successfully" proceeds after a failure.',
+        )
+
+    def sketches(
+        self,
+        program: Program,
+        detection: Detection,
+        trace: Trace,
+        name: str,
+        lines: list[str],
+        has_quick_fix: bool,
+    ) -> list[ProposedFix]:
+        if has_quick_fix or not _after_cleanup_checkpoint(detection.evidence):
+            return []
+        sketch = _sketch_shield_before_set(program, trace)
+        return [sketch] if sketch is not None else []
+
+
+def _after_cleanup_checkpoint(evidence: Evidence) -> bool:
+    """The first setter is in a `finally` already, but after a checkpoint there."""
+    if not isinstance(evidence, LostWakeup) or not evidence.setters:
+        return False
+    risk = evidence.setters[0].risk
+    return risk is not None and risk.after_cleanup_checkpoint
+
+
+RULE = SetNotGuaranteed()

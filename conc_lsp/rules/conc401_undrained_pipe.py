@@ -50,13 +50,13 @@ from dataclasses import dataclass, field
 
 from conc_lsp.analysis.flow import EventKind, FunctionFacts, ModuleFacts
 from conc_lsp.analysis.libraries import last_name
-from conc_lsp.analysis.model import Finding, Location, Severity
+from conc_lsp.analysis.model import Fix, Location
+from conc_lsp.analysis.program import Program
 from conc_lsp.analysis.text import utf8_to_codepoint
-from conc_lsp.rules.base import finding
+from conc_lsp.fixes.context import FixContext
+from conc_lsp.rules.base import Detection, Evidence, Rule, Words
+from conc_lsp.rules.story import Trace, TraceBuilder
 
-CODE = "CONC401"
-NAME = "undrained-pipe"
-SEVERITY = Severity.WARNING
 SPAWNERS = frozenset({"Popen", "create_subprocess_exec", "create_subprocess_shell", "open_process"})
 PIPED_BY_DEFAULT = frozenset({"anyio.open_process"})  # stdin, stdout and stderr default to PIPE
 STREAMS = ("stdout", "stderr")
@@ -216,7 +216,18 @@ def _location(node: ast.AST, module: ModuleFacts) -> Location:
     )
 
 
-def check(module: ModuleFacts) -> Iterator[Finding]:
+@dataclass(frozen=True, slots=True)
+class UndrainedPipe(Evidence):
+    """A process started with its output on a pipe (``start``) that nobody reads
+    before (or while) it is waited for (``wait``; None: never waited)."""
+
+    variable: str
+    start: Location
+    wait: Location | None
+    streams: tuple[str, ...]
+
+
+def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
     for function in module.functions:
         if not any(
             event.kind is EventKind.CALL and last_name(event.callee or event.method) in SPAWNERS
@@ -234,25 +245,26 @@ def check(module: ModuleFacts) -> Iterator[Finding]:
             if unread:
                 streams = " and ".join(f"{stream}=PIPE" for stream in unread)
                 if wait is not None:
-                    yield finding(
-                        CODE,
-                        NAME,
-                        SEVERITY,
+                    yield rule.detect(
                         function,
                         _location(wait, module),
                         f"`{variable}.wait()` with {streams} never read: once the child writes "
                         "64 KiB it blocks and this wait deadlocks; use `communicate()` or DEVNULL",
+                        UndrainedPipe(
+                            variable,
+                            _location(call, module),
+                            _location(wait, module),
+                            tuple(unread),
+                        ),
                         [(_location(call, module), "the process is started with the pipe here")],
                     )
                 elif not managed:
-                    yield finding(
-                        CODE,
-                        NAME,
-                        SEVERITY,
+                    yield rule.detect(
                         function,
                         _location(call, module),
                         f"`{variable}` is started with {streams} that is never read: the child "
                         "blocks once the pipe buffer fills; read it, or use DEVNULL",
+                        UndrainedPipe(variable, _location(call, module), None, tuple(unread)),
                     )
             elif (
                 wait is not None
@@ -261,14 +273,73 @@ def check(module: ModuleFacts) -> Iterator[Finding]:
                 and uses.first_read is not None
                 and _position(wait) < uses.first_read
             ):
-                yield finding(
-                    CODE,
-                    NAME,
-                    SEVERITY,
+                yield rule.detect(
                     function,
                     _location(wait, module),
                     f"`{variable}.wait()` comes before its piped output is read: once the child "
                     "writes 64 KiB it blocks and this wait deadlocks; read first, or use "
                     "`communicate()`",
+                    UndrainedPipe(
+                        variable, _location(call, module), _location(wait, module), tuple(piped)
+                    ),
                     [(_location(call, module), "the process is started with the pipe here")],
                 )
+
+
+def _trace(
+    module: Program, b: TraceBuilder, function: FunctionFacts, evidence: UndrainedPipe
+) -> Trace | None:
+    start = evidence.start.line
+    waited = evidence.wait is not None
+    if waited:
+        b.add("Task A", start, "starts the child with its output on a pipe", "start")
+    b.add(
+        "Task A",
+        evidence.wait.line if evidence.wait is not None else start,
+        "waits for the child to exit; nobody reads the pipe",
+        "wait",
+    )
+    b.add("child", None, "writes 64 KiB: the pipe is full, its `write()` blocks", "full")
+    b.add("child", None, "cannot exit → the wait never returns", "hang")
+    return b.build(
+        [f"Task A runs `{function.qualname}`; the child is the process it started."],
+        (b.roles["wait"], b.roles["hang"]),
+        "Task A waits for the child, the child waits for a reader",
+    )
+
+
+class UndrainedPipeRule(Rule):
+    code = "CONC401"
+    name = "undrained-pipe"
+    category = "deadlock"
+    explanation = "the parent waits for the child, the child waits for someone to read its pipe."
+    effort = "simple"
+    sketch_title = "Drain the pipes, or send them to DEVNULL"
+    rank = 9
+
+    def check(self, module: ModuleFacts) -> Iterator[Detection]:
+        return _check(self, module)
+
+    def fix(self, detection: Detection, module: ModuleFacts, context: FixContext) -> Fix | None:
+        from conc_lsp.fixes import transforms  # libcst loads only when fixing (start-up cost)
+
+        return transforms.drain_pipes(detection.finding, module, context)
+
+    def trace(
+        self, program: Program, b: TraceBuilder, function: FunctionFacts, detection: Detection
+    ) -> Trace | None:
+        if isinstance(detection.evidence, UndrainedPipe):
+            return _trace(program, b, function, detection.evidence)
+        return None
+
+    def words(self, evidence: Evidence, trace: Trace) -> Words:
+        s = trace.steps_text
+        return Words(
+            f"The pipes are read while waiting, so the child of {s('full')} never blocks and "
+            f"{s('hang')} cannot happen.",
+            "`communicate()` keeps the whole output in memory; DEVNULL drops it.",
+            "Very large output: stream it instead of buffering it.",
+        )
+
+
+RULE = UndrainedPipeRule()
