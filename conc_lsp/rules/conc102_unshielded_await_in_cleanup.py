@@ -257,9 +257,9 @@ class UnshieldedAwaitInCleanup(Rule):
         return _check(self, module)
 
     def fix(self, detection: Detection, module: ModuleFacts, context: FixContext) -> Fix | None:
-        from conc_lsp.fixes import transforms  # libcst loads only when fixing (start-up cost)
+        from conc_lsp.fixes import cleanup  # libcst loads only when fixing (start-up cost)
 
-        return transforms.shield_cleanup(detection.finding, module, context)
+        return cleanup.shield_cleanup(detection.finding, module, context)
 
     def trace(
         self, program: Program, b: TraceBuilder, function: FunctionFacts, detection: Detection

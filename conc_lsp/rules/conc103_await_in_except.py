@@ -273,13 +273,13 @@ class AwaitInExcept(Rule):
         return _check(self, module)
 
     def fix(self, detection: Detection, module: ModuleFacts, context: FixContext) -> Fix | None:
-        from conc_lsp.fixes import transforms  # libcst loads only when fixing (start-up cost)
+        from conc_lsp.fixes import cleanup  # libcst loads only when fixing (start-up cost)
 
         evidence = detection.evidence
         if not isinstance(evidence, AwaitInHandler) or evidence.skipped is None:
             return None
         skipped_line = evidence.skipped.location.line
-        return transforms.release_in_finally(detection.finding, module, context, skipped_line)
+        return cleanup.release_in_finally(detection.finding, module, context, skipped_line)
 
     def trace(
         self, program: Program, b: TraceBuilder, function: FunctionFacts, detection: Detection

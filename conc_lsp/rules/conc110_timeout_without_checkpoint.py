@@ -187,9 +187,9 @@ class TimeoutWithoutCheckpoint(Rule):
         return _check(self, module)
 
     def fix(self, detection: Detection, module: ModuleFacts, context: FixContext) -> Fix | None:
-        from conc_lsp.fixes import transforms  # libcst loads only when fixing (start-up cost)
+        from conc_lsp.fixes import cleanup  # libcst loads only when fixing (start-up cost)
 
-        return transforms.remove_pointless_scope(detection.finding, module, context)
+        return cleanup.remove_pointless_scope(detection.finding, module, context)
 
     def trace(
         self, program: Program, b: TraceBuilder, function: FunctionFacts, detection: Detection

@@ -282,12 +282,12 @@ class NoGuaranteedCheckpoint(Rule):
         return _check(self, module)
 
     def fix(self, detection: Detection, module: ModuleFacts, context: FixContext) -> Fix | None:
-        from conc_lsp.fixes import transforms  # libcst loads only when fixing (start-up cost)
+        from conc_lsp.fixes import cleanup  # libcst loads only when fixing (start-up cost)
 
         gap = detection.evidence
         if not isinstance(gap, Gap):
             return None
-        return transforms.insert_checkpoints(
+        return cleanup.insert_checkpoints(
             detection.finding, module, context, gap.node, gap.escapes
         )
 

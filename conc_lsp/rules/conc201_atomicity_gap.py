@@ -305,14 +305,14 @@ class AtomicityGap(Rule):
         return _check(self, module)
 
     def fix(self, detection: Detection, module: ModuleFacts, context: FixContext) -> Fix | None:
-        from conc_lsp.fixes import transforms  # libcst loads only when fixing (start-up cost)
+        from conc_lsp.fixes import state  # libcst loads only when fixing (start-up cost)
 
         evidence = detection.evidence
         if isinstance(evidence, LoopOverShared):
-            return transforms.iterate_over_copy(detection.finding, module, context)
+            return state.iterate_over_copy(detection.finding, module, context)
         if isinstance(evidence, TwoWrites):
             first_line = evidence.first.location.line
-            return transforms.move_second_write(detection.finding, module, context, first_line)
+            return state.move_second_write(detection.finding, module, context, first_line)
         return None
 
     def classify(self, evidence: Evidence) -> tuple[str, str]:

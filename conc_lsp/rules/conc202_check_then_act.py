@@ -342,13 +342,13 @@ class CheckThenActRule(Rule):
         return _check(self, module)
 
     def fix(self, detection: Detection, module: ModuleFacts, context: FixContext) -> Fix | None:
-        from conc_lsp.fixes import transforms  # libcst loads only when fixing (start-up cost)
+        from conc_lsp.fixes import state  # libcst loads only when fixing (start-up cost)
 
         evidence = detection.evidence
         if not isinstance(evidence, CheckThenAct):
             return None
         check_line = evidence.check.location.line
-        return transforms.atomic_pop(detection.finding, module, context, check_line)
+        return state.atomic_pop(detection.finding, module, context, check_line)
 
     def trace(
         self, program: Program, b: TraceBuilder, function: FunctionFacts, detection: Detection

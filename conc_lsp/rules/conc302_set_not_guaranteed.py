@@ -435,13 +435,13 @@ class SetNotGuaranteed(Rule):
         return _check(self, module)
 
     def fix(self, detection: Detection, module: ModuleFacts, context: FixContext) -> Fix | None:
-        from conc_lsp.fixes import transforms  # libcst loads only when fixing (start-up cost)
+        from conc_lsp.fixes import state  # libcst loads only when fixing (start-up cost)
 
         evidence = detection.evidence
         if not isinstance(evidence, LostWakeup) or len(evidence.setters) != 1:
             return None
         setter_line = evidence.setters[0].event.location.line
-        return transforms.set_in_finally(detection.finding, module, context, setter_line)
+        return state.set_in_finally(detection.finding, module, context, setter_line)
 
     def trace(
         self, program: Program, b: TraceBuilder, function: FunctionFacts, detection: Detection

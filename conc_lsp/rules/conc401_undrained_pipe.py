@@ -321,9 +321,9 @@ class UndrainedPipeRule(Rule):
         return _check(self, module)
 
     def fix(self, detection: Detection, module: ModuleFacts, context: FixContext) -> Fix | None:
-        from conc_lsp.fixes import transforms  # libcst loads only when fixing (start-up cost)
+        from conc_lsp.fixes import state  # libcst loads only when fixing (start-up cost)
 
-        return transforms.drain_pipes(detection.finding, module, context)
+        return state.drain_pipes(detection.finding, module, context)
 
     def trace(
         self, program: Program, b: TraceBuilder, function: FunctionFacts, detection: Detection
