@@ -12,7 +12,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from conc_lsp.analysis.flow import ModuleFacts, module_facts
+from conc_lsp.analysis.events import ModuleFacts
+from conc_lsp.analysis.flow import module_facts
 from conc_lsp.analysis.model import (
     Finding,
     Fix,

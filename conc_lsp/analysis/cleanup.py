@@ -9,7 +9,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
-from conc_lsp.analysis.flow import Event
+from conc_lsp.analysis.events import Event
 from conc_lsp.analysis.libraries import last_name
 from conc_lsp.analysis.model import Context
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from itertools import accumulate
 
 from conc_lsp.analysis.libraries import ImportTable, last_name
+from conc_lsp.analysis.locks import is_lock_name
 from conc_lsp.analysis.model import EMPTY_CONTEXT, Context, Hint, HintKind, Shield
 from conc_lsp.analysis.text import utf8_to_codepoint
 
@@ -518,39 +519,6 @@ def is_unbounded_constant(node: ast.expr) -> bool:
         and isinstance(node.args[0], ast.Constant)
         and str(node.args[0].value).lower() in ("inf", "+inf", "infinity")
     )
-
-
-LOCK_WORDS = frozenset(
-    {"lock", "locks", "rlock", "rlocks", "mutex", "mutexes", "sem", "sems", "semaphore"}
-    | {"semaphores", "limiter", "limiters", "guard", "guards", "lk", "mtx", "condition"}
-)
-_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
-
-
-def name_words(name: str) -> list[str]:
-    """`_host_sems` -> [host, sems]; `CapacityLimiter` -> [capacity, limiter]."""
-    return [word.lower() for part in name.split("_") for word in _WORD.findall(part)]
-
-
-def is_lock_text(text: str) -> bool:
-    """Whether an expression's text names a lock (or semaphore, limiter,
-    condition): `self._lock`, `locks[key]`, `trio.Lock()`, `CapacityLimiter(2)`;
-    judged on the last dotted name, word by word, so `clock`, `blocks` and
-    `BlockingPortal()` are not."""
-    head = re.split(r"[(\[]", text, maxsplit=1)[0].strip()
-    last = head.rsplit(".", 1)[-1]
-    return any(word in LOCK_WORDS for word in name_words(last))
-
-
-def is_lock_name(node: ast.expr) -> bool:
-    """`is_lock_text` for a node, without unparsing calls and subscripts."""
-    while isinstance(node, (ast.Call, ast.Subscript)):
-        node = node.func if isinstance(node, ast.Call) else node.value
-    if isinstance(node, ast.Attribute):
-        return is_lock_text(node.attr)
-    if isinstance(node, ast.Name):
-        return is_lock_text(node.id)
-    return False
 
 
 def after_scope_assignment(

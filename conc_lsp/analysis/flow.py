@@ -1,4 +1,5 @@
-"""Facts for the rules: what each function does, in order.
+"""The walker that turns a module into the rules' facts (``events.py``): what
+each function does, in order.
 
 For every function the walker lists *events* in (approximate) execution
 order: checkpoints (an ``async with`` gives one on entry and one on exit),
@@ -12,11 +13,9 @@ path it is on, so that rules can tell two events on exclusive branches apart.
 from __future__ import annotations
 
 import ast
-import enum
-import re
-from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
+from conc_lsp.analysis.events import Event, EventKind, FunctionFacts, Loop, ModuleFacts, Scope
 from conc_lsp.analysis.facts import (
     ACM_DECORATORS,
     AEXIT_NAMES,
@@ -24,230 +23,23 @@ from conc_lsp.analysis.facts import (
     after_scope_assignment,
     callee,
     inside_scope,
-    is_lock_text,
-    name_words,
     scope_effect,
 )
 from conc_lsp.analysis.libraries import ImportTable, imports_of, last_name
+from conc_lsp.analysis.locks import MUTEX_TYPES, is_lock_text, is_mutex
 from conc_lsp.analysis.model import EMPTY_CONTEXT, Context, HintKind, Location, Resolution, Verdict
+from conc_lsp.analysis.shapes import (
+    MUTATING_METHODS,
+    POST_VISITED,
+    READING_METHODS,
+    child_nodes,
+    definitions,
+    is_timeout_call,
+    node_text,
+    state_globals,
+    statement_blocks,
+)
 from conc_lsp.analysis.text import end_position, utf8_to_codepoint
-
-MUTATING_METHODS = frozenset(
-    {
-        "pop",
-        "popitem",
-        "popleft",
-        "append",
-        "appendleft",
-        "extend",
-        "insert",
-        "remove",
-        "clear",
-        "update",
-        "setdefault",
-        "add",
-        "discard",
-    }
-)
-READING_METHODS = frozenset({"get", "keys", "values", "items", "copy", "count", "index"})
-CONTAINER_CALLS = frozenset(
-    {
-        "dict",
-        "list",
-        "set",
-        "deque",
-        "defaultdict",
-        "OrderedDict",
-        "Counter",
-        "WeakValueDictionary",
-        "WeakKeyDictionary",
-        "WeakSet",
-    }
-)
-
-
-class EventKind(enum.Enum):
-    CHECKPOINT = "checkpoint"
-    CALL = "call"
-    READ = "read"
-    TEST = "test"
-    WRITE = "write"
-
-
-@dataclass(slots=True)
-class Event:
-    kind: EventKind
-    location: Location
-    context: Context
-    path: tuple[tuple[int, int], ...]
-    order: int
-    guards: frozenset[str]
-    node: ast.AST
-    state: str | None = None  # "Cache.values"
-    owner: str | None = None  # "Cache" or "<module>"
-    key: str | None = None  # "ctx_key" for Cache.values[ctx_key]
-    method: str | None = None  # calls and method-based accesses: "pop"
-    receiver: str | None = None  # calls: "self._closed" of self._closed.set()
-    callee: str | None = None  # calls: resolved dotted name
-    awaited: bool = False
-    exit: bool = False  # the exit checkpoint of an `async with`
-    removal: bool = False  # pop / del / discard / remove / clear
-    has_default: bool = False  # pop(k, default) / get(k, default)
-    augmented: bool = False  # `x += 1`: a read-modify-write
-    argument: str | None = None  # calls: the first positional argument's text
-    arguments: int = 0  # calls: how many arguments
-    handler: int = 0  # id of the innermost except handler (0: none)
-    cleanup_block: int = 0  # id of the innermost finally / handler / teardown block
-
-
-@dataclass(slots=True)
-class Loop:
-    """A `for` over shared state, with the checkpoints in its body."""
-
-    location: Location
-    state: str
-    checkpoints: list[Event] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class Scope:
-    """A bounded cancel scope (`with move_on_after(...)`) and its body's checkpoints."""
-
-    location: Location
-    name: str
-    checkpoints: int = 0
-    node: ast.With | ast.AsyncWith | None = None
-
-
-@dataclass(slots=True)
-class FunctionFacts:
-    qualname: str
-    name: str
-    node: ast.FunctionDef | ast.AsyncFunctionDef
-    class_name: str | None
-    is_async: bool
-    is_acm: bool
-    events: list[Event] = field(default_factory=list)
-    loops: list[Loop] = field(default_factory=list)
-    scopes: list[Scope] = field(default_factory=list)
-    memo: dict[str, object] = field(default_factory=dict)  # per-function caches of the rules
-
-    @property
-    def checkpoints(self) -> list[Event]:
-        return [event for event in self.events if event.kind is EventKind.CHECKPOINT]
-
-    def checkpoints_between(self, first: Event, second: Event) -> list[Event]:
-        """Checkpoints after ``first`` and before ``second`` on a path through both."""
-        return [
-            event
-            for event in self.events[first.order + 1 : second.order]
-            if event.kind is EventKind.CHECKPOINT
-            and not exclusive(event, first)
-            and not exclusive(event, second)
-        ]
-
-
-@dataclass(slots=True)
-class ModuleFacts:
-    functions: list[FunctionFacts]
-    table: ImportTable
-    lines: list[str]
-    classes: frozenset[str]
-    state_globals: frozenset[str]
-    # What resolving the callees found, by the checkpoint's anchor: the end
-    # (0-based line, code-point column) of the await / context manager /
-    # iterable, and its kind. Empty when nothing was resolved.
-    resolved: dict[tuple[int, int, HintKind], Resolution] = field(default_factory=dict)
-
-    @property
-    def libraries(self) -> frozenset[str]:
-        return self.table.libraries
-
-    def resolution_of(self, node: ast.AST, kind: HintKind) -> Resolution | None:
-        """The resolution of the checkpoint anchored at the end of ``node``."""
-        if not self.resolved:
-            return None
-        return self.resolved.get((*end_position(self.lines, node), kind))
-
-    def verdict_of(self, node: ast.AST, kind: HintKind) -> Verdict:
-        """How surely the checkpoint at ``node`` checkpoints (unknown when unresolved)."""
-        found = self.resolution_of(node, kind)
-        return found.verdict if found is not None else Verdict.UNKNOWN
-
-    def function(self, qualname: str) -> FunctionFacts | None:
-        for function in self.functions:
-            if function.qualname == qualname:
-                return function
-        return None
-
-    def calls(self, method: str) -> Iterator[tuple[FunctionFacts, Event]]:
-        for function in self.functions:
-            for event in function.events:
-                if event.kind is EventKind.CALL and event.method == method:
-                    yield function, event
-
-    def source(self, span: Location) -> str:
-        """The first line of the source at ``span``, stripped."""
-        if 0 <= span.line < len(self.lines):
-            return self.lines[span.line].strip()
-        return ""
-
-
-def exclusive(first: Event, second: Event) -> bool:
-    """True when the two events sit on different branches of one `if`/`try`/`match`."""
-    if not first.path or not second.path:
-        return False
-    branches = dict(first.path)
-    return any(branches.get(node, branch) != branch for node, branch in second.path)
-
-
-def event_name(receiver: str | None) -> str:
-    """The last name of a receiver: `self._closed` -> `_closed`; for pairing waits and sets."""
-    if not receiver:
-        return ""
-    return receiver.rsplit(".", 1)[-1].split("[", 1)[0]
-
-
-MUTEX_WORDS = frozenset({"lock", "locks", "rlock", "rlocks", "mutex", "mutexes", "lk", "mtx"})
-
-
-# Resolved types that one task holds at a time (a Condition holds its lock).
-MUTEX_TYPES = frozenset(
-    f"{library}.{name}"
-    for library in ("trio", "anyio", "asyncio")
-    for name in ("Lock", "StrictFIFOLock", "Condition")
-)
-
-
-def is_mutex_expression(text: str) -> bool:
-    """A lock that one task holds at a time (not a semaphore or limiter, which
-    let several in): only a mutex guards state against other tasks."""
-    head = re.split(r"[(\[]", text, maxsplit=1)[0].strip()
-    return any(word in MUTEX_WORDS for word in name_words(head.rsplit(".", 1)[-1]))
-
-
-def is_lock_expression(text: str) -> bool:
-    """Whether an expression's text names a lock (see ``facts.is_lock_text``)."""
-    return is_lock_text(text)
-
-
-def _text(node: ast.AST) -> str:
-    # Dotted names are most of what is asked for; ast.unparse is slow.
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        parts = [node.attr]
-        value = node.value
-        while isinstance(value, ast.Attribute):
-            parts.append(value.attr)
-            value = value.value
-        if isinstance(value, ast.Name):
-            parts.append(value.id)
-            return ".".join(reversed(parts))
-    try:
-        return ast.unparse(node)
-    except Exception:  # noqa: BLE001 - unparse of odd trees must not break the analysis
-        return "?"
 
 
 class _Walker:
@@ -262,9 +54,9 @@ class _Walker:
         self.table = table
         self.resolved = resolved or {}
         self.functions: list[FunctionFacts] = []
-        classes, declared_global = _definitions(module)
+        classes, declared_global = definitions(module)
         self.classes = frozenset(classes)
-        self.state_globals = frozenset(_state_globals(module) | declared_global)
+        self.state_globals = frozenset(state_globals(module) | declared_global)
         self._ids = 0
 
     def _new_id(self) -> int:
@@ -291,17 +83,17 @@ class _Walker:
     # -- module --------------------------------------------------------------
 
     def walk_module(self, module: ast.Module) -> None:
-        self._definitions(module.body, prefix="", class_name=None)
+        self.definitions(module.body, prefix="", class_name=None)
 
-    def _definitions(self, body: list[ast.stmt], prefix: str, class_name: str | None) -> None:
+    def definitions(self, body: list[ast.stmt], prefix: str, class_name: str | None) -> None:
         for statement in body:
             if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 self._function(statement, prefix, class_name)
             elif isinstance(statement, ast.ClassDef):
-                self._definitions(statement.body, f"{prefix}{statement.name}.", statement.name)
+                self.definitions(statement.body, f"{prefix}{statement.name}.", statement.name)
             elif isinstance(statement, (ast.If, ast.Try, ast.TryStar, ast.With)):
-                for block in _blocks(statement):
-                    self._definitions(block, prefix, class_name)
+                for block in statement_blocks(statement):
+                    self.definitions(block, prefix, class_name)
 
     def _function(
         self, node: ast.FunctionDef | ast.AsyncFunctionDef, prefix: str, class_name: str | None
@@ -393,7 +185,7 @@ class _FunctionWalk:
             self.walker._function(node, f"{self.facts.qualname}.<locals>.", None)
             return
         if isinstance(node, ast.ClassDef):
-            self.walker._definitions(
+            self.walker.definitions(
                 node.body, f"{self.facts.qualname}.<locals>.{node.name}.", node.name
             )
             return
@@ -453,7 +245,7 @@ class _FunctionWalk:
             for target in node.targets:
                 self.target(target, state, deleting=True)
             return
-        for child in _children(node):
+        for child in child_nodes(node):
             if isinstance(child, ast.expr):
                 self.expression(child, state)
         if isinstance(node, ast.Expr) and isinstance(node.value, (ast.Yield, ast.YieldFrom)):
@@ -481,7 +273,7 @@ class _FunctionWalk:
     def _try(self, node: ast.Try | ast.TryStar, state: _State) -> None:
         self.block(node.body, state)
         for index, handler in enumerate(node.handlers):
-            caught = _text(handler.type) if handler.type is not None else ""
+            caught = node_text(handler.type) if handler.type is not None else ""
             if isinstance(node, ast.TryStar):
                 caught = f"*{caught}"
             handler_id = self.walker._new_id()
@@ -525,15 +317,15 @@ class _FunctionWalk:
                 if found is not None and found.exit is not None:
                     if found.exit is not Verdict.NEVER:
                         exits.append(item)
-                elif not is_lock_expression(_text(item.context_expr)):
+                elif not is_lock_text(node_text(item.context_expr)):
                     exits.append(item)
             if item.optional_vars is not None:
                 self.target(item.optional_vars, inner)
             effect = scope_effect(item.context_expr, self.walker.table)
             context = inside_scope(inner.context, effect)
             guards = inner.guards
-            text = _text(item.context_expr)
-            mutex = is_mutex_expression(text) or (
+            text = node_text(item.context_expr)
+            mutex = is_mutex(text) or (
                 found is not None and found.callee in MUTEX_TYPES
             )
             if mutex and not effect.is_cancel_scope:
@@ -542,7 +334,7 @@ class _FunctionWalk:
             if effect.is_cancel_scope:
                 if isinstance(item.optional_vars, ast.Name):
                     self.scope_names = {**self.scope_names, item.optional_vars.id: effect}
-                if effect.bounded or _is_timeout_call(item.context_expr, self.walker.table):
+                if effect.bounded or is_timeout_call(item.context_expr, self.walker.table):
                     scope = Scope(self.walker.span(item.context_expr), text, node=node)
                     self.facts.scopes.append(scope)
                     opened.append(scope)
@@ -575,7 +367,7 @@ class _FunctionWalk:
             name, owner = found
             if augmented:
                 self.emit(
-                    EventKind.READ, node, state, state=name, owner=owner, key=_text(node.slice)
+                    EventKind.READ, node, state, state=name, owner=owner, key=node_text(node.slice)
                 )
             self.emit(
                 EventKind.WRITE,
@@ -583,7 +375,7 @@ class _FunctionWalk:
                 state,
                 state=name,
                 owner=owner,
-                key=_text(node.slice),
+                key=node_text(node.slice),
                 removal=deleting,
             )
             return
@@ -638,9 +430,9 @@ class _FunctionWalk:
             if isinstance(node, ast.Lambda):
                 continue  # runs later, if at all
             if not done:
-                if isinstance(node, _POST_VISITED):
+                if isinstance(node, POST_VISITED):
                     stack.append((node, True, current))
-                children = _children(node)
+                children = child_nodes(node)
                 inner = current
                 if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
                     # `self.d.pop(k)` is one access, not a read of self.d then a call.
@@ -687,7 +479,7 @@ class _FunctionWalk:
                 and isinstance(value.func, ast.Attribute)
                 and value.func.attr == "acquire"
             ):
-                self.held.add(_text(value.func.value))
+                self.held.add(node_text(value.func.value))
             return
         if isinstance(node, (ast.Yield, ast.YieldFrom)):
             if self.facts.is_acm and not self.after_yield:
@@ -705,14 +497,15 @@ class _FunctionWalk:
             if membership is not None:
                 name, owner = membership
                 self.emit(
-                    EventKind.TEST, node, state, state=name, owner=owner, key=_text(node.left)
+                    EventKind.TEST, node, state, state=name, owner=owner, key=node_text(node.left)
                 )
             return
         if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load):
             found = self.state_of(node.value)
             if found is not None:
                 kind = EventKind.TEST if state.testing else EventKind.READ
-                self.emit(kind, node, state, state=found[0], owner=found[1], key=_text(node.slice))
+                key = node_text(node.slice)
+                self.emit(kind, node, state, state=found[0], owner=found[1], key=key)
             return
         if isinstance(node, (ast.Attribute, ast.Name)) and isinstance(node.ctx, ast.Load):
             found = self.state_of(node)
@@ -724,13 +517,13 @@ class _FunctionWalk:
         func = node.func
         awaited = id(node) in self.awaited_calls
         method = func.attr if isinstance(func, ast.Attribute) else None
-        receiver = _text(func.value) if isinstance(func, ast.Attribute) else None
+        receiver = node_text(func.value) if isinstance(func, ast.Attribute) else None
         resolved = self.walker.table.resolve(func)
         if isinstance(func, ast.Attribute):
             found = self.state_of(func.value)
             if found is not None and method is not None:
                 name, owner = found
-                key = _text(node.args[0]) if node.args else None
+                key = node_text(node.args[0]) if node.args else None
                 if method in MUTATING_METHODS:
                     self.emit(
                         EventKind.WRITE,
@@ -764,57 +557,11 @@ class _FunctionWalk:
             receiver=receiver,
             callee=resolved,
             awaited=awaited,
-            argument=_text(node.args[0]) if node.args else None,
+            argument=node_text(node.args[0]) if node.args else None,
             arguments=len(node.args) + len(node.keywords),
         )
         if method == "release" and receiver in self.held:
             self.held.discard(receiver)
-
-
-# Nodes that emit an event once their children are done.
-_POST_VISITED = (
-    ast.Await,
-    ast.Yield,
-    ast.YieldFrom,
-    ast.comprehension,
-    ast.Call,
-    ast.Compare,
-    ast.Subscript,
-    ast.Attribute,
-    ast.Name,
-)
-_SKIPPED = (ast.expr_context, ast.operator, ast.boolop, ast.unaryop, ast.cmpop, ast.Constant)
-
-
-def _children(node: ast.AST) -> list[ast.AST]:
-    """Child nodes that can hold events (faster than ast.iter_child_nodes)."""
-    found: list[ast.AST] = []
-    for name in node._fields:
-        value = getattr(node, name, None)
-        if isinstance(value, list):
-            found.extend(
-                item
-                for item in value
-                if isinstance(item, ast.AST) and not isinstance(item, _SKIPPED)
-            )
-        elif isinstance(value, ast.AST) and not isinstance(value, _SKIPPED):
-            found.append(value)
-    return found
-
-
-def _blocks(statement: ast.stmt) -> list[list[ast.stmt]]:
-    if isinstance(statement, ast.If):
-        return [statement.body, statement.orelse]
-    if isinstance(statement, (ast.Try, ast.TryStar)):
-        return [
-            statement.body,
-            *[handler.body for handler in statement.handlers],
-            statement.orelse,
-            statement.finalbody,
-        ]
-    if isinstance(statement, ast.With):
-        return [statement.body]
-    return []
 
 
 def _membership_state(node: ast.Compare, walk: _FunctionWalk) -> tuple[str, str] | None:
@@ -832,62 +579,6 @@ def _iterated_state(node: ast.expr, walk: _FunctionWalk) -> str | None:
         return None
     found = walk.state_of(node)
     return found[0] if found else None
-
-
-def _is_timeout_call(node: ast.expr, table: ImportTable) -> bool:
-    if not isinstance(node, ast.Call):
-        return False
-    return last_name(table.resolve(node.func)) in (
-        "move_on_after",
-        "move_on_at",
-        "fail_after",
-        "fail_at",
-        "timeout",
-        "timeout_at",
-    )
-
-
-def _state_globals(module: ast.Module) -> set[str]:
-    """Module-level names bound to mutable containers."""
-    names: set[str] = set()
-    for statement in module.body:
-        targets: list[ast.expr] = []
-        value: ast.expr | None = None
-        if isinstance(statement, ast.Assign):
-            targets, value = statement.targets, statement.value
-        elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
-            targets, value = [statement.target], statement.value
-        if value is not None and _is_container(value):
-            names.update(target.id for target in targets if isinstance(target, ast.Name))
-    return names
-
-
-def _definitions(module: ast.Module) -> tuple[set[str], set[str]]:
-    """Class names (nested ones too) and names declared `global`, walking statements only."""
-    classes: set[str] = set()
-    declared: set[str] = set()
-    pending: list[ast.AST] = list(module.body)
-    while pending:
-        node = pending.pop()
-        if isinstance(node, ast.ClassDef):
-            classes.add(node.name)
-        elif isinstance(node, ast.Global):
-            declared.update(node.names)
-        for name in ("body", "orelse", "finalbody", "handlers", "cases"):
-            children = getattr(node, name, None)
-            if children:
-                pending.extend(children)
-    return classes, declared
-
-
-def _is_container(node: ast.expr) -> bool:
-    if isinstance(node, (ast.Dict, ast.List, ast.Set, ast.DictComp, ast.ListComp, ast.SetComp)):
-        return True
-    if isinstance(node, ast.Call):
-        func = node.func
-        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-        return name in CONTAINER_CALLS
-    return False
 
 
 def module_facts(

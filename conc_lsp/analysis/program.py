@@ -9,12 +9,11 @@ concurrency report (its shared-state table and guards).
 from __future__ import annotations
 
 import ast
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from conc_lsp.analysis.facts import name_words
-from conc_lsp.analysis.flow import Event, EventKind, FunctionFacts, ModuleFacts, exclusive
+from conc_lsp.analysis.events import Event, EventKind, FunctionFacts, ModuleFacts, exclusive
+from conc_lsp.analysis.locks import is_mutex
 from conc_lsp.analysis.model import Location
 
 INITIALISERS = frozenset({"__init__", "__post_init__", "__new__"})
@@ -26,25 +25,8 @@ SPAWN_METHODS = frozenset({"start", "start_soon", "create_task", "ensure_future"
 ACCESS_KINDS = (EventKind.READ, EventKind.WRITE, EventKind.TEST)
 
 
-# A semaphore or capacity limiter lets several tasks in: it guards no state.
-NOT_MUTEX_WORDS = frozenset({"sem", "sems", "semaphore", "semaphores", "limiter", "limiters"})
-
-
-MUTEX_WORDS = frozenset(
-    {"lock", "locks", "rlock", "rlocks", "mutex", "mutexes", "mtx", "lk", "condition", "cond"}
-)
-
-
 def short_name(qualname: str) -> str:
     return qualname.rsplit(".", 1)[-1]
-
-
-def is_mutex(text: str) -> bool:
-    head = re.split(r"[(\[]", text, maxsplit=1)[0].strip()
-    words = name_words(head.rsplit(".", 1)[-1])
-    if any(word in NOT_MUTEX_WORDS for word in words):
-        return False
-    return any(word in MUTEX_WORDS for word in words)
 
 
 def own_nodes(root: ast.AST) -> Iterator[ast.AST]:
@@ -458,5 +440,3 @@ def span(function: FunctionFacts) -> tuple[int, int]:
     node = function.node
     first = min([node.lineno, *(d.lineno for d in node.decorator_list)]) - 1
     return first, (node.end_lineno or node.lineno) - 1
-def is_lock_map(state: str | None) -> bool:
-    return bool(state) and is_mutex((state or "").rsplit(".", 1)[-1])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 from typing import Any
 
-from conc_lsp.analysis.flow import Event, EventKind, FunctionFacts, is_lock_expression
+from conc_lsp.analysis.events import Event, EventKind, FunctionFacts
 
 # Awaits that let another task run only when they raise: after they return,
 # no other task has run (`trio.lowlevel.checkpoint_if_cancelled`, anyio's).
@@ -152,16 +152,6 @@ def gap(function: FunctionFacts, parents: Parents, first: Event, second: Event) 
     ]
 
 
-def is_lock_state(state: str | None) -> bool:
-    """Whether shared state holds locks: `_Cache.locks`, `self._host_sems`, `key_lock`.
-
-    Only the attribute's own name counts, word by word: the class `Clock`, the
-    attribute `blocks` or `semantics` are not locks (`is_lock_expression`
-    looks at words of the last dotted name, as here).
-    """
-    if not state:
-        return False
-    return is_lock_expression(state)
 def awaited_call(function: FunctionFacts, checkpoint: Event) -> Event | None:
     """The call a checkpoint awaits (`await x.wait()` -> the CALL event of `x.wait()`)."""
     if checkpoint.order == 0:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import libcst as cst
 
-from conc_lsp.analysis.flow import ModuleFacts
+from conc_lsp.analysis.events import ModuleFacts
 from conc_lsp.analysis.model import Finding, Fix, Shield
 from conc_lsp.fixes.context import FixContext
 from conc_lsp.fixes.toolbox import (

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from conc_lsp.analysis.flow import ModuleFacts
+from conc_lsp.analysis.events import ModuleFacts
 from conc_lsp.analysis.model import Finding, Fix
 from conc_lsp.fixes.context import FixContext
 from conc_lsp.fixes.toolbox import (

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
-from conc_lsp.analysis.flow import EventKind, FunctionFacts, ModuleFacts
+from conc_lsp.analysis.events import EventKind, FunctionFacts, ModuleFacts
 from conc_lsp.analysis.model import Finding, Fix, Location, TextEdit
 from conc_lsp.analysis.text import changed_span
 from conc_lsp.fixes.context import FixContext

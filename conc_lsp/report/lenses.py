@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from conc_lsp.analysis.flow import EventKind, FunctionFacts, ModuleFacts
+from conc_lsp.analysis.events import EventKind, FunctionFacts, ModuleFacts
 from conc_lsp.analysis.model import Finding
 from conc_lsp.analysis.program import span
 from conc_lsp.rules.story import indentation

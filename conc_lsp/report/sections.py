@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from conc_lsp.analysis.flow import Event, EventKind, FunctionFacts
+from conc_lsp.analysis.events import Event, EventKind, FunctionFacts
 from conc_lsp.analysis.model import Hint, HintKind
 from conc_lsp.analysis.program import SPAWN_METHODS, Access, Program, span, unparse
 from conc_lsp.labels import context_tags

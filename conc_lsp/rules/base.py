@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
-from conc_lsp.analysis.flow import Event, FunctionFacts, ModuleFacts
+from conc_lsp.analysis.events import Event, FunctionFacts, ModuleFacts
 from conc_lsp.analysis.model import (
     Finding,
     Fix,

@@ -71,8 +71,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from conc_lsp.analysis.cleanup import where_in_cleanup
-from conc_lsp.analysis.facts import is_unbounded_constant
-from conc_lsp.analysis.flow import (
+from conc_lsp.analysis.events import (
     Event,
     EventKind,
     FunctionFacts,
@@ -80,6 +79,7 @@ from conc_lsp.analysis.flow import (
     event_name,
     exclusive,
 )
+from conc_lsp.analysis.facts import is_unbounded_constant
 from conc_lsp.analysis.libraries import last_name
 from conc_lsp.analysis.model import Fix, Severity, Verdict
 from conc_lsp.analysis.program import INITIALISERS, Program

@@ -65,7 +65,7 @@ from conc_lsp.analysis.cleanup import (
     is_explicit_checkpoint,
     where_in_cleanup,
 )
-from conc_lsp.analysis.flow import Event, EventKind, FunctionFacts, ModuleFacts
+from conc_lsp.analysis.events import Event, EventKind, FunctionFacts, ModuleFacts
 from conc_lsp.analysis.libraries import last_name
 from conc_lsp.analysis.model import Fix, Severity, Shield, Verdict
 from conc_lsp.analysis.program import Program

@@ -65,7 +65,7 @@ from conc_lsp.analysis.cleanup import (
     caught_names,
     is_explicit_checkpoint,
 )
-from conc_lsp.analysis.flow import Event, EventKind, FunctionFacts, ModuleFacts, exclusive
+from conc_lsp.analysis.events import Event, EventKind, FunctionFacts, ModuleFacts, exclusive
 from conc_lsp.analysis.model import Fix, Severity, Shield
 from conc_lsp.analysis.program import Program
 from conc_lsp.analysis.reach import awaited_call

@@ -45,8 +45,8 @@ import ast
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from conc_lsp.analysis.events import FunctionFacts, ModuleFacts, Scope
 from conc_lsp.analysis.facts import is_unbounded_constant
-from conc_lsp.analysis.flow import FunctionFacts, ModuleFacts, Scope
 from conc_lsp.analysis.libraries import last_name
 from conc_lsp.analysis.model import Fix, HintKind, Resolution, Verdict
 from conc_lsp.analysis.program import Program

@@ -61,7 +61,7 @@ import ast
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from conc_lsp.analysis.flow import FunctionFacts, ModuleFacts
+from conc_lsp.analysis.events import FunctionFacts, ModuleFacts
 from conc_lsp.analysis.model import Fix, HintKind, Location, Resolution, Severity, Verdict
 from conc_lsp.analysis.paths import (
     PathResult,

@@ -57,10 +57,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from conc_lsp.analysis.flow import Event, EventKind, FunctionFacts, Loop, ModuleFacts, exclusive
+from conc_lsp.analysis.events import Event, EventKind, FunctionFacts, Loop, ModuleFacts, exclusive
+from conc_lsp.analysis.locks import holds_locks
 from conc_lsp.analysis.model import Fix
 from conc_lsp.analysis.program import ACCESS_KINDS, INITIALISERS, Program
-from conc_lsp.analysis.reach import function_parents, gap, is_lock_state, switches
+from conc_lsp.analysis.reach import function_parents, gap, switches
 from conc_lsp.fixes.context import FixContext
 from conc_lsp.rules.base import Detection, Evidence, Rule, Words, checkpoint_words
 from conc_lsp.rules.story import (
@@ -93,7 +94,7 @@ class LoopOverShared(Evidence):
 
 def _related(first: Event, second: Event) -> bool:
     # A lock kept beside the state is not part of the state's update.
-    if is_lock_state(first.state) or is_lock_state(second.state):
+    if holds_locks(first.state) or holds_locks(second.state):
         return False
     # Setup before an async context manager's `yield` and teardown after it
     # are two updates, with the caller's whole block between them by design.

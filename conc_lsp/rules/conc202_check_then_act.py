@@ -59,7 +59,7 @@ import ast
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from conc_lsp.analysis.flow import Event, EventKind, FunctionFacts, ModuleFacts, exclusive
+from conc_lsp.analysis.events import Event, EventKind, FunctionFacts, ModuleFacts, exclusive
 from conc_lsp.analysis.model import Fix
 from conc_lsp.analysis.program import INITIALISERS, Program
 from conc_lsp.analysis.reach import Parents, function_parents, gap, reaches

@@ -57,10 +57,11 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from conc_lsp.analysis.flow import Event, EventKind, FunctionFacts, ModuleFacts
+from conc_lsp.analysis.events import Event, EventKind, FunctionFacts, ModuleFacts
+from conc_lsp.analysis.locks import holds_locks, holds_mutexes
 from conc_lsp.analysis.model import Fix, TextEdit
 from conc_lsp.analysis.program import INITIALISERS, Program
-from conc_lsp.analysis.reach import function_parents, is_lock_state
+from conc_lsp.analysis.reach import function_parents
 from conc_lsp.analysis.text import utf8_to_codepoint
 from conc_lsp.fixes.context import FixContext
 from conc_lsp.rules.base import Detection, Evidence, Rule, Words
@@ -74,14 +75,6 @@ from conc_lsp.rules.story import (
 )
 
 _ACCESSES = (EventKind.READ, EventKind.WRITE, EventKind.TEST)
-# Only a mutual exclusion guards state; a semaphore or capacity limiter per
-# tenant over per-request state is a limit, keyed differently by design.
-MUTEX_WORDS = frozenset({"lock", "locks", "rlock", "rlocks", "mutex", "mutexes", "mtx", "lk"})
-
-
-def _is_mutex_state(state: str | None) -> bool:
-    name = (state or "").rsplit(".", 1)[-1].lower()
-    return any(word in MUTEX_WORDS for word in name.split("_") if word)
 
 
 def _is_variable_key(key: str | None) -> bool:
@@ -145,7 +138,7 @@ def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
     deciding = {state for function in module.functions for state in _deciding_counters(function)}
     for function in module.functions:
         keyed = [
-            event for event in function.events if _keyed(event) and not is_lock_state(event.state)
+            event for event in function.events if _keyed(event) and not holds_locks(event.state)
         ]
         if not keyed:
             continue
@@ -172,7 +165,7 @@ def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
                     [(state.location, f"keyed state: {module.source(state.location)}")],
                 )
         for event in function.events:
-            if _keyed(event) and _is_mutex_state(event.state):
+            if _keyed(event) and holds_mutexes(event.state):
                 other = next(
                     (
                         access

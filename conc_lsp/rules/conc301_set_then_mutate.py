@@ -43,7 +43,7 @@ import ast
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from conc_lsp.analysis.flow import (
+from conc_lsp.analysis.events import (
     Event,
     EventKind,
     FunctionFacts,

@@ -68,8 +68,7 @@ import ast
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from conc_lsp.analysis.facts import NURSERIES
-from conc_lsp.analysis.flow import (
+from conc_lsp.analysis.events import (
     Event,
     EventKind,
     FunctionFacts,
@@ -77,6 +76,7 @@ from conc_lsp.analysis.flow import (
     event_name,
     exclusive,
 )
+from conc_lsp.analysis.facts import NURSERIES
 from conc_lsp.analysis.libraries import last_name
 from conc_lsp.analysis.model import Fix, Severity, Shield
 from conc_lsp.analysis.program import Program

@@ -48,7 +48,7 @@ import ast
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from conc_lsp.analysis.flow import EventKind, FunctionFacts, ModuleFacts
+from conc_lsp.analysis.events import EventKind, FunctionFacts, ModuleFacts
 from conc_lsp.analysis.libraries import last_name
 from conc_lsp.analysis.model import Fix, Location
 from conc_lsp.analysis.program import Program

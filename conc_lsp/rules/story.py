@@ -15,7 +15,7 @@ import tokenize
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from conc_lsp.analysis.flow import Event, EventKind, FunctionFacts
+from conc_lsp.analysis.events import Event, EventKind, FunctionFacts
 from conc_lsp.analysis.model import TextEdit
 from conc_lsp.analysis.program import ACCESS_KINDS, INITIALISERS, Program
 from conc_lsp.analysis.reach import function_parents

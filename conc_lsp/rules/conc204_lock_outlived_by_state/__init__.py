@@ -57,7 +57,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
-from conc_lsp.analysis.flow import (
+from conc_lsp.analysis.events import (
     Event,
     EventKind,
     FunctionFacts,
@@ -65,8 +65,9 @@ from conc_lsp.analysis.flow import (
     event_name,
     exclusive,
 )
+from conc_lsp.analysis.locks import holds_locks
 from conc_lsp.analysis.program import Program
-from conc_lsp.analysis.reach import function_parents, is_lock_state
+from conc_lsp.analysis.reach import function_parents
 from conc_lsp.rules.base import Detection, Evidence, Rule, Words, is_wait_call
 from conc_lsp.rules.conc204_lock_outlived_by_state.story import (
     EFFORT,
@@ -118,7 +119,7 @@ def _late_removal(task: FunctionFacts, owner: str | None) -> tuple[Event, Event]
             and event.kind is EventKind.WRITE
             and event.removal
             and event.owner == owner
-            and not is_lock_state(event.state)
+            and not holds_locks(event.state)
         ):
             return first_checkpoint, event
     return None
@@ -222,7 +223,7 @@ def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
                 event.kind is EventKind.WRITE
                 and event.removal
                 and event.key is not None
-                and is_lock_state(event.state)
+                and holds_locks(event.state)
             ):
                 continue
             for qualname, (spawner, start) in tasks.items():

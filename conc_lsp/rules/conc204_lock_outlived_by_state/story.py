@@ -7,18 +7,13 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
-from conc_lsp.analysis.flow import (
-    Event,
-    EventKind,
-    FunctionFacts,
-    exclusive,
-)
+from conc_lsp.analysis.events import Event, EventKind, FunctionFacts, exclusive
+from conc_lsp.analysis.locks import holds_mutexes
 from conc_lsp.analysis.model import TextEdit
 from conc_lsp.analysis.program import (
     ACCESS_KINDS,
     INITIALISERS,
     Program,
-    is_lock_map,
     own_nodes,
     unparse,
 )
@@ -92,7 +87,7 @@ def trace(
                 event.kind is EventKind.WRITE
                 and event.owner == removal.owner
                 and not exclusive(event, start)
-                and not is_lock_map(event.state)
+                and not holds_mutexes(event.state)
             ):
                 b.add(a, event.location.line, f"creates {state_text(event)}", "create")
         created = [
@@ -101,7 +96,7 @@ def trace(
             if e.kind is EventKind.WRITE
             and not e.removal
             and e.owner == removal.owner
-            and not is_lock_map(e.state)
+            and not holds_mutexes(e.state)
         ]
         which = f", which creates {', '.join(dict.fromkeys(created))}" if created else ""
         b.add(a, start.location.line, f"starts `{t}`{which}", "start")
@@ -155,7 +150,7 @@ def trace(
         if e.kind is EventKind.WRITE
         and e.removal
         and e.owner == removal.owner
-        and not is_lock_map(e.state)
+        and not holds_mutexes(e.state)
     ]
     b.add(t, late.location.line, f"removes {state_text(late)}", "late")
     after = first_event(
@@ -305,7 +300,7 @@ def sketch_unpublish(
         if e.kind is EventKind.WRITE
         and e.removal
         and e.owner == removal.owner
-        and not is_lock_map(e.state)
+        and not holds_mutexes(e.state)
         and e.key is not None
     ]
     keys = {e.key for e in function.events if e.key}

@@ -1,0 +1,169 @@
+"""The syntactic shapes the flow walker recognises: container-mutating and
+reading methods, container constructors, timeout calls, module globals that
+hold state, and the child nodes worth walking."""
+
+from __future__ import annotations
+
+import ast
+
+from conc_lsp.analysis.libraries import ImportTable, last_name
+
+MUTATING_METHODS = frozenset(
+    {
+        "pop",
+        "popitem",
+        "popleft",
+        "append",
+        "appendleft",
+        "extend",
+        "insert",
+        "remove",
+        "clear",
+        "update",
+        "setdefault",
+        "add",
+        "discard",
+    }
+)
+
+
+READING_METHODS = frozenset({"get", "keys", "values", "items", "copy", "count", "index"})
+
+
+CONTAINER_CALLS = frozenset(
+    {
+        "dict",
+        "list",
+        "set",
+        "deque",
+        "defaultdict",
+        "OrderedDict",
+        "Counter",
+        "WeakValueDictionary",
+        "WeakKeyDictionary",
+        "WeakSet",
+    }
+)
+
+
+def node_text(node: ast.AST) -> str:
+    # Dotted names are most of what is asked for; ast.unparse is slow.
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        parts = [node.attr]
+        value = node.value
+        while isinstance(value, ast.Attribute):
+            parts.append(value.attr)
+            value = value.value
+        if isinstance(value, ast.Name):
+            parts.append(value.id)
+            return ".".join(reversed(parts))
+    try:
+        return ast.unparse(node)
+    except Exception:  # noqa: BLE001 - unparse of odd trees must not break the analysis
+        return "?"
+
+
+# Nodes that emit an event once their children are done.
+POST_VISITED = (
+    ast.Await,
+    ast.Yield,
+    ast.YieldFrom,
+    ast.comprehension,
+    ast.Call,
+    ast.Compare,
+    ast.Subscript,
+    ast.Attribute,
+    ast.Name,
+)
+
+
+SKIPPED = (ast.expr_context, ast.operator, ast.boolop, ast.unaryop, ast.cmpop, ast.Constant)
+
+
+def child_nodes(node: ast.AST) -> list[ast.AST]:
+    """Child nodes that can hold events (faster than ast.iter_child_nodes)."""
+    found: list[ast.AST] = []
+    for name in node._fields:
+        value = getattr(node, name, None)
+        if isinstance(value, list):
+            found.extend(
+                item
+                for item in value
+                if isinstance(item, ast.AST) and not isinstance(item, SKIPPED)
+            )
+        elif isinstance(value, ast.AST) and not isinstance(value, SKIPPED):
+            found.append(value)
+    return found
+
+
+def statement_blocks(statement: ast.stmt) -> list[list[ast.stmt]]:
+    if isinstance(statement, ast.If):
+        return [statement.body, statement.orelse]
+    if isinstance(statement, (ast.Try, ast.TryStar)):
+        return [
+            statement.body,
+            *[handler.body for handler in statement.handlers],
+            statement.orelse,
+            statement.finalbody,
+        ]
+    if isinstance(statement, ast.With):
+        return [statement.body]
+    return []
+
+
+def is_timeout_call(node: ast.expr, table: ImportTable) -> bool:
+    if not isinstance(node, ast.Call):
+        return False
+    return last_name(table.resolve(node.func)) in (
+        "move_on_after",
+        "move_on_at",
+        "fail_after",
+        "fail_at",
+        "timeout",
+        "timeout_at",
+    )
+
+
+def state_globals(module: ast.Module) -> set[str]:
+    """Module-level names bound to mutable containers."""
+    names: set[str] = set()
+    for statement in module.body:
+        targets: list[ast.expr] = []
+        value: ast.expr | None = None
+        if isinstance(statement, ast.Assign):
+            targets, value = statement.targets, statement.value
+        elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
+            targets, value = [statement.target], statement.value
+        if value is not None and is_container(value):
+            names.update(target.id for target in targets if isinstance(target, ast.Name))
+    return names
+
+
+def definitions(module: ast.Module) -> tuple[set[str], set[str]]:
+    """Class names (nested ones too) and names declared `global`, walking statements only."""
+    classes: set[str] = set()
+    declared: set[str] = set()
+    pending: list[ast.AST] = list(module.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.ClassDef):
+            classes.add(node.name)
+        elif isinstance(node, ast.Global):
+            declared.update(node.names)
+        for name in ("body", "orelse", "finalbody", "handlers", "cases"):
+            children = getattr(node, name, None)
+            if children:
+                pending.extend(children)
+    return classes, declared
+
+
+def is_container(node: ast.expr) -> bool:
+    if isinstance(node, (ast.Dict, ast.List, ast.Set, ast.DictComp, ast.ListComp, ast.SetComp)):
+        return True
+    if isinstance(node, ast.Call):
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        return name in CONTAINER_CALLS
+    return False
