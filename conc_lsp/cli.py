@@ -206,7 +206,7 @@ def _settings_for(paths: Sequence[str], err: TextIO) -> config.Settings:
 
 
 def _check_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from conc_lsp import report_formats
+    from conc_lsp import check_output
     from conc_lsp.diagnose import check_lines, fix_lines
 
     settings = _settings_for(arguments.paths, err)
@@ -222,7 +222,7 @@ def _check_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> i
                 print(f"conc-lsp: error: {warning.removesuffix(' (ignored)')}", file=err)
             return 2
         settings = loaded.settings
-    results: list[report_formats.FileResult] = []
+    results: list[check_output.FileResult] = []
     unreadable = False
     fixed_total = 0
     from conc_lsp.rules import all_rules
@@ -264,17 +264,17 @@ def _check_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> i
             )
         for message in result.rule_errors:
             print(f"{path}: internal error: {message}", file=err)
-        results.append(report_formats.FileResult(str(path), result.findings, result.problems))
+        results.append(check_output.FileResult(str(path), result.findings, result.problems))
     if arguments.statistics:
-        text = report_formats.statistics(results)
+        text = check_output.statistics(results)
     elif arguments.format == "json":
-        text = report_formats.as_json(results)
+        text = check_output.as_json(results)
     elif arguments.format == "sarif":
-        text = report_formats.sarif(results)
+        text = check_output.sarif(results)
     elif arguments.format == "github":
-        text = report_formats.github(results)
+        text = check_output.github(results)
     else:
-        text = report_formats.text(results)
+        text = check_output.text(results)
         found = sum(len(result.findings) for result in results)
         broken = sum(1 for result in results if result.problems)
         files = f"{len(results)} file{'s' if len(results) != 1 else ''}"

@@ -5,12 +5,16 @@ every registered rule a complete unit (docs, report story, category, effort)."""
 from __future__ import annotations
 
 import ast
+import importlib.util
 import re
+import sys
 from pathlib import Path
 
 import pytest
 
-from conc_lsp.rules import all_rules
+from conc_lsp import docs
+from conc_lsp.analysis.flow import module_facts
+from conc_lsp.rules import all_rules, scaffold
 from conc_lsp.rules.base import EFFORTS, Rule
 
 PACKAGE = Path(__file__).parent.parent / "conc_lsp"
@@ -174,3 +178,37 @@ def test_rule_codes_and_ranks_are_unique() -> None:
     rules = list(all_rules().values())
     assert len({rule.name for rule in rules}) == len(rules)
     assert len({rule.rank for rule in rules}) == len(rules)
+
+
+def test_scaffold_writes_a_rule_the_registry_accepts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scaffold, "RULES", tmp_path)
+    monkeypatch.setattr(scaffold, "FIXTURES", tmp_path)
+    module_path, fixture = scaffold.scaffold("CONC299", "lock-held-across-yield")
+    assert module_path.name == "conc299_lock_held_across_yield.py" and fixture.exists()
+    spec = importlib.util.spec_from_file_location("scaffolded", module_path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "scaffolded", module)  # dataclasses look it up
+    spec.loader.exec_module(module)
+    rule = module.RULE
+    assert isinstance(rule, Rule) and rule.code == "CONC299"
+    assert rule.doc.startswith("CONC299 lock-held-across-yield")
+    source = "import trio\nasync def f():\n    await trio.sleep(1)\n"
+    assert list(rule.check(module_facts(ast.parse(source), source.split("\n")))) == []
+    with pytest.raises(FileExistsError):
+        scaffold.scaffold("CONC299", "again")
+
+
+def test_readme_tables_are_generated_from_the_rules() -> None:
+    text = docs.README.read_text(encoding="utf-8")
+    assert docs.with_tables(text) == text, "README.md is stale: run `python -m conc_lsp.docs`"
+
+
+@pytest.mark.parametrize("code", sorted(all_rules()))
+def test_a_rule_documents_the_fixes_it_offers(code: str) -> None:
+    rule = all_rules()[code]
+    offers_fix = type(rule).fix is not Rule.fix
+    assert offers_fix == bool(rule.fixes_offered)
+    assert all(safety in ("safe", "unsafe") for _, safety in rule.fixes_offered)

@@ -15,8 +15,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, replace
 
-from conc_lsp.analysis.events import Event, EventKind, FunctionFacts, Loop, ModuleFacts, Scope
-from conc_lsp.analysis.facts import (
+from conc_lsp.analysis.checkpoints import (
     ACM_DECORATORS,
     AEXIT_NAMES,
     ScopeEffect,
@@ -25,6 +24,7 @@ from conc_lsp.analysis.facts import (
     inside_scope,
     scope_effect,
 )
+from conc_lsp.analysis.events import Event, EventKind, FunctionFacts, Loop, ModuleFacts, Scope
 from conc_lsp.analysis.libraries import ImportTable, imports_of, last_name
 from conc_lsp.analysis.locks import MUTEX_TYPES, is_lock_text, is_mutex
 from conc_lsp.analysis.model import EMPTY_CONTEXT, Context, HintKind, Location, Resolution, Verdict

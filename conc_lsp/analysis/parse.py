@@ -22,8 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import pairwise
 
+from conc_lsp.analysis.checkpoints import Collector, keyword_line_counts, line_starts_of
 from conc_lsp.analysis.downlevel import downlevel
-from conc_lsp.analysis.facts import Collector, keyword_line_counts, line_starts_of
 from conc_lsp.analysis.libraries import ImportFact, ImportTable, imports_of
 from conc_lsp.analysis.model import Hint, ModuleAnalysis, SyntaxProblem
 

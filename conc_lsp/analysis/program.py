@@ -9,12 +9,13 @@ concurrency report (its shared-state table and guards).
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from conc_lsp.analysis.events import Event, EventKind, FunctionFacts, ModuleFacts, exclusive
 from conc_lsp.analysis.locks import is_mutex
 from conc_lsp.analysis.model import Location
+from conc_lsp.analysis.tree import own_nodes, unparse
 
 INITIALISERS = frozenset({"__init__", "__post_init__", "__new__"})
 
@@ -27,23 +28,6 @@ ACCESS_KINDS = (EventKind.READ, EventKind.WRITE, EventKind.TEST)
 
 def short_name(qualname: str) -> str:
     return qualname.rsplit(".", 1)[-1]
-
-
-def own_nodes(root: ast.AST) -> Iterator[ast.AST]:
-    """The nodes of a function body, without the nested definitions."""
-    stack = list(ast.iter_child_nodes(root))
-    while stack:
-        node = stack.pop()
-        yield node
-        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
-            stack.extend(ast.iter_child_nodes(node))
-
-
-def unparse(node: ast.AST) -> str:
-    try:
-        return ast.unparse(node)
-    except Exception:  # noqa: BLE001 - odd trees must not break the report
-        return "?"
 
 
 @dataclass(slots=True)

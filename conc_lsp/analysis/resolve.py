@@ -3,7 +3,7 @@
 For each checkpoint of a document (await, async with, async for), jedi finds
 what the callee is: a library primitive is looked up in the knowledge table
 (``conc_lsp/knowledge/apis.toml``); a user's own ``async def`` is analysed
-(``analysis/paths.py``) to see whether every path reaches a checkpoint,
+(``analysis/control_paths.py``) to see whether every path reaches a checkpoint,
 following its own awaits the same way, across modules, with recursion and
 cycles handled. Results are cached per function and dropped when its file
 changes.
@@ -25,15 +25,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from conc_lsp.analysis.model import Hint, HintKey, HintKind, Resolution, Verdict, anchor_keys
-from conc_lsp.analysis.parse import PARSE_ERRORS, analyse_lines, parse_fragment
-from conc_lsp.analysis.paths import (
+from conc_lsp.analysis.control_paths import (
     PathResult,
     PathWalker,
     decorator_name,
     is_generator,
     returns_at,
 )
+from conc_lsp.analysis.model import Hint, HintKey, HintKind, Resolution, Verdict, anchor_keys
+from conc_lsp.analysis.parse import PARSE_ERRORS, analyse_lines, parse_fragment
 from conc_lsp.analysis.text import end_position, split_lines, utf8_to_codepoint
 
 if TYPE_CHECKING:

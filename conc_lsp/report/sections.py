@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from conc_lsp.analysis.events import Event, EventKind, FunctionFacts
 from conc_lsp.analysis.model import Hint, HintKind
-from conc_lsp.analysis.program import SPAWN_METHODS, Access, Program, span, unparse
+from conc_lsp.analysis.program import SPAWN_METHODS, Access, Program, span
+from conc_lsp.analysis.tree import unparse
 from conc_lsp.labels import context_tags
 from conc_lsp.report.model import FunctionMarks, Mark, StateRow, Target, TargetNotFound
 from conc_lsp.rules.story import code_excerpt, ref

@@ -70,6 +70,7 @@ import ast
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from conc_lsp.analysis.checkpoints import is_unbounded_constant
 from conc_lsp.analysis.cleanup import where_in_cleanup
 from conc_lsp.analysis.events import (
     Event,
@@ -79,7 +80,6 @@ from conc_lsp.analysis.events import (
     event_name,
     exclusive,
 )
-from conc_lsp.analysis.facts import is_unbounded_constant
 from conc_lsp.analysis.libraries import last_name
 from conc_lsp.analysis.model import Fix, Severity, Verdict
 from conc_lsp.analysis.program import INITIALISERS, Program
@@ -393,6 +393,20 @@ class UnboundedWaitInCleanup(Rule):
     explanation = "an unbounded wait in cleanup: if the setter never fires, the teardown hangs."
     effort = "simple"
     sketch_title = "Bound the wait (and shield it on a cancellable cleanup path)"
+    brief = (
+        "`await ev.wait()` (and other waits) in `finally` / `except` / acm teardown / `__aexit__` "
+        "with no timeout"
+    )
+    fixes_offered = (
+        (
+            (
+                "wrap the wait in `with trio.move_on_after(T, shield=True) as cs:` + `if "
+                "cs.cancelled_caught:` (anyio likewise; asyncio: `async with asyncio.timeout(T)` "
+                "in `try/except TimeoutError`), logging with the module's logger if it has one"
+            ),
+            "safe",
+        ),
+    )
     rank = 6
 
     def check(self, module: ModuleFacts) -> Iterator[Detection]:

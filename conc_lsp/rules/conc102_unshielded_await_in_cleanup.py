@@ -251,6 +251,18 @@ class UnshieldedAwaitInCleanup(Rule):
     )
     effort = "simple"
     sketch_title = "Shield and bound the cleanup"
+    brief = (
+        "the first unshielded checkpoint of a cleanup block: a cancellation stops the cleanup there"
+    )
+    fixes_offered = (
+        (
+            (
+                "shield and bound the rest of the cleanup block (`CancelScope(shield=True)` when "
+                "it is already bounded)"
+            ),
+            "safe",
+        ),
+    )
     rank = 8
 
     def check(self, module: ModuleFacts) -> Iterator[Detection]:

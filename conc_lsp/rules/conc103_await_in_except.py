@@ -267,6 +267,12 @@ class AwaitInExcept(Rule):
     )
     effort = "simple"
     sketch_title = "Move the release into a `finally`"
+    brief = (
+        "a checkpoint in an `except` handler, above all before a release / set / pop it would skip"
+    )
+    fixes_offered = (
+        ("move the release / set / pop a cancellation would skip into a `finally:`", "safe"),
+    )
     rank = 7
 
     def check(self, module: ModuleFacts) -> Iterator[Detection]:

@@ -45,8 +45,8 @@ import ast
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from conc_lsp.analysis.checkpoints import is_unbounded_constant
 from conc_lsp.analysis.events import FunctionFacts, ModuleFacts, Scope
-from conc_lsp.analysis.facts import is_unbounded_constant
 from conc_lsp.analysis.libraries import last_name
 from conc_lsp.analysis.model import Fix, HintKind, Resolution, Verdict
 from conc_lsp.analysis.program import Program
@@ -181,6 +181,11 @@ class TimeoutWithoutCheckpoint(Rule):
     explanation = "a timeout scope whose body never checkpoints cannot fire."
     effort = "simple"
     sketch_title = "Remove the scope, or give its body a checkpoint"
+    brief = (
+        "a `move_on_after` / `fail_after` / `asyncio.timeout` body with no checkpoint: the timeout"
+        " cannot fire"
+    )
+    fixes_offered = (("remove the pointless scope, keep its body", "unsafe"),)
     rank = 10
 
     def check(self, module: ModuleFacts) -> Iterator[Detection]:

@@ -61,15 +61,15 @@ import ast
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from conc_lsp.analysis.events import FunctionFacts, ModuleFacts
-from conc_lsp.analysis.model import Fix, HintKind, Location, Resolution, Severity, Verdict
-from conc_lsp.analysis.paths import (
+from conc_lsp.analysis.control_paths import (
     PathResult,
     PathWalker,
     decorator_name,
     is_generator,
     returns_at,
 )
+from conc_lsp.analysis.events import FunctionFacts, ModuleFacts
+from conc_lsp.analysis.model import Fix, HintKind, Location, Resolution, Severity, Verdict
 from conc_lsp.analysis.program import Program
 from conc_lsp.analysis.text import utf8_to_codepoint
 from conc_lsp.fixes.context import FixContext
@@ -276,6 +276,18 @@ class NoGuaranteedCheckpoint(Rule):
     )
     effort = "simple"
     sketch_title = "Add a checkpoint on every way out"
+    brief = (
+        "an `async def` (trio / anyio) that can return without a checkpoint, or a `while True:` "
+        "loop that can spin without one, counting each await by what its callee [really "
+        "does](#does-this-await-really-checkpoint)"
+    )
+    fixes_offered = (
+        (
+            "insert `await trio.lowlevel.checkpoint()` / `anyio.lowlevel.checkpoint()` / "
+            "`asyncio.sleep(0)` before each way out that has none",
+            "unsafe",
+        ),
+    )
     rank = 11
 
     def check(self, module: ModuleFacts) -> Iterator[Detection]:
@@ -287,9 +299,7 @@ class NoGuaranteedCheckpoint(Rule):
         gap = detection.evidence
         if not isinstance(gap, Gap):
             return None
-        return cleanup.insert_checkpoints(
-            detection.finding, module, context, gap.node, gap.escapes
-        )
+        return cleanup.insert_checkpoints(detection.finding, module, context, gap.node, gap.escapes)
 
     def trace(
         self, program: Program, b: TraceBuilder, function: FunctionFacts, detection: Detection

@@ -300,6 +300,20 @@ class AtomicityGap(Rule):
     explanation = "two writes that belong together have a checkpoint between them."
     effort = "simple"
     sketch_title = "Bring the two writes together, before the checkpoint"
+    brief = (
+        "two related writes of shared state with a checkpoint between; a loop over shared state "
+        "that checkpoints"
+    )
+    fixes_offered = (
+        ("iterate over a copy: `list(self.d.items())`", "safe"),
+        (
+            (
+                "move the second write up to the first, before the checkpoint (when it uses "
+                "nothing set in between)"
+            ),
+            "unsafe",
+        ),
+    )
     rank = 1
 
     def check(self, module: ModuleFacts) -> Iterator[Detection]:

@@ -336,6 +336,11 @@ class CheckThenActRule(Rule):
     )
     effort = "simple"
     sketch_title = "Re-check after the await, or use the atomic form"
+    brief = "a check of shared state relied upon after a checkpoint, without a re-check (TOCTOU)"
+    fixes_offered = (
+        ("the atomic form: `del d[k]` / `d.pop(k)` -> `d.pop(k, None)`", "safe"),
+        ("check again after the await: the write is wrapped in the same `if` test", "unsafe"),
+    )
     rank = 2
 
     def check(self, module: ModuleFacts) -> Iterator[Detection]:

@@ -409,6 +409,16 @@ class GlobalCounterForKeyedState(Rule):
     )
     effort = EFFORT
     sketch_title = "Count per key"
+    brief = "one counter (or lock) shared by all keys of keyed state"
+    fixes_offered = (
+        (
+            (
+                "one count per key: `collections.defaultdict(int)` indexed like the state, in "
+                "every function that has the key"
+            ),
+            "unsafe",
+        ),
+    )
     rank = 4
 
     def check(self, module: ModuleFacts) -> Iterator[Detection]:

@@ -300,6 +300,7 @@ class SetThenMutateRule(Rule):
     )
     effort = EFFORT
     sketch_title = "Leave the state alone until the waiter has read it"
+    brief = "shared state changed after `ev.set()` before the next checkpoint, read by the waiter"
     rank = 3
 
     def check(self, module: ModuleFacts) -> Iterator[Detection]:

@@ -68,6 +68,7 @@ import ast
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from conc_lsp.analysis.checkpoints import NURSERIES
 from conc_lsp.analysis.events import (
     Event,
     EventKind,
@@ -76,11 +77,11 @@ from conc_lsp.analysis.events import (
     event_name,
     exclusive,
 )
-from conc_lsp.analysis.facts import NURSERIES
 from conc_lsp.analysis.libraries import last_name
 from conc_lsp.analysis.model import Fix, Severity, Shield
 from conc_lsp.analysis.program import Program
 from conc_lsp.analysis.reach import awaited_call
+from conc_lsp.analysis.tree import own_nodes
 from conc_lsp.fixes.context import FixContext
 from conc_lsp.rules.base import Detection, Evidence, Rule, Words, checkpoint_words
 from conc_lsp.rules.story import (
@@ -150,16 +151,6 @@ class _Nursery:
         return self.runs(waiter, wait) and self.runs(setter.function, setter.event)
 
 
-def _own_nodes(root: ast.AST) -> Iterator[ast.AST]:
-    """The nodes of a function body, not descending into nested definitions."""
-    stack = list(ast.iter_child_nodes(root))
-    while stack:
-        node = stack.pop()
-        yield node
-        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
-            stack.extend(ast.iter_child_nodes(node))
-
-
 def _spawned_name(call: ast.Call) -> str | None:
     if not call.args:
         return None
@@ -183,7 +174,7 @@ def _dotted(node: ast.expr) -> str:
 def _nurseries(module: ModuleFacts) -> list[_Nursery]:
     found = []
     for function in module.functions:
-        for node in _own_nodes(function.node):
+        for node in own_nodes(function.node):
             if not isinstance(node, ast.AsyncWith) or not node.body:
                 continue
             entered = {
@@ -206,7 +197,7 @@ def _nurseries(module: ModuleFacts) -> list[_Nursery]:
                 continue
             spawned = set()
             for statement in node.body:
-                for inner in [statement, *_own_nodes(statement)]:
+                for inner in [statement, *own_nodes(statement)]:
                     if (
                         isinstance(inner, ast.Call)
                         and isinstance(inner.func, ast.Attribute)
@@ -429,6 +420,8 @@ class SetNotGuaranteed(Rule):
     )
     effort = "simple"
     sketch_title = "Set the event in a `finally` of the setter"
+    brief = "a waited event whose `.set()` is not in a `finally`"
+    fixes_offered = (("move the setter's `.set()` into a `finally:` around its body", "safe"),)
     rank = 5
 
     def check(self, module: ModuleFacts) -> Iterator[Detection]:

@@ -53,6 +53,7 @@ from conc_lsp.analysis.libraries import last_name
 from conc_lsp.analysis.model import Fix, Location
 from conc_lsp.analysis.program import Program
 from conc_lsp.analysis.text import utf8_to_codepoint
+from conc_lsp.analysis.tree import own_nodes
 from conc_lsp.fixes.context import FixContext
 from conc_lsp.rules.base import Detection, Evidence, Rule, Words
 from conc_lsp.rules.story import Trace, TraceBuilder
@@ -95,23 +96,13 @@ def _unwrap(node: ast.expr | None) -> ast.Call | None:
     return node if isinstance(node, ast.Call) else None
 
 
-def _own_nodes(root: ast.AST) -> Iterator[ast.AST]:
-    """The nodes of a function body, not descending into nested definitions."""
-    stack = list(ast.iter_child_nodes(root))
-    while stack:
-        node = stack.pop()
-        yield node
-        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
-            stack.extend(ast.iter_child_nodes(node))
-
-
 def _spawns(
     function: FunctionFacts, module: ModuleFacts
 ) -> Iterator[tuple[str, ast.Call, list[str], bool]]:
     """(variable, call, piped streams, managed) for each process the function itself
     starts; ``managed`` when bound by `with` / `async with`, whose exit closes the
     pipes before waiting."""
-    for node in _own_nodes(function.node):
+    for node in own_nodes(function.node):
         bindings: list[tuple[ast.expr, ast.expr | None]] = []
         managed = False
         if isinstance(node, ast.Assign) and len(node.targets) == 1:
@@ -155,7 +146,7 @@ def _uses(function: FunctionFacts, variable: str, start: ast.Call) -> _Uses:
     process creation) are an earlier variable of the same name and do not count."""
     uses = _Uses()
     started = (start.end_lineno or start.lineno, start.end_col_offset or 0)
-    own = {id(node) for node in _own_nodes(function.node)}
+    own = {id(node) for node in own_nodes(function.node)}
     receivers: set[int] = set()
     awaited: set[int] = set()
     for node in ast.walk(function.node):
@@ -315,6 +306,16 @@ class UndrainedPipeRule(Rule):
     explanation = "the parent waits for the child, the child waits for someone to read its pipe."
     effort = "simple"
     sketch_title = "Drain the pipes, or send them to DEVNULL"
+    brief = "a subprocess with `stdout=PIPE` waited on without reading the pipe"
+    fixes_offered = (
+        (
+            (
+                "`communicate()` before the wait (subprocess, asyncio); unread pipes to `DEVNULL` "
+                "(trio, anyio)"
+            ),
+            "safe",
+        ),
+    )
     rank = 9
 
     def check(self, module: ModuleFacts) -> Iterator[Detection]:

@@ -263,6 +263,7 @@ class LockOutlivedByState(Rule):
     )
     effort = EFFORT
     sketch_title = "Tie the lock's lifetime to the teardown"
+    brief = "a lock popped from its map while a started task still tears down the state it guards"
     rank = 0
 
     def check(self, module: ModuleFacts) -> Iterator[Detection]:

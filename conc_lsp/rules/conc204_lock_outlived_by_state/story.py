@@ -10,13 +10,8 @@ from dataclasses import dataclass
 from conc_lsp.analysis.events import Event, EventKind, FunctionFacts, exclusive
 from conc_lsp.analysis.locks import holds_mutexes
 from conc_lsp.analysis.model import TextEdit
-from conc_lsp.analysis.program import (
-    ACCESS_KINDS,
-    INITIALISERS,
-    Program,
-    own_nodes,
-    unparse,
-)
+from conc_lsp.analysis.program import ACCESS_KINDS, INITIALISERS, Program
+from conc_lsp.analysis.tree import own_nodes, unparse
 from conc_lsp.rules.base import Evidence
 from conc_lsp.rules.story import (
     ProposedFix,

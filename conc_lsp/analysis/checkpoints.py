@@ -1,4 +1,5 @@
-"""Facts of one parsed piece of code: its checkpoints and look-alikes.
+"""The checkpoint collector (the hints): every checkpoint and look-alike of one
+parsed piece of code, with its cancellation context.
 
 The collector walks statements in source order, carrying the cancellation
 context (shielded / bounded / finally / except / acm teardown / __aexit__).
