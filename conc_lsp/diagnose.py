@@ -106,7 +106,7 @@ def check_lines(
     callees of the checkpoints really do."""
     tree, problems = module_tree(lines)
     resolved = anchored(lines, resolutions) if resolutions else None
-    facts = module_facts(tree, lines, resolved=resolved)
+    facts = module_facts(tree, lines, resolved=resolved, path=path)
     findings: list[Finding] = []
     errors: list[str] = []
     detections: dict[FindingKey, Detection] = {}

@@ -19,6 +19,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from conc_lsp.analysis.libraries import ImportTable
+from conc_lsp.analysis.library_choice import (
+    ANYIO,
+    LEVEL_TRIGGERED,
+    TRIO,
+    families,
+    function_library,
+)
 from conc_lsp.analysis.model import Context, HintKind, Location, Resolution, Verdict
 from conc_lsp.analysis.text import end_position
 
@@ -132,10 +139,37 @@ class ModuleFacts:
     # (0-based line, code-point column) of the await / context manager /
     # iterable, and its kind. Empty when nothing was resolved.
     resolved: dict[tuple[int, int, HintKind], Resolution] = field(default_factory=dict)
+    # The async library the module runs under ("trio", "anyio", "asyncio"), None
+    # when unknown or mixed (see ``analysis/library_choice.py``).
+    library: str | None = None
 
     @property
     def libraries(self) -> frozenset[str]:
+        """The async libraries among the module's imports."""
         return self.table.libraries
+
+    def library_of(self, function: FunctionFacts) -> str | None:
+        """The library ``function`` runs under: the module's, else (a module
+        importing several) the one whose names the function uses."""
+        if self.library is not None:
+            return self.library
+        memo = function.memo.get("library")
+        if memo is None:
+            found = function_library(function.node, self.table)
+            if found is None:  # names no library: the level-triggered one imported, if any
+                found = next((name for name in (TRIO, ANYIO) if name in self.families), None)
+            memo = function.memo["library"] = found or ""
+        return str(memo) or None
+
+    @property
+    def families(self) -> frozenset[str]:
+        """The library families imported (tractor counts as trio)."""
+        return families(self.table.libraries)
+
+    def level_triggered(self, function: FunctionFacts) -> bool:
+        """Cancellation raises again at every checkpoint of a cancelled scope
+        (trio, anyio); False for asyncio and for an unknown library."""
+        return self.library_of(function) in LEVEL_TRIGGERED
 
     def resolution_of(self, node: ast.AST, kind: HintKind) -> Resolution | None:
         """The resolution of the checkpoint anchored at the end of ``node``."""

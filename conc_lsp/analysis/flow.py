@@ -26,6 +26,7 @@ from conc_lsp.analysis.checkpoints import (
 )
 from conc_lsp.analysis.events import Event, EventKind, FunctionFacts, Loop, ModuleFacts, Scope
 from conc_lsp.analysis.libraries import ImportTable, imports_of, last_name
+from conc_lsp.analysis.library_choice import module_library
 from conc_lsp.analysis.locks import MUTEX_TYPES, is_lock_text, is_mutex
 from conc_lsp.analysis.model import EMPTY_CONTEXT, Context, HintKind, Location, Resolution, Verdict
 from conc_lsp.analysis.shapes import (
@@ -586,9 +587,11 @@ def module_facts(
     lines: list[str],
     table: ImportTable | None = None,
     resolved: dict[tuple[int, int, HintKind], Resolution] | None = None,
+    path: str | None = None,
 ) -> ModuleFacts:
     """The rules' view of a parsed module; ``resolved`` (by checkpoint anchor)
-    refines it: `async with` sides that never yield, locks known by type."""
+    refines it: `async with` sides that never yield, locks known by type;
+    ``path`` lets the module's package tell its library when its imports do not."""
     if table is None:
         facts = [fact for statement in module.body for fact in imports_of(statement)]
         table = ImportTable.from_facts(facts)
@@ -601,4 +604,5 @@ def module_facts(
         classes=walker.classes,
         state_globals=walker.state_globals,
         resolved=resolved or {},
+        library=module_library(table, lines, path),
     )

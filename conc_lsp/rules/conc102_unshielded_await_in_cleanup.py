@@ -75,7 +75,10 @@ from conc_lsp.rules.base import Detection, Evidence, Rule, Words, checkpoint_ver
 from conc_lsp.rules.story import Trace, TraceBuilder
 
 CLOSERS = frozenset({"aclose", "__aexit__"})
-LEVEL_TRIGGERED = frozenset({"trio", "anyio", "tractor"})
+# Closing by force is cancellation-safe by design. An explicit checkpoint
+# (`trio.lowlevel.checkpoint()`, `sleep(0)`) in a `finally` is a cancellation
+# point like any other; in `aclose` / `__aexit__` it is how they checkpoint.
+CANCEL_SAFE = frozenset({"aclose_forcefully", "cancel_shielded_checkpoint"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,11 +91,9 @@ class UnshieldedCleanup(Evidence):
 
 
 def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
-    if module.libraries == frozenset({"asyncio"}):
-        return
     for function in module.functions:
-        if _asyncio_only(function):
-            continue
+        if not module.level_triggered(function):
+            continue  # asyncio delivers a cancellation once; an unknown library: no claim
         reported: set[int] = set()
         tree: FunctionTree | None = None
         for checkpoint in function.checkpoints:
@@ -107,7 +108,9 @@ def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
                 continue  # the `async with` wraps the cleanup: its exit is its own cleanup
             call = awaited_call(function, checkpoint)
             if call is not None and (
-                is_explicit_checkpoint(call) or _never_checkpoints(module, function, call)
+                last_name(call.callee) in CANCEL_SAFE
+                or (is_explicit_checkpoint(call) and not context.in_finally)
+                or _never_checkpoints(module, function, call)
             ):
                 continue
             if checkpoint_verdict(module, function, checkpoint) is Verdict.NEVER:
@@ -152,16 +155,6 @@ def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
                 UnshieldedCleanup(checkpoint, skipped[0] if skipped else None),
                 related,
             )
-
-
-def _asyncio_only(function: FunctionFacts) -> bool:
-    """A function that names asyncio and no trio/anyio: cancellation is delivered once."""
-    roots = {
-        event.callee.split(".", 1)[0]
-        for event in function.events
-        if event.kind is EventKind.CALL and event.callee
-    }
-    return "asyncio" in roots and not roots & LEVEL_TRIGGERED
 
 
 def _entered_outside(function: FunctionFacts, exit_checkpoint: Event) -> bool:
