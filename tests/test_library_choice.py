@@ -88,12 +88,12 @@ def test_a_mixed_module_decides_per_function() -> None:
     source = (
         "import asyncio\nimport trio\n"
         "async def a(conn):\n    try:\n        await asyncio.sleep(1)\n"
-        "    finally:\n        await conn.close()\n"
+        "    finally:\n        await conn.close()\n        conn.forget()\n"
         "async def t(conn):\n    try:\n        await trio.sleep(1)\n"
-        "    finally:\n        await conn.close()\n"
+        "    finally:\n        await conn.close()\n        conn.forget()\n"
     )
     module = facts(source)
     assert module.library is None
     by_name = {function.name: module.library_of(function) for function in module.functions}
     assert by_name == {"a": "asyncio", "t": "trio"}
-    assert conc102(source) == [12]
+    assert conc102(source) == [13]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from itertools import accumulate
 
 from conc_lsp.analysis.libraries import ImportTable, last_name
-from conc_lsp.analysis.locks import is_lock_name
+from conc_lsp.analysis.locks import is_lock_name, name_words
 from conc_lsp.analysis.model import EMPTY_CONTEXT, Context, Hint, HintKind, Shield
 from conc_lsp.analysis.text import utf8_to_codepoint
 
@@ -52,6 +52,9 @@ class _Function:
     in_aexit: bool
     after_yield: bool = False
     yield_pending: bool = False
+
+
+SHIELD_WORDS = frozenset({"shield", "shielded"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,7 +333,9 @@ class Collector:
                 )
             if effect is not NO_EFFECT:
                 inner = inside_scope(inner, effect)
-                if effect.is_cancel_scope and isinstance(item.optional_vars, ast.Name):
+                if (effect.is_cancel_scope or effect.waits_for_children) and isinstance(
+                    item.optional_vars, ast.Name
+                ):
                     bound_names[item.optional_vars.id] = effect
         saved = self._scope_names
         if bound_names:
@@ -530,20 +535,23 @@ def after_scope_assignment(
     if not scopes or not isinstance(statement, ast.Assign):
         return context
     for target in statement.targets:
-        if not (
-            isinstance(target, ast.Attribute)
-            and isinstance(target.value, ast.Name)
-            and target.value.id in scopes
-        ):
+        if not isinstance(target, ast.Attribute):
+            continue
+        owner = target.value
+        # `n.cancel_scope.shield = True` on a nursery / task group bound by the `with`.
+        if isinstance(owner, ast.Attribute) and owner.attr == "cancel_scope":
+            owner = owner.value
+        if not (isinstance(owner, ast.Name) and owner.id in scopes):
             continue
         value = statement.value
         if target.attr == "shield":
             if isinstance(value, ast.Constant):
                 if value.value:
                     # A shield blocks every outer cancellation, outer deadlines too.
-                    own = scopes[target.value.id].bounded
+                    own = scopes[owner.id].bounded
                     return replace(context, shielded=Shield.YES, bounded=own)
-                return context
+                # `cs.shield = False`: what follows can be cancelled again.
+                return replace(context, shielded=Shield.NO)
             if context.shielded is Shield.NO:
                 return replace(context, shielded=Shield.MAYBE)
         elif target.attr in ("deadline", "relative_deadline") and not is_unbounded_constant(value):
@@ -571,6 +579,10 @@ def scope_effect(expression: ast.expr, table: ImportTable) -> ScopeEffect:
     final = last_name(name)
     if final in NURSERIES:
         return ScopeEffect(waits_for_children=True)
+    if SHIELD_WORDS & set(name_words(final)) and name != "asyncio.shield":
+        # A project's own shield wrapper (httpcore's `AsyncShieldCancellation()`,
+        # a `shielded()` helper): its `__enter__` opens a shielded cancel scope.
+        return ScopeEffect(shield=Shield.YES, is_cancel_scope=True)
     is_timeout = final in TIMEOUT_SCOPES or name in ASYNCIO_TIMEOUTS
     if not is_timeout and final != "CancelScope":
         return NO_EFFECT

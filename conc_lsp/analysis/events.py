@@ -46,8 +46,8 @@ class Event:
 
     Which fields each kind sets (the rest keep their defaults):
 
-    - CHECKPOINT: ``exit`` (the exit of an `async with`), ``awaited`` (an
-      `await`), ``handler``, ``cleanup_block``.
+    - CHECKPOINT: ``exit`` and ``entry_block`` (the exit of an `async with`),
+      ``awaited`` (an `await`), ``handler``, ``cleanup_block``.
     - CALL: ``method``, ``receiver``, ``callee``, ``awaited``, ``argument``,
       ``arguments``, ``handler``, ``cleanup_block``.
     - READ: ``state``, ``owner``, ``key``, ``method`` (a reading method such
@@ -79,6 +79,7 @@ class Event:
     arguments: int = 0  # calls: how many arguments
     handler: int = 0  # id of the innermost except handler (0: none)
     cleanup_block: int = 0  # id of the innermost finally / handler / teardown block
+    entry_block: int = 0  # an `async with` exit: the cleanup block it was entered in
 
 
 @dataclass(slots=True)

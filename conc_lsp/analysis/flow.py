@@ -302,16 +302,21 @@ class _FunctionWalk:
     def _with(self, node: ast.With | ast.AsyncWith, state: _State) -> None:
         is_async = isinstance(node, ast.AsyncWith)
         inner = state
+        # The cleanup block the statement is entered in: its exit may run in
+        # another one (an acm's `yield` inside the body makes the rest teardown).
+        entry_block = state.cleanup_block or (self.teardown_block if self.after_yield else 0)
         exits: list[ast.withitem] = []
         opened: list[Scope] = []
         saved_names = self.scope_names
         for item in node.items:
             self.expression(item.context_expr, inner)
             found = self.walker.resolution(item) if is_async else None
+            effect = scope_effect(item.context_expr, self.walker.table)
             if is_async:
-                # Resolved, a side that never yields is no checkpoint (a
-                # nursery's enter, asyncio.timeout's both sides).
-                if found is None or found.enter is not Verdict.NEVER:
+                # Resolved, a side that never yields is no checkpoint (asyncio.timeout's
+                # both sides); nor is a nursery's or task group's enter, resolved or not.
+                never = found is not None and found.enter is Verdict.NEVER
+                if not never and not effect.waits_for_children:
                     self.emit(EventKind.CHECKPOINT, item.context_expr, inner)
                 # A lock's (semaphore's, limiter's) __aexit__ only releases it:
                 # leaving `async with lock:` is no checkpoint.
@@ -322,7 +327,6 @@ class _FunctionWalk:
                     exits.append(item)
             if item.optional_vars is not None:
                 self.target(item.optional_vars, inner)
-            effect = scope_effect(item.context_expr, self.walker.table)
             context = inside_scope(inner.context, effect)
             guards = inner.guards
             text = node_text(item.context_expr)
@@ -332,20 +336,24 @@ class _FunctionWalk:
             if mutex and not effect.is_cancel_scope:
                 guards = guards | {text}
             inner = replace(inner, context=context, guards=guards)
-            if effect.is_cancel_scope:
-                if isinstance(item.optional_vars, ast.Name):
-                    self.scope_names = {**self.scope_names, item.optional_vars.id: effect}
-                if effect.bounded or is_timeout_call(item.context_expr, self.walker.table):
-                    scope = Scope(self.walker.span(item.context_expr), text, node=node)
-                    self.facts.scopes.append(scope)
-                    opened.append(scope)
+            if (effect.is_cancel_scope or effect.waits_for_children) and isinstance(
+                item.optional_vars, ast.Name
+            ):
+                self.scope_names = {**self.scope_names, item.optional_vars.id: effect}
+            timeout = effect.bounded or is_timeout_call(item.context_expr, self.walker.table)
+            if effect.is_cancel_scope and timeout:
+                scope = Scope(self.walker.span(item.context_expr), text, node=node)
+                self.facts.scopes.append(scope)
+                opened.append(scope)
         self.open_scopes.extend(opened)
         self.block(node.body, inner)
         for scope in opened:
             self.open_scopes.remove(scope)
         self.scope_names = saved_names
         for item in reversed(exits):
-            self.emit(EventKind.CHECKPOINT, item.context_expr, state, exit=True)
+            self.emit(
+                EventKind.CHECKPOINT, item.context_expr, state, exit=True, entry_block=entry_block
+            )
 
     # -- expressions ---------------------------------------------------------
 

@@ -60,13 +60,13 @@ import ast
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from conc_lsp.analysis.cancellation import can_be_cancelled, significant
 from conc_lsp.analysis.cleanup import (
     FunctionTree,
     is_explicit_checkpoint,
     where_in_cleanup,
 )
-from conc_lsp.analysis.events import Event, EventKind, FunctionFacts, ModuleFacts
-from conc_lsp.analysis.libraries import last_name
+from conc_lsp.analysis.events import Event, FunctionFacts, ModuleFacts
 from conc_lsp.analysis.model import Fix, Severity, Shield, Verdict
 from conc_lsp.analysis.program import Program
 from conc_lsp.analysis.reach import awaited_call
@@ -75,10 +75,6 @@ from conc_lsp.rules.base import Detection, Evidence, Rule, Words, checkpoint_ver
 from conc_lsp.rules.story import Trace, TraceBuilder
 
 CLOSERS = frozenset({"aclose", "__aexit__"})
-# Closing by force is cancellation-safe by design. An explicit checkpoint
-# (`trio.lowlevel.checkpoint()`, `sleep(0)`) in a `finally` is a cancellation
-# point like any other; in `aclose` / `__aexit__` it is how they checkpoint.
-CANCEL_SAFE = frozenset({"aclose_forcefully", "cancel_shielded_checkpoint"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,12 +103,10 @@ def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
             if checkpoint.exit and _entered_outside(function, checkpoint):
                 continue  # the `async with` wraps the cleanup: its exit is its own cleanup
             call = awaited_call(function, checkpoint)
-            if call is not None and (
-                last_name(call.callee) in CANCEL_SAFE
-                or (is_explicit_checkpoint(call) and not context.in_finally)
-                or _never_checkpoints(module, function, call)
-            ):
-                continue
+            if call is not None and is_explicit_checkpoint(call) and not context.in_finally:
+                continue  # how an `aclose` / `__aexit__` checkpoints on purpose
+            if not can_be_cancelled(module, function, checkpoint):
+                continue  # the callee never suspends, or only under a shield
             if checkpoint_verdict(module, function, checkpoint) is Verdict.NEVER:
                 continue  # resolved: the callee never yields, so no Cancelled arrives here
             if tree is None:
@@ -120,15 +114,23 @@ def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
             if tree.cancellation_handled(checkpoint.node):
                 continue  # `try: await x` / `except BaseException: ...`: handled there
             following = tree.following(checkpoint.node)
+            body = _async_with_body(function, tree, checkpoint)
             skipped = [
                 event
                 for event in function.events[checkpoint.order + 1 :]
-                if event.cleanup_block == checkpoint.cleanup_block
-                and event.kind in (EventKind.CALL, EventKind.WRITE)
-                and tree.runs_in(event.node, following)
+                if significant(event)
+                and (
+                    event.order in body
+                    or (
+                        event.cleanup_block == checkpoint.cleanup_block
+                        and tree.runs_in(event.node, following)
+                    )
+                )
             ]
-            if call is not None and call.method in CLOSERS and not skipped:
-                continue  # closing last: aclose()/__aexit__() close even when cancelled
+            if not skipped:
+                # Nothing left to skip: the checkpoint ends the cleanup (an `aclose()`
+                # closes even when cancelled; flags and log lines may go).
+                continue
             reported.add(checkpoint.cleanup_block)
             related = []
             if skipped:
@@ -157,53 +159,28 @@ def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
             )
 
 
+def _async_with_body(function: FunctionFacts, tree: FunctionTree, checkpoint: Event) -> set[int]:
+    """The events inside an `async with` whose entry is ``checkpoint`` (a
+    cancellation there skips its whole body)."""
+    if checkpoint.exit:
+        return set()
+    for ancestor, _ in tree.ancestors(checkpoint.node):
+        if isinstance(ancestor, ast.AsyncWith):
+            if not any(item.context_expr is checkpoint.node for item in ancestor.items):
+                return set()
+            first = ancestor.body[0].lineno - 1
+            last = (ancestor.end_lineno or ancestor.lineno) - 1
+            return {
+                event.order
+                for event in function.events[checkpoint.order + 1 :]
+                if first <= event.location.line <= last
+            }
+    return set()
+
+
 def _entered_outside(function: FunctionFacts, exit_checkpoint: Event) -> bool:
     """The `async with` of this exit was entered before its cleanup block began."""
-    for event in function.events[: exit_checkpoint.order]:
-        if event.kind is EventKind.CHECKPOINT and event.node is exit_checkpoint.node:
-            return event.cleanup_block != exit_checkpoint.cleanup_block
-    return False
-
-
-def _never_checkpoints(module: ModuleFacts, function: FunctionFacts, call: Event) -> bool:
-    """`await self.stop()` where `stop` (a method of this class, or a function of this
-    module) has no checkpoint at all: awaiting it cannot raise `Cancelled`."""
-    if not call.method:
-        return False
-    if call.receiver in ("self", "cls") and function.class_name:
-        owner = function.qualname.rsplit(".", 1)[0]
-        target = module.function(f"{owner}.{call.method}")
-    elif call.receiver is None:
-        target = module.function(call.method)
-    else:
-        return False
-    return (
-        target is not None
-        and target.is_async
-        and not target.checkpoints
-        and not _is_stub(target.node)
-    )
-
-
-def _is_stub(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
-    """An abstract method or a body of only docstring / `...` / `pass` / `raise`:
-    its overrides decide whether it checkpoints."""
-    if any(
-        last_name(_decorator_name(decorator)) == "abstractmethod"
-        for decorator in node.decorator_list
-    ):
-        return True
-    return all(
-        isinstance(statement, (ast.Pass, ast.Raise))
-        or (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant))
-        for statement in node.body
-    )
-
-
-def _decorator_name(decorator: ast.expr) -> str:
-    if isinstance(decorator, ast.Attribute):
-        return decorator.attr
-    return decorator.id if isinstance(decorator, ast.Name) else ""
+    return exit_checkpoint.entry_block != exit_checkpoint.cleanup_block
 
 
 def _trace(
