@@ -229,7 +229,7 @@ def _document_lines(ls: ConcLanguageServer, uri: str) -> list[str]:
     if path is None:
         raise JsonRpcInvalidParams(f"{COMMAND}: {uri} is not open")
     from conc_lsp.analysis.text import split_lines
-    from conc_lsp.cli import read_source
+    from conc_lsp.sources import read_source
 
     try:
         return split_lines(read_source(Path(path)))
