@@ -248,7 +248,6 @@ def _check_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> i
             if applied:
                 try:
                     write_source(source, fixed)
-                    fixed_total += applied
                 except SourceNotWritten as error:
                     print(f"{path}: fixes not written: {error}", file=err)
                     failed = True
@@ -256,6 +255,8 @@ def _check_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> i
                     result = check_lines(
                         lines, settings, str(path), fixes=True, resolutions=resolutions
                     )
+                else:
+                    fixed_total += applied
         else:
             result = check_lines(
                 lines,
