@@ -284,12 +284,17 @@ def _replace(target: Path, data: bytes) -> None:
     never a part of one, and a failure leaves the old one."""
     status = target.stat()
     mode = stat.S_IMODE(status.st_mode)
-    # Root may write anything: honour the file's own bits as the owner's intent.
+    # Root may write anything, and a rename needs no write access to the file:
+    # honour the file's own bits as its owner's intent.
     if not os.access(target, os.W_OK) or not mode & 0o222:
-        raise PermissionError(13, f"read-only (mode {mode:o})")
-    handle, temporary = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=".conc-lsp-tmp"
-    )
+        raise SourceNotWritten(f"read-only (mode {mode:o})")
+    try:
+        handle, temporary = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}.", suffix=".conc-lsp-tmp"
+        )
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise SourceNotWritten(f"cannot create a file beside it: {reason}") from error
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
@@ -297,7 +302,12 @@ def _replace(target: Path, data: bytes) -> None:
             os.fsync(stream.fileno())
         os.chmod(temporary, mode)
         if (status.st_uid, status.st_gid) != (os.geteuid(), os.getegid()):
-            os.chown(temporary, status.st_uid, status.st_gid)
+            try:
+                os.chown(temporary, status.st_uid, status.st_gid)
+            except PermissionError as error:
+                raise SourceNotWritten(
+                    "owned by another user or group, which a new file could not keep"
+                ) from error
         os.replace(temporary, target)
     except BaseException:
         with contextlib.suppress(OSError):

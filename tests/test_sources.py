@@ -179,7 +179,9 @@ def test_the_write_is_atomic_and_keeps_mode_bits(tmp_path: Path) -> None:
     path = write(tmp_path / "m.py", BUGGY.encode(), mode=0o751)
     link = tmp_path / "link.py"
     link.symlink_to(path.name)
+    inode = path.stat().st_ino
     assert fix(link) == 0
+    assert path.stat().st_ino != inode  # a new file renamed over it, not rewritten in place
     assert "move_on_after" in path.read_text(encoding="utf-8")
     assert link.is_symlink()  # the file it points to was replaced, not the link
     assert stat.S_IMODE(path.stat().st_mode) == 0o751
@@ -214,7 +216,7 @@ class _HalfWritten:
         return getattr(self.stream, name)
 
 
-@pytest.mark.parametrize("failing", ["write", "replace"])
+@pytest.mark.parametrize("failing", ["create", "write", "replace"])
 def test_a_failure_mid_write_leaves_the_original_intact(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -222,21 +224,24 @@ def test_a_failure_mid_write_leaves_the_original_intact(
     failing: str,
 ) -> None:
     path = write(tmp_path / "m.py", BUGGY.encode())
-    if failing == "write":
+
+    def no_space(*arguments: object, **keywords: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    if failing == "create":
+        monkeypatch.setattr(sources.tempfile, "mkstemp", no_space)
+    elif failing == "write":
         real_fdopen = os.fdopen
         monkeypatch.setattr(
             sources.os, "fdopen", lambda *a, **k: _HalfWritten(real_fdopen(*a, **k))
         )
     else:
-
-        def no_space(*arguments: object) -> None:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
         monkeypatch.setattr(sources.os, "replace", no_space)
     assert fix(path) == 2
     assert path.read_bytes() == BUGGY.encode()
     assert [p.name for p in tmp_path.iterdir()] == ["m.py"]  # no temporary file left
-    assert f"{path}: fixes not written: {os.strerror(errno.ENOSPC)}" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"{path}: fixes not written: " in err and os.strerror(errno.ENOSPC) in err
 
 
 def test_text_a_codec_cannot_hold_is_not_written(tmp_path: Path) -> None:
