@@ -7,7 +7,6 @@ import fnmatch
 import json
 import re
 import sys
-import tokenize
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -15,8 +14,13 @@ from typing import TYPE_CHECKING, TextIO
 from conc_lsp import __version__, config
 from conc_lsp.analysis.model import HintKey, HintKind, ModuleAnalysis, Resolution, anchor_keys
 from conc_lsp.analysis.parse import analyse_lines
-from conc_lsp.analysis.text import line_ending, split_lines
 from conc_lsp.labels import ARROW, LABEL_STYLES, label
+from conc_lsp.sources import (
+    SourceNotWritten,
+    UndecodableSource,
+    read_source_file,
+    write_source,
+)
 
 if TYPE_CHECKING:
     from conc_lsp import report
@@ -33,21 +37,6 @@ examples:
   conc-lsp report examples/cache.py::_Cache the concurrency report of a class
   conc-lsp serve                            the language server, over stdio
 """
-
-
-def read_source(path: Path) -> str:
-    """A Python file's text, decoded as Python would (coding cookie, BOM)."""
-    with path.open("rb") as handle:
-        try:
-            encoding, _ = tokenize.detect_encoding(handle.readline)
-        except SyntaxError:
-            encoding = "utf-8"
-        handle.seek(0)
-        data = handle.read()
-    try:
-        return data.decode(encoding)
-    except (LookupError, UnicodeDecodeError):
-        return data.decode("utf-8", errors="replace")
 
 
 DEFAULT_EXCLUDES = (
@@ -120,12 +109,15 @@ def _hints_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> i
     resolver = _resolver_for(arguments, None, err) if arguments.resolve else None
     for path in python_files(arguments.paths):
         try:
-            source = read_source(path)
+            lines = list(read_source_file(path).lines)
         except OSError as error:
             print(f"{path}: cannot read: {error.strerror or error}", file=err)
             status = 2
             continue
-        lines = split_lines(source)
+        except UndecodableSource as error:
+            print(f"{error} (file not analysed)", file=err)
+            status = 2
+            continue
         analysis: ModuleAnalysis = analyse_lines(lines)
         resolved = resolver.resolve(lines, path) if resolver is not None else {}
         for problem in analysis.problems:
@@ -223,7 +215,7 @@ def _check_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> i
             return 2
         settings = loaded.settings
     results: list[check_output.FileResult] = []
-    unreadable = False
+    failed = False  # a file could not be read or its fixes could not be written
     fixed_total = 0
     from conc_lsp.rules import all_rules
 
@@ -236,12 +228,15 @@ def _check_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> i
     resolver = _resolver_for(arguments, settings, err) if wants else None
     for path in python_files(arguments.paths, settings.exclude):
         try:
-            source = read_source(path)
+            source = read_source_file(path)
         except OSError as error:
             print(f"{path}: cannot read: {error.strerror or error}", file=err)
-            unreadable = True
+            failed = True
             continue
-        lines = split_lines(source)
+        except UndecodableSource as error:  # like a syntax error; never fixed
+            results.append(check_output.FileResult(str(path), [], [error.problem()]))
+            continue
+        lines = list(source.lines)
         resolutions = resolver.resolve(lines, path) if resolver is not None else None
         if arguments.fix or arguments.unsafe_fixes:
             fixed, applied, result = fix_lines(
@@ -252,8 +247,17 @@ def _check_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> i
                 resolutions=resolutions,
             )
             if applied:
-                _write_source(path, source, fixed)
-                fixed_total += applied
+                try:
+                    write_source(source, fixed)
+                except SourceNotWritten as error:
+                    print(f"{path}: fixes not written: {error}", file=err)
+                    failed = True
+                    # The file keeps every finding: report those, not the fixed text's.
+                    result = check_lines(
+                        lines, settings, str(path), fixes=True, resolutions=resolutions
+                    )
+                else:
+                    fixed_total += applied
         else:
             result = check_lines(
                 lines,
@@ -294,21 +298,10 @@ def _check_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> i
                 text += f" {fixable} more with --unsafe-fixes."
     if text:
         print(text, file=out)
-    if unreadable and not results:
+    if failed:
         return 2
     dirty = any(result.findings or result.problems for result in results)
     return 1 if dirty else 0
-
-
-def _write_source(path: Path, original: str, lines: list[str]) -> None:
-    """Write fixed lines back with the file's own encoding and line breaks."""
-    with path.open("rb") as handle:
-        try:
-            encoding, _ = tokenize.detect_encoding(handle.readline)
-        except SyntaxError:
-            encoding = "utf-8"
-    text = line_ending(original).join(lines)
-    path.write_bytes(text.encode(encoding))
 
 
 REPORT_RANGE = re.compile(r"(?P<path>.+):(?P<start>[0-9]+)(?:-(?P<end>[0-9]+))?")
@@ -342,12 +335,14 @@ def _report_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> 
         return 2
     path = Path(name)
     try:
-        source = read_source(path)
+        lines = list(read_source_file(path).lines)
     except OSError as error:
         print(f"{path}: cannot read: {error.strerror or error}", file=err)
         return 2
+    except UndecodableSource as error:
+        print(error, file=err)
+        return 2
     settings = _settings_for([name], err)
-    lines = split_lines(source)
     link = None if arguments.no_links else path.resolve().as_uri()
     try:
         result = build_report(lines, target, settings=settings, path=name, name=name, link=link)

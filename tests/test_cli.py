@@ -103,7 +103,7 @@ def test_check_exit_codes_and_formats(tmp_path: Path) -> None:
     buggy = tmp_path / "buggy.py"
     buggy.write_text(
         "import trio\n\nasync def f(ev: trio.Event):\n    try:\n        pass\n"
-        "    finally:\n        await ev.wait()\n",
+        "    finally:\n        await ev.wait()\n        ev.owner.release()\n",
         encoding="utf-8",
     )
     clean = tmp_path / "clean.py"
@@ -200,7 +200,7 @@ def test_check_json_says_which_findings_have_fixes(tmp_path: Path) -> None:
     path = tmp_path / "m.py"
     path.write_text(
         "import trio\n\nasync def f(ev):\n    try:\n        pass\n    finally:\n"
-        "        await ev.wait()\n",
+        "        await ev.wait()\n        ev.owner.release()\n",
         encoding="utf-8",
     )
     records = json.loads(run("check", "--format", "json", str(path)).stdout)

@@ -229,11 +229,11 @@ def _document_lines(ls: ConcLanguageServer, uri: str) -> list[str]:
     if path is None:
         raise JsonRpcInvalidParams(f"{COMMAND}: {uri} is not open")
     from conc_lsp.analysis.text import split_lines
-    from conc_lsp.cli import read_source
+    from conc_lsp.sources import UndecodableSource, read_source
 
     try:
         return split_lines(read_source(Path(path)))
-    except OSError as error:
+    except (OSError, UndecodableSource) as error:
         raise JsonRpcInvalidParams(f"{COMMAND}: cannot read {path}: {error}") from error
 
 
