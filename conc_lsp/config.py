@@ -42,14 +42,15 @@ class Settings:
     def rule_enabled(self, code: str, path: str | None = None, *, opt_in: bool = False) -> bool:
         """Whether a rule runs (for ``path``, honouring per-file ignores).
 
-        An opt-in rule runs only when selected by its own code (or a prefix
-        of it longer than the rule family, like ``CONC11``), not by ``CONC``."""
+        ``ALL`` selects every rule. An opt-in rule runs only when selected by
+        ``ALL``, its own code or a prefix of it longer than the rule family (like
+        ``CONC11``), not by ``CONC``."""
         wanted = (
             [prefix for prefix in self.select if len(prefix) >= len(code) - 1]
             if opt_in
             else self.select
         )
-        if not any(code.startswith(prefix) for prefix in wanted):
+        if "ALL" not in self.select and not any(code.startswith(prefix) for prefix in wanted):
             return False
         ignored = list(self.ignore)
         if path is not None:
@@ -209,7 +210,7 @@ def _codes(value: Any) -> tuple[str, ...]:
     for item in _strings(value):
         code = item.strip().upper()
         _check_code(code)
-        codes.append("CONC" if code == "ALL" else code)
+        codes.append(code)
     return tuple(codes)
 
 

@@ -37,7 +37,32 @@ def callee_in_module(
         return module.function(f"{owner}.{call.method}")
     if call.receiver is None:
         return module.function(call.method)
+    # `terminated.set()` for a parameter `terminated: EventWrapper` of a class of this module.
+    annotated = parameter_classes(function).get(call.receiver)
+    if annotated is not None:
+        return module.function(f"{annotated}.{call.method}")
     return None
+
+
+def parameter_classes(function: FunctionFacts) -> dict[str, str]:
+    """Parameters annotated with a plain class name: `conn: Conn` -> {"conn": "Conn"}."""
+    memo = function.memo.get("parameter-classes")
+    if isinstance(memo, dict):
+        return memo
+    found: dict[str, str] = {}
+    arguments = function.node.args
+    for argument in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs):
+        annotation = argument.annotation
+        if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
+            text = annotation.value
+        elif isinstance(annotation, ast.Name):
+            text = annotation.id
+        else:
+            continue
+        if text.isidentifier():
+            found[argument.arg] = text
+    function.memo["parameter-classes"] = found
+    return found
 
 
 def is_stub(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:

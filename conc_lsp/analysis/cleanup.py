@@ -84,6 +84,19 @@ class FunctionTree:
                 return ancestor
         return None
 
+    def is_loop_control(self, handler: ast.ExceptHandler) -> bool:
+        """A handler for specific exceptions that never raises, in a loop body:
+        the slow path of a loop (`except WouldBlock: await wait_writable()`,
+        `except DeadlockError: await has_data.wait()`), not unwinding."""
+        if handler.type is None or caught_names(handler) & BROAD:
+            return False
+        if any(isinstance(node, ast.Raise) for node in ast.walk(handler)):
+            return False
+        for ancestor, _ in self.ancestors(handler):
+            if isinstance(ancestor, (ast.While, ast.For, ast.AsyncFor)):
+                return True
+        return False
+
     def following(self, node: ast.AST) -> set[int]:
         """Ids of the statements that run after the statement holding ``node`` when it
         completes normally, up to the first `return`/`raise`/`break`/`continue`."""

@@ -70,8 +70,9 @@ import ast
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from conc_lsp.analysis.cancellation import callee_in_module, is_stub
 from conc_lsp.analysis.checkpoints import is_unbounded_constant
-from conc_lsp.analysis.cleanup import where_in_cleanup
+from conc_lsp.analysis.cleanup import FunctionTree, where_in_cleanup
 from conc_lsp.analysis.events import (
     Event,
     EventKind,
@@ -96,7 +97,23 @@ from conc_lsp.rules.base import (
 )
 from conc_lsp.rules.story import Trace, TraceBuilder
 
-KILLERS = frozenset({"kill", "terminate", "send_signal", "cancel", "close", "aclose"})
+# Calls that make a wait end: kill or close the thing waited for (`conn.abort()`
+# then `await conn.wait_closed()`, `sftp.exit()` then `await sftp.wait_closed()`).
+KILLERS = frozenset(
+    {
+        "kill",
+        "terminate",
+        "send_signal",
+        "cancel",
+        "close",
+        "aclose",
+        "abort",
+        "exit",
+        "shutdown",
+        "stop",
+        "disconnect",
+    }
+)
 # Exceptions that mean "not ready yet" / "not there": their handler is the slow
 # path of the operation (wait until writable, wait for the filler), not cleanup.
 FLOW_EXCEPTIONS = frozenset(
@@ -138,6 +155,7 @@ def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
     setters = _setters_in_finally(module)
     for function in module.functions:
         handlers: dict[int, list[ast.ExceptHandler]] | None = None
+        tree: FunctionTree | None = None
         for checkpoint in function.checkpoints:
             context = checkpoint.context
             if not context.on_cleanup_path or context.bounded or checkpoint.exit:
@@ -146,14 +164,22 @@ def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
             call = _waited(function, awaited) if awaited is not None else None
             if call is None or _released_before(function, call) or _killed_before(function, call):
                 continue
+            if call is awaited and _bounded_callee(module, function, call):
+                continue
             if checkpoint_verdict(module, function, checkpoint) is Verdict.NEVER:
                 continue  # resolved: the callee never yields, so it cannot wait
+            if tree is None:
+                tree = FunctionTree(function.node)
+            if module.level_triggered(function) and tree.cancellation_handled(checkpoint.node):
+                continue  # `try: await proc.wait()` / `except BaseException: kill(); ...`
             if not (context.in_finally or context.acm_teardown or context.in_aexit):
                 if handlers is None:
                     handlers = _enclosing_handlers(function.node)
                 enclosing = handlers.get(id(checkpoint.node), [])
                 if enclosing and all(_is_flow_handler(handler) for handler in enclosing):
                     continue
+                if enclosing and tree.is_loop_control(enclosing[-1]):
+                    continue  # the slow path of a loop, not unwinding
             where = where_in_cleanup(context)
             waited = describe(call, "the wait")
             setter = _guaranteed_setter(setters, function, call)
@@ -237,15 +263,38 @@ def _inner_wait(function: FunctionFacts, node: ast.Call) -> Event | None:
 
 
 def _killed_before(function: FunctionFacts, call: Event) -> bool:
-    """`proc.kill()` (or terminate/cancel) earlier on the same path bounds `proc.wait()`."""
+    """`proc.kill()` (or terminate, close, abort...) earlier on the same path bounds
+    `proc.wait()`; so does closing a part of it (`self._transport.close()` before
+    `await self.wait()`)."""
     return any(
         event.kind is EventKind.CALL
         and event.method in KILLERS
-        and event.receiver == call.receiver
+        and _same_object(event.receiver, call.receiver)
         and event.order < call.order
         and not exclusive(event, call)
         for event in function.events
     )
+
+
+def _same_object(killed: str | None, waited: str | None) -> bool:
+    if killed is None or waited is None:
+        return False
+    return killed == waited or killed.startswith(waited + ".") or waited.startswith(killed + ".")
+
+
+def _bounded_callee(module: ModuleFacts, function: FunctionFacts, call: Event) -> bool:
+    """`await lifespan.wait_for_shutdown()` where that method of this module waits
+    only with a bound (`asyncio.wait_for(..., timeout=60)`, `move_on_after`)."""
+    target = callee_in_module(module, function, call)
+    if target is None or not target.is_async or is_stub(target.node) or target is function:
+        return False
+    for checkpoint in target.checkpoints:
+        inner = awaited_call(target, checkpoint)
+        if inner is None or checkpoint.context.bounded:
+            continue
+        if _waited(target, inner) is not None:
+            return False
+    return True
 
 
 def _released_before(function: FunctionFacts, call: Event) -> bool:

@@ -60,6 +60,7 @@ import ast
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from conc_lsp.analysis.cancellation import can_be_cancelled, is_logging
 from conc_lsp.analysis.cleanup import (
     FunctionTree,
     caught_names,
@@ -90,6 +91,9 @@ class AwaitInHandler(Evidence):
 
 def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
     for function in module.functions:
+        # asyncio: a cancellation during the handler is a new one and raising it is right;
+        # only a release it skips matters there.
+        level = module.level_triggered(function)
         seen: set[int] = set()
         tree: FunctionTree | None = None
         for checkpoint in function.checkpoints:
@@ -101,10 +105,14 @@ def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
             call = awaited_call(function, checkpoint)
             if call is not None and is_explicit_checkpoint(call):
                 continue  # checkpoint(), sleep(0), aclose_forcefully(): cancellable by design
-            seen.add(checkpoint.handler)
+            if not can_be_cancelled(module, function, checkpoint):
+                continue  # the callee never suspends, or only under a shield
             if tree is None:
                 tree = FunctionTree(function.node)
             handler = tree.handler_of(checkpoint.node)
+            if handler is not None and tree.is_loop_control(handler):
+                continue
+            seen.add(checkpoint.handler)
             what = "await " + describe(call, "...") if call else module.source(checkpoint.location)
             caught = f" {context.in_except}" if context.in_except else ""
             skipped = [
@@ -126,6 +134,8 @@ def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
                     AwaitInHandler(checkpoint, first),
                     [(first.location, "skipped if the await above is cancelled")],
                 )
+                continue
+            if not level:
                 continue
             names = caught_names(handler) if handler is not None else set()
             if names & LEVEL_CANCELLED:
@@ -152,6 +162,8 @@ def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
 
 
 def _releases(event: Event) -> bool:
+    if event.kind is EventKind.CALL and is_logging(event):
+        return False  # `log.cancel(...)` is no release
     return (event.kind is EventKind.CALL and event.method in RELEASING) or (
         event.kind is EventKind.WRITE and event.removal
     )

@@ -1,0 +1,42 @@
+"""Real code that a rule once got wrong, kept as negative fixtures.
+
+Each file of `tests/fixtures/negatives/` is a minimal shape of a wrong
+finding met while judging the rules on published code bases (the docstring
+says where); its `# silent: CODE, ...` line names the rules that must say
+nothing about it. A wrong finding becomes such a file before its rule is
+fixed.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from conc_lsp.analysis.text import split_lines
+from conc_lsp.config import Settings
+from conc_lsp.diagnose import check_lines
+
+FIXTURES = Path(__file__).parent / "fixtures" / "negatives"
+SILENT = re.compile(r"^# silent: (?P<codes>CONC\d+(?:, CONC\d+)*)$", re.MULTILINE)
+
+
+def silenced(path: Path) -> list[str]:
+    match = SILENT.search(path.read_text(encoding="utf-8"))
+    assert match is not None, f"{path.name} has no `# silent: CODE` line"
+    return match.group("codes").split(", ")
+
+
+@pytest.mark.parametrize("path", sorted(FIXTURES.glob("*.py")), ids=lambda path: path.stem)
+def test_no_finding_on_a_known_false_positive(path: Path) -> None:
+    codes = silenced(path)
+    lines = split_lines(path.read_text(encoding="utf-8"))
+    result = check_lines(lines, Settings(select=("ALL",)), str(path))
+    assert result.problems == [] and result.rule_errors == []
+    wrong = [
+        f"{finding.location.line + 1}: {finding.code} {finding.message}"
+        for finding in result.findings
+        if finding.code in codes
+    ]
+    assert wrong == []
