@@ -143,6 +143,7 @@ class ModuleFacts:
     # The async library the module runs under ("trio", "anyio", "asyncio"), None
     # when unknown or mixed (see ``analysis/library_choice.py``).
     library: str | None = None
+    memo: dict[str, object] = field(default_factory=dict)  # per-module caches of the rules
 
     @property
     def libraries(self) -> frozenset[str]:

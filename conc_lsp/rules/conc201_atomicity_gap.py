@@ -62,6 +62,12 @@ from conc_lsp.analysis.locks import holds_locks
 from conc_lsp.analysis.model import Fix
 from conc_lsp.analysis.program import ACCESS_KINDS, INITIALISERS, Program
 from conc_lsp.analysis.reach import function_parents, gap, switches
+from conc_lsp.analysis.sharing import (
+    MEMBERSHIP,
+    is_shared,
+    keyed_by_variable,
+    shared_states,
+)
 from conc_lsp.fixes.context import FixContext
 from conc_lsp.rules.base import Detection, Evidence, Rule, Words, checkpoint_words
 from conc_lsp.rules.story import (
@@ -108,16 +114,39 @@ def _related(first: Event, second: Event) -> bool:
     )
 
 
-def _changed_in_place(module: ModuleFacts) -> set[str]:
-    """Shared containers some function of the module mutates (not just rebinds)."""
-    return {
-        event.state
-        for function in module.functions
-        for event in function.events
-        if event.kind is EventKind.WRITE
-        and event.state is not None
-        and (event.key is not None or event.method is not None or event.removal)
-    }
+def _changed_in_place(module: ModuleFacts) -> dict[str, list[tuple[FunctionFacts, Event]]]:
+    """Shared containers and the writes that mutate them in place (not rebinds)."""
+    found: dict[str, list[tuple[FunctionFacts, Event]]] = {}
+    for function in module.functions:
+        if function.name in INITIALISERS:
+            continue
+        for event in function.events:
+            if (
+                event.kind is EventKind.WRITE
+                and event.state is not None
+                and (event.key is not None or event.method is not None or event.removal)
+            ):
+                found.setdefault(event.state, []).append((function, event))
+    return found
+
+
+def _concurrent_mutator(
+    function: FunctionFacts, mutators: list[tuple[FunctionFacts, Event]]
+) -> bool:
+    """Another function can change the container while ``function`` loops over it:
+    an async one (another task), or any that adds or removes a member of a
+    registry (a callback of another task: `subscribe`, `give_back`). Filling a
+    list in a sync builder (`append` while it is set up) is not."""
+    return any(
+        other is not function
+        and (
+            other.is_async
+            or event.removal
+            or keyed_by_variable(event)
+            or event.method in MEMBERSHIP
+        )
+        for other, event in mutators
+    )
 
 
 def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
@@ -134,7 +163,7 @@ def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
                     continue
                 # Only the latest write of each entry before `second` is its partner.
                 latest.add((first.state, first.key))
-                if not _related(first, second):
+                if not _related(first, second) or not is_shared(module, second):
                     continue
                 if first.guards & second.guards:
                     continue
@@ -157,7 +186,9 @@ def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
                 )
                 break
         for loop in function.loops:
-            if loop.state not in mutated:
+            if not _concurrent_mutator(function, mutated.get(loop.state, [])):
+                continue
+            if loop.state not in shared_states(module):
                 continue
             checkpoints = [
                 checkpoint for checkpoint in loop.checkpoints if switches(function, checkpoint)

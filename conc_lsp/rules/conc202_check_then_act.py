@@ -63,6 +63,7 @@ from conc_lsp.analysis.events import Event, EventKind, FunctionFacts, ModuleFact
 from conc_lsp.analysis.model import Fix
 from conc_lsp.analysis.program import INITIALISERS, Program
 from conc_lsp.analysis.reach import Parents, function_parents, gap, reaches
+from conc_lsp.analysis.sharing import callers_hold_a_lock, is_shared
 from conc_lsp.fixes.context import FixContext
 from conc_lsp.rules.base import Detection, Evidence, Rule, Words, checkpoint_words
 from conc_lsp.rules.story import (
@@ -208,11 +209,77 @@ def _misuse_guard(parents: Parents, check: Event, action: Event) -> bool:
     )
 
 
+def _idempotent_write(parents: Parents, check: Event, action: Event) -> bool:
+    """A one-way flag or an idempotent lazy load of one attribute (not of keyed
+    state): `if not self._closed: ...; self._closed = True`, `if self._x is None:
+    self._x = await load()`. Two tasks doing it both end in the same state."""
+    if check.key is not None or action.key is not None or check.state != action.state:
+        return False
+    if action.kind is not EventKind.WRITE or action.removal or action.method is not None:
+        return False
+    if action.augmented:
+        return False
+    statement, _ = _statement(parents, action.node)
+    if not isinstance(statement, (ast.Assign, ast.AnnAssign)) or statement.value is None:
+        return False
+    return _is_constant(statement.value) or _lazily_loaded(parents, check)
+
+
+def _lazily_loaded(parents: Parents, check: Event) -> bool:
+    """The check asks whether the attribute is there yet: `if self._x is None:`,
+    `if not self._x:`."""
+    test, _ = _statement(parents, check.node)
+    if not isinstance(test, (ast.If, ast.While)):
+        return False
+    condition = test.test
+    if isinstance(condition, ast.UnaryOp) and isinstance(condition.op, ast.Not):
+        return True
+    return (
+        isinstance(condition, ast.Compare)
+        and len(condition.ops) == 1
+        and isinstance(condition.ops[0], (ast.Is, ast.IsNot))
+        and isinstance(condition.comparators[0], ast.Constant)
+        and condition.comparators[0].value is None
+    )
+
+
+def _in_loop_body(parents: Parents, check: Event, action: Event) -> bool:
+    """The check is a `while` test and the action is in its body: the loop tests
+    again before it acts again."""
+    statement, field = _statement(parents, check.node)
+    return isinstance(statement, ast.While) and field == "test" and _inside(
+        parents, statement, action.node
+    )
+
+
+def _rechecked_under_lock(parents: Parents, check: Event, action: Event) -> bool:
+    """Double-checked locking: the action sits under a lock taken after the check,
+    inside an `if` within that lock's block (the re-check)."""
+    taken = action.guards - check.guards
+    if not taken:
+        return False
+    node: ast.AST = action.node
+    seen_if = False
+    while node in parents:
+        node = parents[node][0]
+        if isinstance(node, ast.If):
+            seen_if = True
+        if isinstance(node, (ast.With, ast.AsyncWith)) and any(
+            ast.unparse(item.context_expr) in taken for item in node.items
+        ):
+            return seen_if
+    return False
+
+
 def _window(function: FunctionFacts, parents: Parents, check: Event, action: Event) -> list[Event]:
     """The checkpoints that let another task change the state between check and action."""
     if _rewritten(function, parents, check, action) or _independent(parents, check, action):
         return []
     if _cleanup_reset(parents, action) or _misuse_guard(parents, check, action):
+        return []
+    if _idempotent_write(parents, check, action) or _in_loop_body(parents, check, action):
+        return []
+    if _rechecked_under_lock(parents, check, action):
         return []
     between = gap(function, parents, check, action)
     loop = _while_checkpoints(parents, check, action)
@@ -232,13 +299,13 @@ class CheckThenAct(Evidence):
 
 def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
     for function in module.functions:
-        if not function.is_async:
+        if not function.is_async or callers_hold_a_lock(module, function):
             continue
         parents = function_parents(function)
         events = function.events
         checks: list[Event] = []
         for event in events:
-            if _is_action(event):
+            if _is_action(event) and is_shared(module, event):
                 for earlier in reversed(checks):
                     if not _same_target(earlier, event) or exclusive(earlier, event):
                         continue
