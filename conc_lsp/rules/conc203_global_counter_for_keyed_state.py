@@ -78,7 +78,21 @@ _ACCESSES = (EventKind.READ, EventKind.WRITE, EventKind.TEST)
 
 
 def _is_variable_key(key: str | None) -> bool:
-    return bool(key) and (key or "")[0] not in "'\"0123456789-"
+    # A slice (`buf[:n]`) picks bytes, not a key's entry.
+    return bool(key) and (key or "")[0] not in "'\"0123456789-" and ":" not in (key or "")
+
+
+def _counts_by_one(function: FunctionFacts, event: Event) -> bool:
+    """`self.users += 1` / `-= 1`: a count of users, not a buffer (`buf += data`)."""
+    parents = function_parents(function)
+    parent = parents.get(event.node)
+    statement = parent[0] if parent else None
+    return (
+        isinstance(statement, ast.AugAssign)
+        and isinstance(statement.op, (ast.Add, ast.Sub))
+        and isinstance(statement.value, ast.Constant)
+        and type(statement.value.value) is int
+    )
 
 
 def _keyed(event: Event) -> bool:
@@ -136,6 +150,14 @@ class LockKeyMismatch(Evidence):
 
 def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
     deciding = {state for function in module.functions for state in _deciding_counters(function)}
+    # A count kept across tasks is touched where tasks run: in an async function.
+    in_tasks = {
+        event.state
+        for function in module.functions
+        if function.is_async
+        for event in function.events
+        if event.state is not None
+    }
     for function in module.functions:
         keyed = [
             event for event in function.events if _keyed(event) and not holds_locks(event.state)
@@ -151,6 +173,8 @@ def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
                 and event.state in deciding
                 and event.state not in reported
                 and any(other.owner == event.owner for other in keyed)
+                and _counts_by_one(function, event)
+                and event.state in in_tasks
             ):
                 state = next(other for other in keyed if other.owner == event.owner)
                 reported.add(event.state)

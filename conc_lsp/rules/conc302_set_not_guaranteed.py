@@ -310,9 +310,11 @@ def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
                 continue
             if checkpoint.context.bounded:
                 continue
-            found = setters.get(event_name(call.receiver))
+            found = _same_event(module, function, call, setters.get(event_name(call.receiver), []))
             if not found or any(setter.risk is None for setter in found):
                 continue
+            if any(_supervised(module, function, setter) for setter in found):
+                continue  # the setter's error reaches the waiter (its nursery, gather)
             if nurseries is None:
                 nurseries = _nurseries(module)
             if any(
@@ -337,6 +339,62 @@ def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
                 ],
                 severity=None if cleanup else Severity.INFORMATION,
             )
+
+
+def _same_event(
+    module: ModuleFacts, waiter: FunctionFacts, call: Event, candidates: list[_Setter]
+) -> list[_Setter]:
+    """The setters of the very event waited for. A local event (`done = Event()`,
+    a parameter) is set only where it is in scope: the waiter and the functions
+    nested in it; another function's local of the same name is another event."""
+    receiver = call.receiver or ""
+    if "." in receiver or receiver in module.state_globals:
+        return candidates
+    home = waiter.qualname.split(".<locals>.", 1)[0]
+    owner = module.function(home)
+    if owner is None or not _created_here(owner.node, receiver):
+        return candidates  # a parameter, or unpacked from shared state: may be shared
+    return [
+        setter
+        for setter in candidates
+        if setter.function.qualname == home
+        or setter.function.qualname.startswith(home + ".<locals>.")
+    ]
+
+
+def _created_here(node: ast.AST, name: str) -> bool:
+    """`name = trio.Event()` (or any `...Event()`) in the function: a fresh event."""
+    for child in ast.walk(node):
+        if (
+            isinstance(child, ast.Assign)
+            and any(isinstance(target, ast.Name) and target.id == name for target in child.targets)
+            and isinstance(child.value, ast.Call)
+            and last_name(_dotted(child.value.func)) == "Event"
+        ):
+            return True
+    return False
+
+
+def _supervised(module: ModuleFacts, waiter: FunctionFacts, setter: _Setter) -> bool:
+    """The setter runs as a child whose error reaches the waiter: started into a
+    nursery or task group by the waiter's own function (trio, anyio: the error
+    cancels the nursery, and the waiter with it), or gathered with it."""
+    home = waiter.qualname.split(".<locals>.", 1)[0]
+    owner = module.function(home)
+    if owner is None:
+        return False
+    name = setter.function.name
+    for event in owner.events:
+        if event.kind is not EventKind.CALL:
+            continue
+        started = (event.argument or "").split("(", 1)[0].rsplit(".", 1)[-1]
+        if started != name:
+            continue
+        if event.method in ("start_soon", "start") and module.level_triggered(owner):
+            return True
+        if last_name(event.callee or event.method) == "gather":
+            return True
+    return False
 
 
 def _why(setter: _Setter) -> str:
