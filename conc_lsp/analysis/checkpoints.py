@@ -19,6 +19,7 @@ from itertools import accumulate
 from conc_lsp.analysis.libraries import ImportTable, last_name
 from conc_lsp.analysis.locks import is_lock_name, name_words
 from conc_lsp.analysis.model import EMPTY_CONTEXT, Context, Hint, HintKind, Shield
+from conc_lsp.analysis.shapes import falls_through
 from conc_lsp.analysis.text import utf8_to_codepoint
 
 # A statement can hold a hint only if one of these words is on its lines.
@@ -241,11 +242,14 @@ class Collector:
             self._expression(node.test, function, context)
             # In an acm, the branches run instead of each other: a `yield` in
             # one does not make the other teardown.
+            # A branch that yields and returns does not make what follows teardown.
             before = function.after_yield
             self._block(node.body, function, context, prefix)
-            body_yielded, function.after_yield = function.after_yield, before
+            body_yielded = function.after_yield and falls_through(node.body)
+            function.after_yield = before
             self._block(node.orelse, function, context, prefix)
-            function.after_yield = function.after_yield or body_yielded
+            else_yielded = function.after_yield and falls_through(node.orelse)
+            function.after_yield = before or body_yielded or else_yielded
         elif isinstance(node, ast.While):
             self._expression(node.test, function, context)
             self._block(node.body, function, context, prefix)

@@ -35,6 +35,7 @@ from conc_lsp.analysis.shapes import (
     READING_METHODS,
     child_nodes,
     definitions,
+    falls_through,
     is_timeout_call,
     node_text,
     state_globals,
@@ -197,11 +198,16 @@ class _FunctionWalk:
             self.expression(node.test, replace(state, testing=True))
             # In an acm, a branch runs *instead of* the other: a `yield` in one
             # does not make the other teardown.
+            # A branch that yields and then returns (`if cached: yield x; return`)
+            # does not make the code after the `if` teardown: control flow, not
+            # source order.
             before = self.after_yield
             self.block(node.body, self._branch(state, node, 0))
-            body_yielded, self.after_yield = self.after_yield, before
+            body_yielded = self.after_yield and falls_through(node.body)
+            self.after_yield = before
             self.block(node.orelse, self._branch(state, node, 1))
-            self.after_yield = self.after_yield or body_yielded
+            else_yielded = self.after_yield and falls_through(node.orelse)
+            self.after_yield = before or body_yielded or else_yielded
             return
         if isinstance(node, ast.While):
             self.expression(node.test, replace(state, testing=True))

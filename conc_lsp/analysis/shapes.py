@@ -167,3 +167,9 @@ def is_container(node: ast.expr) -> bool:
         name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
         return name in CONTAINER_CALLS
     return False
+
+
+def falls_through(block: list[ast.stmt]) -> bool:
+    """Control can leave ``block`` at its end (it does not end in `return`,
+    `raise`, `continue` or `break`)."""
+    return not (block and isinstance(block[-1], (ast.Return, ast.Raise, ast.Continue, ast.Break)))

@@ -406,3 +406,39 @@ def insert_checkpoints(
         False,
         source.edit(module, context.lines),
     )
+
+
+# -- CONC105 ----------------------------------------------------------------
+
+
+def teardown_in_finally(
+    finding: Finding, facts: ModuleFacts, context: FixContext, yield_line: int
+) -> Fix | None:
+    """CONC105: `try: yield ... finally: <the teardown after it>`."""
+    found_source = function_source(finding, facts, context)
+    if found_source is None:
+        return None
+    source = found_source[1]
+    place = innermost(source, yield_line)
+    if place is None or source.line_of(place.statement) != yield_line:
+        return None
+    block = place.block
+    body = list(block.body)
+    rest = body[place.index + 1 :]
+    if not rest:
+        return None
+    unit = source.unit
+    leading = leading_lines_of(body[place.index])
+    guarded = body[place.index].with_changes(leading_lines=())
+    new_try = cst.Try(
+        body=cst.IndentedBlock(body=[guarded], indent=unit),
+        finalbody=cst.Finally(body=cst.IndentedBlock(body=rest, indent=unit)),
+        leading_lines=leading,
+    )
+    body[place.index :] = [new_try]
+    module = replace_block(source.module, block, body)
+    return make_fix(
+        "Run the teardown in a `finally:` around the `yield`",
+        True,
+        source.edit(module, context.lines),
+    )

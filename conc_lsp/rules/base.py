@@ -33,7 +33,6 @@ from conc_lsp.rules.story import ProposedFix, Trace, TraceBuilder
 if TYPE_CHECKING:
     from conc_lsp.fixes.context import FixContext
 
-WAIT_METHODS = frozenset({"wait", "join", "receive", "acquire", "wait_closed"})
 EFFORTS = ("simple", "moderate", "complex")
 
 
@@ -163,17 +162,6 @@ class Rule:
     ) -> list[ProposedFix]:
         """Fixes beyond the quick fix, shown in the report (generated diffs, pseudocode)."""
         return []
-
-
-def is_wait_call(call: Event) -> bool:
-    """`Event.wait`, `Condition.wait`, `Process.wait`, `receive`, `acquire`, `join`,
-    and any `wait*` / `*_wait` / `wait_for_*` name, whatever it is reached through."""
-    name = call.method or ""
-    if call.callee and call.callee.startswith(("asyncio.wait_for", "trio.sleep", "anyio.sleep")):
-        return False
-    if name in WAIT_METHODS and call.receiver is not None:
-        return True
-    return name.startswith("wait") or name.endswith("_wait") or name == "sleep_forever"
 
 
 def describe(call: Event | None, fallback: str) -> str:

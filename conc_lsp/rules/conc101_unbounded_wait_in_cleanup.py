@@ -70,21 +70,24 @@ import ast
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from conc_lsp.analysis.cancellation import callee_in_module, is_stub
-from conc_lsp.analysis.checkpoints import is_unbounded_constant
 from conc_lsp.analysis.cleanup import FunctionTree, where_in_cleanup
 from conc_lsp.analysis.events import (
     Event,
     EventKind,
     FunctionFacts,
     ModuleFacts,
-    event_name,
-    exclusive,
 )
-from conc_lsp.analysis.libraries import last_name
 from conc_lsp.analysis.model import Fix, Severity, Verdict
 from conc_lsp.analysis.program import INITIALISERS, Program
 from conc_lsp.analysis.reach import awaited_call
+from conc_lsp.analysis.waits import (
+    bounded_callee,
+    guaranteed_setter,
+    killed_before,
+    released_before,
+    setters_in_finally,
+    unbounded_wait,
+)
 from conc_lsp.fixes.context import FixContext
 from conc_lsp.rules.base import (
     Detection,
@@ -93,27 +96,9 @@ from conc_lsp.rules.base import (
     Words,
     checkpoint_verdict,
     describe,
-    is_wait_call,
 )
 from conc_lsp.rules.story import Trace, TraceBuilder
 
-# Calls that make a wait end: kill or close the thing waited for (`conn.abort()`
-# then `await conn.wait_closed()`, `sftp.exit()` then `await sftp.wait_closed()`).
-KILLERS = frozenset(
-    {
-        "kill",
-        "terminate",
-        "send_signal",
-        "cancel",
-        "close",
-        "aclose",
-        "abort",
-        "exit",
-        "shutdown",
-        "stop",
-        "disconnect",
-    }
-)
 # Exceptions that mean "not ready yet" / "not there": their handler is the slow
 # path of the operation (wait until writable, wait for the filler), not cleanup.
 FLOW_EXCEPTIONS = frozenset(
@@ -134,11 +119,6 @@ FLOW_EXCEPTIONS = frozenset(
         "QueueFull",
     }
 )
-WAIT_FOR = frozenset({"asyncio.wait_for", "asyncio.tasks.wait_for"})
-SHIELD = frozenset({"asyncio.shield", "asyncio.tasks.shield"})
-WAIT_TASKS = frozenset({"asyncio.wait", "asyncio.tasks.wait"})
-
-Setter = tuple[FunctionFacts, Event]
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +132,7 @@ class UnboundedWait(Evidence):
 
 
 def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
-    setters = _setters_in_finally(module)
+    setters = setters_in_finally(module)
     for function in module.functions:
         handlers: dict[int, list[ast.ExceptHandler]] | None = None
         tree: FunctionTree | None = None
@@ -161,10 +141,10 @@ def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
             if not context.on_cleanup_path or context.bounded or checkpoint.exit:
                 continue
             awaited = awaited_call(function, checkpoint)
-            call = _waited(function, awaited) if awaited is not None else None
-            if call is None or _released_before(function, call) or _killed_before(function, call):
+            call = unbounded_wait(function, awaited) if awaited is not None else None
+            if call is None or released_before(function, call) or killed_before(function, call):
                 continue
-            if call is awaited and _bounded_callee(module, function, call):
+            if call is awaited and bounded_callee(module, function, call):
                 continue
             if checkpoint_verdict(module, function, checkpoint) is Verdict.NEVER:
                 continue  # resolved: the callee never yields, so it cannot wait
@@ -182,7 +162,7 @@ def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
                     continue  # the slow path of a loop, not unwinding
             where = where_in_cleanup(context)
             waited = describe(call, "the wait")
-            setter = _guaranteed_setter(setters, function, call)
+            setter = guaranteed_setter(setters, function, call)
             if setter is not None:
                 setter_function, setter_event = setter
                 line = setter_event.location.line + 1
@@ -216,97 +196,6 @@ def _bound_for(module: ModuleFacts) -> str:
         if library in module.libraries:
             return f"{library}.move_on_after"
     return "asyncio.timeout" if "asyncio" in module.libraries else "move_on_after"
-
-
-def _waited(function: FunctionFacts, call: Event) -> Event | None:
-    """The unbounded wait an awaited call stands for, or None.
-
-    `asyncio.wait_for(w, timeout)` is bounded unless its timeout is None or
-    infinite; `asyncio.shield(w)` bounds nothing; `asyncio.wait(tasks)` is a
-    wait unless given a timeout.
-    """
-    node = call.node
-    if not isinstance(node, ast.Call):
-        return None
-    if call.callee in WAIT_FOR:
-        timeout = _argument(node, 1, "timeout")
-        if timeout is not None and not is_unbounded_constant(timeout):
-            return None
-        return _inner_wait(function, node)
-    if call.callee in SHIELD:
-        return _inner_wait(function, node)
-    if call.callee in WAIT_TASKS:
-        timeout = _argument(node, None, "timeout")
-        return call if timeout is None or is_unbounded_constant(timeout) else None
-    if (call.method or "") == "sleep_forever" or last_name(call.callee) == "sleep_forever":
-        return call
-    return call if is_wait_call(call) else None
-
-
-def _argument(node: ast.Call, position: int | None, keyword: str) -> ast.expr | None:
-    for item in node.keywords:
-        if item.arg == keyword:
-            return item.value
-    if position is not None and len(node.args) > position:
-        return node.args[position]
-    return None
-
-
-def _inner_wait(function: FunctionFacts, node: ast.Call) -> Event | None:
-    inner = node.args[0] if node.args else None
-    if not isinstance(inner, ast.Call):
-        return None
-    for event in function.events:
-        if event.kind is EventKind.CALL and event.node is inner:
-            return _waited(function, event)
-    return None
-
-
-def _killed_before(function: FunctionFacts, call: Event) -> bool:
-    """`proc.kill()` (or terminate, close, abort...) earlier on the same path bounds
-    `proc.wait()`; so does closing a part of it (`self._transport.close()` before
-    `await self.wait()`)."""
-    return any(
-        event.kind is EventKind.CALL
-        and event.method in KILLERS
-        and _same_object(event.receiver, call.receiver)
-        and event.order < call.order
-        and not exclusive(event, call)
-        for event in function.events
-    )
-
-
-def _same_object(killed: str | None, waited: str | None) -> bool:
-    if killed is None or waited is None:
-        return False
-    return killed == waited or killed.startswith(waited + ".") or waited.startswith(killed + ".")
-
-
-def _bounded_callee(module: ModuleFacts, function: FunctionFacts, call: Event) -> bool:
-    """`await lifespan.wait_for_shutdown()` where that method of this module waits
-    only with a bound (`asyncio.wait_for(..., timeout=60)`, `move_on_after`)."""
-    target = callee_in_module(module, function, call)
-    if target is None or not target.is_async or is_stub(target.node) or target is function:
-        return False
-    for checkpoint in target.checkpoints:
-        inner = awaited_call(target, checkpoint)
-        if inner is None or checkpoint.context.bounded:
-            continue
-        if _waited(target, inner) is not None:
-            return False
-    return True
-
-
-def _released_before(function: FunctionFacts, call: Event) -> bool:
-    """`lock.release()` ... `await lock.acquire()`: re-taking a lock the function gave up
-    (`Condition.wait`) restores the caller's invariant; its holder releases it."""
-    return call.method == "acquire" and any(
-        event.kind is EventKind.CALL
-        and event.method == "release"
-        and event.receiver == call.receiver
-        and event.order < call.order
-        for event in function.events
-    )
 
 
 def _is_flow_handler(handler: ast.ExceptHandler) -> bool:
@@ -352,28 +241,6 @@ def _enclosing_handlers(root: ast.AST) -> dict[int, list[ast.ExceptHandler]]:
         inner = (*around, node) if isinstance(node, ast.ExceptHandler) else around
         stack.extend((child, inner) for child in ast.iter_child_nodes(node))
     return found
-
-
-def _setters_in_finally(module: ModuleFacts) -> dict[str, list[Setter]]:
-    found: dict[str, list[Setter]] = {}
-    for function, event in module.calls("set"):
-        if event.context.in_finally and event.receiver and not event.arguments:
-            found.setdefault(event_name(event.receiver), []).append((function, event))
-    return found
-
-
-def _guaranteed_setter(
-    setters: dict[str, list[Setter]], function: FunctionFacts, call: Event
-) -> Setter | None:
-    """A `.set()` of the awaited event in some `finally`, other than one this very
-    function only reaches after the wait (that one can never end it)."""
-    if call.method != "wait":
-        return None
-    for setter_function, event in setters.get(event_name(call.receiver), []):
-        if setter_function is function and event.order > call.order:
-            continue
-        return setter_function, event
-    return None
 
 
 def _trace(

@@ -73,7 +73,10 @@ class {cls}(Rule):
             for checkpoint in function.checkpoints:
                 if False:  # TODO: the condition
                     yield self.detect(
-                        function, checkpoint.location, "TODO: message", {evidence}(checkpoint)
+                        function,
+                        checkpoint.location,
+                        "TODO: message",
+                        {evidence}(checkpoint),
                     )
 
     def trace(
@@ -95,7 +98,7 @@ class {cls}(Rule):
 RULE = {cls}()
 '''
 
-FIXTURE = '''"""{code} {name}: positive cases end in `# expect: {code}`, negative ones have none."""
+FIXTURE = '''"""{code} {name}: positive cases carry an expect comment, negative ones none."""
 
 import anyio
 import asyncio

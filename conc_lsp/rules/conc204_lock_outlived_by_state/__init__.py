@@ -68,7 +68,8 @@ from conc_lsp.analysis.events import (
 from conc_lsp.analysis.locks import holds_locks
 from conc_lsp.analysis.program import Program
 from conc_lsp.analysis.reach import function_parents
-from conc_lsp.rules.base import Detection, Evidence, Rule, Words, is_wait_call
+from conc_lsp.analysis.waits import is_wait_call
+from conc_lsp.rules.base import Detection, Evidence, Rule, Words
 from conc_lsp.rules.conc204_lock_outlived_by_state.story import (
     EFFORT,
     LockOutlived,
