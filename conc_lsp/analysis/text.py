@@ -8,7 +8,10 @@ U+2028 and U+2029, which would shift every position after such a character.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Sequence
+from functools import lru_cache
+from itertools import accumulate
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -26,11 +29,47 @@ def split_lines(text: str) -> list[str]:
     return LINE_BREAK.split(text)
 
 
+# Up to this many code points, slicing and encoding the line (in C) is
+# cheaper than building its offset table (in Python).
+SHORT_LINE = 256
+
+
+@lru_cache(maxsize=16)
+def _unit_offsets(line: str, encoding: str) -> Sequence[int]:
+    """``offsets[i]``: the ``encoding`` units before code point ``i`` of ``line``.
+
+    Built once per (long, non-ASCII) line and kept for the next conversions:
+    converting every column of a line by slicing it is quadratic.
+    """
+    if encoding == "utf-8":
+        widths = [
+            1 if code < 0x80 else 2 if code < 0x800 else 3 if code < 0x10000 else 4
+            for code in map(ord, line)
+        ]
+    else:
+        widths = [2 if code >= 0x10000 else 1 for code in map(ord, line)]
+    return list(accumulate(widths, initial=0))
+
+
+def _to_codepoint(line: str, units: int, encoding: str) -> int:
+    """The code point at which ``units`` falls (rounded down), for a non-ASCII line."""
+    if len(line) > SHORT_LINE:
+        offsets = _unit_offsets(line, encoding)
+        return min(bisect_right(offsets, units) - 1, len(line))
+    if encoding == "utf-8":
+        return len(line.encode("utf-8")[:units].decode("utf-8", errors="ignore"))
+    # UTF-16: a unit count that splits a surrogate pair rounds down.
+    encoded = line.encode("utf-16-le")[: units * 2]
+    return len(encoded.decode("utf-16-le", errors="ignore"))
+
+
 def utf8_to_codepoint(line: str, byte_column: int) -> int:
     """Convert an ast column (UTF-8 bytes) into a code-point column."""
+    if byte_column <= 0:
+        return 0
     if line.isascii():
         return byte_column
-    return len(line.encode("utf-8")[:byte_column].decode("utf-8", errors="ignore"))
+    return _to_codepoint(line, byte_column, "utf-8")
 
 
 def end_position(lines: Sequence[str], node: object) -> tuple[int, int]:
@@ -46,6 +85,9 @@ def codepoint_to_units(line: str, column: int, encoding: str) -> int:
     """Convert a code-point column into ``encoding`` units (utf-8/16/32)."""
     if encoding == "utf-32" or line.isascii():
         return column
+    column = max(0, min(column, len(line)))
+    if len(line) > SHORT_LINE:
+        return _unit_offsets(line, encoding)[column]
     prefix = line[:column]
     if encoding == "utf-8":
         return len(prefix.encode("utf-8"))
@@ -63,17 +105,7 @@ def units_to_codepoint(line: str, units: int, encoding: str) -> int:
         return 0
     if encoding == "utf-32" or line.isascii():
         return min(units, len(line))
-    seen = 0
-    for index, char in enumerate(line):
-        code = ord(char)
-        if encoding == "utf-8":
-            width = 1 if code < 0x80 else 2 if code < 0x800 else 3 if code < 0x10000 else 4
-        else:
-            width = 2 if code >= 0x10000 else 1
-        if seen + width > units:
-            return index
-        seen += width
-    return len(line)
+    return _to_codepoint(line, units, encoding)
 
 
 def apply_edits(lines: list[str], edits: Sequence[TextEdit]) -> list[str]:
