@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, register_lsp_features
 
-from .helpers import settle
+from .helpers import GENEROUS_TIMEOUT, announce, settle
 
 SERVER_COMMAND = [sys.executable, "-m", "conc_lsp", "serve"]
 
@@ -67,21 +66,35 @@ def _configuration(client: LanguageClient, params: types.ConfigurationParams) ->
 
 def _inlay_hint_refresh(client: LanguageClient, params: None) -> None:
     client.inlay_hint_refreshes += 1  # type: ignore[attr-defined]
+    announce(client)
+
+
+def _diagnostic_refresh(client: LanguageClient, params: None) -> None:
+    DEFAULT_CLIENT_FEATURES[types.WORKSPACE_DIAGNOSTIC_REFRESH](client, params)
+    announce(client)
+
+
+def _publish_diagnostics(client: LanguageClient, params: types.PublishDiagnosticsParams) -> None:
+    DEFAULT_CLIENT_FEATURES[types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS](client, params)
+    announce(client)
 
 
 def make_client() -> LanguageClient:
-    """The pytest-lsp client, plus a recorded start time and two recording handlers."""
+    """The pytest-lsp client, plus handlers that record what the server asks
+    and announce its background results (see ``helpers.until_announced``)."""
     client = LanguageClient()
-    client.started_at = time.perf_counter()  # type: ignore[attr-defined]
     client.configuration_requests = []  # type: ignore[attr-defined]
     client.configuration_event = asyncio.Event()  # type: ignore[attr-defined]
     client.inlay_hint_refreshes = 0  # type: ignore[attr-defined]
+    client.announced = asyncio.Event()  # type: ignore[attr-defined]
     register_lsp_features(
         client,
         {
             **DEFAULT_CLIENT_FEATURES,
             types.WORKSPACE_CONFIGURATION: _configuration,
             types.WORKSPACE_INLAY_HINT_REFRESH: _inlay_hint_refresh,
+            types.WORKSPACE_DIAGNOSTIC_REFRESH: _diagnostic_refresh,
+            types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS: _publish_diagnostics,
         },
     )
     return client
@@ -107,7 +120,6 @@ async def _start_session(
     if marker:
         (root / "pyproject.toml").write_text(marker.args[0], encoding="utf-8")
     lsp_client.root = root  # type: ignore[attr-defined]
-    before = time.perf_counter()
     result = await lsp_client.initialize_session(
         types.InitializeParams(
             capabilities=pytest_lsp.client_capabilities(name),
@@ -115,14 +127,11 @@ async def _start_session(
             initialization_options=options,
         )
     )
-    after = time.perf_counter()
     lsp_client.init_result = result  # type: ignore[attr-defined]
-    lsp_client.init_call_seconds = after - before  # type: ignore[attr-defined]
-    lsp_client.init_total_seconds = after - lsp_client.started_at  # type: ignore[attr-defined]
     # Both recorded clients support workspace/configuration, so the server
     # pulls its section after `initialized`.  Let that first pull settle
     # before the test starts, so it cannot overtake the test's own changes.
-    await asyncio.wait_for(lsp_client.configuration_event.wait(), 5)  # type: ignore[attr-defined]
+    await asyncio.wait_for(lsp_client.configuration_event.wait(), GENEROUS_TIMEOUT)  # type: ignore[attr-defined]
     await settle(lsp_client)
     lsp_client.configuration_event.clear()  # type: ignore[attr-defined]
 
