@@ -23,6 +23,7 @@ client), for tests that only open their own documents.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -136,6 +137,26 @@ async def _start_session(
     lsp_client.configuration_event.clear()  # type: ignore[attr-defined]
 
 
+@contextlib.asynccontextmanager
+async def _session(
+    request: pytest.FixtureRequest, lsp_client: LanguageClient, root: Path
+) -> AsyncIterator[None]:
+    """Initialize, serve the test, shut down (shutdown, exit). However that
+    ends, the server process ends and the client stops before the test's
+    event loop closes: a client left running (pytest-lsp stops it only after
+    a clean teardown) is destroyed with its loop, and its pending pygls tasks
+    print tracebacks after pytest's summary."""
+    try:
+        await _start_session(request, lsp_client, root)
+        yield
+        await asyncio.wait_for(lsp_client.shutdown_session(), GENEROUS_TIMEOUT)
+    finally:
+        server = lsp_client._server
+        if server is not None and server.returncode is None:
+            server.kill()
+        await lsp_client.stop()
+
+
 CONFIG = ClientServerConfig(server_command=SERVER_COMMAND, client_factory=make_client)
 
 
@@ -148,9 +169,8 @@ async def client(
     """A fresh server per test (markers init_options / client_config apply)."""
     root = tmp_path / "workspace"
     root.mkdir()
-    await _start_session(request, lsp_client, root)
-    yield
-    await lsp_client.shutdown_session()
+    async with _session(request, lsp_client, root):
+        yield
 
 
 @pytest_lsp.fixture(  # type: ignore[untyped-decorator]
@@ -164,6 +184,5 @@ async def module_client(
     """One server per test module and client, default settings: tests must
     use their own documents (open_document names them uniquely)."""
     root = tmp_path_factory.mktemp("workspace")
-    await _start_session(request, lsp_client, root)
-    yield
-    await lsp_client.shutdown_session()
+    async with _session(request, lsp_client, root):
+        yield
