@@ -5,13 +5,16 @@ one reported once and replaced by the server's own."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from conc_lsp.analysis.model import Resolution, Verdict
 from conc_lsp.config import Settings
 from conc_lsp.server import resolution
+from conc_lsp.server.diagnostics import Worker
 from conc_lsp.server.documents import Document
 
 PROJECT = Path(__file__).parent / "fixtures" / "projects" / "trio_app"
@@ -94,12 +97,9 @@ def test_a_broken_interpreter_is_reported_and_replaced(tmp_path: Path) -> None:
 def test_a_worker_call_that_never_returns_is_killed() -> None:
     """A jedi call that hangs must not stop resolution for good: past its time
     the worker process is killed, the call answers its default, and the next
-    call gets a new process."""
-    import os
-    import time
-
-    from conc_lsp.server.diagnostics import Worker
-
+    call gets a new process. (How soon the answer comes is a figure of
+    benchmarks/hostile_input.py; a call that was not killed would return
+    None after its 60 s, not the default.)"""
     worker = Worker(niceness=10)
 
     async def scenario() -> tuple[object, object, object]:
@@ -108,11 +108,9 @@ def test_a_worker_call_that_never_returns_is_killed() -> None:
         second = await worker.call(os.getpid, default=None)
         return first, slow, second
 
-    started = time.monotonic()
     try:
         first, slow, second = asyncio.run(scenario())
     finally:
         worker.shutdown()
     assert slow == "gave up"
-    assert time.monotonic() - started < 20
     assert isinstance(first, int) and isinstance(second, int) and first != second

@@ -23,8 +23,8 @@ client), for tests that only open their own documents.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, register_lsp_features
 
-from .helpers import settle
+from .helpers import GENEROUS_TIMEOUT, announce, settle
 
 SERVER_COMMAND = [sys.executable, "-m", "conc_lsp", "serve"]
 
@@ -67,21 +67,35 @@ def _configuration(client: LanguageClient, params: types.ConfigurationParams) ->
 
 def _inlay_hint_refresh(client: LanguageClient, params: None) -> None:
     client.inlay_hint_refreshes += 1  # type: ignore[attr-defined]
+    announce(client)
+
+
+def _diagnostic_refresh(client: LanguageClient, params: None) -> None:
+    DEFAULT_CLIENT_FEATURES[types.WORKSPACE_DIAGNOSTIC_REFRESH](client, params)
+    announce(client)
+
+
+def _publish_diagnostics(client: LanguageClient, params: types.PublishDiagnosticsParams) -> None:
+    DEFAULT_CLIENT_FEATURES[types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS](client, params)
+    announce(client)
 
 
 def make_client() -> LanguageClient:
-    """The pytest-lsp client, plus a recorded start time and two recording handlers."""
+    """The pytest-lsp client, plus handlers that record what the server asks
+    and announce its background results (see ``helpers.until_announced``)."""
     client = LanguageClient()
-    client.started_at = time.perf_counter()  # type: ignore[attr-defined]
     client.configuration_requests = []  # type: ignore[attr-defined]
     client.configuration_event = asyncio.Event()  # type: ignore[attr-defined]
     client.inlay_hint_refreshes = 0  # type: ignore[attr-defined]
+    client.announced = asyncio.Event()  # type: ignore[attr-defined]
     register_lsp_features(
         client,
         {
             **DEFAULT_CLIENT_FEATURES,
             types.WORKSPACE_CONFIGURATION: _configuration,
             types.WORKSPACE_INLAY_HINT_REFRESH: _inlay_hint_refresh,
+            types.WORKSPACE_DIAGNOSTIC_REFRESH: _diagnostic_refresh,
+            types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS: _publish_diagnostics,
         },
     )
     return client
@@ -107,7 +121,6 @@ async def _start_session(
     if marker:
         (root / "pyproject.toml").write_text(marker.args[0], encoding="utf-8")
     lsp_client.root = root  # type: ignore[attr-defined]
-    before = time.perf_counter()
     result = await lsp_client.initialize_session(
         types.InitializeParams(
             capabilities=pytest_lsp.client_capabilities(name),
@@ -115,16 +128,33 @@ async def _start_session(
             initialization_options=options,
         )
     )
-    after = time.perf_counter()
     lsp_client.init_result = result  # type: ignore[attr-defined]
-    lsp_client.init_call_seconds = after - before  # type: ignore[attr-defined]
-    lsp_client.init_total_seconds = after - lsp_client.started_at  # type: ignore[attr-defined]
     # Both recorded clients support workspace/configuration, so the server
     # pulls its section after `initialized`.  Let that first pull settle
     # before the test starts, so it cannot overtake the test's own changes.
-    await asyncio.wait_for(lsp_client.configuration_event.wait(), 5)  # type: ignore[attr-defined]
+    await asyncio.wait_for(lsp_client.configuration_event.wait(), GENEROUS_TIMEOUT)  # type: ignore[attr-defined]
     await settle(lsp_client)
     lsp_client.configuration_event.clear()  # type: ignore[attr-defined]
+
+
+@contextlib.asynccontextmanager
+async def _session(
+    request: pytest.FixtureRequest, lsp_client: LanguageClient, root: Path
+) -> AsyncIterator[None]:
+    """Initialize, serve the test, shut down (shutdown, exit). However that
+    ends, the server process ends and the client stops before the test's
+    event loop closes: a client left running (pytest-lsp stops it only after
+    a clean teardown) is destroyed with its loop, and its pending pygls tasks
+    print tracebacks after pytest's summary."""
+    try:
+        await _start_session(request, lsp_client, root)
+        yield
+        await asyncio.wait_for(lsp_client.shutdown_session(), GENEROUS_TIMEOUT)
+    finally:
+        server = lsp_client._server
+        if server is not None and server.returncode is None:
+            server.kill()
+        await lsp_client.stop()
 
 
 CONFIG = ClientServerConfig(server_command=SERVER_COMMAND, client_factory=make_client)
@@ -139,9 +169,8 @@ async def client(
     """A fresh server per test (markers init_options / client_config apply)."""
     root = tmp_path / "workspace"
     root.mkdir()
-    await _start_session(request, lsp_client, root)
-    yield
-    await lsp_client.shutdown_session()
+    async with _session(request, lsp_client, root):
+        yield
 
 
 @pytest_lsp.fixture(  # type: ignore[untyped-decorator]
@@ -155,6 +184,5 @@ async def module_client(
     """One server per test module and client, default settings: tests must
     use their own documents (open_document names them uniquely)."""
     root = tmp_path_factory.mktemp("workspace")
-    await _start_session(request, lsp_client, root)
-    yield
-    await lsp_client.shutdown_session()
+    async with _session(request, lsp_client, root):
+        yield

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
+T = TypeVar("T")
 _counter = 0
+
+# Seconds a test waits for an answer or for background work before it fails.
+# Only a hang guard: on a busy 2-core machine a loaded server can take many
+# times its usual time, and the figures belong in benchmarks/, not here.
+GENEROUS_TIMEOUT = 120.0
 
 
 def units(text: str, encoding: str) -> int:
@@ -74,7 +81,7 @@ async def hints(
         client.text_document_inlay_hint_async(
             types.InlayHintParams(text_document=types.TextDocumentIdentifier(uri=uri), range=range_)
         ),
-        10,
+        GENEROUS_TIMEOUT,
     )
     assert isinstance(result, (list, tuple)), result  # pygls structures arrays as tuples
     return list(result)
@@ -110,10 +117,11 @@ def errors_reported(client: LanguageClient) -> list[str]:
 
 
 async def eventually(
-    produce: Any, predicate: Any, timeout: float = 3.0, interval: float = 0.02
+    produce: Any, predicate: Any, timeout: float = GENEROUS_TIMEOUT, interval: float = 0.02
 ) -> Any:
     """Call the coroutine function ``produce`` until ``predicate`` holds on its
-    result (for effects the server applies asynchronously); return the result."""
+    result (for effects the server applies asynchronously); return the result.
+    Where the server announces the effect, prefer ``until_announced``."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
@@ -121,6 +129,35 @@ async def eventually(
         if predicate(value) or loop.time() > deadline:
             return value
         await asyncio.sleep(interval)
+
+
+def announce(client: LanguageClient) -> None:
+    """The server sent something that announces new results: published
+    diagnostics, or a request to refresh inlay hints or diagnostics."""
+    client.announced.set()  # type: ignore[attr-defined]
+
+
+async def until_announced(
+    client: LanguageClient,
+    produce: Callable[[], Awaitable[T]],
+    predicate: Callable[[T], bool],
+    timeout: float = GENEROUS_TIMEOUT,
+) -> T:
+    """Call ``produce`` now, and again after each announcement of new results
+    (see ``announce``), until ``predicate`` holds on its result or ``timeout``
+    seconds pass; return the last result (the test asserts on it)."""
+    announced: asyncio.Event = client.announced  # type: ignore[attr-defined]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        announced.clear()  # one that arrives while we ask makes us ask again
+        value = await produce()
+        if predicate(value):
+            return value
+        try:
+            await asyncio.wait_for(announced.wait(), deadline - loop.time())
+        except TimeoutError:
+            return value
 
 
 def change_configuration(client: LanguageClient, settings: Any) -> None:

@@ -1,8 +1,7 @@
-"""Garbage in: an answer (a list, possibly empty) in time, and a live server after."""
+"""Garbage in: an answer (a list, possibly empty), and a live server after.
+How fast the answers come is measured by benchmarks/hostile_input.py."""
 
 from __future__ import annotations
-
-import time
 
 import pytest
 from lsprotocol import types
@@ -55,7 +54,6 @@ async def still_alive(client: LanguageClient) -> None:
 async def test_garbage_gets_an_answer(module_client: LanguageClient, name: str) -> None:
     client = module_client
     uri = open_document(client, GARBAGE[name])
-    started = time.perf_counter()
     found = await hints(client, uri)
     hover = await client.text_document_hover_async(
         types.HoverParams(
@@ -63,8 +61,6 @@ async def test_garbage_gets_an_answer(module_client: LanguageClient, name: str) 
             position=types.Position(line=1, character=4),
         )
     )
-    elapsed = time.perf_counter() - started
-    assert elapsed < 3.0
     assert all(isinstance(h, types.InlayHint) for h in found)
     expected = EXPECTED_LINES[name]
     if expected is not None:
@@ -79,7 +75,6 @@ async def test_twenty_thousand_awaits(module_client: LanguageClient) -> None:
     body = "    await trio.sleep(0)\n"
     text = "import trio\n\nasync def f():\n" + body * 20_000
     uri = open_document(client, text)
-    started = time.perf_counter()
     visible = await hints(
         client,
         uri,
@@ -87,11 +82,9 @@ async def test_twenty_thousand_awaits(module_client: LanguageClient) -> None:
             start=types.Position(line=0, character=0), end=types.Position(line=60, character=0)
         ),
     )
-    first = time.perf_counter() - started
     assert [h.position.line for h in visible] == list(range(3, 60))
     assert all(h.position.character == len(body) - 1 for h in visible)
 
-    started = time.perf_counter()
     middle = await hints(
         client,
         uri,
@@ -100,20 +93,12 @@ async def test_twenty_thousand_awaits(module_client: LanguageClient) -> None:
             end=types.Position(line=10_050, character=0),
         ),
     )
-    again = time.perf_counter() - started
     assert [h.position.line for h in middle] == list(range(10_000, 10_050))
 
-    started = time.perf_counter()
     everything = await hints(client, uri)
-    whole = time.perf_counter() - started
     assert len(everything) == 20_000
     assert everything[-1].position.line == 20_002
-    print(
-        f"\n20k awaits: first visible range {first:.3f} s, middle range {again:.3f} s, "
-        f"whole file {whole:.3f} s"
-    )
-    assert first < 3.0 and again < 1.0 and whole < 5.0
-    # an edit at the top of the big file is answered quickly too
+    # an edit at the top of the big file is answered too
     client.text_document_did_change(
         types.DidChangeTextDocumentParams(
             text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
@@ -128,7 +113,6 @@ async def test_twenty_thousand_awaits(module_client: LanguageClient) -> None:
             ],
         )
     )
-    started = time.perf_counter()
     visible = await hints(
         client,
         uri,
@@ -136,15 +120,10 @@ async def test_twenty_thousand_awaits(module_client: LanguageClient) -> None:
             start=types.Position(line=0, character=0), end=types.Position(line=5, character=0)
         ),
     )
-    edited = time.perf_counter() - started
     assert [(h.position.line, h.position.character) for h in visible] == [
         (3, len("    x = 1; await trio.sleep(0)")),
         (4, len(body) - 1),
     ]
-    # A hang guard, not a speed test: an edit inside one 20,000-statement
-    # function re-parses that whole function (about 1-2 s here; the closing
-    # note and benchmarks/ carry the figures for realistic files).
-    print(f"20k awaits: hints after an edit at the top {edited:.3f} s")
-    assert edited < 5.0
+    # The times of these requests are figures of benchmarks/hostile_input.py.
     await still_alive(client)
     assert errors_reported(client) == []

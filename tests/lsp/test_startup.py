@@ -1,4 +1,7 @@
-"""Initialize: negotiated capabilities and start-up time."""
+"""Initialize: negotiated capabilities, and a server that serves at once.
+
+Start-up time is a figure of benchmarks/lsp_roundtrip.py, not a test: on a
+busy machine it says nothing about the code."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-from .helpers import hints, open_document
+from .helpers import hints, open_document, summary
 
 module_loop = pytest.mark.asyncio(loop_scope="module")
 
@@ -59,29 +62,14 @@ async def test_initialize_result(module_client: LanguageClient) -> None:
 
 
 @module_loop
-async def test_initialize_answers_quickly(module_client: LanguageClient) -> None:
-    """Regression guard: well under the time an editor waits before giving up."""
+async def test_the_first_request_after_initialize_is_answered(
+    module_client: LanguageClient,
+) -> None:
+    """The first request after initialize is answered, with the right hints.
+    How long start-up takes is measured by benchmarks/lsp_roundtrip.py
+    (process start -> initialize result, median of 5 starts)."""
     client = module_client
-    total = client.init_total_seconds  # type: ignore[attr-defined]
-    call = client.init_call_seconds  # type: ignore[attr-defined]
-    print(
-        f"\n{client.client_name}: process start -> initialize result {total:.3f} s "  # type: ignore[attr-defined]
-        f"(initialize request alone {call:.3f} s)"
-    )
-    assert call <= total < 2.5
-    # and it serves right away
     uri = open_document(client, "import trio\nasync def f():\n    await trio.sleep(0)\n")
-    assert [h.position.line for h in await hints(client, uri)] == [2]
-
-
-@module_loop
-@pytest.mark.xfail(
-    strict=False,
-    reason="often missed inside the test run on this 2-core machine (the test process "
-    "competes for the cores); `import lsprotocol.types` alone takes 0.4-0.9 s. Measured "
-    "alone, benchmarks/lsp_roundtrip.py gives a median of about 0.73 s",
-)
-async def test_initialize_answers_within_one_second(module_client: LanguageClient) -> None:
-    client = module_client
-    total = client.init_total_seconds  # type: ignore[attr-defined]
-    assert total < 1.0, f"process start -> initialize result took {total:.3f} s"
+    assert summary(await hints(client, uri)) == [
+        (2, len("    await trio.sleep(0)"), "<- checkpoint")
+    ]
