@@ -33,7 +33,9 @@ from precision import collect
 DEFAULT_CORPUS = Path("/work/corpus")
 DEFAULT_OUT = Path("/work/judging")
 ORACLE_CODES = ("ASYNC102", "ASYNC120", "ASYNC300")
-FLAKE8_LINE = re.compile(r"^(?P<path>.+?):(?P<line>\d+):(?P<col>\d+): (?P<code>ASYNC\d+) (?P<message>.*)$")
+FLAKE8_LINE = re.compile(
+    r"^(?P<path>.+?):(?P<line>\d+):(?P<col>\d+): (?P<code>ASYNC\d+) (?P<message>.*)$"
+)
 
 
 @dataclass(frozen=True)
@@ -60,16 +62,22 @@ def run_flake8_async(corpus: Path, cache: Path, rerun: bool) -> list[OracleFindi
             files = sorted(str(p.relative_to(corpus)) for p in project.rglob("*.py"))
             done = subprocess.run(
                 [str(executable), f"--enable={','.join(ORACLE_CODES)}", *files],
-                cwd=corpus, capture_output=True, text=True,
+                cwd=corpus,
+                capture_output=True,
+                text=True,
             )
             lines.extend(done.stdout.splitlines())
-            print(f"flake8-async {project.name}: {len(done.stdout.splitlines())} findings", flush=True)
+            print(
+                f"flake8-async {project.name}: {len(done.stdout.splitlines())} findings", flush=True
+            )
         cache.write_text("\n".join(lines) + "\n", encoding="utf-8")
     found: list[OracleFinding] = []
     for raw in cache.read_text(encoding="utf-8").splitlines():
         match = FLAKE8_LINE.match(raw)
         if match and match["code"] in ORACLE_CODES:
-            found.append(OracleFinding(match["path"], int(match["line"]), match["code"], match["message"]))
+            found.append(
+                OracleFinding(match["path"], int(match["line"]), match["code"], match["message"])
+            )
     return found
 
 
@@ -79,7 +87,9 @@ def cleanup_blocks(tree: ast.AST, path: str) -> list[Block]:
     for node in ast.walk(tree):
         if isinstance(node, (ast.Try, ast.TryStar)) and node.finalbody:
             last = node.finalbody[-1]
-            blocks.append(Block(path, node.finalbody[0].lineno, last.end_lineno or last.lineno, "finally"))
+            blocks.append(
+                Block(path, node.finalbody[0].lineno, last.end_lineno or last.lineno, "finally")
+            )
         elif isinstance(node, ast.ExceptHandler):
             blocks.append(Block(path, node.lineno, node.end_lineno or node.lineno, "except"))
         elif isinstance(node, ast.AsyncFunctionDef) and node.name == "__aexit__":
@@ -97,7 +107,9 @@ def enclosing_block(blocks: list[Block], finding: OracleFinding) -> Block:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--rerun", action="store_true", help="run flake8-async again")
@@ -106,8 +118,8 @@ def main() -> None:
     oracle = run_flake8_async(args.corpus, args.out / "flake8_async.txt", args.rerun)
     conc = collect(args.corpus, resolve=False)
     conc_lines: dict[str, list[int]] = collections.defaultdict(list)
-    for finding in conc:
-        conc_lines[finding["path"]].append(int(finding["line"]))
+    for conc_finding in conc:
+        conc_lines[conc_finding["path"]].append(int(conc_finding["line"]))
 
     blocks_of: dict[str, list[Block]] = {}
     flagged: dict[Block, list[OracleFinding]] = collections.defaultdict(list)
@@ -118,23 +130,35 @@ def main() -> None:
         flagged[enclosing_block(blocks_of[finding.path], finding)].append(finding)
 
     uncovered = {
-        block: found for block, found in flagged.items()
+        block: found
+        for block, found in flagged.items()
         if not any(block.first <= line <= block.last for line in conc_lines[block.path])
     }
     per_code: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     for block, found in flagged.items():
         for code in sorted({f.code for f in found}):
             per_code[code]["uncovered" if block in uncovered else "covered"] += 1
-    print(f"\n{len(oracle)} flake8-async findings in {len(flagged)} blocks; {len(conc)} conc-lsp findings")
+    print(
+        f"\n{len(oracle)} flake8-async findings in {len(flagged)} blocks;"
+        f" {len(conc)} conc-lsp findings"
+    )
     for code, counter in sorted(per_code.items()):
-        print(f"{code}: {counter['covered']} blocks covered by conc-lsp, {counter['uncovered']} not")
+        print(
+            f"{code}: {counter['covered']} blocks covered by conc-lsp, {counter['uncovered']} not"
+        )
     print("\nblocks with no conc-lsp finding:")
     for block, found in sorted(uncovered.items(), key=lambda item: (item[0].path, item[0].first)):
         codes = ",".join(sorted({f.code for f in found}))
-        print(f"  {block.path}:{block.first}-{block.last} {block.kind} {codes} (lines {[f.line for f in found]})")
+        lines = [f.line for f in found]
+        print(f"  {block.path}:{block.first}-{block.last} {block.kind} {codes} (lines {lines})")
     (args.out / "oracle_uncovered.json").write_text(
-        json.dumps([{"block": asdict(b), "findings": [asdict(f) for f in found]}
-                    for b, found in uncovered.items()], indent=1),
+        json.dumps(
+            [
+                {"block": asdict(b), "findings": [asdict(f) for f in found]}
+                for b, found in uncovered.items()
+            ],
+            indent=1,
+        ),
         encoding="utf-8",
     )
 

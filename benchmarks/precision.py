@@ -93,7 +93,8 @@ def code_around(corpus: Path, finding: Finding) -> str:
 def write_sheet(corpus: Path, sample: list[Finding], sheet: Path) -> None:
     parts = [
         "# Judging sheet\n",
-        "Verdicts: true (real hazard) / deliberate (true, intended) / wrong (the claim is false).\n",
+        "Verdicts: true (real hazard) / deliberate (true, intended)"
+        " / wrong (the claim is false).\n",
     ]
     for number, finding in enumerate(sample, 1):
         parts.append(
@@ -111,7 +112,9 @@ def read_judgements(path: Path) -> list[tuple[str, str, str, str]]:
             continue
         fields = raw.split("\t")
         if len(fields) < 3 or fields[2] not in VERDICTS:
-            sys.exit(f"precision: {path}:{number}: expected 'path:line<TAB>CODE<TAB>verdict<TAB>reason'")
+            sys.exit(
+                f"precision: {path}:{number}: expected 'path:line<TAB>CODE<TAB>verdict<TAB>reason'"
+            )
         judged.append((fields[0], fields[1], fields[2], fields[3] if len(fields) > 3 else ""))
     return judged
 
@@ -131,8 +134,12 @@ def print_figures(judged: list[tuple[str, str, str, str]]) -> None:
 
 def report_stale(judged: list[tuple[str, str, str, str]], findings_file: Path) -> None:
     """Judged findings that the current findings file no longer has (fixed or moved)."""
-    current = {f"{f['path']}:{f['line']}\t{f['code']}" for f in json.loads(findings_file.read_text())}
-    gone = [(loc, code, verdict) for loc, code, verdict, _ in judged if f"{loc}\t{code}" not in current]
+    current = {
+        f"{f['path']}:{f['line']}\t{f['code']}" for f in json.loads(findings_file.read_text())
+    }
+    gone = [
+        (loc, code, verdict) for loc, code, verdict, _ in judged if f"{loc}\t{code}" not in current
+    ]
     by_verdict = collections.Counter(verdict for _, _, verdict in gone)
     print(f"\njudged findings no longer reported: {len(gone)} {dict(by_verdict)}")
     for loc, code, verdict in gone:
@@ -140,7 +147,9 @@ def report_stale(judged: list[tuple[str, str, str, str]], findings_file: Path) -
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--resolve", action="store_true", help="run check with --resolve")
@@ -158,11 +167,15 @@ def main() -> None:
     suffix = "-resolve" if args.resolve else ""
     findings = collect(args.corpus, args.resolve)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"findings{suffix}.json").write_text(json.dumps(findings, indent=1), encoding="utf-8")
+    (args.out / f"findings{suffix}.json").write_text(
+        json.dumps(findings, indent=1), encoding="utf-8"
+    )
     sample = stratified_sample(findings, args.per_rule, args.seed)
     write_sheet(args.corpus, sample, args.out / f"sheet{suffix}.md")
     per_rule = collections.Counter(f["code"] for f in findings)
-    print(f"{len(findings)} findings: " + ", ".join(f"{c} {n}" for c, n in sorted(per_rule.items())))
+    print(
+        f"{len(findings)} findings: " + ", ".join(f"{c} {n}" for c, n in sorted(per_rule.items()))
+    )
     print(f"sample of {len(sample)} in {args.out / f'sheet{suffix}.md'}")
 
 

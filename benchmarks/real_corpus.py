@@ -49,8 +49,19 @@ def project_dir(dest: Path, name: str) -> Path:
 def download(name: str, version: str, into: Path) -> Path:
     """The sdist archive of name==version, downloaded into `into`."""
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-         "--no-binary", ":all:", f"{name}=={version}", "-d", str(into)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            f"{name}=={version}",
+            "-d",
+            str(into),
+        ],
         check=True,
     )
     archives = [p for p in into.iterdir() if p.is_file()]
@@ -97,7 +108,9 @@ def build(dest: Path, force: bool) -> list[Path]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dest", type=Path, default=DEFAULT_DEST)
     parser.add_argument("--force", action="store_true", help="download again even if present")
     args = parser.parse_args()
