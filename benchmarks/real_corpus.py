@@ -1,0 +1,127 @@
+"""Rebuild a corpus of real async code from published source distributions.
+
+The corpus lives OUTSIDE the repository (default /work/corpus): one folder per
+project, unpacked from the sdist that ``pip download --no-deps --no-binary
+:all: NAME==VERSION`` fetches. Versions are pinned so that precision figures
+(benchmarks/precision.py) and the flake8-async comparison
+(benchmarks/flake8_async_oracle.py) are measured on the same code every time.
+
+    .venv/bin/python benchmarks/real_corpus.py [--dest /work/corpus] [--force]
+
+Prints the lines of Python per project. (benchmarks/corpus.py is the older
+speed benchmark on the installed trio/anyio; this one builds the real corpus.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from pathlib import Path
+
+DEFAULT_DEST = Path("/work/corpus")
+
+# name -> pinned version: the newest sdist on PyPI when the corpus was first built.
+# (tractor publishes no current sdist on the reachable index, so it is not here.)
+PROJECTS: dict[str, str] = {
+    "hypercorn": "0.18.0",
+    "httpcore": "1.0.9",
+    "trio-websocket": "0.12.2",
+    "aiohttp": "3.14.5",
+    "asyncpg": "0.32.0",
+    "anyio": "4.16.0",
+    "trio": "0.35.0",
+    "pytest-trio": "0.8.0",
+    "trio-util": "0.8.0",
+    "asyncssh": "2.24.1",
+    "aiofiles": "25.1.0",
+}
+
+
+def project_dir(dest: Path, name: str) -> Path:
+    return dest / f"{name}-{PROJECTS[name]}"
+
+
+def download(name: str, version: str, into: Path) -> Path:
+    """The sdist archive of name==version, downloaded into `into`."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            f"{name}=={version}",
+            "-d",
+            str(into),
+        ],
+        check=True,
+    )
+    archives = [p for p in into.iterdir() if p.is_file()]
+    if len(archives) != 1:
+        sys.exit(f"real_corpus: expected one archive for {name}, got {archives}")
+    return archives[0]
+
+
+def unpack(archive: Path, target: Path) -> None:
+    """Unpack the archive's single top folder as `target`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        if archive.name.endswith(".zip"):
+            with zipfile.ZipFile(archive) as zf:
+                zf.extractall(tmp)
+        else:
+            with tarfile.open(archive) as tf:
+                tf.extractall(tmp, filter="data")
+        tops = list(Path(tmp).iterdir())
+        source = tops[0] if len(tops) == 1 and tops[0].is_dir() else Path(tmp)
+        shutil.move(str(source), target)
+
+
+def python_lines(folder: Path) -> tuple[int, int]:
+    """(files, lines) of the .py files under folder."""
+    files = lines = 0
+    for path in folder.rglob("*.py"):
+        files += 1
+        lines += len(path.read_bytes().splitlines())
+    return files, lines
+
+
+def build(dest: Path, force: bool) -> list[Path]:
+    dest.mkdir(parents=True, exist_ok=True)
+    folders: list[Path] = []
+    for name, version in PROJECTS.items():
+        target = project_dir(dest, name)
+        if target.exists() and force:
+            shutil.rmtree(target)
+        if not target.exists():
+            with tempfile.TemporaryDirectory() as tmp:
+                unpack(download(name, version, Path(tmp)), target)
+        folders.append(target)
+    return folders
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--dest", type=Path, default=DEFAULT_DEST)
+    parser.add_argument("--force", action="store_true", help="download again even if present")
+    args = parser.parse_args()
+    total_files = total_lines = 0
+    for folder in build(args.dest, args.force):
+        files, lines = python_lines(folder)
+        total_files += files
+        total_lines += lines
+        print(f"{folder.name:28} {files:5} files {lines:8} lines of Python")
+    print(f"{'total':28} {total_files:5} files {total_lines:8} lines of Python")
+
+
+if __name__ == "__main__":
+    main()
