@@ -51,7 +51,10 @@ def die_with_parent(parent: int, memory_limit: int = 0) -> None:
     if os.getppid() != parent:
         os._exit(0)  # the parent died before the kernel was asked
     watcher = threading.Thread(
-        target=_watch, args=(parent, memory_limit), name="conc-lsp parent watcher", daemon=True
+        target=watch_parent,
+        args=(parent, memory_limit),
+        name="conc-lsp parent watcher",
+        daemon=True,
     )
     watcher.start()
 
@@ -68,7 +71,8 @@ def _ask_kernel_for_death_signal() -> None:
         pass  # no prctl: the watcher thread is enough
 
 
-def _watch(parent: int, memory_limit: int) -> None:
+def watch_parent(parent: int, memory_limit: int = 0) -> None:
+    """Exit once re-parented (the parent is gone) or past ``memory_limit`` MB."""
     while True:
         if os.getppid() != parent:  # re-parented: the server is gone
             os._exit(0)
