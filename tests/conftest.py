@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from conc_lsp.analysis import resolve
 from tests.live_processes import HAS_PROC, command_line, wait_until_gone, with_environment
 
 # Every process the test run starts inherits this mark, even once its parent is
@@ -30,7 +31,11 @@ def no_process_outlives_the_run() -> Iterator[None]:
     yield
     if not HAS_PROC:
         return
-    gc.collect()  # a worker object nobody holds closes its pipes, and its process ends
+    # Tests that resolve in this process leave cached resolvers, each holding
+    # jedi's helper process for its interpreter: let them go (in the server,
+    # they live and end with the resolver process).
+    resolve._RESOLVERS.clear()
+    gc.collect()  # what nobody holds any more closes its pipes, and its process ends
     mark = os.environ[RUN_MARK]
     left = wait_until_gone(lambda: with_environment(RUN_MARK, mark), timeout=60)
     if left:

@@ -131,6 +131,8 @@ class Resolutions:
                 self._out_of_memory(ls, uri, version, failure)
                 return
             except JobFailed as failure:
+                if self.worker.closed:
+                    return  # the server is shutting down: nothing to say
                 logger.warning("resolver %s", failure)
                 resolutions, stats = {}, {"failed": True}
             except Exception as error:

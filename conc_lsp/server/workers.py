@@ -149,6 +149,11 @@ class WorkerProcess:
     def running(self) -> bool:
         return self._current is not None and self._current.failure is None
 
+    @property
+    def closed(self) -> bool:
+        """Shut down: no job runs any more."""
+        return self._closed
+
     async def run(
         self, function: Callable[..., T], *arguments: object, timeout: float | None = None
     ) -> T:
@@ -159,7 +164,7 @@ class WorkerProcess:
         try:
             return await self._run_once(function, arguments, timeout)
         except WorkerDied as died:
-            if self._closed:
+            if self.closed:
                 raise
             logger.warning("%s died (%s); restarting it", self.name, died)
         return await self._run_once(function, arguments, timeout)

@@ -186,15 +186,15 @@ def test_no_process_outlives_the_server(client: Client, end: Any) -> None:
     assert left == [], [command_line(pid) for pid, _ in left]
 
 
-def test_exit_while_jedi_works_does_not_wait_for_it(client: Client) -> None:
-    """`shutdown` stops the workers at once, so `exit` ends the server even in
-    the middle of a long job."""
+def test_shutdown_and_exit_end_the_server_and_its_workers(client: Client) -> None:
+    """`shutdown` stops the workers at once (even in the middle of a job: see
+    tests/test_processes.py), and `exit` ends the server."""
     start_every_worker(client)
     server = client.process.pid
     below = descendants(server)
     assert client.request("shutdown", None).get("result", "error") is None
     client.notify("exit", None)
-    client.process.wait(timeout=WAIT)
+    assert client.process.wait(timeout=WAIT) == 0
     assert wait_until_gone(lambda: below, timeout=WAIT) == []
 
 
