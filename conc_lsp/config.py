@@ -37,6 +37,7 @@ class Settings:
     cleanup_timeout: float = 5.0  # seconds, for the fixes that bound a wait
     resolve_enabled: bool = True  # follow callees with jedi (background, editor and check)
     resolve_budget: float = 5.0  # seconds of jedi work per document and pass
+    resolve_memory_limit: int = 1024  # MB the resolver process may use; 0: no cap
     python_interpreter: str = ""  # whose packages jedi reads; "" = the server's own
 
     def rule_enabled(self, code: str, path: str | None = None, *, opt_in: bool = False) -> bool:
@@ -107,6 +108,7 @@ def apply(settings: Settings, data: Any, source: str) -> Loaded:
         data = data[SECTION]
     for key, (written, value) in _flatten(data).items():
         key = key.replace("labelstyle", "label-style").replace("cleanuptimeout", "cleanup-timeout")
+        key = key.replace("memorylimit", "memory-limit")
         try:
             loaded.settings = _set(loaded.settings, key, value)
         except KeyError:
@@ -150,6 +152,11 @@ def _set(settings: Settings, key: str, value: Any) -> Settings:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise ValueError(f"expected a positive number of seconds, got {value!r}")
         return replace(settings, resolve_budget=float(value))
+    if key == "resolve.memory-limit":
+        megabytes = isinstance(value, int) and not isinstance(value, bool)
+        if not megabytes or not (value == 0 or value >= 100):
+            raise ValueError(f"expected megabytes (at least 100; 0: no cap), got {value!r}")
+        return replace(settings, resolve_memory_limit=value)
     if key == "python.interpreter":
         if not isinstance(value, str):
             raise TypeError(f"expected a path to a python executable, got {value!r}")

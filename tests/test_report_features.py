@@ -25,12 +25,21 @@ CACHE = Path(__file__).parent / "fixtures" / "report" / "cache.py"
 class FakeWorker:
     """Runs the worker functions in this process."""
 
-    async def call(self, function: Callable[..., Any], *arguments: Any, default: Any) -> Any:
+    def __init__(self) -> None:
+        self.reports = self
+
+    async def call(
+        self, function: Callable[..., Any], *arguments: Any, default: Any, timeout: Any = None
+    ) -> Any:
+        return function(*arguments)
+
+    async def run(self, function: Callable[..., Any], *arguments: Any, timeout: Any = None) -> Any:
         return function(*arguments)
 
 
 class FakeWorkspace:
-    root_path: str | None = None
+    root_path: str | None = str(CACHE.parent)  # files not open are read inside it only
+    folders: dict[str, Any] = {}  # noqa: RUF012 - never changed
 
 
 class FakeServer:

@@ -48,12 +48,12 @@ def run_pass(edit_during_the_pass: bool) -> tuple[FakeServer, Document]:
     server.documents[document.uri] = document
     resolutions = resolution.Resolutions()
 
-    async def call(function: Any, *arguments: Any, default: Any, timeout: Any = None) -> Any:
+    async def run(function: Any, *arguments: Any, timeout: Any = None) -> Any:
         if edit_during_the_pass:
             document.version = 2  # the user typed while jedi worked
         return FOUND, {"total": 1, "resolved": 1, "complete": True, "seconds": 0.1}
 
-    resolutions.worker.call = call  # type: ignore[method-assign]
+    resolutions.worker.run = run  # type: ignore[method-assign]
     asyncio.run(resolutions.run(server, document.uri))  # type: ignore[arg-type]
     return server, document
 

@@ -2,29 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import multiprocessing
 from collections import OrderedDict
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from functools import cache, partial
+from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
 from conc_lsp.analysis.model import Finding, HintKey, Resolution, Severity
 from conc_lsp.config import Settings
-from conc_lsp.processes import lower_priority
 from conc_lsp.server.positions import to_lsp
+from conc_lsp.server.workers import WorkerProcess
 
 if TYPE_CHECKING:  # the rules load in the worker process only, not in the server
     from conc_lsp.diagnose import CheckResult
 
-logger = logging.getLogger("conc_lsp")
-T = TypeVar("T")
+JOB_SECONDS = 120.0  # one job of the rules: past it, the process is killed (no findings)
 
 SEVERITIES = {
     Severity.ERROR: types.DiagnosticSeverity.Error,
@@ -113,62 +106,16 @@ def compute_fix_all(lines: list[str], settings: Settings, path: str | None) -> l
     return fix_lines(lines, settings, path)[0]
 
 
-class Worker:
-    """One worker process for the rules, so that a long check of a huge file
+class Worker(WorkerProcess):
+    """The worker process of the rules, so that a long check of a huge file
     never holds the server's GIL while the user types (hints stay fast), and
-    a crash in it cannot take the server down."""
+    a crash in it cannot take the server down. Each job has a time limit.
+    ``reports`` is a process of its own for the reports (``conc.analyse``):
+    a slow report never delays the diagnostics."""
 
     def __init__(self, niceness: int = 0) -> None:
-        self._pool: ProcessPoolExecutor | None = None
-        self.niceness = niceness  # > 0: a background process that yields the CPU to typing
-
-    def _executor(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                max_workers=1,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=partial(lower_priority, self.niceness) if self.niceness else None,
-            )
-        return self._pool
-
-    async def call(
-        self,
-        function: Callable[..., T],
-        *arguments: object,
-        default: T,
-        timeout: float | None = None,
-    ) -> T:
-        """Run ``function`` in the worker process (restarting it once if it died);
-        after ``timeout`` seconds, kill the process and return ``default``."""
-        if timeout is None:
-            return await self._run(function, *arguments, default=default)
-        try:
-            return await asyncio.wait_for(self._run(function, *arguments, default=default), timeout)
-        except TimeoutError:
-            logger.warning("worker took over %.0f s: killed, a new one starts", timeout)
-            self.kill()
-            return default
-
-    def kill(self) -> None:
-        """Stop the worker process now, even in the middle of a call."""
-        pool = self._pool
-        self._pool = None
-        if pool is None:
-            return
-        processes = getattr(pool, "_processes", None) or {}  # no public way to kill them
-        for process in list(processes.values()):
-            process.kill()
-        pool.shutdown(wait=False, cancel_futures=True)
-
-    async def _run(self, function: Callable[..., T], *arguments: object, default: T) -> T:
-        loop = asyncio.get_running_loop()
-        for attempt in (1, 2):
-            try:
-                return await loop.run_in_executor(self._executor(), function, *arguments)
-            except BrokenProcessPool:
-                logger.warning("diagnostics worker died (attempt %d); restarting it", attempt)
-                self._pool = None
-        return default
+        super().__init__("rules worker", niceness=niceness)
+        self.reports = WorkerProcess("report worker", niceness=niceness)
 
     async def compute(
         self,
@@ -180,7 +127,9 @@ class Worker:
     ) -> list[Finding]:
         if not settings.diagnostics_enabled:
             return []
-        return await self._run(compute, key, lines, settings, path, resolutions, default=[])
+        return await self.call(
+            compute, key, lines, settings, path, resolutions, default=[], timeout=JOB_SECONDS
+        )
 
     async def fixes(
         self,
@@ -192,21 +141,31 @@ class Worker:
         last: int,
         resolutions: Resolved | None = None,
     ) -> list[Finding]:
-        return await self._run(
-            compute_fixes, key, lines, settings, path, first, last, resolutions, default=[]
+        return await self.call(
+            compute_fixes,
+            key,
+            lines,
+            settings,
+            path,
+            first,
+            last,
+            resolutions,
+            default=[],
+            timeout=JOB_SECONDS,
         )
 
     async def forget(self, key: str) -> None:
-        if self._pool is not None:
-            await self._run(forget, key, default=None)
+        if self.running:
+            await self.call(forget, key, default=None, timeout=JOB_SECONDS)
 
     async def fix_all(self, lines: list[str], settings: Settings, path: str | None) -> list[str]:
-        return await self._run(compute_fix_all, lines, settings, path, default=lines)
+        return await self.call(
+            compute_fix_all, lines, settings, path, default=lines, timeout=JOB_SECONDS
+        )
 
     def shutdown(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        super().shutdown()
+        self.reports.shutdown()
 
 
 def to_diagnostics(

@@ -4,8 +4,10 @@ A code lens above every async function and every class with async methods
 (`3 checkpoints · 1 finding · Analyse concurrency`) runs `conc.analyse` with
 ``[uri, qualname]``. The command also takes ``[uri]`` (the whole file) and
 ``[uri, {"start": line, "end": line}]`` (0-based lines, for a selection). It
-builds the report from the open document's current text in the worker
-process, writes it as markdown under ``$XDG_CACHE_HOME/conc-lsp/reports/``
+builds the report from the open document's current text (or from a regular
+``.py`` file inside the workspace folders, never anything else) in a
+process of its own, within ``REPORT_SECONDS``, writes it as markdown under
+``$XDG_CACHE_HOME/conc-lsp/reports/``
 (``~/.cache/...`` by default), asks the client to show it with
 ``window/showDocument`` when the client can, and returns
 ``{"markdown": text, "uri": file uri of the written report}`` so that an
@@ -18,6 +20,7 @@ import hashlib
 import logging
 import os
 import re
+import stat
 from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +31,9 @@ from pygls.uris import to_fs_path
 
 from conc_lsp.analysis.model import HintKey, Resolution
 from conc_lsp.config import Settings
+from conc_lsp.server.diagnostics import JOB_SECONDS
 from conc_lsp.server.positions import to_lsp
+from conc_lsp.server.workers import JobFailed, OutOfTime
 
 if TYPE_CHECKING:  # the analysis and the rules load in the worker process only
     from conc_lsp.report import LensTarget, Target
@@ -41,6 +46,7 @@ USAGE = (
     "(0-based lines)"
 )
 KEPT_LENSES = 32  # documents whose lens data is kept
+REPORT_SECONDS = 60.0  # one report: past it, its process is killed and the request fails
 
 # uri -> ((version, settings), lens targets) for the documents seen last
 _LENSES: OrderedDict[str, tuple[tuple[int | None, Settings, int], list[LensTarget]]] = (
@@ -124,6 +130,7 @@ async def code_lenses(ls: ConcLanguageServer, params: types.CodeLensParams) -> l
             path,
             document.resolutions,
             default=[],
+            timeout=JOB_SECONDS,
         )
         if document.version != stamp[0]:
             return []  # a newer edit: the client asks again
@@ -228,6 +235,7 @@ def _document_lines(ls: ConcLanguageServer, uri: str) -> list[str]:
     path = to_fs_path(uri) if uri.startswith("file:") else None
     if path is None:
         raise JsonRpcInvalidParams(f"{COMMAND}: {uri} is not open")
+    path = _workspace_file(ls, path)
     from conc_lsp.analysis.text import split_lines
     from conc_lsp.sources import UndecodableSource, read_source
 
@@ -235,6 +243,35 @@ def _document_lines(ls: ConcLanguageServer, uri: str) -> list[str]:
         return split_lines(read_source(Path(path)))
     except (OSError, UndecodableSource) as error:
         raise JsonRpcInvalidParams(f"{COMMAND}: cannot read {path}: {error}") from error
+
+
+def _workspace_file(ls: ConcLanguageServer, path: str) -> str:
+    """``path`` of a document that is not open, if it is a regular ``.py`` file
+    inside a workspace folder (links followed); else the request is refused (a
+    FIFO would block the server; /etc/passwd is none of its business)."""
+    real = Path(os.path.realpath(path))
+    if not any(real.is_relative_to(folder) for folder in _workspace_folders(ls)):
+        raise JsonRpcInvalidParams(
+            f"{COMMAND}: {path} is not open and not inside the workspace folders"
+        )
+    if real.suffix != ".py":
+        raise JsonRpcInvalidParams(f"{COMMAND}: {path} is not open and is not a .py file")
+    try:
+        mode = real.stat().st_mode
+    except OSError as error:
+        raise JsonRpcInvalidParams(f"{COMMAND}: cannot read {path}: {error}") from error
+    if not stat.S_ISREG(mode):
+        raise JsonRpcInvalidParams(f"{COMMAND}: {path} is not a regular file")
+    return str(real)
+
+
+def _workspace_folders(ls: ConcLanguageServer) -> list[Path]:
+    workspace = ls.workspace
+    if workspace is None:
+        return []
+    paths = [to_fs_path(folder.uri) for folder in workspace.folders.values()]
+    paths.append(workspace.root_path)
+    return [Path(os.path.realpath(path)) for path in paths if path]
 
 
 async def analyse(ls: ConcLanguageServer, arguments: list[Any]) -> dict[str, str]:
@@ -248,7 +285,7 @@ async def analyse(ls: ConcLanguageServer, arguments: list[Any]) -> dict[str, str
     try:
         opened = ls.documents.get(uri)
         resolutions = opened.resolutions if opened is not None else None
-        markdown = await ls.worker.call(
+        markdown = await ls.worker.reports.run(
             compute_report,
             uri,
             lines,
@@ -258,12 +295,16 @@ async def analyse(ls: ConcLanguageServer, arguments: list[Any]) -> dict[str, str
             name,
             uri,
             resolutions,
-            default=None,
+            timeout=REPORT_SECONDS,
         )
     except TargetNotFound as error:
         raise JsonRpcInvalidParams(f"{COMMAND}: {error}") from error
-    if markdown is None:
-        raise JsonRpcInternalError(f"{COMMAND}: the analysis worker failed")
+    except OutOfTime as error:
+        raise JsonRpcInternalError(
+            f"{COMMAND}: the report took too long (over {REPORT_SECONDS:.0f} s) and was stopped"
+        ) from error
+    except JobFailed as error:
+        raise JsonRpcInternalError(f"{COMMAND}: the analysis worker failed ({error})") from error
     written = report_path(uri, name, target)
     try:
         written.parent.mkdir(parents=True, exist_ok=True)

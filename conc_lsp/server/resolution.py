@@ -8,6 +8,10 @@ lines last shown by the editor first. A result for an older version than
 the document's is dropped (a newer pass is already scheduled); a fresh one
 is kept on the document, and the client is asked to refresh its inlay
 hints and diagnostics (CONC111 and the other rules use it).
+
+jedi's memory is capped (``resolve.memory-limit``): a pass that goes over
+it leaves the document's plain labels, says so once in the log, and the
+next pass starts a new process.
 """
 
 from __future__ import annotations
@@ -19,9 +23,8 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 from pygls.uris import to_fs_path
 
-from conc_lsp.analysis.model import HintKey, Resolution
 from conc_lsp.analysis.resolve import forget_document, resolve_document, warm_up
-from conc_lsp.server.diagnostics import Worker
+from conc_lsp.server.workers import JobFailed, OutOfMemory, WorkerProcess
 
 if TYPE_CHECKING:
     from conc_lsp.server.app import ConcLanguageServer
@@ -38,7 +41,7 @@ class Resolutions:
     """Schedules resolver passes and applies their results to the documents."""
 
     def __init__(self) -> None:
-        self.worker = Worker(niceness=10)  # jedi waits while the user types
+        self.worker = WorkerProcess("resolver", niceness=10)  # jedi waits while the user types
         self.pending: dict[str, asyncio.TimerHandle] = {}
         self.lock = asyncio.Lock()  # one pass at a time: the worker is single
         self.visible: dict[str, tuple[int, int]] = {}  # uri -> lines last asked for
@@ -47,6 +50,7 @@ class Resolutions:
         # for minutes on files nobody looks at.
         self.waiting: set[str] = set()
         self.warned: set[str] = set()
+        self.over_memory: dict[str, int | None] = {}  # uri -> version that went over the cap
 
     def schedule(
         self, ls: ConcLanguageServer, document: Document, delay: float = RESOLVE_DELAY
@@ -69,6 +73,7 @@ class Resolutions:
 
         async def run() -> None:
             async with self.lock:
+                self.worker.memory_limit = ls.settings.resolve_memory_limit
                 seconds = await self.worker.call(
                     warm_up, ls.root, ls.settings.python_interpreter, default=None, timeout=60
                 )
@@ -104,11 +109,13 @@ class Resolutions:
             version = document.version
             if document.resolved_version == version and document.resolutions:
                 return
+            if self.over_memory.get(uri) == version:
+                return  # this text took jedi over its memory cap: plain labels until it changes
             path = to_fs_path(uri) if uri.startswith("file:") else None
             settings = ls.settings
-            failed: tuple[dict[HintKey, Resolution], dict[str, Any]] = ({}, {"failed": True})
+            self.worker.memory_limit = settings.resolve_memory_limit
             try:
-                resolutions, stats = await self.worker.call(
+                resolutions, stats = await self.worker.run(
                     resolve_document,
                     ls.root,
                     settings.python_interpreter,
@@ -116,11 +123,18 @@ class Resolutions:
                     list(document.lines),
                     settings.resolve_budget,
                     self.visible.get(uri),
-                    default=failed,
                     # the budget is checked between jedi calls: one call that
                     # never returns must not stop resolution for good
                     timeout=settings.resolve_budget * 4 + 30,
                 )
+            except OutOfMemory as failure:
+                self._out_of_memory(ls, uri, version, failure)
+                return
+            except JobFailed as failure:
+                if self.worker.closed:
+                    return  # the server is shutting down: nothing to say
+                logger.warning("resolver %s", failure)
+                resolutions, stats = {}, {"failed": True}
             except Exception as error:
                 logger.exception("resolving failed")
                 ls.log(types.MessageType.Error, f"conc-lsp: resolving callees failed: {error!r}")
@@ -138,6 +152,17 @@ class Resolutions:
         if changed:
             current.resolution_generation += 1
             ls.resolutions_changed(current)
+
+    def _out_of_memory(
+        self, ls: ConcLanguageServer, uri: str, version: int | None, failure: OutOfMemory
+    ) -> None:
+        """Plain labels for this text (no new try before it changes), one log line."""
+        self.over_memory[uri] = version
+        ls.log(
+            types.MessageType.Warning,
+            f"conc-lsp: the resolver {failure} on {uri}: its awaits keep their plain "
+            "labels (raise resolve.memory-limit to resolve them)",
+        )
 
     def _report(self, ls: ConcLanguageServer, uri: str, stats: dict[str, Any]) -> None:
         warning = stats.get("warning")
@@ -162,8 +187,9 @@ class Resolutions:
             handle.cancel()
         self.visible.pop(uri, None)
         self.waiting.discard(uri)
+        self.over_memory.pop(uri, None)
         path = to_fs_path(uri) if uri.startswith("file:") else None
-        if path and self.worker._pool is not None:
+        if path and self.worker.running:
             task = asyncio.ensure_future(self.worker.call(forget_document, path, default=None))
             ls.background.add(task)
             task.add_done_callback(ls.background.discard)

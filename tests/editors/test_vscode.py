@@ -61,6 +61,7 @@ SERVER_SETTINGS = {
     "cleanup_timeout": "fixes.cleanup-timeout",
     "resolve_enabled": "resolve.enabled",
     "resolve_budget": "resolve.budget",
+    "resolve_memory_limit": "resolve.memory-limit",
     "python_interpreter": "python.interpreter",
 }
 NOT_IN_THE_EDITOR = {"exclude"}
@@ -122,6 +123,7 @@ def test_settings_mirror_the_server() -> None:
         ("fixes.cleanup-timeout", 2.5),
         ("resolve.enabled", False),
         ("resolve.budget", 1),
+        ("resolve.memory-limit", 512),
         ("python.interpreter", "/usr/bin/python3"),
     ]:
         *parents, last = key.split(".")

@@ -39,6 +39,7 @@ export const SERVER_KEYS = [
     'fixes.cleanup-timeout',
     'resolve.enabled',
     'resolve.budget',
+    'resolve.memory-limit',
     'python.interpreter',
 ];
 /** The settings that choose the server program: a change restarts it. */
