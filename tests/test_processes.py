@@ -30,11 +30,12 @@ FOREVER = 3600.0  # a job that would never end during a test
 TEXT = """import trio
 
 
-async def handler(event):
+async def handler(event, registry):
     try:
         pass
     finally:
         await event.wait()
+        registry.pop(event)
 """
 
 

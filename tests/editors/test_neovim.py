@@ -205,10 +205,9 @@ def test_diagnostics_with_codes(session: dict[str, Any]) -> None:
         (d["code"], d["lnum"], d["col"], d["end_lnum"], d["end_col"], d["source"])
         for d in session["diagnostics"]
     ]
-    assert found == [
-        ("CONC101", 12, start, 12, end, "conc-lsp"),
-        ("CONC102", 12, start, 12, end, "conc-lsp"),
-    ]
+    # Only CONC101: what follows the wait is a log line, which no cancellation
+    # can skip in a way that matters (CONC102 stays silent).
+    assert found == [("CONC101", 12, start, 12, end, "conc-lsp")]
     assert "unbounded" in session["diagnostics"][0]["message"]
 
 

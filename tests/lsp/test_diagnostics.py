@@ -13,12 +13,13 @@ BUGGY = """\
 import trio
 
 
-async def teardown(done: trio.Event, peers: trio.Event) -> None:
+async def teardown(done: trio.Event, peers: trio.Event, seen: set[str]) -> None:
     try:
         await trio.sleep_forever()
     finally:
         await done.wait()
         await peers.wait()  # noqa: CONC101
+        seen.clear()
 """
 
 
