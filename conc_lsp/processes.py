@@ -153,8 +153,11 @@ def serve(jobs: IO[bytes], results: IO[bytes]) -> None:
             os._exit(MEMORY_EXIT)  # nothing more is safe to allocate
         except Exception as error:  # noqa: BLE001 - any failure is the caller's to see
             reply = (False, error)
-        results.write(_frame(job, reply))
-        results.flush()
+        try:
+            results.write(_frame(job, reply))
+            results.flush()
+        except OSError:
+            return  # the server is gone
 
 
 def _frame(job: int, reply: tuple[bool, Any]) -> bytes:

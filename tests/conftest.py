@@ -31,10 +31,13 @@ def no_process_outlives_the_run() -> Iterator[None]:
     yield
     if not HAS_PROC:
         return
-    # Tests that resolve in this process leave cached resolvers, each holding
-    # jedi's helper process for its interpreter: let them go (in the server,
-    # they live and end with the resolver process).
+    # Tests that run jedi in this process leave cached resolvers and jedi's
+    # cached default environment, each holding jedi's helper process for its
+    # interpreter: let them go (in the server, they end with the resolver process).
     resolve._RESOLVERS.clear()
+    jedi_environments = sys.modules.get("jedi.api.environment")
+    if jedi_environments is not None:
+        jedi_environments._get_cached_default_environment.clear_cache()
     gc.collect()  # what nobody holds any more closes its pipes, and its process ends
     mark = os.environ[RUN_MARK]
     left = wait_until_gone(lambda: with_environment(RUN_MARK, mark), timeout=60)
