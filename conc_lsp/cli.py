@@ -162,6 +162,7 @@ class _CliResolver:
     """jedi resolution for the command line: one resolver for the whole run."""
 
     def __init__(self, root: Path, interpreter: str, budget: float) -> None:
+        # loaded only by the subcommand that needs it (start-up cost)
         from conc_lsp.analysis.resolve import Resolver
 
         self.resolver = Resolver(str(root), interpreter or None)
@@ -198,7 +199,10 @@ def _settings_for(paths: Sequence[str], err: TextIO) -> config.Settings:
 
 
 def _check_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    # loaded only by the subcommand that needs it (start-up cost)
     from conc_lsp import check_output
+
+    # loaded only by the subcommand that needs it (start-up cost)
     from conc_lsp.diagnose import check_lines, fix_lines
 
     settings = _settings_for(arguments.paths, err)
@@ -217,6 +221,7 @@ def _check_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> i
     results: list[check_output.FileResult] = []
     failed = False  # a file could not be read or its fixes could not be written
     fixed_total = 0
+    # loaded only by the subcommand that needs it (start-up cost)
     from conc_lsp.rules import all_rules
 
     useful = any(
@@ -310,6 +315,7 @@ REPORT_RANGE = re.compile(r"(?P<path>.+):(?P<start>[0-9]+)(?:-(?P<end>[0-9]+))?"
 def parse_report_target(spec: str) -> tuple[str, report.Target]:
     """`FILE`, `FILE:START-END` (1-based, inclusive; `FILE:LINE` for one line) or
     `FILE::QUALNAME` -> the path and the report's target."""
+    # loaded only by the subcommand that needs it (start-up cost)
     from conc_lsp.report import Target
 
     if "::" in spec:
@@ -326,6 +332,7 @@ def parse_report_target(spec: str) -> tuple[str, report.Target]:
 
 
 def _report_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    # loaded only by the subcommand that needs it (start-up cost)
     from conc_lsp.report import TargetNotFound, build_report, render_markdown, to_json
 
     try:
@@ -358,6 +365,7 @@ def _report_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> 
 
 
 def _rule_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    # loaded only by the subcommand that needs it (start-up cost)
     from conc_lsp.rules import all_rules, find_rule
 
     if arguments.docs:
@@ -379,6 +387,7 @@ def _rule_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> in
 
 def rules_markdown() -> str:
     """docs/rules.md, generated from the rules' docstrings."""
+    # loaded only by the subcommand that needs it (start-up cost)
     from conc_lsp.rules import all_rules
 
     rules = all_rules()

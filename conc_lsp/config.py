@@ -9,7 +9,8 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from fnmatch import fnmatch
+from pathlib import Path, PurePath
 from typing import Any
 
 from conc_lsp.analysis.model import HintKind
@@ -188,8 +189,6 @@ SEVERITIES = ("error", "warning", "information", "hint")
 
 
 def _glob_match(path: str, pattern: str) -> bool:
-    from fnmatch import fnmatch
-    from pathlib import PurePath
 
     pure = PurePath(path)
     return fnmatch(path, pattern) or fnmatch(pure.name, pattern) or pure.match(pattern)
@@ -204,6 +203,7 @@ def _strings(value: Any) -> list[str]:
 
 
 def _check_code(code: str) -> None:
+    # the rules load only when a code is checked (start-up cost)
     from conc_lsp.rules import all_rules
 
     if code in ("ALL", "CONC"):

@@ -140,7 +140,7 @@ def test_visible_lines_go_first() -> None:
         def _resolve_target(self, key, source, target):  # type: ignore[no-untyped-def]
             OneOnly.calls += 1
             if OneOnly.calls > 1:
-                raise resolve._BudgetSpent
+                raise resolve.BudgetSpent
             return super()._resolve_target(key, source, target)
 
     root = PROJECTS / "trio_app"
@@ -255,3 +255,18 @@ def test_a_lock_known_by_its_type_guards_state() -> None:
     assert resolved_codes == []
     nursery = next(r for r in resolutions.values() if r.callee == "trio.open_nursery")
     assert (nursery.enter, nursery.exit) == (Verdict.NEVER, Verdict.ALWAYS)
+
+
+def test_resolution_stays_honest() -> None:
+    """Stubs and abstract methods are unknown, never "never yields"; a callee
+    that may be one of several that disagree is "sometimes"."""
+    lines, by_line = resolved(PROJECTS / "trio_app", "honest.py")
+    wrong = []
+    for line, resolution in sorted(by_line.items()):
+        match = EXPECT.search(lines[line])
+        assert match, f"line {line + 1} has a checkpoint but no '# expect:' mark"
+        got = resolution.verdict.value if resolution is not None else "unknown"
+        if got != match.group("verdict"):
+            wrong.append(f"L{line + 1}: {lines[line].strip()} -> {got}")
+    assert wrong == []
+    assert len(by_line) == 5

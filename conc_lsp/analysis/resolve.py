@@ -34,6 +34,15 @@ from conc_lsp.analysis.control_paths import (
 )
 from conc_lsp.analysis.model import Hint, HintKey, HintKind, Resolution, Verdict, anchor_keys
 from conc_lsp.analysis.parse import PARSE_ERRORS, analyse_lines, parse_fragment
+from conc_lsp.analysis.resolve_effects import (
+    BudgetSpent,
+    JediEffects,
+    behaviour_words,
+    combined,
+    function_words,
+    library_reason,
+    table_entry,
+)
 from conc_lsp.analysis.text import end_position, split_lines, utf8_to_codepoint
 
 if TYPE_CHECKING:
@@ -46,6 +55,7 @@ ACM_DECORATORS = frozenset({"asynccontextmanager", "acm"})
 KEPT_SOURCES = 256  # files whose trees, jedi scripts and verdicts stay cached
 MAX_CYCLE_ROUNDS = 4
 MAX_DEPTH = 12  # helpers followed below one await
+MAX_CANDIDATES = 4  # callees of one await followed when jedi finds several
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,15 +91,12 @@ class _Source:
     verdicts: dict[int, FunctionVerdict] = field(default_factory=dict)
 
 
-class _BudgetSpent(Exception):
-    pass
-
-
 def _name_of_position(self: Any, position: tuple[int, int]) -> Any:
     """parso's ``get_name_of_position``, skipping the children whose range
     cannot hold ``position``: the same answer, without walking the whole
     module for every lookup (it was half the time of resolving a 3,000-line
     file: jedi looks up each checkpoint's callee by position)."""
+    # jedi loads only when resolving (start-up cost)
     from parso.tree import Leaf
 
     for child in self.children:
@@ -106,6 +113,7 @@ def _name_of_position(self: Any, position: tuple[int, int]) -> Any:
 
 
 def _speed_up_parso() -> None:
+    # jedi loads only when resolving (start-up cost)
     from parso.python.tree import PythonMixin
 
     if PythonMixin.get_name_of_position is not _name_of_position:
@@ -114,6 +122,7 @@ def _speed_up_parso() -> None:
 
 def make_environment(interpreter: str | None) -> Any:
     """jedi's view of an interpreter: the configured one, else our own (in process)."""
+    # jedi loads only when resolving (start-up cost)
     import jedi
 
     if interpreter:
@@ -126,6 +135,7 @@ class Resolver:
     """Resolves checkpoints for documents of one workspace; keeps its caches."""
 
     def __init__(self, root: str | None = None, interpreter: str | None = None) -> None:
+        # jedi loads only when resolving (start-up cost)
         import jedi
 
         _speed_up_parso()
@@ -174,7 +184,7 @@ class Resolver:
                 if resolution is not None:
                     result.resolved += 1
                     result.resolutions[hint_key] = resolution
-        except _BudgetSpent:
+        except BudgetSpent:
             result.complete = False
         result.seconds = time.monotonic() - started
         return result
@@ -224,6 +234,7 @@ class Resolver:
 
     def _script(self, key: str, source: _Source) -> jedi.Script:
         if source.script is None:
+            # jedi loads only when resolving (start-up cost)
             import jedi
 
             path = None if key == "<buffer>" else key
@@ -239,13 +250,13 @@ class Resolver:
 
     def _resolve_target(self, key: str, source: _Source, target: _Target) -> Resolution | None:
         if time.monotonic() > self._deadline:
-            raise _BudgetSpent
+            raise BudgetSpent
         names = self._infer(key, source, target.expression)
         if not names:
             return None
         name = names[0]
         if target.kind is HintKind.AWAIT:
-            return self._awaited(name, target.expression, depth=0)
+            return self.awaited_any(names, target.expression, depth=0)
         if target.kind is HintKind.ASYNC_WITH:
             return self._entered(name, target.expression)
         return self._iterated(name)
@@ -271,8 +282,30 @@ class Resolver:
             return []
         return names
 
+    def awaited_any(self, names: list[Name], expression: ast.expr, depth: int) -> Resolution | None:
+        """What awaiting a callee that may be any of ``names`` does: a union or
+        overrides that disagree make it *sometimes*; one unknown makes it unknown."""
+        found: list[Resolution] = []
+        seen: set[tuple[str, int | None]] = set()
+        for name in names[:MAX_CANDIDATES]:
+            identity = (str(name.module_path), name.line)
+            if identity in seen:
+                continue
+            seen.add(identity)
+            resolution = self._awaited(name, expression, depth)
+            if resolution is None:
+                return None
+            found.append(resolution)
+        if not found:
+            return None
+        if len({resolution.verdict for resolution in found}) == 1:
+            return found[0]
+        callees = " | ".join(dict.fromkeys(resolution.callee for resolution in found))
+        chain = tuple(step for resolution in found for step in resolution.chain[:1])
+        return Resolution(Verdict.SOMETIMES, callees, "one of several callees", chain)
+
     def _awaited(self, name: Name, expression: ast.expr, depth: int) -> Resolution | None:
-        entry = _table_entry(name)
+        entry = table_entry(name)
         if entry is not None:
             behaviour = entry.await_
             if behaviour is None and isinstance(expression, ast.Call):
@@ -283,8 +316,8 @@ class Resolver:
             return Resolution(
                 verdict,
                 entry.name,
-                _library_reason(entry.name, verdict, entry.note),
-                (f"`{entry.name}`: {_behaviour_words(verdict)}: {entry.note} ({entry.source})",),
+                library_reason(entry.name, verdict, entry.note),
+                (f"`{entry.name}`: {behaviour_words(verdict)}: {entry.note} ({entry.source})",),
             )
         if name.type != "function":
             return None
@@ -297,18 +330,18 @@ class Resolver:
         return Resolution(verdict, function.qualname, function.reason, function.chain)
 
     def _entered(self, name: Name, expression: ast.expr) -> Resolution | None:
-        entry = _table_entry(name)
+        entry = table_entry(name)
         if entry is not None and (entry.enter is not None or entry.exit is not None):
             enter = Verdict(entry.enter) if entry.enter else Verdict.UNKNOWN
             exit_ = Verdict(entry.exit) if entry.exit else Verdict.UNKNOWN
-            overall = _combined(enter, exit_)
+            overall = combined(enter, exit_)
             return Resolution(
                 overall,
                 entry.name,
-                _library_reason(entry.name, overall, entry.note),
+                library_reason(entry.name, overall, entry.note),
                 (
-                    f"`{entry.name}`: enter {_behaviour_words(enter)}, exit "
-                    f"{_behaviour_words(exit_)}: {entry.note} ({entry.source})",
+                    f"`{entry.name}`: enter {behaviour_words(enter)}, exit "
+                    f"{behaviour_words(exit_)}: {entry.note} ({entry.source})",
                 ),
                 enter=enter,
                 exit=exit_,
@@ -323,7 +356,7 @@ class Resolver:
                 return None
             enter_verdict = entering.verdict if entering else Verdict.UNKNOWN
             exit_verdict = leaving.verdict if leaving else Verdict.UNKNOWN
-            overall = _combined(enter_verdict, exit_verdict)
+            overall = combined(enter_verdict, exit_verdict)
             parts = [part for part in (entering, leaving) if part is not None]
             chain = tuple(item for part in parts for item in part.chain)
             reason = next((part.reason for part in parts if not part.verdict.guaranteed), "")
@@ -333,16 +366,16 @@ class Resolver:
         return None
 
     def _iterated(self, name: Name) -> Resolution | None:
-        entry = _table_entry(name)
+        entry = table_entry(name)
         if entry is None or entry.iteration is None:
             return None
         verdict = Verdict(entry.iteration)
         return Resolution(
             verdict,
             entry.name,
-            _library_reason(entry.name, verdict, entry.note),
+            library_reason(entry.name, verdict, entry.note),
             (
-                f"`{entry.name}`: each step {_behaviour_words(verdict)}: {entry.note} "
+                f"`{entry.name}`: each step {behaviour_words(verdict)}: {entry.note} "
                 f"({entry.source})",
             ),
         )
@@ -359,6 +392,8 @@ class Resolver:
         node = source.functions.get(name.line)
         if not isinstance(node, ast.AsyncFunctionDef) or is_generator(node):
             return None  # a sync def returning an awaitable, or an async generator
+        if _override_point(node, source):
+            return None  # abstract, protocol or stub: its overrides decide (unknown)
         if any(decorator_name(d) in ACM_DECORATORS for d in node.decorator_list):
             return None
         return self._verdict_of(path, source, node, name.full_name or node.name, depth)
@@ -436,7 +471,7 @@ class Resolver:
         where: str,
         depth: int,
     ) -> tuple[FunctionVerdict, Verdict]:
-        effects = _Effects(self, path, source, depth)
+        effects = JediEffects(self, path, source, depth)
         result: PathResult = PathWalker(effects).function(node)
         verdict = result.verdict
         # No way out without a checkpoint, and no checkpoint: it never returns
@@ -478,64 +513,12 @@ class Resolver:
                     reason += f": {via}"
             else:
                 reason = f"{short} returns at L{first + 1} without one"
-        chain = [f"`{short}` ({where}): {_function_words(verdict, result, node)}"]
+        chain = [f"`{short}` ({where}): {function_words(verdict, result, node)}"]
         for weak in result.weak[:3]:
             found = effects.found.get(id(weak.node))
             if found is not None and found.chain:
                 chain.extend(f"  {step}" for step in found.chain[:2])
         return FunctionVerdict(next_round, short, where, reason, tuple(chain)), next_round
-
-
-class _Effects:
-    """The PathWalker's callbacks, answered by resolving with jedi."""
-
-    def __init__(self, resolver: Resolver, path: str, source: _Source, depth: int) -> None:
-        self.resolver = resolver
-        self.path = path
-        self.source = source
-        self.depth = depth
-        self.found: dict[int, Resolution] = {}
-
-    def _names(self, expression: ast.expr) -> list[Name]:
-        if time.monotonic() > self.resolver._deadline:
-            raise _BudgetSpent
-        return self.resolver._infer(self.path, self.source, expression)
-
-    def awaited(self, node: ast.Await) -> Verdict:
-        names = self._names(node.value)
-        if not names:
-            return Verdict.UNKNOWN
-        found = self.resolver._awaited(names[0], node.value, self.depth + 1)
-        if found is None:
-            return Verdict.UNKNOWN
-        self.found[id(node)] = found
-        return found.verdict
-
-    def entered(self, item: ast.withitem) -> Verdict:
-        found = self._with(item)
-        return found.enter or Verdict.UNKNOWN if found else Verdict.UNKNOWN
-
-    def exited(self, item: ast.withitem) -> Verdict:
-        found = self._with(item)
-        return found.exit or Verdict.UNKNOWN if found else Verdict.UNKNOWN
-
-    def _with(self, item: ast.withitem) -> Resolution | None:
-        if id(item) in self.found:
-            return self.found[id(item)]
-        names = self._names(item.context_expr)
-        found = self.resolver._entered(names[0], item.context_expr) if names else None
-        if found is not None:
-            self.found[id(item)] = found
-            self.found[id(item.context_expr)] = found  # the walker notes the expression
-        return found
-
-    def iterated(self, iterable: ast.expr) -> Verdict:
-        names = self._names(iterable)
-        found = self.resolver._iterated(names[0]) if names else None
-        if found is None:
-            return Verdict.UNKNOWN
-        self.found[id(iterable)] = found
-        return found.verdict
 
 
 # -- helpers ------------------------------------------------------------------
@@ -582,65 +565,34 @@ def _make_source(text: str, lines: list[str]) -> _Source:
     return _Source(text, lines, tree, functions, classes)
 
 
-def _table_entry(name: Name) -> Any:
-    try:
-        from conc_lsp.knowledge import lookup
-    except ImportError:  # pragma: no cover - the table ships with the package
-        return None
-    full = name.full_name
-    if not full:
-        return None
-    entry = lookup(full)
-    if entry is not None:
-        return entry
-    module = name.module_name or ""
-    if module and full.startswith(module + ".") and "." in module:
-        # trio._core._run.open_nursery -> trio.open_nursery
-        return lookup(f"{module.split('.', 1)[0]}.{full[len(module) + 1 :]}")
-    return None
-
-
-def _combined(enter: Verdict, exit_: Verdict) -> Verdict:
-    """One verdict for an async with: it checkpoints if either side does."""
-    if enter.guaranteed or exit_.guaranteed:
-        return Verdict.ALWAYS if Verdict.UNKNOWN not in (enter, exit_) else Verdict.UNKNOWN
-    if Verdict.SOMETIMES in (enter, exit_):
-        return Verdict.SOMETIMES
-    if Verdict.MAY_NOT_YIELD in (enter, exit_):
-        return Verdict.MAY_NOT_YIELD
-    return Verdict.NEVER
-
-
-def _behaviour_words(verdict: Verdict) -> str:
-    return {
-        Verdict.ALWAYS: "always checkpoints",
-        Verdict.SOMETIMES: "checkpoints on some paths only",
-        Verdict.NEVER: "never yields",
-        Verdict.MAY_NOT_YIELD: "may return without yielding (fast path)",
-        Verdict.UNKNOWN: "not known",
-        Verdict.ASSUMED: "not known",
-    }[verdict]
-
-
-def _library_reason(name: str, verdict: Verdict, note: str) -> str:
-    library = name.split(".", 1)[0]
-    if verdict is Verdict.MAY_NOT_YIELD:
-        return f"{library} fast path"
-    if verdict is Verdict.NEVER:
-        return f"{name} never yields"
-    return ""
-
-
-def _function_words(verdict: Verdict, result: PathResult, node: ast.AsyncFunctionDef) -> str:
-    if verdict is Verdict.ALWAYS:
-        return "every path reaches a checkpoint"
-    if verdict is Verdict.NEVER:
-        return "no path reaches a checkpoint"
-    if verdict is Verdict.MAY_NOT_YIELD:
-        lines = ", ".join(f"L{line + 1}" for line in sorted(set(result.fast_escapes))[:4])
-        return f"may return without yielding, through a fast path only (at {lines})"
-    lines = ", ".join(f"L{line + 1}" for line in sorted(set(result.escapes))[:4])
-    return f"can return without a checkpoint (at {lines})"
+def _override_point(node: ast.AsyncFunctionDef, source: _Source) -> bool:
+    """An abstract method, a `...` or `raise NotImplementedError` body, or a
+    method whose body is only `pass`: what runs is an override, not this. A
+    module-level `async def noop(): pass` is a real function that never yields."""
+    if any(decorator_name(item) == "abstractmethod" for item in node.decorator_list):
+        return True
+    body = [
+        statement
+        for statement in node.body
+        if not (
+            isinstance(statement, ast.Expr)
+            and isinstance(statement.value, ast.Constant)
+            and isinstance(statement.value.value, str)
+        )
+    ]
+    if not body or all(
+        isinstance(statement, ast.Expr)
+        and isinstance(statement.value, ast.Constant)
+        and statement.value.value is Ellipsis
+        for statement in body
+    ):
+        return True
+    if any(isinstance(statement, ast.Raise) for statement in body) and all(
+        isinstance(statement, (ast.Raise, ast.Pass)) for statement in body
+    ):
+        return True
+    in_class = any(node in klass.body for klass in source.classes.values())
+    return in_class and all(isinstance(statement, ast.Pass) for statement in body)
 
 
 def keyed_hints(hints: list[Hint]) -> dict[HintKey, Hint]:

@@ -54,6 +54,7 @@ def _checked(
     if last is not None and last[0] == digest and last[1] == settings:
         _LAST_CHECK.move_to_end(key)
         return last[2]
+    # the rules load only in the worker process (start-up cost)
     from conc_lsp.diagnose import check_lines
 
     result = check_lines(lines, settings, path, resolutions=resolutions)
@@ -89,6 +90,7 @@ def compute_fixes(
     """Findings on lines first..last with their fixes (runs in the worker process)."""
     if not settings.diagnostics_enabled:
         return []
+    # the rules load only in the worker process (start-up cost)
     from conc_lsp.diagnose import with_fixes
 
     checked = _checked(key, lines, settings, path, resolutions)
@@ -101,6 +103,7 @@ def forget(key: str) -> None:
 
 def compute_fix_all(lines: list[str], settings: Settings, path: str | None) -> list[str]:
     """The lines with every safe fix applied (runs in the worker process)."""
+    # the rules load only in the worker process (start-up cost)
     from conc_lsp.diagnose import fix_lines
 
     return fix_lines(lines, settings, path)[0]

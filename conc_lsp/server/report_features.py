@@ -30,10 +30,12 @@ from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams
 from pygls.uris import to_fs_path
 
 from conc_lsp.analysis.model import HintKey, Resolution
+from conc_lsp.analysis.text import split_lines
 from conc_lsp.config import Settings
-from conc_lsp.server.diagnostics import JOB_SECONDS
+from conc_lsp.server.diagnostics import JOB_SECONDS, _checked
 from conc_lsp.server.positions import to_lsp
 from conc_lsp.server.workers import JobFailed, OutOfTime
+from conc_lsp.sources import UndecodableSource, read_source
 
 if TYPE_CHECKING:  # the analysis and the rules load in the worker process only
     from conc_lsp.report import LensTarget, Target
@@ -65,8 +67,8 @@ def compute_lenses(
     resolutions: dict[HintKey, Resolution] | None = None,
 ) -> list[LensTarget]:
     """Code lens targets of a document (runs in the worker process)."""
+    # the report loads only when asked for (start-up cost)
     from conc_lsp.report import lens_targets
-    from conc_lsp.server.diagnostics import _checked
 
     result = _checked(key, lines, settings, path, resolutions)
     if result.facts is None:
@@ -85,8 +87,8 @@ def compute_report(
     resolutions: dict[HintKey, Resolution] | None = None,
 ) -> str:
     """The report as markdown (runs in the worker process, reusing its last check)."""
+    # the report loads only when asked for (start-up cost)
     from conc_lsp.report import build_report, render_markdown
-    from conc_lsp.server.diagnostics import _checked
 
     result = _checked(key, lines, settings, path, resolutions)
     report = build_report(
@@ -167,6 +169,7 @@ def parse_arguments(arguments: list[Any]) -> tuple[str, Target]:
     Lines are 0-based; ``{"line": n}`` positions (an LSP range's ``start`` and
     ``end``) are accepted too.
     """
+    # the report loads only when asked for (start-up cost)
     from conc_lsp.report import Target
 
     if not arguments or not isinstance(arguments[0], str) or len(arguments) > 2:
@@ -236,8 +239,6 @@ def _document_lines(ls: ConcLanguageServer, uri: str) -> list[str]:
     if path is None:
         raise JsonRpcInvalidParams(f"{COMMAND}: {uri} is not open")
     path = _workspace_file(ls, path)
-    from conc_lsp.analysis.text import split_lines
-    from conc_lsp.sources import UndecodableSource, read_source
 
     try:
         return split_lines(read_source(Path(path)))
@@ -276,6 +277,7 @@ def _workspace_folders(ls: ConcLanguageServer) -> list[Path]:
 
 async def analyse(ls: ConcLanguageServer, arguments: list[Any]) -> dict[str, str]:
     """Build the report, write it, ask the client to show it, and return it."""
+    # the report loads only when asked for (start-up cost)
     from conc_lsp.report import TargetNotFound
 
     uri, target = parse_arguments(arguments)

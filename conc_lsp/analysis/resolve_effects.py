@@ -1,0 +1,135 @@
+"""The resolver's answers to the path walker (what each await, `async with`
+and `async for` of a function really does, found with jedi), and the words
+of its verdicts."""
+
+from __future__ import annotations
+
+import ast
+import time
+from typing import TYPE_CHECKING, Any
+
+from conc_lsp.analysis.control_paths import PathResult
+from conc_lsp.analysis.model import Resolution, Verdict
+
+if TYPE_CHECKING:
+    from jedi.api.classes import Name
+
+    from conc_lsp.analysis.resolve import Resolver, _Source
+
+
+class BudgetSpent(Exception):
+    """The pass's time budget ran out."""
+
+
+class JediEffects:
+    """The PathWalker's callbacks, answered by resolving with jedi."""
+
+    def __init__(self, resolver: Resolver, path: str, source: _Source, depth: int) -> None:
+        self.resolver = resolver
+        self.path = path
+        self.source = source
+        self.depth = depth
+        self.found: dict[int, Resolution] = {}
+
+    def _names(self, expression: ast.expr) -> list[Name]:
+        if time.monotonic() > self.resolver._deadline:
+            raise BudgetSpent
+        return self.resolver._infer(self.path, self.source, expression)
+
+    def awaited(self, node: ast.Await) -> Verdict:
+        names = self._names(node.value)
+        if not names:
+            return Verdict.UNKNOWN
+        found = self.resolver.awaited_any(names, node.value, self.depth + 1)
+        if found is None:
+            return Verdict.UNKNOWN
+        self.found[id(node)] = found
+        return found.verdict
+
+    def entered(self, item: ast.withitem) -> Verdict:
+        found = self._with(item)
+        return found.enter or Verdict.UNKNOWN if found else Verdict.UNKNOWN
+
+    def exited(self, item: ast.withitem) -> Verdict:
+        found = self._with(item)
+        return found.exit or Verdict.UNKNOWN if found else Verdict.UNKNOWN
+
+    def _with(self, item: ast.withitem) -> Resolution | None:
+        if id(item) in self.found:
+            return self.found[id(item)]
+        names = self._names(item.context_expr)
+        found = self.resolver._entered(names[0], item.context_expr) if names else None
+        if found is not None:
+            self.found[id(item)] = found
+            self.found[id(item.context_expr)] = found  # the walker notes the expression
+        return found
+
+    def iterated(self, iterable: ast.expr) -> Verdict:
+        names = self._names(iterable)
+        found = self.resolver._iterated(names[0]) if names else None
+        if found is None:
+            return Verdict.UNKNOWN
+        self.found[id(iterable)] = found
+        return found.verdict
+
+
+def table_entry(name: Name) -> Any:
+    try:
+        # jedi loads only when resolving (start-up cost)
+        from conc_lsp.knowledge import lookup
+    except ImportError:  # pragma: no cover - the table ships with the package
+        return None
+    full = name.full_name
+    if not full:
+        return None
+    entry = lookup(full)
+    if entry is not None:
+        return entry
+    module = name.module_name or ""
+    if module and full.startswith(module + ".") and "." in module:
+        # trio._core._run.open_nursery -> trio.open_nursery
+        return lookup(f"{module.split('.', 1)[0]}.{full[len(module) + 1 :]}")
+    return None
+
+
+def combined(enter: Verdict, exit_: Verdict) -> Verdict:
+    """One verdict for an async with: it checkpoints if either side does."""
+    if enter.guaranteed or exit_.guaranteed:
+        return Verdict.ALWAYS if Verdict.UNKNOWN not in (enter, exit_) else Verdict.UNKNOWN
+    if Verdict.SOMETIMES in (enter, exit_):
+        return Verdict.SOMETIMES
+    if Verdict.MAY_NOT_YIELD in (enter, exit_):
+        return Verdict.MAY_NOT_YIELD
+    return Verdict.NEVER
+
+
+def behaviour_words(verdict: Verdict) -> str:
+    return {
+        Verdict.ALWAYS: "always checkpoints",
+        Verdict.SOMETIMES: "checkpoints on some paths only",
+        Verdict.NEVER: "never yields",
+        Verdict.MAY_NOT_YIELD: "may return without yielding (fast path)",
+        Verdict.UNKNOWN: "not known",
+        Verdict.ASSUMED: "not known",
+    }[verdict]
+
+
+def library_reason(name: str, verdict: Verdict, note: str) -> str:
+    library = name.split(".", 1)[0]
+    if verdict is Verdict.MAY_NOT_YIELD:
+        return f"{library} fast path"
+    if verdict is Verdict.NEVER:
+        return f"{name} never yields"
+    return ""
+
+
+def function_words(verdict: Verdict, result: PathResult, node: ast.AsyncFunctionDef) -> str:
+    if verdict is Verdict.ALWAYS:
+        return "every path reaches a checkpoint"
+    if verdict is Verdict.NEVER:
+        return "no path reaches a checkpoint"
+    if verdict is Verdict.MAY_NOT_YIELD:
+        lines = ", ".join(f"L{line + 1}" for line in sorted(set(result.fast_escapes))[:4])
+        return f"may return without yielding, through a fast path only (at {lines})"
+    lines = ", ".join(f"L{line + 1}" for line in sorted(set(result.escapes))[:4])
+    return f"can return without a checkpoint (at {lines})"
