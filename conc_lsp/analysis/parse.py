@@ -291,7 +291,19 @@ class Analyzer:
                     index += 1
                     continue
                 low, high = _class_group(chunks, index)
-                take_back(chunks[low].start)
+                # The header may have joined the chunk above it (it is no
+                # header any more): then the group starts after that chunk,
+                # so that no two chunks cover the same line.
+                first = chunks[low].start
+                for previous in reversed(new_chunks):
+                    if previous.end <= first:
+                        break
+                    if previous.start < first:
+                        first = previous.end
+                        break
+                while chunks[low].start < first:
+                    low += 1
+                take_back(first)
                 group = _merged(chunks[low : high + 1])
                 region = self._try_parse(group.start, group.end)
                 add([region] if region is not None else self._recover(group))
@@ -304,10 +316,19 @@ class Analyzer:
                 region, consumed_before, consumed_after = tried
                 if consumed_before:
                     take_back(region.start)
+                # A broken chunk just above (a decorator left alone) may parse
+                # with the region now: then it heals.
+                while new_chunks and new_chunks[-1].problem is not None:
+                    wider = self._try_parse(new_chunks[-1].start, region.start + region.length)
+                    if wider is None:
+                        break
+                    take_back(wider.start)
+                    region = wider
                 add([region])
                 index += 1 + consumed_after
                 continue
-            add(self._recover(chunk))
+            header = self._class_header(chunks, index)
+            add([header] if header is not None else self._recover(chunk))
             index += 1
 
         # Imports first: names resolve through the whole module's imports.
@@ -343,16 +364,32 @@ class Analyzer:
         self._fix_coverage()
         for chunk in self.chunks:
             chunk.dirty = False
+        # A class header left broken while its methods were (they are chunks
+        # of their own, and fine now) heals once it parses with a stand-in body.
+        headers = [
+            chunk
+            for position, chunk in enumerate(self.chunks)
+            if chunk.problem is not None
+            and not chunk.indent
+            and self._class_header(self.chunks, position) is not None
+        ]
+        if headers:
+            for chunk in headers:
+                chunk.problem, chunk.dirty = None, True
+            self.refresh()
+            return
         # Two far-apart broken chunks can close each other (a `"""` typed at
         # the top and one at the bottom): then the whole text parses, and the
         # pieces must give way to it. One broken chunk alone cannot, unless
         # it is an orphaned class piece (below).
+        self._orphan_stray_methods()
         broken = [chunk for chunk in self.chunks if chunk.problem is not None]
         # A broken piece of a class that lost track of its indentation (it
         # starts indented but is kept as a top-level chunk) cannot heal on its
         # own either: the whole text decides.
         orphaned = any(
-            not chunk.indent and self.lines[chunk.start][:1] in (" ", "\t") for chunk in broken
+            not chunk.indent and _first_code_line(self.lines, chunk)[:1] in (" ", "\t")
+            for chunk in broken
         )
         if len(broken) >= 2 or orphaned:
             try:
@@ -366,22 +403,63 @@ class Analyzer:
         self, chunks: list[Chunk], index: int, done: list[Chunk]
     ) -> tuple[_Parsed, int, int] | None:
         chunk = chunks[index]
-        has_before = bool(done) and not done[-1].dirty and done[-1].problem is None
-        has_after = index + 1 < len(chunks)
-        options = [(0, 0)]
-        if has_before:
+        before = done[-1] if done else None
+        after = chunks[index + 1] if index + 1 < len(chunks) else None
+        has_before = before is not None and (before.problem is not None or not before.dirty)
+        # A broken neighbour that parses together with this chunk heals (a
+        # stray `@acm` left alone by a `'''` typed and deleted): try that first.
+        options: list[tuple[int, int]] = []
+        if before is not None and before.problem is not None:
             options.append((1, 0))
-        if has_after:
+        if after is not None and after.problem is not None:
             options.append((0, 1))
-        if has_before and has_after:
-            options.append((1, 1))
-        for before, after in options:
-            start = done[-1].start if before else chunk.start
-            end = chunks[index + 1].end if after else chunk.end
+        options += [(0, 0), (1, 0), (0, 1), (1, 1)]
+        options = [
+            (take_before, take_after)
+            for take_before, take_after in dict.fromkeys(options)
+            if (has_before or not take_before) and (after is not None or not take_after)
+        ]
+        # A class whose methods are chunks of their own joins whole.
+        last_after = index + 1
+        while last_after + 1 < len(chunks) and chunks[last_after + 1].indent:
+            last_after += 1
+        for take_before, take_after in options:
+            start = done[-1].start if take_before else chunk.start
+            end = chunks[last_after].end if take_after else chunk.end
             region = self._try_parse(start, end)
             if region is not None:
-                return region, before, after
+                return region, take_before, (last_after - index) if take_after else 0
         return None
+
+    def _orphan_stray_methods(self) -> None:
+        """Method pieces that no longer follow their class (a statement typed
+        at column 0 between its methods) become broken top-level pieces: they
+        are orphaned, and the whole text decides when they heal."""
+        open_class: str | None = None  # the prefix of the methods that may follow
+        for chunk in self.chunks:
+            lines = self.lines[chunk.start : chunk.end]
+            if chunk.indent:
+                if chunk.prefix != open_class:
+                    chunk.indent = chunk.prefix = ""
+                    chunk.problem = _problem(lines, 0)
+                    chunk.stale = len(chunk.hints)
+            elif _first_code_line(self.lines, chunk):
+                name = _class_name(lines)
+                open_class = f"{name}." if name else None
+
+    def _class_header(self, chunks: list[Chunk], index: int) -> _Parsed | None:
+        """A class header whose methods follow as chunks of their own, parsed
+        with a stand-in body (alone it would be broken, and stay so)."""
+        chunk = chunks[index]
+        following = None
+        for candidate in chunks[index + 1 :]:  # past blank lines kept apart
+            if _first_code_line(self.lines, candidate):
+                following = candidate
+                break
+        name = _class_name(self.lines[chunk.start : chunk.end])
+        if following is None or not following.indent or following.prefix != f"{name}.":
+            return None
+        return self._try_parse(chunk.start, chunk.end, suffix=(f"{following.indent}pass",))
 
     def _try_parse(
         self,
@@ -583,6 +661,16 @@ def _problem(lines: list[str], column_offset: int) -> SyntaxProblem:
     except PARSE_ERRORS as error:
         return SyntaxProblem(0, 0, f"{type(error).__name__}: {error}", 0, len(lines))
     return SyntaxProblem(0, 0, "does not parse together with its neighbours", 0, len(lines))
+
+
+def _first_code_line(lines: list[str], chunk: Chunk) -> str:
+    """The chunk's first line that is neither blank nor a comment (a broken
+    piece can start with blank lines)."""
+    for line in lines[chunk.start : chunk.end]:
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            return line
+    return ""
 
 
 def _class_group(chunks: list[Chunk], index: int) -> tuple[int, int]:
