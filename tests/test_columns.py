@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from lsprotocol import types
 
 from conc_lsp.analysis.text import (
     SHORT_LINE,
@@ -13,6 +14,7 @@ from conc_lsp.analysis.text import (
     units_to_codepoint,
     utf8_to_codepoint,
 )
+from conc_lsp.server.positions import to_lsp
 
 ALPHABET = "ab é中🐍\U0010ffff"
 
@@ -60,3 +62,11 @@ def test_long_line_with_one_emoji() -> None:
     assert codepoint_to_units(line, column, "utf-8") == column + 3
     assert units_to_codepoint(line, column + 1, "utf-16") == column
     assert utf8_to_codepoint(line, column + 3) == column
+
+
+def test_lsp_positions_stay_inside_the_document() -> None:
+    lines = ["a = '🐍'", "b"]
+    assert to_lsp(lines, 0, 99, "utf-16") == types.Position(line=0, character=8)
+    assert to_lsp(lines, 7, 3, "utf-16") == types.Position(line=1, character=1)
+    assert to_lsp(lines, -2, 3, "utf-8") == types.Position(line=0, character=0)
+    assert to_lsp([], 3, 3, "utf-8") == types.Position(line=0, character=0)

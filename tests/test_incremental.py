@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -12,6 +13,8 @@ from conc_lsp.analysis.model import Hint
 from conc_lsp.analysis.parse import analyse_lines
 from conc_lsp.analysis.text import split_lines
 from conc_lsp.server.documents import Document
+
+from . import edit_fuzzer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hints"
 SOURCE = (FIXTURES / "contexts.py").read_text(encoding="utf-8")
@@ -197,3 +200,109 @@ def test_two_far_edits_that_close_each_other() -> None:
     analysis = document.analyzer.analysis()
     assert analysis.problems == []
     assert analysis.hints == analyse_lines(list(document.lines)).hints == []
+
+
+# -- issue 13: the document model must not drift from the client's text ------
+
+
+def same_hints(document: Document) -> bool:
+    analysis = document.analyzer.analysis()
+    fresh = analyse_lines(list(document.lines))
+    return sorted(map(key, analysis.hints)) == sorted(map(key, fresh.hints))
+
+
+JOIN_SOURCE = "import trio\nasync def f():\n    await trio.sleep(1)\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "start", "end", "inserted", "expected"),
+    [
+        # "\r" typed just before an existing "\n"
+        ("a\nb\n" + JOIN_SOURCE, (0, 1), (0, 1), "\r", "a\r\nb\n" + JOIN_SOURCE),
+        # "\n" typed just after a "\r"
+        ("a\rb\n" + JOIN_SOURCE, (1, 0), (1, 0), "\n", "a\r\nb\n" + JOIN_SOURCE),
+        # the `x` of `a\rx\n` deleted
+        ("a\rx\n" + JOIN_SOURCE, (1, 0), (1, 1), "", "a\r\n" + JOIN_SOURCE),
+    ],
+)
+def test_cr_and_lf_join_into_one_line_break(
+    text: str, start: tuple[int, int], end: tuple[int, int], inserted: str, expected: str
+) -> None:
+    document = Document.open("file:///j.py", 1, text)
+    document.edit(start, end, inserted)
+    assert document.text() == expected
+    assert document.lines == split_lines(expected)
+    # Every later position stays where the client has it.
+    await_line = split_lines(expected).index("    await trio.sleep(1)")
+    assert [hint.keyword_line for hint in document.analyzer.analysis().hints] == [await_line]
+    assert same_hints(document)
+
+
+def test_cr_lf_join_at_the_end_and_a_full_range_paste() -> None:
+    document = Document.open("file:///j.py", 1, "a\r")
+    document.edit((1, 0), (1, 0), "\n")
+    assert document.text() == "a\r\n" and document.lines == ["a", ""]
+    document.edit((0, 1), (1, 0), "")  # the whole "\r\n" deleted
+    assert document.text() == "a"
+    document.edit((0, 0), (0, 1), "x\r\ny\rz\n")
+    assert document.text() == "x\r\ny\rz\n" and document.endings == ["\r\n", "\r", "\n"]
+
+
+def test_acm_decorator_quoted_and_unquoted_keeps_its_hints() -> None:
+    # The sequence of the issue: `#` in `sleep(0#)`, `'''` at the start of
+    # the `@acm` line, the `'''` deleted, the `#` deleted.
+    source = "@acm\nasync def opened():\n    yield 1\n    await trio.sleep(0)"
+    document = Document.open("file:///acm.py", 1, source)
+    before = document.analyzer.analysis()
+    column = len("    await trio.sleep(0")
+    document.edit((3, column), (3, column), "#")
+    document.analyzer.analysis()
+    document.edit((0, 0), (0, 0), "'''")
+    document.analyzer.analysis()
+    document.edit((0, 0), (0, 3), "")
+    document.analyzer.analysis()
+    document.edit((3, column), (3, column + 1), "")
+    assert document.lines == split_lines(source)
+    after = document.analyzer.analysis()
+    assert after.problems == []
+    assert sorted(map(key, after.hints)) == sorted(map(key, before.hints))
+    assert any(hint.kind.value == "acm-yield" for hint in after.hints)
+    assert any(hint.context.acm_teardown for hint in after.hints)
+
+
+def test_broken_piece_starting_with_a_blank_line_is_joined_again() -> None:
+    # `x = (` typed on a blank line of a `finally` body, then one notification
+    # adds awaits above and below it and deletes the `x = (` line: the piece
+    # left starts with the blank line, and its new await must get its hint.
+    source = (
+        "import trio\n\n\nasync def f(ev):\n    try:\n        pass\n    finally:\n"
+        "        await ev.wait()\n\n        await ev.wait()\n"
+    )
+    document = Document.open("file:///b.py", 1, source)
+    document.edit((8, 0), (8, 0), "x = (\n")
+    assert document.analyzer.analysis().problems
+    document.edit((7, len(document.lines[7])), (7, len(document.lines[7])), "\n        await x()")
+    document.edit((11, 0), (11, 0), "        await trio.sleep(2)\n")
+    document.edit((9, 0), (10, 0), "")
+    assert document.lines[8:12] == [
+        "        await x()",
+        "",
+        "        await trio.sleep(2)",
+        "        await ev.wait()",
+    ]
+    analysis = document.analyzer.analysis()
+    assert analysis.problems == []
+    assert [hint.keyword_line for hint in analysis.hints] == [7, 8, 10, 11]
+    assert same_hints(document)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-8"])
+@pytest.mark.parametrize("seed", range(6))
+def test_differential_random_edits(seed: int, encoding: str) -> None:
+    """Random notifications (CR / LF joins, decorator and class splits,
+    several changes each) keep the text and, whenever it parses, the hints
+    and diagnostics equal to a fresh analysis (a long run:
+    benchmarks/fuzz_edits.py)."""
+    outcome = edit_fuzzer.run(seed + (100 if encoding == "utf-8" else 0), encoding, 120)
+    assert outcome.drifts == []
+    assert outcome.compared >= 10  # the run did reach parsing texts

@@ -19,10 +19,23 @@ import re
 import sys
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import pairwise
 
 from conc_lsp.analysis.checkpoints import Collector, keyword_line_counts, line_starts_of
+from conc_lsp.analysis.chunks import (
+    Chunk,
+    absolute_problem,
+    body_indent,
+    class_group,
+    class_name_of,
+    dedented,
+    first_code_line,
+    merged,
+    move_hint,
+    owner_of,
+    statement_starts,
+)
 from conc_lsp.analysis.downlevel import downlevel
 from conc_lsp.analysis.libraries import ImportFact, ImportTable, imports_of
 from conc_lsp.analysis.model import Hint, ModuleAnalysis, SyntaxProblem
@@ -30,29 +43,8 @@ from conc_lsp.analysis.model import Hint, ModuleAnalysis, SyntaxProblem
 # How many further statement-looking lines a broken piece may swallow while
 # we look for the end of a string or bracket that the heuristics split.
 GREEDY_EXTENSION = 8
-CONTINUATION = re.compile(r"(else|elif|except|finally)\b")
 DEF_START = re.compile(r"@|(?:async\s+def|def|class)\b")
 PARSE_ERRORS = (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError)
-
-
-@dataclass(slots=True)
-class Chunk:
-    """Consecutive lines of the module; hint lines are relative to ``start``."""
-
-    start: int
-    length: int
-    hints: list[Hint] = field(default_factory=list)
-    imports: list[ImportFact] = field(default_factory=list)
-    dirty: bool = False
-    problem: SyntaxProblem | None = None  # set when the chunk does not parse
-    stale: int = 0  # how many of ``hints`` were carried from an older parse
-    table_fingerprint: tuple[tuple[str, str], ...] = ()
-    indent: str = ""  # a method parsed apart from its class: the class body's indent
-    prefix: str = ""  # ... and the class name, for function names
-
-    @property
-    def end(self) -> int:
-        return self.start + self.length
 
 
 @dataclass(slots=True)
@@ -110,39 +102,6 @@ def _statement_first_line(statement: ast.stmt) -> int:
     return first - 1
 
 
-def looks_like_statement_start(line: str, previous_code: str, *, trust_previous: bool) -> bool:
-    """A line at column 0 that may start a new top-level statement.
-
-    With ``trust_previous``, a line after an open bracket or a trailing
-    comma or backslash continues that line; in broken code that bracket may
-    be the very typo, so method splitting does not trust it.
-    """
-    if not line or line[0] in " \t\f#)]}":
-        return False
-    if CONTINUATION.match(line) or previous_code.startswith("@"):
-        return False
-    return not (trust_previous and previous_code.endswith(("\\", ",", "(", "[", "{")))
-
-
-def statement_starts(lines: list[str], indent: str = "") -> list[int]:
-    """Indexes of the lines that look like statement starts at ``indent``."""
-    starts: list[int] = []
-    previous = ""
-    width = len(indent)
-    for index, line in enumerate(lines):
-        if not line.startswith(indent):
-            if line.strip():
-                previous = line.strip()
-            continue
-        body = line[width:]
-        if looks_like_statement_start(body, previous, trust_previous=not indent):
-            starts.append(index)
-        stripped = body.strip()
-        if stripped and not stripped.startswith("#"):
-            previous = stripped
-    return starts
-
-
 class Analyzer:
     """The analysis of one document, kept up to date through edits."""
 
@@ -176,7 +135,7 @@ class Analyzer:
         carried: list[Hint] = []
         for chunk in touched:
             for hint in chunk.hints:
-                moved = _move_hint(hint, chunk.start, start, end, new_lines)
+                moved = move_hint(hint, chunk.start, start, end, new_lines)
                 if moved is not None:
                     carried.append(moved.shifted(chunk.start - merged_start))
         merged = Chunk(
@@ -229,7 +188,7 @@ class Analyzer:
         """Bring every chunk up to date and return the module's analysis."""
         self.refresh()
         problems = [
-            _absolute_problem(chunk.problem, chunk.start)
+            absolute_problem(chunk.problem, chunk.start)
             for chunk in self.chunks
             if chunk.problem is not None
         ]
@@ -290,9 +249,21 @@ class Analyzer:
                     add([region])
                     index += 1
                     continue
-                low, high = _class_group(chunks, index)
-                take_back(chunks[low].start)
-                group = _merged(chunks[low : high + 1])
+                low, high = class_group(chunks, index)
+                # The header may have joined the chunk above it (it is no
+                # header any more): then the group starts after that chunk,
+                # so that no two chunks cover the same line.
+                first = chunks[low].start
+                for previous in reversed(new_chunks):
+                    if previous.end <= first:
+                        break
+                    if previous.start < first:
+                        first = previous.end
+                        break
+                while chunks[low].start < first:
+                    low += 1
+                take_back(first)
+                group = merged(chunks[low : high + 1])
                 region = self._try_parse(group.start, group.end)
                 add([region] if region is not None else self._recover(group))
                 index = high + 1
@@ -304,10 +275,19 @@ class Analyzer:
                 region, consumed_before, consumed_after = tried
                 if consumed_before:
                     take_back(region.start)
+                # A broken chunk just above (a decorator left alone) may parse
+                # with the region now: then it heals.
+                while new_chunks and new_chunks[-1].problem is not None:
+                    wider = self._try_parse(new_chunks[-1].start, region.start + region.length)
+                    if wider is None:
+                        break
+                    take_back(wider.start)
+                    region = wider
                 add([region])
                 index += 1 + consumed_after
                 continue
-            add(self._recover(chunk))
+            header = self._class_header(chunks, index)
+            add([header] if header is not None else self._recover(chunk))
             index += 1
 
         # Imports first: names resolve through the whole module's imports.
@@ -343,16 +323,32 @@ class Analyzer:
         self._fix_coverage()
         for chunk in self.chunks:
             chunk.dirty = False
+        # A class header left broken while its methods were (they are chunks
+        # of their own, and fine now) heals once it parses with a stand-in body.
+        headers = [
+            chunk
+            for position, chunk in enumerate(self.chunks)
+            if chunk.problem is not None
+            and not chunk.indent
+            and self._class_header(self.chunks, position) is not None
+        ]
+        if headers:
+            for chunk in headers:
+                chunk.problem, chunk.dirty = None, True
+            self.refresh()
+            return
         # Two far-apart broken chunks can close each other (a `"""` typed at
         # the top and one at the bottom): then the whole text parses, and the
         # pieces must give way to it. One broken chunk alone cannot, unless
         # it is an orphaned class piece (below).
+        self._orphan_stray_methods()
         broken = [chunk for chunk in self.chunks if chunk.problem is not None]
         # A broken piece of a class that lost track of its indentation (it
         # starts indented but is kept as a top-level chunk) cannot heal on its
         # own either: the whole text decides.
         orphaned = any(
-            not chunk.indent and self.lines[chunk.start][:1] in (" ", "\t") for chunk in broken
+            not chunk.indent and first_code_line(self.lines, chunk)[:1] in (" ", "\t")
+            for chunk in broken
         )
         if len(broken) >= 2 or orphaned:
             try:
@@ -366,22 +362,63 @@ class Analyzer:
         self, chunks: list[Chunk], index: int, done: list[Chunk]
     ) -> tuple[_Parsed, int, int] | None:
         chunk = chunks[index]
-        has_before = bool(done) and not done[-1].dirty and done[-1].problem is None
-        has_after = index + 1 < len(chunks)
-        options = [(0, 0)]
-        if has_before:
+        before = done[-1] if done else None
+        after = chunks[index + 1] if index + 1 < len(chunks) else None
+        has_before = before is not None and (before.problem is not None or not before.dirty)
+        # A broken neighbour that parses together with this chunk heals (a
+        # stray `@acm` left alone by a `'''` typed and deleted): try that first.
+        options: list[tuple[int, int]] = []
+        if before is not None and before.problem is not None:
             options.append((1, 0))
-        if has_after:
+        if after is not None and after.problem is not None:
             options.append((0, 1))
-        if has_before and has_after:
-            options.append((1, 1))
-        for before, after in options:
-            start = done[-1].start if before else chunk.start
-            end = chunks[index + 1].end if after else chunk.end
+        options += [(0, 0), (1, 0), (0, 1), (1, 1)]
+        options = [
+            (take_before, take_after)
+            for take_before, take_after in dict.fromkeys(options)
+            if (has_before or not take_before) and (after is not None or not take_after)
+        ]
+        # A class whose methods are chunks of their own joins whole.
+        last_after = index + 1
+        while last_after + 1 < len(chunks) and chunks[last_after + 1].indent:
+            last_after += 1
+        for take_before, take_after in options:
+            start = done[-1].start if take_before else chunk.start
+            end = chunks[last_after].end if take_after else chunk.end
             region = self._try_parse(start, end)
             if region is not None:
-                return region, before, after
+                return region, take_before, (last_after - index) if take_after else 0
         return None
+
+    def _orphan_stray_methods(self) -> None:
+        """Method pieces that no longer follow their class (a statement typed
+        at column 0 between its methods) become broken top-level pieces: they
+        are orphaned, and the whole text decides when they heal."""
+        open_class: str | None = None  # the prefix of the methods that may follow
+        for chunk in self.chunks:
+            lines = self.lines[chunk.start : chunk.end]
+            if chunk.indent:
+                if chunk.prefix != open_class:
+                    chunk.indent = chunk.prefix = ""
+                    chunk.problem = _problem(lines, 0)
+                    chunk.stale = len(chunk.hints)
+            elif first_code_line(self.lines, chunk):
+                name = class_name_of(lines)
+                open_class = f"{name}." if name else None
+
+    def _class_header(self, chunks: list[Chunk], index: int) -> _Parsed | None:
+        """A class header whose methods follow as chunks of their own, parsed
+        with a stand-in body (alone it would be broken, and stay so)."""
+        chunk = chunks[index]
+        following = None
+        for candidate in chunks[index + 1 :]:  # past blank lines kept apart
+            if first_code_line(self.lines, candidate):
+                following = candidate
+                break
+        name = class_name_of(self.lines[chunk.start : chunk.end])
+        if following is None or not following.indent or following.prefix != f"{name}.":
+            return None
+        return self._try_parse(chunk.start, chunk.end, suffix=(f"{following.indent}pass",))
 
     def _try_parse(
         self,
@@ -391,7 +428,7 @@ class Analyzer:
         prefix: str = "",
         suffix: tuple[str, ...] = (),
     ) -> _Parsed | None:
-        lines = _dedented(self.lines[start:end], indent)
+        lines = dedented(self.lines[start:end], indent)
         if lines is None:
             return None
         try:
@@ -438,12 +475,12 @@ class Analyzer:
         for statement in body:
             found = _top_level_imports(ast.Module(body=[statement], type_ignores=[]))
             if found:
-                owner = _owner(starts, _statement_first_line(statement))
+                owner = owner_of(starts, _statement_first_line(statement))
                 statement_imports.setdefault(owner, []).extend(found)
         for owner, found in statement_imports.items():
             chunks[owner].imports = found
         for hint in hints:
-            owner = _owner(starts, hint.keyword_line)
+            owner = owner_of(starts, hint.keyword_line)
             chunk = chunks[owner]
             chunk.hints.append(hint.shifted(region.start - chunk.start))
         return chunks
@@ -451,9 +488,9 @@ class Analyzer:
     def _recollect(self, chunk: Chunk, fingerprint: tuple[tuple[str, str], ...]) -> list[Chunk]:
         suffix: tuple[str, ...] = ()
         lines = self.lines[chunk.start : chunk.end]
-        if chunk.prefix == "" and _class_name(lines):
+        if chunk.prefix == "" and class_name_of(lines):
             # A class header whose methods are chunks of their own.
-            suffix = (f"{_body_indent(lines) or '    '}pass",)
+            suffix = (f"{body_indent(lines) or '    '}pass",)
         region = self._try_parse(
             chunk.start, chunk.end, indent=chunk.indent, prefix=chunk.prefix, suffix=suffix
         )
@@ -492,8 +529,8 @@ class Analyzer:
         """A statement that does not parse; a class still yields its good methods."""
         absolute_start = chunk.start + start
         lines = self.lines[absolute_start : chunk.start + end]
-        class_name = _class_name(lines)
-        indent = _body_indent(lines) if class_name else None
+        class_name = class_name_of(lines)
+        indent = body_indent(lines) if class_name else None
         if not class_name or not indent:
             return [self._stale_piece(chunk, absolute_start, len(lines))]
         method_starts = [
@@ -539,7 +576,7 @@ class Analyzer:
             for hint in chunk.hints
             if start <= hint.line + chunk.start < start + length
         ]
-        lines = _dedented(self.lines[start : start + length], indent)
+        lines = dedented(self.lines[start : start + length], indent)
         if lines is None:
             lines, indent = self.lines[start : start + length], ""
         return Chunk(
@@ -555,22 +592,6 @@ class Analyzer:
         )
 
 
-def _dedented(lines: list[str], indent: str) -> list[str] | None:
-    """Lines without ``indent``; None when a line with code lacks it."""
-    if not indent:
-        return lines
-    width = len(indent)
-    result = []
-    for line in lines:
-        if line.startswith(indent):
-            result.append(line[width:])
-        elif line.strip():
-            return None  # less indented than its method: not a method piece
-        else:
-            result.append("")
-    return result
-
-
 def _problem(lines: list[str], column_offset: int) -> SyntaxProblem:
     """Why ``lines`` do not parse, with lines relative to their first."""
     last = max(len(lines) - 1, 0)
@@ -583,125 +604,6 @@ def _problem(lines: list[str], column_offset: int) -> SyntaxProblem:
     except PARSE_ERRORS as error:
         return SyntaxProblem(0, 0, f"{type(error).__name__}: {error}", 0, len(lines))
     return SyntaxProblem(0, 0, "does not parse together with its neighbours", 0, len(lines))
-
-
-def _class_group(chunks: list[Chunk], index: int) -> tuple[int, int]:
-    """The chunks of the class whose method piece is ``chunks[index]``: header to last method."""
-    indent, prefix = chunks[index].indent, chunks[index].prefix
-    low = index
-    while low > 0 and chunks[low - 1].indent == indent and chunks[low - 1].prefix == prefix:
-        low -= 1
-    if low > 0:
-        low -= 1  # the class header
-    high = index
-    while (
-        high + 1 < len(chunks)
-        and chunks[high + 1].indent == indent
-        and chunks[high + 1].prefix == prefix
-    ):
-        high += 1
-    return low, high
-
-
-def _merged(chunks: list[Chunk]) -> Chunk:
-    """One dirty chunk covering ``chunks``, carrying their hints and imports."""
-    start = chunks[0].start
-    hints = [hint.shifted(chunk.start - start) for chunk in chunks for hint in chunk.hints]
-    return Chunk(
-        start,
-        chunks[-1].end - start,
-        hints=hints,
-        imports=[fact for chunk in chunks for fact in chunk.imports],
-        dirty=True,
-        stale=sum(chunk.stale for chunk in chunks),
-    )
-
-
-def _owner(starts: list[int], line: int) -> int:
-    low, high = 0, len(starts) - 1
-    while low < high:
-        middle = (low + high + 1) // 2
-        if starts[middle] <= line:
-            low = middle
-        else:
-            high = middle - 1
-    return low
-
-
-def _class_name(lines: list[str]) -> str | None:
-    for line in lines:
-        match = re.match(r"class\s+([A-Za-z_]\w*)", line)
-        if match:
-            return match.group(1)
-        if line and not line.startswith(("@", "#")):
-            return None
-    return None
-
-
-def _body_indent(lines: list[str]) -> str | None:
-    for line in lines[1:]:
-        stripped = line.lstrip(" \t")
-        if stripped and not stripped.startswith("#") and len(stripped) < len(line):
-            return line[: len(line) - len(stripped)]
-    return None
-
-
-def _absolute_problem(problem: SyntaxProblem, start: int) -> SyntaxProblem:
-    return SyntaxProblem(
-        problem.line + start,
-        problem.column,
-        problem.message,
-        problem.start_line + start,
-        problem.end_line + start,
-    )
-
-
-def _move_hint(
-    hint: Hint,
-    chunk_start: int,
-    start: tuple[int, int],
-    end: tuple[int, int],
-    new_lines: list[str],
-) -> Hint | None:
-    """Where a hint of the old text lands after the edit; None if edited away."""
-    anchor = _move_position((hint.line + chunk_start, hint.column), start, end, new_lines)
-    keyword = _move_position(
-        (hint.keyword_line + chunk_start, hint.keyword_column), start, end, new_lines
-    )
-    if anchor is None or keyword is None:
-        return None
-    width = hint.keyword_end_column - hint.keyword_column
-    return Hint(
-        kind=hint.kind,
-        line=anchor[0] - chunk_start,
-        column=anchor[1],
-        keyword_line=keyword[0] - chunk_start,
-        keyword_column=keyword[1],
-        keyword_end_column=keyword[1] + width,
-        function=hint.function,
-        context=hint.context,
-        code=hint.code,
-        waits_for_children=hint.waits_for_children,
-        bounded_call=hint.bounded_call,
-        releases_on_exit=hint.releases_on_exit,
-    )
-
-
-def _move_position(
-    position: tuple[int, int],
-    start: tuple[int, int],
-    end: tuple[int, int],
-    new_lines: list[str],
-) -> tuple[int, int] | None:
-    if position <= start:
-        return position
-    if position < end:
-        return None
-    line, column = position
-    if line == end[0]:
-        base = start[1] if len(new_lines) == 1 else 0
-        return (start[0] + len(new_lines) - 1, column - end[1] + base + len(new_lines[-1]))
-    return (line + (len(new_lines) - 1) - (end[0] - start[0]), column)
 
 
 def analyse_lines(lines: list[str]) -> ModuleAnalysis:

@@ -17,7 +17,7 @@ from pygls.uris import to_fs_path
 
 from conc_lsp import __version__, config
 from conc_lsp.analysis.model import Finding
-from conc_lsp.server import actions, diagnostics, features, report_features, resolution
+from conc_lsp.server import actions, changes, diagnostics, features, report_features, resolution
 from conc_lsp.server.documents import Document
 from conc_lsp.server.positions import encoding_name
 
@@ -29,6 +29,11 @@ T = TypeVar("T")
 class ConcProtocol(LanguageServerProtocol):
     """Keeps document text ourselves: pygls's copy splits lines like
     ``str.splitlines`` (at form feeds and U+2028), which LSP does not."""
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        if data.get("method") == types.TEXT_DOCUMENT_DID_CHANGE and "id" not in data:
+            return changes.structure_did_change(self._converter, data)  # never dropped
+        return super().structure_message(data)
 
     @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
     def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams) -> Any:
@@ -52,8 +57,8 @@ class ConcLanguageServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("conc-lsp", __version__, protocol_cls=ConcProtocol)
         self.documents: dict[str, Document] = {}
-        # uri -> ((version, resolution generation), findings): diagnostics computed
-        self.findings: dict[str, tuple[tuple[int | None, int], list[Finding]]] = {}
+        # uri -> (document stamp, findings): diagnostics computed
+        self.findings: dict[str, tuple[tuple[int, int], list[Finding]]] = {}
         self.pending_push: dict[str, asyncio.TimerHandle] = {}
         self.worker = diagnostics.Worker()
         self.resolver = resolution.Resolutions()  # jedi, in a process of its own
@@ -106,8 +111,7 @@ class ConcLanguageServer(LanguageServer):
 
     async def findings_for(self, document: Document) -> list[Finding]:
         """Findings for the document's current version, computed off the event loop."""
-        version = document.version
-        stamp = (version, document.resolution_generation)
+        stamp = document.stamp  # not the version: a client may reuse one
         cached = self.findings.get(document.uri)
         if cached is not None and cached[0] == stamp:
             return cached[1]
@@ -116,7 +120,7 @@ class ConcLanguageServer(LanguageServer):
         found = await self.worker.compute(
             document.uri, snapshot, self.settings, path, document.resolutions
         )
-        if (document.version, document.resolution_generation) == stamp:
+        if document.stamp == stamp:
             self.findings[document.uri] = (stamp, found)
         return found
 
@@ -148,7 +152,7 @@ class ConcLanguageServer(LanguageServer):
         document = self.documents.get(uri)
         if document is None:
             return
-        version = document.version
+        version, stamp = document.version, document.stamp
         try:
             found = await self.findings_for(document)
         except Exception as error:
@@ -156,7 +160,7 @@ class ConcLanguageServer(LanguageServer):
             self.log(types.MessageType.Error, f"conc-lsp: diagnostics failed: {error!r}")
             return
         current = self.documents.get(uri)
-        if current is None or current.version != version:
+        if current is None or current.stamp != stamp:
             return  # a newer edit will publish its own
         self.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(

@@ -24,7 +24,15 @@ def encoding_name(kind: str | types.PositionEncodingKind | None) -> str:
 
 
 def to_lsp(lines: list[str], line: int, column: int, encoding: str) -> types.Position:
-    """(line, code-point column) -> LSP position in ``encoding`` units."""
-    text = lines[line] if 0 <= line < len(lines) else ""
-    column = min(column, len(text))
+    """(line, code-point column) -> LSP position in ``encoding`` units, clamped
+    to the document (a position past its end is its end: never a range the
+    client cannot place)."""
+    if line < 0:
+        return types.Position(line=0, character=0)
+    if line >= len(lines):
+        line, column = len(lines) - 1, len(lines[-1]) if lines else 0
+        if line < 0:
+            return types.Position(line=0, character=0)
+    text = lines[line]
+    column = min(max(column, 0), len(text))
     return types.Position(line=line, character=codepoint_to_units(text, column, encoding))

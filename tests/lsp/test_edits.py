@@ -6,7 +6,16 @@ import pytest
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-from .helpers import errors_reported, hints, lsp_lines, open_document, pos, summary, units
+from .helpers import (
+    errors_reported,
+    eventually,
+    hints,
+    lsp_lines,
+    open_document,
+    pos,
+    summary,
+    units,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -455,4 +464,108 @@ async def test_random_edits_match_a_fresh_open(module_client: LanguageClient) ->
         compared += 1
     print(f"\nrandom edits: {compared} parsed states compared")
     assert compared >= 30
+    assert errors_reported(client) == []
+
+
+# -- issue 13: changes the strict converter refuses, reused versions ---------
+
+FINALLY_DOC = "import trio\n\n\nasync def f(done):\n    try:\n        pass\n    finally:\n"
+LONG_DOC = FINALLY_DOC + "        x = 1\n" * 12 + "        await done.wait()\n"
+SHORT_DOC = FINALLY_DOC + "        await done.wait()\n"
+
+
+def send_raw_change(client: LanguageClient, uri: str, version: object, change: object) -> None:
+    """A didChange as some clients send it, which lsprotocol would refuse to build."""
+    client.protocol._send_data(
+        {
+            "jsonrpc": "2.0",
+            "method": "textDocument/didChange",
+            "params": {
+                "textDocument": {"uri": uri, "version": version},
+                "contentChanges": [change],
+            },
+        }
+    )
+
+
+def lsp_range(start: tuple[int, int], end: tuple[int, int]) -> dict[str, object]:
+    return {
+        "start": {"line": start[0], "character": start[1]},
+        "end": {"line": end[0], "character": end[1]},
+    }
+
+
+async def test_change_with_a_negative_position_is_applied(module_client: LanguageClient) -> None:
+    client = module_client
+    uri = open_document(client, SHORT_DOC)
+    # Clamped to the start of the document, as a position past the end is clamped to the end.
+    send_raw_change(client, uri, 2, {"range": lsp_range((-1, 0), (0, -3)), "text": "# a\n"})
+    found = summary(await hints(client, uri))
+    assert found == [(8, len("        await done.wait()"), "<- checkpoint · in finally")]
+    assert errors_reported(client) == []
+
+
+async def test_change_with_a_null_version_is_applied(module_client: LanguageClient) -> None:
+    client = module_client
+    uri = open_document(client, SHORT_DOC)
+    send_raw_change(client, uri, None, {"range": lsp_range((7, 0), (7, 0)), "text": "\n\n"})
+    found = summary(await hints(client, uri))
+    assert found == [(9, len("        await done.wait()"), "<- checkpoint · in finally")]
+    assert errors_reported(client) == []
+
+
+async def current_diagnostics(client: LanguageClient, uri: str) -> list[tuple[object, ...]]:
+    """The document's diagnostics as this client has them now (pulled or pushed)."""
+    if client.client_name == "neovim":  # type: ignore[attr-defined]
+        report = await client.text_document_diagnostic_async(
+            types.DocumentDiagnosticParams(text_document=types.TextDocumentIdentifier(uri=uri))
+        )
+        assert isinstance(report, types.RelatedFullDocumentDiagnosticReport)
+        found = list(report.items)
+    else:
+        found = list(client.diagnostics.get(uri, []))
+    return sorted(
+        (d.code, d.range.start.line, d.range.start.character, d.range.end.line) for d in found
+    )
+
+
+async def diagnostics_of_a_fresh_open(
+    client: LanguageClient, text: str
+) -> list[tuple[object, ...]]:
+    fresh = open_document(client, text)
+    return await eventually(lambda: current_diagnostics(client, fresh), bool, timeout=30)
+
+
+@pytest.mark.parametrize("how", ["same version", "second didOpen"])
+async def test_new_text_under_an_old_version_gets_new_diagnostics(
+    module_client: LanguageClient, how: str
+) -> None:
+    client = module_client
+    long_expected = await diagnostics_of_a_fresh_open(client, LONG_DOC)
+    short_expected = await diagnostics_of_a_fresh_open(client, SHORT_DOC)
+    assert long_expected != short_expected
+    uri = open_document(client, LONG_DOC)
+    assert await eventually(lambda: current_diagnostics(client, uri), bool, timeout=30) == (
+        long_expected
+    )
+    if how == "same version":
+        client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=1),
+                content_changes=[types.TextDocumentContentChangeWholeDocument(text=SHORT_DOC)],
+            )
+        )
+    else:
+        client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(
+                    uri=uri, language_id="python", version=1, text=SHORT_DOC
+                )
+            )
+        )
+    found = await eventually(
+        lambda: current_diagnostics(client, uri), lambda now: now == short_expected, timeout=30
+    )
+    assert found == short_expected
+    assert all(line < len(lsp_lines(SHORT_DOC)) for *_, line in found)
     assert errors_reported(client) == []

@@ -1,0 +1,61 @@
+"""The differential random-edit fuzzer, long run (issue 13).
+
+Sends random ``didChange`` notifications to a document (one to three changes
+each, CR / LF joins, decorator and class splits, undo and paste as a user
+does them; see tests/edit_fuzzer.py) in UTF-16 and in UTF-8 positions, and
+after every notification compares the document's text with the client's;
+whenever that text parses, its inlay hints and diagnostics with those of a
+fresh analysis. Prints the number of edits, of parsing states compared and
+of drifts (requirement: 0), and the first drifts found.
+
+Exits 1 when a drift was found.
+
+    .venv/bin/python benchmarks/fuzz_edits.py [--edits N] [--run-length N] [--no-diagnostics]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.edit_fuzzer import run
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--edits", type=int, default=20_000, help="notifications per encoding")
+    parser.add_argument("--run-length", type=int, default=500, help="notifications per seed")
+    parser.add_argument("--no-diagnostics", action="store_true", help="compare hints only")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")  # SyntaxWarnings of random texts
+    started = time.perf_counter()
+    drifts: list[str] = []
+    for first_seed, encoding in ((0, "utf-16"), (100_000, "utf-8")):
+        edits = compared = 0
+        seed = first_seed  # other edit sequences for each encoding
+        while edits < args.edits:
+            length = min(args.run_length, args.edits - edits)
+            outcome = run(seed, encoding, length, check_diagnostics=not args.no_diagnostics)
+            edits += outcome.notifications
+            compared += outcome.compared
+            drifts += [f"seed {seed}: {drift}" for drift in outcome.drifts]
+            seed += 1
+        print(
+            f"{encoding}: {edits:,} edits in {seed - first_seed} runs, "
+            f"{compared:,} parsing states compared, "
+            f"{sum(1 for drift in drifts if f'({encoding})' in drift)} drifts"
+        )
+    elapsed = time.perf_counter() - started
+    verdict = "ok" if not drifts else "DRIFT"
+    print(f"drifts: {len(drifts)} (requirement: 0) {verdict}; {elapsed:.0f} s")
+    for drift in drifts[:5]:
+        print(" ", drift[:400])
+    return 1 if drifts else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
