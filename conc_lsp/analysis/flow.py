@@ -37,6 +37,8 @@ from conc_lsp.analysis.shapes import (
     definitions,
     falls_through,
     is_timeout_call,
+    iterated_state,
+    membership_state,
     node_text,
     state_globals,
     statement_blocks,
@@ -263,7 +265,7 @@ class _FunctionWalk:
 
     def _for(self, node: ast.For | ast.AsyncFor, state: _State) -> None:
         self.expression(node.iter, state)
-        iterated = _iterated_state(node.iter, self)
+        iterated = iterated_state(node.iter, self)
         loop = None
         if iterated is not None:
             loop = Loop(self.walker.span(node.iter), iterated)
@@ -455,7 +457,7 @@ class _FunctionWalk:
                         children = [*node.args, *(k.value for k in node.keywords)]
                 elif isinstance(node, ast.Subscript) and self.state_of(node.value) is not None:
                     children = [node.slice]
-                elif isinstance(node, ast.Compare) and _membership_state(node, self):
+                elif isinstance(node, ast.Compare) and membership_state(node, self):
                     children = [node.left]
                 elif isinstance(node, ast.Await) and isinstance(node.value, ast.Call):
                     self.awaited_calls.add(id(node.value))
@@ -508,7 +510,7 @@ class _FunctionWalk:
             self._call(node, state)
             return
         if isinstance(node, ast.Compare):
-            membership = _membership_state(node, self)
+            membership = membership_state(node, self)
             if membership is not None:
                 name, owner = membership
                 self.emit(
@@ -577,23 +579,6 @@ class _FunctionWalk:
         )
         if method == "release" and receiver in self.held:
             self.held.discard(receiver)
-
-
-def _membership_state(node: ast.Compare, walk: _FunctionWalk) -> tuple[str, str] | None:
-    if len(node.ops) == 1 and isinstance(node.ops[0], (ast.In, ast.NotIn)):
-        return walk.state_of(node.comparators[0])
-    return None
-
-
-def _iterated_state(node: ast.expr, walk: _FunctionWalk) -> str | None:
-    """`for x in self.d` / `.items()` / `.keys()` / `.values()`: not over a copy."""
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-        if node.func.attr in ("items", "keys", "values") and not node.args:
-            found = walk.state_of(node.func.value)
-            return found[0] if found else None
-        return None
-    found = walk.state_of(node)
-    return found[0] if found else None
 
 
 def module_facts(

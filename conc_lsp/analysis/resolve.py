@@ -32,6 +32,7 @@ from conc_lsp.analysis.control_paths import (
     is_generator,
     returns_at,
 )
+from conc_lsp.analysis.jedi_setup import make_environment, speed_up_parso
 from conc_lsp.analysis.model import Hint, HintKey, HintKind, Resolution, Verdict, anchor_keys
 from conc_lsp.analysis.parse import PARSE_ERRORS, analyse_lines, parse_fragment
 from conc_lsp.analysis.resolve_effects import (
@@ -41,6 +42,7 @@ from conc_lsp.analysis.resolve_effects import (
     combined,
     function_words,
     library_reason,
+    override_point,
     table_entry,
 )
 from conc_lsp.analysis.text import end_position, split_lines, utf8_to_codepoint
@@ -91,46 +93,6 @@ class _Source:
     verdicts: dict[int, FunctionVerdict] = field(default_factory=dict)
 
 
-def _name_of_position(self: Any, position: tuple[int, int]) -> Any:
-    """parso's ``get_name_of_position``, skipping the children whose range
-    cannot hold ``position``: the same answer, without walking the whole
-    module for every lookup (it was half the time of resolving a 3,000-line
-    file: jedi looks up each checkpoint's callee by position)."""
-    # jedi loads only when resolving (start-up cost)
-    from parso.tree import Leaf
-
-    for child in self.children:
-        if child.start_pos > position:
-            break
-        if isinstance(child, Leaf):
-            if child.type == "name" and position <= child.end_pos:
-                return child
-        elif position <= child.end_pos:
-            found = child.get_name_of_position(position)
-            if found is not None:
-                return found
-    return None
-
-
-def _speed_up_parso() -> None:
-    # jedi loads only when resolving (start-up cost)
-    from parso.python.tree import PythonMixin
-
-    if PythonMixin.get_name_of_position is not _name_of_position:
-        PythonMixin.get_name_of_position = _name_of_position  # type: ignore[method-assign]
-
-
-def make_environment(interpreter: str | None) -> Any:
-    """jedi's view of an interpreter: the configured one, else our own (in process)."""
-    # jedi loads only when resolving (start-up cost)
-    import jedi
-
-    if interpreter:
-        # The user chose it: jedi runs it once to read its sys.path.
-        return jedi.create_environment(interpreter, safe=False)
-    return jedi.InterpreterEnvironment()
-
-
 class Resolver:
     """Resolves checkpoints for documents of one workspace; keeps its caches."""
 
@@ -138,7 +100,7 @@ class Resolver:
         # jedi loads only when resolving (start-up cost)
         import jedi
 
-        _speed_up_parso()
+        speed_up_parso()
         self.environment = make_environment(interpreter)
         self.project = jedi.Project(
             root or os.getcwd(), environment_path=interpreter or None, smart_sys_path=True
@@ -392,7 +354,7 @@ class Resolver:
         node = source.functions.get(name.line)
         if not isinstance(node, ast.AsyncFunctionDef) or is_generator(node):
             return None  # a sync def returning an awaitable, or an async generator
-        if _override_point(node, source):
+        if override_point(node, source):
             return None  # abstract, protocol or stub: its overrides decide (unknown)
         if any(decorator_name(d) in ACM_DECORATORS for d in node.decorator_list):
             return None
@@ -563,36 +525,6 @@ def _make_source(text: str, lines: list[str]) -> _Source:
             elif isinstance(node, ast.ClassDef):
                 classes[node.lineno] = node
     return _Source(text, lines, tree, functions, classes)
-
-
-def _override_point(node: ast.AsyncFunctionDef, source: _Source) -> bool:
-    """An abstract method, a `...` or `raise NotImplementedError` body, or a
-    method whose body is only `pass`: what runs is an override, not this. A
-    module-level `async def noop(): pass` is a real function that never yields."""
-    if any(decorator_name(item) == "abstractmethod" for item in node.decorator_list):
-        return True
-    body = [
-        statement
-        for statement in node.body
-        if not (
-            isinstance(statement, ast.Expr)
-            and isinstance(statement.value, ast.Constant)
-            and isinstance(statement.value.value, str)
-        )
-    ]
-    if not body or all(
-        isinstance(statement, ast.Expr)
-        and isinstance(statement.value, ast.Constant)
-        and statement.value.value is Ellipsis
-        for statement in body
-    ):
-        return True
-    if any(isinstance(statement, ast.Raise) for statement in body) and all(
-        isinstance(statement, (ast.Raise, ast.Pass)) for statement in body
-    ):
-        return True
-    in_class = any(node in klass.body for klass in source.classes.values())
-    return in_class and all(isinstance(statement, ast.Pass) for statement in body)
 
 
 def keyed_hints(hints: list[Hint]) -> dict[HintKey, Hint]:

@@ -8,7 +8,7 @@ import ast
 import time
 from typing import TYPE_CHECKING, Any
 
-from conc_lsp.analysis.control_paths import PathResult
+from conc_lsp.analysis.control_paths import PathResult, decorator_name
 from conc_lsp.analysis.model import Resolution, Verdict
 
 if TYPE_CHECKING:
@@ -133,3 +133,33 @@ def function_words(verdict: Verdict, result: PathResult, node: ast.AsyncFunction
         return f"may return without yielding, through a fast path only (at {lines})"
     lines = ", ".join(f"L{line + 1}" for line in sorted(set(result.escapes))[:4])
     return f"can return without a checkpoint (at {lines})"
+
+
+def override_point(node: ast.AsyncFunctionDef, source: _Source) -> bool:
+    """An abstract method, a `...` or `raise NotImplementedError` body, or a
+    method whose body is only `pass`: what runs is an override, not this. A
+    module-level `async def noop(): pass` is a real function that never yields."""
+    if any(decorator_name(item) == "abstractmethod" for item in node.decorator_list):
+        return True
+    body = [
+        statement
+        for statement in node.body
+        if not (
+            isinstance(statement, ast.Expr)
+            and isinstance(statement.value, ast.Constant)
+            and isinstance(statement.value.value, str)
+        )
+    ]
+    if not body or all(
+        isinstance(statement, ast.Expr)
+        and isinstance(statement.value, ast.Constant)
+        and statement.value.value is Ellipsis
+        for statement in body
+    ):
+        return True
+    if any(isinstance(statement, ast.Raise) for statement in body) and all(
+        isinstance(statement, (ast.Raise, ast.Pass)) for statement in body
+    ):
+        return True
+    in_class = any(node in klass.body for klass in source.classes.values())
+    return in_class and all(isinstance(statement, ast.Pass) for statement in body)

@@ -5,6 +5,7 @@ hold state, and the child nodes worth walking."""
 from __future__ import annotations
 
 import ast
+from typing import Protocol
 
 from conc_lsp.analysis.libraries import ImportTable, last_name
 
@@ -173,3 +174,24 @@ def falls_through(block: list[ast.stmt]) -> bool:
     """Control can leave ``block`` at its end (it does not end in `return`,
     `raise`, `continue` or `break`)."""
     return not (block and isinstance(block[-1], (ast.Return, ast.Raise, ast.Continue, ast.Break)))
+
+
+class StateFinder(Protocol):
+    def state_of(self, node: ast.expr) -> tuple[str, str] | None: ...
+
+
+def membership_state(node: ast.Compare, walk: StateFinder) -> tuple[str, str] | None:
+    if len(node.ops) == 1 and isinstance(node.ops[0], (ast.In, ast.NotIn)):
+        return walk.state_of(node.comparators[0])
+    return None
+
+
+def iterated_state(node: ast.expr, walk: StateFinder) -> str | None:
+    """`for x in self.d` / `.items()` / `.keys()` / `.values()`: not over a copy."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        if node.func.attr in ("items", "keys", "values") and not node.args:
+            found = walk.state_of(node.func.value)
+            return found[0] if found else None
+        return None
+    found = walk.state_of(node)
+    return found[0] if found else None
