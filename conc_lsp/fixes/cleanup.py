@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import libcst as cst
 
-from conc_lsp.analysis.events import ModuleFacts
+from conc_lsp.analysis.events import FunctionFacts, ModuleFacts
 from conc_lsp.analysis.model import Finding, Fix, Shield
 from conc_lsp.fixes.context import FixContext
 from conc_lsp.fixes.toolbox import (
@@ -38,9 +38,10 @@ def _bounded(
     *,
     shield: bool,
     what: str,
+    function: FunctionFacts | None = None,
 ) -> tuple[list[cst.BaseStatement], str] | None:
     """``statements`` inside the library's bounded (and maybe shielded) scope."""
-    found = library(facts)
+    found = library(facts, function)
     if found is None:
         return None
     name, alias = found
@@ -111,7 +112,13 @@ def bound_wait(finding: Finding, facts: ModuleFacts, context: FixContext) -> Fix
     )
     body = list(place.block.body)
     wrapped = _bounded(
-        [place.statement], facts, context, source, shield=cancellable, what="the wait"
+        [place.statement],
+        facts,
+        context,
+        source,
+        shield=cancellable,
+        what="the wait",
+        function=function,
     )
     if wrapped is None:
         return None
@@ -133,7 +140,7 @@ def shield_cleanup(finding: Finding, facts: ModuleFacts, context: FixContext) ->
     function = facts.function(finding.function)
     if function is None:
         return None
-    found = library(facts)
+    found = library(facts, function)
     if found is None or found[0] == "asyncio":
         return None
     source = parse_function(function, context.lines)
@@ -154,37 +161,24 @@ def shield_cleanup(finding: Finding, facts: ModuleFacts, context: FixContext) ->
         if isinstance(owner, cst.FunctionDef):
             break
         block, index = owner_block, owner_index
-    statements = list(block.body[index:])
-    event = checkpoint_at(function, finding.location)
-    bounded = bool(getattr(getattr(event, "context", None), "bounded", False))
-    alias = found[1]
-    unit = source.unit
-    first = statements[0]
-    leading = leading_lines_of(first)
-    statements = [first.with_changes(leading_lines=()), *statements[1:]]
-    if bounded:
-        header = f"with {alias}.CancelScope(shield=True):\n{unit}pass\n"
-        title = f"Shield the rest of the cleanup with `{alias}.CancelScope(shield=True)`"
-        extra: list[cst.BaseStatement] = []
-        scope = cst.parse_statement(header, config=source.module.config_for_parsing)
-        assert isinstance(scope, cst.With)
-        new = [
-            scope.with_changes(
-                body=cst.IndentedBlock(body=statements, indent=unit), leading_lines=leading
-            ),
-            *extra,
-        ]
-    else:
-        wrapped = _bounded(
-            list(block.body[index:]), facts, context, source, shield=True, what="the cleanup"
-        )
-        if wrapped is None:
-            return None
-        new = wrapped[0]
-        title = (
-            f"Shield and bound the rest of the cleanup with `{alias}.move_on_after("
-            f"{format_seconds(context.timeout)}, shield=True)`"
-        )
+    # Always a shielded scope with its own deadline: a bare `CancelScope(shield=True)`
+    # inside an enclosing `move_on_after` would defeat that bound.
+    wrapped = _bounded(
+        list(block.body[index:]),
+        facts,
+        context,
+        source,
+        shield=True,
+        what="the cleanup",
+        function=function,
+    )
+    if wrapped is None:
+        return None
+    new = wrapped[0]
+    title = (
+        f"Shield and bound the rest of the cleanup with `{found[1]}.move_on_after("
+        f"{format_seconds(context.timeout)}, shield=True)`"
+    )
     body = list(block.body[:index]) + new
     module = replace_block(source.module, block, body)
     return make_fix(title, True, source.edit(module, context.lines))
@@ -354,8 +348,8 @@ def insert_checkpoints(
     escapes: Sequence[int],
 ) -> Fix | None:
     """CONC111: a checkpoint before each way out that has none (``escapes``: their lines)."""
-    spelled = library(facts)
     found_source = function_source(finding, facts, context)
+    spelled = library(facts, found_source[0]) if found_source is not None else None
     if spelled is None or found_source is None:
         return None
     function, source = found_source

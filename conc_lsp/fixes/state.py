@@ -279,7 +279,7 @@ def drain_pipes(finding: Finding, facts: ModuleFacts, context: FixContext) -> Fi
     function = facts.function(finding.function)
     if function is None:
         return None
-    found = library(facts)
+    found = library(facts, function)
     source = parse_function(function, context.lines)
     if source is None:
         return None

@@ -186,10 +186,16 @@ def make_fix(title: str, safe: bool, edit: TextEdit | None) -> Fix | None:
 # -- library spelling -------------------------------------------------------
 
 
-def library(facts: ModuleFacts) -> tuple[str, str] | None:
-    """(library, how the file names it): ('trio', 't') for `import trio as t`."""
+def library(facts: ModuleFacts, function: FunctionFacts | None = None) -> tuple[str, str] | None:
+    """(library, how the file names it): ('trio', 't') for `import trio as t`; the
+    library the function runs under first (an asyncio function of a module that
+    imports trio too gets asyncio's spelling)."""
     names = facts.table.names
-    for wanted in ("trio", "anyio", "asyncio"):
+    preferred = facts.library_of(function) if function is not None else facts.library
+    order: tuple[str, ...] = ("trio", "anyio", "asyncio")
+    if preferred in order:
+        order = (preferred, *(name for name in order if name != preferred))
+    for wanted in order:
         for alias, target in names.items():
             if target == wanted:
                 return wanted, alias
@@ -203,7 +209,10 @@ def checkpoint_at(function: FunctionFacts, where: Location) -> object | None:
     return None
 
 
-LOGGER_USE = re.compile(r"\b(log|logger|_log|_logger|LOG|LOGGER)\.(?:warning|info|error)\(")
+# A module-level logger used by name: not `actor.log.warning(...)`, which is an attribute.
+LOGGER_USE = re.compile(
+    r"(?<![\w.])(log|logger|_log|_logger|LOG|LOGGER)\.(?:warning|info|error)\("
+)
 LOGGER_MADE = re.compile(r"^\s*(log|logger|_log|_logger)\s*=.*getLogger", re.MULTILINE)
 
 

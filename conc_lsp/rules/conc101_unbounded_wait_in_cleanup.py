@@ -185,17 +185,17 @@ def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
                 function,
                 checkpoint.location,
                 f"unbounded `await {waited}` in {where}: if it never completes, "
-                f"teardown hangs; bound it with a timeout (e.g. `{_bound_for(module)}`)",
+                f"teardown hangs; bound it with a timeout (e.g. `{_bound_for(module, function)}`)",
                 UnboundedWait(checkpoint, call),
             )
 
 
-def _bound_for(module: ModuleFacts) -> str:
-    """The timeout to suggest, in the library the module already imports."""
-    for library in ("trio", "anyio"):
-        if library in module.libraries:
-            return f"{library}.move_on_after"
-    return "asyncio.timeout" if "asyncio" in module.libraries else "move_on_after"
+def _bound_for(module: ModuleFacts, function: FunctionFacts) -> str:
+    """The timeout to suggest, in the library the function runs under."""
+    library = module.library_of(function)
+    if library in ("trio", "anyio"):
+        return f"{library}.move_on_after"
+    return "asyncio.timeout" if library == "asyncio" else "a timeout scope"
 
 
 def _is_flow_handler(handler: ast.ExceptHandler) -> bool:
