@@ -178,3 +178,16 @@ def guaranteed_setter(
             continue
         return setter_function, event
     return None
+
+
+def waiting_call(module: ModuleFacts, function: FunctionFacts, checkpoint: Event) -> Event | None:
+    """The unbounded wait ``checkpoint`` stands for (the awaited call, or the wait
+    inside `asyncio.wait_for` / `shield`), unless a kill, a close, a release or
+    a bounded callee ends it."""
+    awaited = awaited_call(function, checkpoint)
+    call = unbounded_wait(function, awaited) if awaited is not None else None
+    if call is None or released_before(function, call) or killed_before(function, call):
+        return None
+    if call is awaited and bounded_callee(module, function, call):
+        return None
+    return call

@@ -79,14 +79,10 @@ from conc_lsp.analysis.events import (
 )
 from conc_lsp.analysis.model import Fix, Severity, Verdict
 from conc_lsp.analysis.program import INITIALISERS, Program
-from conc_lsp.analysis.reach import awaited_call
 from conc_lsp.analysis.waits import (
-    bounded_callee,
     guaranteed_setter,
-    killed_before,
-    released_before,
     setters_in_finally,
-    unbounded_wait,
+    waiting_call,
 )
 from conc_lsp.fixes.context import FixContext
 from conc_lsp.rules.base import (
@@ -140,11 +136,8 @@ def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
             context = checkpoint.context
             if not context.on_cleanup_path or context.bounded or checkpoint.exit:
                 continue
-            awaited = awaited_call(function, checkpoint)
-            call = unbounded_wait(function, awaited) if awaited is not None else None
-            if call is None or released_before(function, call) or killed_before(function, call):
-                continue
-            if call is awaited and bounded_callee(module, function, call):
+            call = waiting_call(module, function, checkpoint)
+            if call is None:
                 continue
             if checkpoint_verdict(module, function, checkpoint) is Verdict.NEVER:
                 continue  # resolved: the callee never yields, so it cannot wait

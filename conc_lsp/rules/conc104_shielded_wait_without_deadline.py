@@ -47,13 +47,10 @@ from dataclasses import dataclass
 from conc_lsp.analysis.events import Event, FunctionFacts, ModuleFacts
 from conc_lsp.analysis.model import Fix, Shield, Verdict
 from conc_lsp.analysis.program import Program
-from conc_lsp.analysis.reach import awaited_call
 from conc_lsp.analysis.waits import (
-    bounded_callee,
     guaranteed_setter,
-    killed_before,
     setters_in_finally,
-    unbounded_wait,
+    waiting_call,
 )
 from conc_lsp.fixes.context import FixContext
 from conc_lsp.rules.base import Detection, Evidence, Rule, Words, checkpoint_verdict, describe
@@ -77,11 +74,8 @@ def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
                 continue
             if context.on_cleanup_path:
                 continue  # CONC101's ground
-            awaited = awaited_call(function, checkpoint)
-            call = unbounded_wait(function, awaited) if awaited is not None else None
-            if call is None or killed_before(function, call):
-                continue
-            if call is awaited and bounded_callee(module, function, call):
+            call = waiting_call(module, function, checkpoint)
+            if call is None:
                 continue
             if checkpoint_verdict(module, function, checkpoint) is Verdict.NEVER:
                 continue
