@@ -28,7 +28,16 @@ def silenced(path: Path) -> list[str]:
     return match.group("codes").split(", ")
 
 
-@pytest.mark.parametrize("path", sorted(FIXTURES.glob("*.py")), ids=lambda path: path.stem)
+def cases() -> list[object]:
+    found = []
+    for path in sorted(FIXTURES.glob("*.py")):
+        known = "\n# known: " in path.read_text(encoding="utf-8")
+        marks = [pytest.mark.xfail(reason="a known false positive", strict=True)] if known else []
+        found.append(pytest.param(path, id=path.stem, marks=marks))
+    return found
+
+
+@pytest.mark.parametrize("path", cases())
 def test_no_finding_on_a_known_false_positive(path: Path) -> None:
     codes = silenced(path)
     lines = split_lines(path.read_text(encoding="utf-8"))

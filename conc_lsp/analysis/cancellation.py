@@ -45,7 +45,8 @@ def callee_in_module(
 
 
 def parameter_classes(function: FunctionFacts) -> dict[str, str]:
-    """Parameters annotated with a plain class name: `conn: Conn` -> {"conn": "Conn"}."""
+    """Parameters annotated with a plain class name (`conn: Conn`) and locals made
+    by calling one (`conn = Conn()`): {"conn": "Conn"}."""
     memo = function.memo.get("parameter-classes")
     if isinstance(memo, dict):
         return memo
@@ -61,6 +62,17 @@ def parameter_classes(function: FunctionFacts) -> dict[str, str]:
             continue
         if text.isidentifier():
             found[argument.arg] = text
+    # Locals made from a class: `lifespan = Lifespan(5)`.
+    for node in ast.walk(function.node):
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and isinstance(node.value, ast.Call)
+            and isinstance(node.value.func, ast.Name)
+            and node.value.func.id[:1].isupper()
+        ):
+            found.setdefault(node.targets[0].id, node.value.func.id)
     function.memo["parameter-classes"] = found
     return found
 
@@ -112,7 +124,9 @@ def can_be_cancelled(
 
 
 def is_logging(call: Event) -> bool:
-    """`log.warning(...)`, `self._log.cancel(...)`, `logging.info(...)`."""
+    """`log.warning(...)`, `self._log.cancel(...)`, `logging.info(...)`, `print(...)`."""
+    if call.receiver is None and call.method in ("print", "warn"):
+        return True
     receiver = (call.receiver or "").rsplit(".", 1)[-1]
     return receiver in LOGGER_NAMES or (call.method in LOGGER_METHODS and "log" in receiver.lower())
 

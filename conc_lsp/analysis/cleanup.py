@@ -36,6 +36,24 @@ def is_explicit_checkpoint(call: Event) -> bool:
     return call.method == "sleep" and call.argument == "0"
 
 
+def _suppresses_cancellation(expression: ast.expr) -> bool:
+    """`contextlib.suppress(trio.Cancelled)` (or BaseException, CancelledError)."""
+    if not isinstance(expression, ast.Call):
+        return False
+    func = expression.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+    if name != "suppress":
+        return False
+    caught = set()
+    for argument in expression.args:
+        target = argument.func if isinstance(argument, ast.Call) else argument
+        if isinstance(target, ast.Attribute):
+            caught.add(target.attr)
+        elif isinstance(target, ast.Name):
+            caught.add(target.id)
+    return bool(caught & (BROAD | {"CancelledError"}))
+
+
 def caught_names(handler: ast.ExceptHandler) -> set[str]:
     """Last names of what a handler catches: `trio.Cancelled` -> `Cancelled`,
     `get_cancelled_exc_class()` -> `get_cancelled_exc_class`; empty for a bare except."""
@@ -126,6 +144,10 @@ class FunctionTree:
         """``node`` sits in the body of a `try` (inside its own cleanup block) with an
         `except BaseException` / bare `except` / `except Cancelled` handler."""
         for ancestor, child in self.ancestors(node):
+            if isinstance(ancestor, ast.With) and any(
+                _suppresses_cancellation(item.context_expr) for item in ancestor.items
+            ):
+                return True  # `with contextlib.suppress(trio.Cancelled): await ...`
             if not isinstance(ancestor, (ast.Try, ast.TryStar)):
                 continue
             if child in ancestor.finalbody:

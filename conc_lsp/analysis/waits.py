@@ -22,6 +22,8 @@ from conc_lsp.analysis.events import (
 from conc_lsp.analysis.libraries import last_name
 from conc_lsp.analysis.reach import awaited_call
 
+# Scheduling barriers, not waits for another task: they cannot hang on a peer.
+NOT_WAITS = frozenset({"wait_all_tasks_blocked"})
 WAIT_METHODS = frozenset({"wait", "join", "receive", "acquire", "wait_closed"})
 
 
@@ -29,6 +31,8 @@ def is_wait_call(call: Event) -> bool:
     """`Event.wait`, `Condition.wait`, `Process.wait`, `receive`, `acquire`, `join`,
     and any `wait*` / `*_wait` / `wait_for_*` name, whatever it is reached through."""
     name = call.method or ""
+    if name in NOT_WAITS:
+        return False
     if call.callee and call.callee.startswith(("asyncio.wait_for", "trio.sleep", "anyio.sleep")):
         return False
     if name in WAIT_METHODS and call.receiver is not None:

@@ -112,9 +112,25 @@ def _nursery_blocks(function: FunctionFacts, module: ModuleFacts) -> list[tuple[
     return ranges
 
 
-def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
+def _exited_cleanly(module: ModuleFacts) -> set[str]:
+    """Context managers a framework always exits without an error: aiohttp's
+    `app.cleanup_ctx.append(ctx)` (it calls `__aexit__(None, None, None)`)."""
+    names: set[str] = set()
     for function in module.functions:
-        if not function.is_acm:
+        for event in function.events:
+            if event.method == "append" and (event.receiver or "").endswith("cleanup_ctx"):
+                names.add((event.argument or "").rsplit(".", 1)[-1])
+    for line in module.lines:  # module-level statements are in no function
+        stripped = line.strip()
+        if ".cleanup_ctx.append(" in stripped:
+            names.add(stripped.split(".cleanup_ctx.append(", 1)[1].split(")", 1)[0].strip())
+    return names
+
+
+def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
+    cleanly = _exited_cleanly(module)
+    for function in module.functions:
+        if not function.is_acm or function.name in cleanly:
             continue
         yields = _yield_statements(function.node)
         if len(yields) != 1:

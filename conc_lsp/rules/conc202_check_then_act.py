@@ -243,6 +243,22 @@ def _lazily_loaded(parents: Parents, check: Event) -> bool:
     )
 
 
+def _outside_the_if(parents: Parents, check: Event, action: Event) -> bool:
+    """A plain write of one attribute after the `if` that tests it, not under it:
+    it happens whatever the test said (`if self._last is None and ...: ...`
+    then `self._last = part`)."""
+    if check.key is not None or action.key is not None:
+        return False
+    if action.kind is not EventKind.WRITE or action.removal or action.method is not None:
+        return False
+    statement, field = _statement(parents, check.node)
+    return (
+        isinstance(statement, ast.If)
+        and field == "test"
+        and not _inside(parents, statement, action.node)
+    )
+
+
 def _in_loop_body(parents: Parents, check: Event, action: Event) -> bool:
     """The check is a `while` test and the action is in its body: the loop tests
     again before it acts again."""
@@ -278,6 +294,8 @@ def _window(function: FunctionFacts, parents: Parents, check: Event, action: Eve
     if _cleanup_reset(parents, action) or _misuse_guard(parents, check, action):
         return []
     if _idempotent_write(parents, check, action) or _in_loop_body(parents, check, action):
+        return []
+    if _outside_the_if(parents, check, action):
         return []
     if _rechecked_under_lock(parents, check, action):
         return []

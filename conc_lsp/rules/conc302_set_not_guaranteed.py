@@ -378,17 +378,31 @@ def _created_here(node: ast.AST, name: str) -> bool:
 def _supervised(module: ModuleFacts, waiter: FunctionFacts, setter: _Setter) -> bool:
     """The setter runs as a child whose error reaches the waiter: started into a
     nursery or task group by the waiter's own function (trio, anyio: the error
-    cancels the nursery, and the waiter with it), or gathered with it."""
+    cancels the nursery, and the waiter with it), or gathered with it; or the
+    setter is a test body, whose failure ends the test."""
     home = waiter.qualname.split(".<locals>.", 1)[0]
     owner = module.function(home)
     if owner is None:
         return False
     name = setter.function.name
+    if name.startswith("test"):
+        return True  # a test body: its failure ends the test and everything it started
+    for decorator in setter.function.node.decorator_list:
+        # `@nursery.start_soon` over a nested `async def`: started into the nursery
+        if isinstance(decorator, ast.Attribute) and decorator.attr in ("start_soon", "start"):
+            return module.level_triggered(owner)
+    # The setter itself, or a function of the same home that calls it.
+    starters = {name} | {
+        other.name
+        for other in module.functions
+        if other.qualname.startswith(home + ".<locals>.")
+        and any(event.kind is EventKind.CALL and event.method == name for event in other.events)
+    }
     for event in owner.events:
         if event.kind is not EventKind.CALL:
             continue
         started = (event.argument or "").split("(", 1)[0].rsplit(".", 1)[-1]
-        if started != name:
+        if started not in starters:
             continue
         if event.method in ("start_soon", "start") and module.level_triggered(owner):
             return True
