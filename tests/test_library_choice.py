@@ -97,3 +97,15 @@ def test_a_mixed_module_decides_per_function() -> None:
     by_name = {function.name: module.library_of(function) for function in module.functions}
     assert by_name == {"a": "asyncio", "t": "trio"}
     assert conc102(source) == [13]
+
+
+def test_a_library_own_package_speaks_its_semantics(tmp_path: Path) -> None:
+    package = tmp_path / "anyio"
+    (package / "_backends").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "_backends" / "__init__.py").write_text("")
+    (package / "_backends" / "_asyncio.py").write_text("import asyncio\n")
+    (package / "_backends" / "_trio.py").write_text("import trio\n")
+    module = package / "stapled.py"
+    module.write_text(CLEANUP)
+    assert facts(CLEANUP, str(module)).library == "anyio"

@@ -94,7 +94,13 @@ def package_libraries(path: str) -> frozenset[str]:
         root = package_root(Path(path).resolve())
     except (OSError, ValueError):
         return frozenset()
-    return _scan(str(root)) if root is not None else frozenset()
+    if root is None:
+        return frozenset()
+    if root.name in FAMILY:
+        # The library's own code (anyio's streams, trio's internals) speaks its semantics,
+        # whatever backends its other modules import.
+        return frozenset({FAMILY[root.name]})
+    return _scan(str(root))
 
 
 @lru_cache(maxsize=64)
