@@ -314,6 +314,8 @@ def test_differential_random_edits(seed: int, encoding: str) -> None:
         # A stray `@acm` above a class stayed broken after the class's broken
         # method healed on its own (found by benchmarks/fuzz_edits.py).
         (100021, "utf-8"),
+        # ... and a stray method decorator after its class's other method healed.
+        (7, "utf-16"),
     ],
 )
 def test_random_edit_runs_that_drifted(seed: int, encoding: str) -> None:

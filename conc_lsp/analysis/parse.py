@@ -333,7 +333,6 @@ class Analyzer:
             chunk
             for position, chunk in enumerate(self.chunks)
             if chunk.problem is not None
-            and not chunk.indent
             and (
                 self._class_header(self.chunks, position) is not None
                 or self._joins_fresh_neighbour(position, fresh)
@@ -415,12 +414,18 @@ class Analyzer:
 
     def _joins_fresh_neighbour(self, position: int, fresh: list[tuple[int, int]]) -> bool:
         """The broken chunk parses with the chunk above or below it (a class with
-        its method pieces) and that neighbour was just parsed again."""
+        its method pieces; for a method piece, its class) and that neighbour
+        was just parsed again."""
         chunks = self.chunks
 
         def is_fresh(chunk: Chunk) -> bool:
             return any(start <= chunk.start < end for start, end in fresh)
 
+        if chunks[position].indent:  # a method piece: its whole class decides
+            low, high = class_group(chunks, position)
+            return any(map(is_fresh, chunks[low : high + 1])) and (
+                self._try_parse(chunks[low].start, chunks[high].end) is not None
+            )
         below = position + 1
         if below < len(chunks):
             last = below
