@@ -306,3 +306,17 @@ def test_differential_random_edits(seed: int, encoding: str) -> None:
     outcome = edit_fuzzer.run(seed + (100 if encoding == "utf-8" else 0), encoding, 120)
     assert outcome.drifts == []
     assert outcome.compared >= 10  # the run did reach parsing texts
+
+
+@pytest.mark.parametrize(
+    ("seed", "encoding"),
+    [
+        # A stray `@acm` above a class stayed broken after the class's broken
+        # method healed on its own (found by benchmarks/fuzz_edits.py).
+        (100021, "utf-8"),
+        # ... and a stray method decorator after its class's other method healed.
+        (7, "utf-16"),
+    ],
+)
+def test_random_edit_runs_that_drifted(seed: int, encoding: str) -> None:
+    assert edit_fuzzer.run(seed, encoding, 120).drifts == []

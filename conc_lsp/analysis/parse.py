@@ -212,7 +212,8 @@ class Analyzer:
                 if first_line <= line < end_line:
                     yield hint.shifted(chunk.start)
 
-    def refresh(self) -> None:
+    def refresh(self, heal: int = 3) -> None:
+        """Parse the dirty chunks again (``heal``: how many more passes may heal pieces)."""
         if not any(chunk.dirty for chunk in self.chunks):
             return
         parsed: list[_Parsed] = []
@@ -323,19 +324,24 @@ class Analyzer:
         self._fix_coverage()
         for chunk in self.chunks:
             chunk.dirty = False
-        # A class header left broken while its methods were (they are chunks
-        # of their own, and fine now) heals once it parses with a stand-in body.
-        headers = [
+        # A broken piece heals when what made it broken changed beside it: a
+        # class header left broken while its methods were (chunks of their
+        # own, fine now) parses with a stand-in body; a stray `@acm` parses
+        # with the code just parsed again below it.
+        fresh = [(region.start, region.start + region.length) for region in parsed]
+        healable = [
             chunk
             for position, chunk in enumerate(self.chunks)
             if chunk.problem is not None
-            and not chunk.indent
-            and self._class_header(self.chunks, position) is not None
+            and (
+                self._class_header(self.chunks, position) is not None
+                or self._joins_fresh_neighbour(position, fresh)
+            )
         ]
-        if headers:
-            for chunk in headers:
+        if healable and heal > 0:
+            for chunk in healable:
                 chunk.problem, chunk.dirty = None, True
-            self.refresh()
+            self.refresh(heal - 1)
             return
         # Two far-apart broken chunks can close each other (a `"""` typed at
         # the top and one at the bottom): then the whole text parses, and the
@@ -405,6 +411,37 @@ class Analyzer:
             elif first_code_line(self.lines, chunk):
                 name = class_name_of(lines)
                 open_class = f"{name}." if name else None
+
+    def _joins_fresh_neighbour(self, position: int, fresh: list[tuple[int, int]]) -> bool:
+        """The broken chunk parses with the chunk above or below it (a class with
+        its method pieces; for a method piece, its class) and that neighbour
+        was just parsed again."""
+        chunks = self.chunks
+
+        def is_fresh(chunk: Chunk) -> bool:
+            return any(start <= chunk.start < end for start, end in fresh)
+
+        if chunks[position].indent:  # a method piece: its whole class decides
+            low, high = class_group(chunks, position)
+            return any(map(is_fresh, chunks[low : high + 1])) and (
+                self._try_parse(chunks[low].start, chunks[high].end) is not None
+            )
+        below = position + 1
+        if below < len(chunks):
+            last = below
+            while last + 1 < len(chunks) and chunks[last + 1].indent:
+                last += 1
+            if any(map(is_fresh, chunks[below : last + 1])) and (
+                self._try_parse(chunks[position].start, chunks[last].end) is not None
+            ):
+                return True
+        above = chunks[position - 1] if position > 0 else None
+        return (
+            above is not None
+            and not above.indent
+            and is_fresh(above)
+            and self._try_parse(above.start, chunks[position].end) is not None
+        )
 
     def _class_header(self, chunks: list[Chunk], index: int) -> _Parsed | None:
         """A class header whose methods follow as chunks of their own, parsed
