@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from conc_lsp.analysis.events import ModuleFacts
 from conc_lsp.analysis.flow import module_facts
+from conc_lsp.analysis.fragments import PARSE_ERRORS, parse_fragment
 from conc_lsp.analysis.model import (
     Finding,
     Fix,
@@ -24,7 +25,7 @@ from conc_lsp.analysis.model import (
     SyntaxProblem,
     anchor_keys,
 )
-from conc_lsp.analysis.parse import PARSE_ERRORS, Analyzer, analyse_lines, parse_fragment
+from conc_lsp.analysis.parse import Analyzer, analyse_lines
 from conc_lsp.analysis.text import apply_edits
 from conc_lsp.config import Settings
 from conc_lsp.fixes.context import FixContext

@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conc_lsp.analysis.fragments import parse_fragment
 from conc_lsp.analysis.model import Finding
-from conc_lsp.analysis.parse import parse_fragment
 from conc_lsp.analysis.text import apply_edits, split_lines
 from conc_lsp.config import Settings
 from conc_lsp.diagnose import check_lines, fix_lines

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from conc_lsp.analysis.fragments import parse_fragment
 from conc_lsp.analysis.model import HintKind
-from conc_lsp.analysis.parse import analyse_lines, parse_fragment
+from conc_lsp.analysis.parse import analyse_lines
 from conc_lsp.analysis.text import split_lines
 from conc_lsp.labels import label
 

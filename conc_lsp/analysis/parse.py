@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import ast
 import re
-import sys
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import pairwise
@@ -36,15 +34,20 @@ from conc_lsp.analysis.chunks import (
     owner_of,
     statement_starts,
 )
-from conc_lsp.analysis.downlevel import downlevel
-from conc_lsp.analysis.libraries import ImportFact, ImportTable, imports_of
-from conc_lsp.analysis.model import Hint, ModuleAnalysis, SyntaxProblem
+from conc_lsp.analysis.fragments import (
+    PARSE_ERRORS,
+    parse_fragment,
+    statement_first_line,
+    syntax_problem,
+    top_level_imports,
+)
+from conc_lsp.analysis.libraries import ImportFact, ImportTable
+from conc_lsp.analysis.model import Hint, ModuleAnalysis
 
 # How many further statement-looking lines a broken piece may swallow while
 # we look for the end of a string or bracket that the heuristics split.
 GREEDY_EXTENSION = 8
 DEF_START = re.compile(r"@|(?:async\s+def|def|class)\b")
-PARSE_ERRORS = (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError)
 
 
 @dataclass(slots=True)
@@ -55,51 +58,6 @@ class _Parsed:
     lines: list[str]
     indent: str = ""
     prefix: str = ""
-
-
-def parse_fragment(lines: list[str]) -> ast.Module:
-    """Parse lines as a module; raises one of PARSE_ERRORS when it does not.
-
-    On an interpreter older than 3.12, syntax of 3.12+ (type parameters,
-    PEP 701 f-strings) is rewritten first, keeping every position.
-    """
-    text = "\n".join(lines)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # invalid escape sequences and the like
-        try:
-            return ast.parse(text)
-        except SyntaxError:
-            if sys.version_info >= (3, 12):
-                raise
-            rewritten = downlevel(text)
-            if rewritten is None:
-                raise
-            return ast.parse(rewritten)
-
-
-def _top_level_imports(tree: ast.Module) -> list[ImportFact]:
-    facts: list[ImportFact] = []
-    pending: list[ast.stmt] = list(tree.body)
-    while pending:
-        statement = pending.pop()
-        if isinstance(statement, (ast.Import, ast.ImportFrom)):
-            facts.extend(imports_of(statement))
-        elif isinstance(statement, (ast.If, ast.Try, ast.TryStar)):
-            pending.extend(statement.body)
-            pending.extend(statement.orelse)
-            if not isinstance(statement, ast.If):
-                pending.extend(statement.finalbody)
-                for handler in statement.handlers:
-                    pending.extend(handler.body)
-    return facts
-
-
-def _statement_first_line(statement: ast.stmt) -> int:
-    decorators = getattr(statement, "decorator_list", None)
-    first = statement.lineno
-    if decorators:
-        first = min(first, decorators[0].lineno)
-    return first - 1
 
 
 class Analyzer:
@@ -292,7 +250,7 @@ class Analyzer:
             index += 1
 
         # Imports first: names resolve through the whole module's imports.
-        region_imports = {id(region): _top_level_imports(region.tree) for region in parsed}
+        region_imports = {id(region): top_level_imports(region.tree) for region in parsed}
         # A broken chunk keeps the imports of its last good parse, so that a
         # typo in the import block does not re-resolve the whole module.
         facts = [
@@ -406,7 +364,7 @@ class Analyzer:
             if chunk.indent:
                 if chunk.prefix != open_class:
                     chunk.indent = chunk.prefix = ""
-                    chunk.problem = _problem(lines, 0)
+                    chunk.problem = syntax_problem(lines, 0)
                     chunk.stale = len(chunk.hints)
             elif first_code_line(self.lines, chunk):
                 name = class_name_of(lines)
@@ -495,7 +453,7 @@ class Analyzer:
         if region.indent or len(body) <= 1:
             starts = [0]
         else:
-            starts = [0] + [_statement_first_line(statement) for statement in body[1:]]
+            starts = [0] + [statement_first_line(statement) for statement in body[1:]]
         chunks: list[Chunk] = []
         for position, start in enumerate(starts):
             end = starts[position + 1] if position + 1 < len(starts) else region.length
@@ -510,9 +468,9 @@ class Analyzer:
             )
         statement_imports: dict[int, list[ImportFact]] = {}
         for statement in body:
-            found = _top_level_imports(ast.Module(body=[statement], type_ignores=[]))
+            found = top_level_imports(ast.Module(body=[statement], type_ignores=[]))
             if found:
-                owner = owner_of(starts, _statement_first_line(statement))
+                owner = owner_of(starts, statement_first_line(statement))
                 statement_imports.setdefault(owner, []).extend(found)
         for owner, found in statement_imports.items():
             chunks[owner].imports = found
@@ -533,7 +491,7 @@ class Analyzer:
         )
         if region is None:  # cannot happen for a chunk that parsed; stay safe
             return [chunk]
-        return self._collect(region, _top_level_imports(region.tree), fingerprint)
+        return self._collect(region, top_level_imports(region.tree), fingerprint)
 
     def _recover(self, chunk: Chunk) -> list[_Parsed | Chunk]:
         """Split a chunk that does not parse into pieces that do and a rest that does not."""
@@ -622,25 +580,11 @@ class Analyzer:
             hints=carried,
             imports=list(chunk.imports),
             dirty=True,
-            problem=_problem(lines, len(indent)),
+            problem=syntax_problem(lines, len(indent)),
             stale=len(carried),
             indent=indent,
             prefix=prefix,
         )
-
-
-def _problem(lines: list[str], column_offset: int) -> SyntaxProblem:
-    """Why ``lines`` do not parse, with lines relative to their first."""
-    last = max(len(lines) - 1, 0)
-    try:
-        parse_fragment(lines)
-    except SyntaxError as error:
-        line = min(max((error.lineno or 1) - 1, 0), last)
-        column = max((error.offset or 1) - 1, 0) + column_offset
-        return SyntaxProblem(line, column, error.msg, 0, len(lines))
-    except PARSE_ERRORS as error:
-        return SyntaxProblem(0, 0, f"{type(error).__name__}: {error}", 0, len(lines))
-    return SyntaxProblem(0, 0, "does not parse together with its neighbours", 0, len(lines))
 
 
 def analyse_lines(lines: list[str]) -> ModuleAnalysis:

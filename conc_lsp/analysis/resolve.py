@@ -32,9 +32,10 @@ from conc_lsp.analysis.control_paths import (
     is_generator,
     returns_at,
 )
+from conc_lsp.analysis.fragments import PARSE_ERRORS, parse_fragment
 from conc_lsp.analysis.jedi_setup import make_environment, speed_up_parso
 from conc_lsp.analysis.model import Hint, HintKey, HintKind, Resolution, Verdict, anchor_keys
-from conc_lsp.analysis.parse import PARSE_ERRORS, analyse_lines, parse_fragment
+from conc_lsp.analysis.parse import analyse_lines
 from conc_lsp.analysis.resolve_effects import (
     BudgetSpent,
     JediEffects,
