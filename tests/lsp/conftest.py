@@ -35,9 +35,14 @@ from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, register_lsp_features
 
+from conc_lsp.config import SECTION
+
 from .helpers import GENEROUS_TIMEOUT, announce, settle
 
 SERVER_COMMAND = [sys.executable, "-m", "conc_lsp", "serve"]
+# The server exits only once a jedi call in progress returns, and a pass may
+# run for its whole budget (test_resolution.py raises it to 300 s).
+SHUTDOWN_TIMEOUT = 600.0
 
 # pytest-lsp client spec -> the codec its positions are counted in
 CLIENTS = {
@@ -101,6 +106,15 @@ def make_client() -> LanguageClient:
     return client
 
 
+def _resolution_off(options: Any) -> dict[str, Any]:
+    """``options`` plus resolve.enabled = false, where the server reads it: in
+    the "conc-lsp" section when there is one (the server then reads only that)."""
+    off = {"resolve": {"enabled": False}}
+    if isinstance(options, dict) and isinstance(options.get(SECTION), dict):
+        return {**options, SECTION: {**off, **options[SECTION]}}
+    return {**off, **(options or {})}
+
+
 async def _start_session(
     request: pytest.FixtureRequest, lsp_client: LanguageClient, root: Path
 ) -> None:
@@ -112,7 +126,7 @@ async def _start_session(
     if request.node.get_closest_marker("resolve") is None:
         # jedi's results arrive seconds later and change some labels: only
         # the tests marked `resolve` wait for them (tests/lsp/test_resolution.py).
-        options = {"resolve": {"enabled": False}, **(options or {})}
+        options = _resolution_off(options)
     marker = request.node.get_closest_marker("client_config")
     if marker:
         lsp_client.set_configuration(marker.args[0])
@@ -149,7 +163,7 @@ async def _session(
     try:
         await _start_session(request, lsp_client, root)
         yield
-        await asyncio.wait_for(lsp_client.shutdown_session(), GENEROUS_TIMEOUT)
+        await asyncio.wait_for(lsp_client.shutdown_session(), SHUTDOWN_TIMEOUT)
     finally:
         server = lsp_client._server
         if server is not None and server.returncode is None:

@@ -74,14 +74,25 @@ WHOLE = types.Range(
 )
 
 
+async def answer(request: Awaitable[T], timeout: float = GENEROUS_TIMEOUT) -> T:
+    """The response to ``request``, or TimeoutError after ``timeout`` seconds.
+    The request is not cancelled: pygls's client fails the whole session
+    (InvalidStateError "CANCELLED") when a response arrives for a request
+    whose wait was cancelled, and the next test would fail for it."""
+    return await asyncio.wait_for(asyncio.shield(request), timeout)
+
+
 async def hints(
-    client: LanguageClient, uri: str, range_: types.Range = WHOLE
+    client: LanguageClient,
+    uri: str,
+    range_: types.Range = WHOLE,
+    timeout: float = GENEROUS_TIMEOUT,
 ) -> list[types.InlayHint]:
-    result = await asyncio.wait_for(
+    result = await answer(
         client.text_document_inlay_hint_async(
             types.InlayHintParams(text_document=types.TextDocumentIdentifier(uri=uri), range=range_)
         ),
-        GENEROUS_TIMEOUT,
+        timeout,
     )
     assert isinstance(result, (list, tuple)), result  # pygls structures arrays as tuples
     return list(result)

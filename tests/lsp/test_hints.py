@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-from .helpers import hints, lsp_lines, open_document, pos, resolved, summary, units
+from .helpers import (
+    WHOLE,
+    answer,
+    hints,
+    lsp_lines,
+    open_document,
+    pos,
+    resolved,
+    summary,
+    units,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -168,3 +180,26 @@ async def test_hover_on_look_alike_method_name(module_client: LanguageClient) ->
     )
     assert isinstance(hover.contents, types.MarkupContent)
     assert hover.contents.value.startswith("**Not a checkpoint**: `ev.set()`")
+
+
+async def test_an_answer_nobody_waits_for_any_more_breaks_nothing(
+    module_client: LanguageClient,
+) -> None:
+    """A test that stops waiting for an answer must not break the session for
+    the tests after it: the answer that arrives later is taken, not refused
+    with a "CANCELLED" error (as it was when the wait cancelled the request)."""
+    client = module_client
+    text = "import trio\n\nasync def f():\n" + "    await trio.sleep(0)\n" * 2_000
+    uri = open_document(client, text)
+    request = asyncio.ensure_future(
+        client.text_document_inlay_hint_async(
+            types.InlayHintParams(text_document=types.TextDocumentIdentifier(uri=uri), range=WHOLE)
+        )
+    )
+    await asyncio.sleep(0)  # sent; no answer can be back yet
+    with pytest.raises(TimeoutError):
+        await answer(request, timeout=0)
+    # answered in order, so after this answer the first one has arrived too
+    assert len(await hints(client, uri)) == 2_000
+    assert client.error is None
+    assert len(await request) == 2_000
