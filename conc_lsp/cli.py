@@ -8,6 +8,7 @@ import json
 import re
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -350,6 +351,12 @@ def _report_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> 
         print(error, file=err)
         return 2
     settings = _settings_for([name], err)
+    if arguments.select:
+        try:
+            settings = replace(settings, select=config.parse_codes(arguments.select.split(",")))
+        except ValueError as error:
+            print(f"conc-lsp: error: {error}", file=err)
+            return 2
     link = None if arguments.no_links else path.resolve().as_uri()
     try:
         result = build_report(lines, target, settings=settings, path=name, name=name, link=link)
@@ -494,6 +501,9 @@ def build_parser() -> argparse.ArgumentParser:
     report_parser.add_argument("--format", choices=("markdown", "json"), default="markdown")
     report_parser.add_argument(
         "--no-links", action="store_true", help="plain `L12` line references, no file links"
+    )
+    report_parser.add_argument(
+        "--select", metavar="CODES", help="the rules whose findings it traces (comma-separated)"
     )
 
     rule = commands.add_parser("rule", help="explain a rule (`conc-lsp rule CONC101`)")

@@ -212,6 +212,11 @@ def _check_code(code: str) -> None:
         raise ValueError(f"unknown rule code {code!r}")
 
 
+def parse_codes(value: Any) -> tuple[str, ...]:
+    """Rule code prefixes from a list of strings (ValueError for an unknown one)."""
+    return _codes(value)
+
+
 def _codes(value: Any) -> tuple[str, ...]:
     codes = []
     for item in _strings(value):

@@ -13,7 +13,11 @@ from collections.abc import Iterator
 import pytest
 
 from conc_lsp.analysis import resolve
+from conc_lsp.analysis.jedi_setup import tolerate_broken_cache
 from tests.live_processes import HAS_PROC, command_line, wait_until_gone, with_environment
+
+# Tests that run jedi in process share ~/.cache/jedi with every other process.
+tolerate_broken_cache()
 
 # Every process the test run starts inherits this mark, even once its parent is
 # gone: the run can tell which processes are its own at the end.

@@ -26,10 +26,10 @@ from pathlib import Path
 from lsprotocol import types
 
 from conc_lsp.analysis.text import codepoint_to_units
-from conc_lsp.config import Settings
 from conc_lsp.diagnose import check_lines
 from conc_lsp.server import diagnostics, features
 from conc_lsp.server.documents import Document
+from tests.rule_settings import SEED_SETTINGS
 
 LINE_BREAK = re.compile(r"\r\n|\r|\n")
 FIXTURES = Path(__file__).parent / "fixtures" / "hints"
@@ -121,7 +121,7 @@ class Fuzzer:
         self.rnd = random.Random(seed)
         self.encoding = encoding
         self.check_diagnostics = check_diagnostics
-        self.settings = Settings()
+        self.settings = SEED_SETTINGS
         self.text = source
         self.good = source
         # The inverse of each notification since the text last parsed.

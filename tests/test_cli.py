@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.rule_settings import SELECT_ARGUMENT
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -108,11 +110,13 @@ def test_check_exit_codes_and_formats(tmp_path: Path) -> None:
     )
     clean = tmp_path / "clean.py"
     clean.write_text("import trio\n\nasync def f():\n    await trio.sleep(1)\n", encoding="utf-8")
-    assert run("check", str(clean)).returncode == 0
-    text = run("check", str(buggy))
+    assert run("check", "--select", SELECT_ARGUMENT, str(clean)).returncode == 0
+    text = run("check", "--select", SELECT_ARGUMENT, str(buggy))
     assert text.returncode == 1
     assert f"{buggy}:7:9: CONC101 " in text.stdout and f"{buggy}:7:9: CONC102 " in text.stdout
-    records = json.loads(run("check", "--format", "json", str(buggy)).stdout)
+    records = json.loads(
+        run("check", "--select", SELECT_ARGUMENT, "--format", "json", str(buggy)).stdout
+    )
     assert {record["code"] for record in records} == {"CONC101", "CONC102"}
     assert set(records[0]) == {
         "path",
@@ -126,14 +130,26 @@ def test_check_exit_codes_and_formats(tmp_path: Path) -> None:
         "fix_available",
     }
     assert (records[0]["line"], records[0]["column"]) == (7, 8)
-    sarif = json.loads(run("check", "--format", "sarif", str(buggy)).stdout)
+    sarif = json.loads(
+        run("check", "--select", SELECT_ARGUMENT, "--format", "sarif", str(buggy)).stdout
+    )
     assert sarif["version"] == "2.1.0" and len(sarif["runs"][0]["results"]) == 2
-    github = run("check", "--format", "github", str(buggy)).stdout
+    github = run("check", "--select", SELECT_ARGUMENT, "--format", "github", str(buggy)).stdout
     assert github.startswith("::warning file=") and "title=CONC101" in github
-    assert run("check", "--select", "CONC102", str(buggy)).stdout.count("CONC10") == 1
-    assert "CONC101" not in run("check", "--ignore", "CONC101", str(buggy)).stdout
-    assert run("check", "--select", "NOPE1", str(buggy)).returncode == 2
-    statistics = run("check", "--statistics", str(buggy)).stdout
+    assert (
+        run("check", "--select", SELECT_ARGUMENT, "--select", "CONC102", str(buggy)).stdout.count(
+            "CONC10"
+        )
+        == 1
+    )
+    assert (
+        "CONC101"
+        not in run("check", "--select", SELECT_ARGUMENT, "--ignore", "CONC101", str(buggy)).stdout
+    )
+    assert (
+        run("check", "--select", SELECT_ARGUMENT, "--select", "NOPE1", str(buggy)).returncode == 2
+    )
+    statistics = run("check", "--select", SELECT_ARGUMENT, "--statistics", str(buggy)).stdout
     assert "1  CONC101" in statistics
 
 
@@ -154,7 +170,9 @@ def test_check_noqa_config_and_excludes(tmp_path: Path) -> None:
     for folder in ("generated", "ignored_dir", ".venv"):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "x.py").write_text(source.format(""), encoding="utf-8")
-    records = json.loads(run("check", "--format", "json", ".", cwd=tmp_path).stdout)
+    records = json.loads(
+        run("check", "--select", SELECT_ARGUMENT, "--format", "json", ".", cwd=tmp_path).stdout
+    )
     assert [(Path(r["path"]).name, r["code"], r["severity"]) for r in records] == [
         ("a.py", "CONC101", "error")
     ]
@@ -166,7 +184,7 @@ def test_check_reports_syntax_errors_and_checks_the_rest(tmp_path: Path) -> None
         "        await ev.wait()\n\ndef broken(:\n    pass\n",
         encoding="utf-8",
     )
-    result = run("check", str(tmp_path))
+    result = run("check", "--select", SELECT_ARGUMENT, str(tmp_path))
     assert result.returncode == 1
     assert "broken.py:9:" in result.stdout and "syntax error" in result.stdout
     assert "broken.py:7:9: CONC101" in result.stdout
@@ -181,7 +199,7 @@ def test_check_fix_rewrites_files_keeping_line_endings(tmp_path: Path) -> None:
     )
     path = tmp_path / "crlf.py"
     path.write_bytes(source.encode("utf-8"))
-    result = run("check", "--fix", str(path))
+    result = run("check", "--select", SELECT_ARGUMENT, "--fix", str(path))
     fixed = path.read_bytes().decode("utf-8")
     assert "with trio.move_on_after(5, shield=True) as cs:\r\n" in fixed
     assert "await ev.wait()  # keep me\r\n" in fixed
@@ -190,7 +208,7 @@ def test_check_fix_rewrites_files_keeping_line_endings(tmp_path: Path) -> None:
     assert "with trio.move_on_after(1):" in fixed
     assert result.returncode == 1 and "CONC110" in result.stdout
     assert "Fixed 1 finding." in result.stdout and "1 more with --unsafe-fixes" in result.stdout
-    result = run("check", "--unsafe-fixes", str(path))
+    result = run("check", "--select", SELECT_ARGUMENT, "--unsafe-fixes", str(path))
     assert result.returncode == 0, result.stdout
     assert "with trio.move_on_after(1):" not in path.read_bytes().decode("utf-8")
     compile(path.read_bytes(), str(path), "exec")
@@ -203,7 +221,9 @@ def test_check_json_says_which_findings_have_fixes(tmp_path: Path) -> None:
         "        await ev.wait()\n        ev.owner.release()\n",
         encoding="utf-8",
     )
-    records = json.loads(run("check", "--format", "json", str(path)).stdout)
+    records = json.loads(
+        run("check", "--select", SELECT_ARGUMENT, "--format", "json", str(path)).stdout
+    )
     assert {(r["code"], r["fix_available"]) for r in records} == {
         ("CONC101", True),
         ("CONC102", True),

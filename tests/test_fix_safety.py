@@ -7,13 +7,13 @@ from __future__ import annotations
 import ast
 
 from conc_lsp.analysis.text import split_lines
-from conc_lsp.config import Settings
 from conc_lsp.diagnose import check_lines, fix_lines
+from tests.rule_settings import SEED_SETTINGS
 
 
 def fixed(source: str) -> tuple[str, list[str]]:
     lines = split_lines(source)
-    new, applied, result = fix_lines(lines, Settings(), "m.py")
+    new, applied, result = fix_lines(lines, SEED_SETTINGS, "m.py")
     assert applied >= 1
     text = "\n".join(new)
     ast.parse(text)
@@ -49,7 +49,7 @@ def test_the_shield_of_a_bounded_cleanup_keeps_a_deadline() -> None:
         "        await conn.serve()\n    finally:\n        with trio.move_on_after(30):\n"
         "            await conn.send_goodbye()\n            registry.pop(conn)\n"
     )
-    assert [f.code for f in check_lines(split_lines(source), Settings(), "m.py").findings] == [
+    assert [f.code for f in check_lines(split_lines(source), SEED_SETTINGS, "m.py").findings] == [
         "CONC102"
     ]
     text, remaining = fixed(source)

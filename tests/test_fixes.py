@@ -25,6 +25,7 @@ from conc_lsp.analysis.text import apply_edits, split_lines
 from conc_lsp.config import Settings
 from conc_lsp.diagnose import check_lines, fix_lines
 from conc_lsp.rules import fixable_codes
+from tests.rule_settings import SEED_SETTINGS
 
 FIXTURES = Path(__file__).parent / "fixtures" / "fixes"
 INPUTS = sorted(FIXTURES.glob("*.input.py"))
@@ -51,8 +52,8 @@ def settings_for(lines: list[str]) -> Settings:
     """The default settings, plus the opt-in rules a `# select: CODE` line names."""
     match = SELECT.search("\n".join(lines[:3]))
     if match is None:
-        return Settings()
-    return Settings(select=("CONC", *match.group("codes").split(",")))
+        return SEED_SETTINGS
+    return Settings(select=(*SEED_SETTINGS.select, *match.group("codes").split(",")))
 
 
 def check_fix_properties(lines: list[str]) -> int:
@@ -163,9 +164,9 @@ def test_fixes_keep_their_properties_in_any_surroundings(
     parts += [piece.format(i=indent) + "\n" for piece in after]
     lines = split_lines("".join(parts))
     parse_fragment(lines)
-    findings = check_lines(lines, Settings(), fixes=True).findings
+    findings = check_lines(lines, SEED_SETTINGS, fixes=True).findings
     assert any(f.code == code and f.fix is not None for f in findings)
     assert check_fix_properties(lines) >= 1
-    fixed, _, result = fix_lines(lines, Settings(), unsafe=True)
+    fixed, _, result = fix_lines(lines, SEED_SETTINGS, unsafe=True)
     assert all(f.code != code for f in result.findings)
-    assert fix_lines(fixed, Settings(), unsafe=True)[1] == 0
+    assert fix_lines(fixed, SEED_SETTINGS, unsafe=True)[1] == 0

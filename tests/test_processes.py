@@ -24,6 +24,7 @@ from conc_lsp.server import diagnostics, report_features, resolution
 from conc_lsp.server.documents import Document
 from conc_lsp.server.workers import OutOfMemory, OutOfTime, WorkerDied, WorkerProcess
 from tests.live_processes import HAS_PROC, is_alive, wait_until, wait_until_gone
+from tests.rule_settings import SEED_SETTINGS
 
 WAIT = 120.0  # seconds: generous, for a busy machine
 FOREVER = 3600.0  # a job that would never end during a test
@@ -222,7 +223,7 @@ class Server:
     def __init__(self, root: Path) -> None:
         self.documents: dict[str, Document] = {}
         self.worker = diagnostics.Worker()
-        self.settings = config.Settings()
+        self.settings = SEED_SETTINGS
         self.encoding = "utf-16"
         self.workspace = Workspace(root)
 
@@ -281,7 +282,7 @@ def test_a_report_over_its_time_limit_is_an_error_that_says_so(
 
 class ResolvingServer:
     def __init__(self) -> None:
-        self.settings = config.Settings()
+        self.settings = SEED_SETTINGS
         self.root: str | None = None
         self.documents: dict[str, Document] = {}
         self.logs: list[str] = []

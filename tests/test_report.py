@@ -19,7 +19,6 @@ import pytest
 
 from conc_lsp.analysis.text import apply_edits, split_lines
 from conc_lsp.cli import main, parse_report_target
-from conc_lsp.config import Settings
 from conc_lsp.diagnose import check_lines
 from conc_lsp.report import (
     Report,
@@ -30,6 +29,7 @@ from conc_lsp.report import (
     render_markdown,
     to_json,
 )
+from tests.rule_settings import SEED_SETTINGS, SELECT_ARGUMENT
 
 FIXTURES = Path(__file__).parent / "fixtures" / "report"
 MODULES = sorted(FIXTURES.glob("*.py"))
@@ -42,7 +42,7 @@ def lines_of(path: Path) -> list[str]:
 
 def report_of(path: Path, target: Target | None = None, source: list[str] | None = None) -> Report:
     lines = source if source is not None else lines_of(path)
-    return build_report(lines, target, name=path.name, link=path.name)
+    return build_report(lines, target, name=path.name, link=path.name, settings=SEED_SETTINGS)
 
 
 def line_of(lines: list[str], text: str, start: int = 0) -> int:
@@ -87,7 +87,7 @@ def test_json_holds_the_same_content(path: Path) -> None:
 def test_every_finding_has_a_trace_a_class_and_a_fix(path: Path) -> None:
     lines = lines_of(path)
     report = report_of(path)
-    assert len(report.findings) == len(check_lines(lines, Settings()).findings)
+    assert len(report.findings) == len(check_lines(lines, SEED_SETTINGS).findings)
     for finding in report.findings:
         trace = finding.trace
         assert trace.steps and trace.window is not None
@@ -220,7 +220,7 @@ def test_markdown_follows_the_seed_layout_with_links() -> None:
     ]
     assert "| State | Writers | Readers | Guard |" in markdown
     assert "[L53](cache.py#L53): `await lock.acquire()` <- CHECKPOINT" in markdown
-    plain = render_markdown(build_report(lines_of(CACHE), name="cache.py"))
+    plain = render_markdown(build_report(lines_of(CACHE), name="cache.py", settings=SEED_SETTINGS))
     assert (
         "L53: `await lock.acquire()` <- CHECKPOINT" in plain and "](" not in plain.split("```")[0]
     )
@@ -295,7 +295,7 @@ async def get(key: str, lock: trio.Lock) -> int:
 
 
 def test_a_release_on_one_branch_does_not_end_the_lock_on_the_other() -> None:
-    report = build_report(split_lines(BRANCHES), name="branches.py")
+    report = build_report(split_lines(BRANCHES), name="branches.py", settings=SEED_SETTINGS)
     rows = {row.state: row for row in report.state}
     assert rows["Cache.values"].guard == "`lock`"
     assert rows["Cache.count"].guard == "`lock`"  # `else:` still holds it
@@ -327,7 +327,7 @@ class Pool:
 
 
 def test_a_semaphore_is_no_guard() -> None:
-    report = build_report(split_lines(SEMAPHORE), name="semaphore.py")
+    report = build_report(split_lines(SEMAPHORE), name="semaphore.py", settings=SEED_SETTINGS)
     rows = {row.state: row for row in report.state}
     assert rows["Pool.idle"].guard is None
     assert rows["Pool.used"].guard == "`self._lock`"
@@ -359,7 +359,7 @@ def _findings_after(
         if fix.kind == kind
     )
     fixed = apply_edits(lines, fix.edits)
-    return [(f.code, f.function) for f in check_lines(fixed, Settings()).findings]
+    return [(f.code, f.function) for f in check_lines(fixed, SEED_SETTINGS).findings]
 
 
 def test_the_lifetime_sketch_closes_the_seed_race() -> None:
@@ -393,11 +393,11 @@ def test_report_targets_on_the_command_line(spec: str, expected: tuple[str, Targ
 
 
 def test_cli_report(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["report", f"{CACHE}::_Cache.run_ctx"]) == 0
+    assert main(["report", f"{CACHE}::_Cache.run_ctx", "--select", SELECT_ARGUMENT]) == 0
     out = capsys.readouterr().out
     assert out.startswith("## Concurrency analysis: `_Cache.run_ctx`\n")
     assert f"]({CACHE.resolve().as_uri()}#L41)" in out
-    assert main(["report", str(CACHE), "--format", "json", "--no-links"]) == 0
+    assert main(["report", str(CACHE), "--format", "json", "--no-links", "--select", "ALL"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["target"] == str(CACHE)
     assert {f["code"] for f in data["findings"]} == {"CONC201", "CONC103", "CONC203", "CONC204"}
@@ -416,7 +416,7 @@ def test_cli_report_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
 
 def test_lens_targets() -> None:
     lines = lines_of(CACHE)
-    result = check_lines(lines, Settings())
+    result = check_lines(lines, SEED_SETTINGS)
     assert result.facts is not None
     found = {t.qualname: t for t in lens_targets(result.facts, result.findings, lines)}
     assert set(found) == {"_Cache", "_Cache.run_ctx", "maybe_open_context"}

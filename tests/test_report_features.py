@@ -14,10 +14,10 @@ import pytest
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
-from conc_lsp.config import Settings
 from conc_lsp.report import Target
 from conc_lsp.server import report_features
 from conc_lsp.server.documents import Document
+from tests.rule_settings import SEED_SETTINGS
 
 CACHE = Path(__file__).parent / "fixtures" / "report" / "cache.py"
 
@@ -46,7 +46,7 @@ class FakeServer:
     def __init__(self, *, shows: bool) -> None:
         self.documents: dict[str, Document] = {}
         self.worker = FakeWorker()
-        self.settings = Settings()
+        self.settings = SEED_SETTINGS
         self.encoding = "utf-16"
         self.workspace = FakeWorkspace()
         self.shows = shows

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from conc_lsp.analysis.model import Resolution, Verdict
-from conc_lsp.config import Settings
 from conc_lsp.server import resolution
 from conc_lsp.server.diagnostics import Worker
 from conc_lsp.server.documents import Document
+from tests.rule_settings import SEED_SETTINGS
 
 PROJECT = Path(__file__).parent / "fixtures" / "projects" / "trio_app"
 TEXT = "import trio\n\n\nasync def main():\n    await trio.sleep(1)\n"
@@ -24,7 +24,7 @@ FOUND = {("main", "await", "trio.sleep(1)", 0): Resolution(Verdict.ALWAYS, "trio
 
 class FakeServer:
     def __init__(self) -> None:
-        self.settings = Settings()
+        self.settings = SEED_SETTINGS
         self.root: str | None = None
         self.documents: dict[str, Document] = {}
         self.background: set[Any] = set()

@@ -23,6 +23,7 @@ from conc_lsp.analysis.text import split_lines
 from conc_lsp.config import Settings
 from conc_lsp.diagnose import check_lines
 from conc_lsp.labels import COMPACT, label
+from tests.rule_settings import SEED_SETTINGS
 
 PROJECTS = Path(__file__).parent / "fixtures" / "projects"
 EXPECT = re.compile(r"#\s*expect:\s*(?P<verdict>[a-z-]+)")
@@ -223,9 +224,11 @@ def test_the_other_rules_read_the_resolution() -> None:
     root = PROJECTS / "trio_app"
     path = root / "trio_app" / "cleanup.py"
     lines = split_lines(path.read_text(encoding="utf-8"))
-    plain = {(f.code, f.location.line) for f in check_lines(lines, Settings(), str(path)).findings}
+    plain = {
+        (f.code, f.location.line) for f in check_lines(lines, SEED_SETTINGS, str(path)).findings
+    }
     resolutions = Resolver(str(root)).resolve_lines(lines, str(path), budget=60).resolutions
-    found = check_lines(lines, Settings(), str(path), resolutions=resolutions).findings
+    found = check_lines(lines, SEED_SETTINGS, str(path), resolutions=resolutions).findings
     resolved_codes = {(f.code, f.location.line) for f in found}
     close_line = next(i for i, line in enumerate(lines) if 'await log_only("closing")' in line)
     bounded_line = next(
@@ -246,10 +249,11 @@ def test_a_lock_known_by_its_type_guards_state() -> None:
     root = PROJECTS / "trio_app"
     path = root / "trio_app" / "guarded.py"
     lines = split_lines(path.read_text(encoding="utf-8"))
-    plain = [f.code for f in check_lines(lines, Settings(), str(path)).findings]
+    plain = [f.code for f in check_lines(lines, SEED_SETTINGS, str(path)).findings]
     resolutions = Resolver(str(root)).resolve_lines(lines, str(path), budget=60).resolutions
     resolved_codes = [
-        f.code for f in check_lines(lines, Settings(), str(path), resolutions=resolutions).findings
+        f.code
+        for f in check_lines(lines, SEED_SETTINGS, str(path), resolutions=resolutions).findings
     ]
     assert plain == ["CONC202"]
     assert resolved_codes == []
@@ -270,3 +274,19 @@ def test_resolution_stays_honest() -> None:
             wrong.append(f"L{line + 1}: {lines[line].strip()} -> {got}")
     assert wrong == []
     assert len(by_line) == 5
+
+
+def test_a_half_written_parso_cache_file_is_a_cache_miss(tmp_path: Path) -> None:
+    """Another process writing ~/.cache/jedi at the same time leaves a truncated
+    pickle: jedi must parse the file again, not fail with EOFError."""
+    import parso.cache
+
+    from conc_lsp.analysis.jedi_setup import tolerate_broken_cache
+
+    tolerate_broken_cache()
+    source = tmp_path / "module.py"
+    source.write_text("x = 1\n", encoding="utf-8")
+    cached = Path(parso.cache._get_hashed_path("grammar", source, cache_path=tmp_path))
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_bytes(b"\x80\x04\x95")  # a pickle cut short
+    assert parso.cache._load_from_file_system("grammar", source, 0.0, tmp_path) is None

@@ -25,6 +25,7 @@ from conc_lsp.sources import (
     read_source_file,
     write_source,
 )
+from tests.rule_settings import SELECT_ARGUMENT
 
 BUGGY = (
     "import trio\n\nasync def f(ev):\n    try:\n        pass\n    finally:\n"
@@ -38,7 +39,7 @@ BYTE_LINES = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
 
 
 def fix(*paths: Path) -> int:
-    return main(["check", "--fix", "--no-resolve", *map(str, paths)])
+    return main(["check", "--select", SELECT_ARGUMENT, "--fix", "--no-resolve", *map(str, paths)])
 
 
 def write(path: Path, data: bytes, mode: int | None = None) -> Path:
@@ -54,7 +55,17 @@ def write(path: Path, data: bytes, mode: int | None = None) -> Path:
 def test_latin1_without_cookie_is_reported_and_never_rewritten(tmp_path: Path) -> None:
     path = write(tmp_path / "x.py", LATIN1_WITHOUT_COOKIE)
     result = subprocess.run(
-        [sys.executable, "-m", "conc_lsp", "check", "--fix", "--no-resolve", "x.py"],
+        [
+            sys.executable,
+            "-m",
+            "conc_lsp",
+            "check",
+            "--select",
+            SELECT_ARGUMENT,
+            "--fix",
+            "--no-resolve",
+            "x.py",
+        ],
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -3,6 +3,7 @@ reads, and a faster name lookup by position in parso (the same answers)."""
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 
@@ -33,6 +34,28 @@ def speed_up_parso() -> None:
 
     if PythonMixin.get_name_of_position is not _name_of_position:
         PythonMixin.get_name_of_position = _name_of_position  # type: ignore[method-assign]
+    tolerate_broken_cache()
+
+
+def tolerate_broken_cache() -> None:
+    """A pickle in parso's cache (~/.cache/jedi) that another process left
+    half-written, or is writing right now, is a cache miss, not an EOFError
+    that fails every inference of that file."""
+    # jedi loads only when resolving (start-up cost)
+    import parso.cache
+
+    load = parso.cache._load_from_file_system
+    if getattr(load, "tolerant", False):
+        return
+
+    def tolerant(*arguments: Any, **keywords: Any) -> Any:
+        try:
+            return load(*arguments, **keywords)  # type: ignore[no-untyped-call]
+        except (EOFError, pickle.UnpicklingError, ValueError, AttributeError):
+            return None
+
+    tolerant.tolerant = True  # type: ignore[attr-defined]
+    parso.cache._load_from_file_system = tolerant
 
 
 def make_environment(interpreter: str | None) -> Any:

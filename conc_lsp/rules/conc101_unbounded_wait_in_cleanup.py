@@ -298,6 +298,8 @@ def _setters_for(
 class UnboundedWaitInCleanup(Rule):
     code = "CONC101"
     name = "unbounded-wait-in-cleanup"
+    # Below 0.8 precision on real code (judged, round 2): selected by code or ALL.
+    opt_in = True
     category = "deadlock"
     explanation = "an unbounded wait in cleanup: if the setter never fires, the teardown hangs."
     effort = "simple"

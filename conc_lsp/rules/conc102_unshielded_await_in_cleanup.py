@@ -214,6 +214,8 @@ def _trace(
 class UnshieldedAwaitInCleanup(Rule):
     code = "CONC102"
     name = "unshielded-await-in-cleanup"
+    # Below 0.8 precision on real code (judged, round 2): selected by code or ALL.
+    opt_in = True
     category = "atomicity gap"
     explanation = (
         "the cleanup should run as a whole, but its first checkpoint is where a "

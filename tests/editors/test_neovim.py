@@ -27,6 +27,7 @@ import pytest
 from conc_lsp.analysis.parse import analyse_lines
 from conc_lsp.analysis.text import split_lines
 from conc_lsp.labels import label
+from tests.rule_settings import SEED_PYPROJECT
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "editors" / "nvim"
@@ -136,6 +137,8 @@ def session(nvim: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, A
     (work / ".git").mkdir()
     shutil.copyfile(WIDE, work / "wide.py")
     shutil.copyfile(FIX_INPUT, work / "fix.py")
+    # CONC101 is opt-in (precision on real code below 0.8): the project selects it.
+    (work / "pyproject.toml").write_text(SEED_PYPROJECT, encoding="utf-8")
     result = drive(nvim, "main", work, tmp_path_factory.mktemp("nvim-home"))
     result["work"] = work
     return result

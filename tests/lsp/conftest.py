@@ -36,6 +36,7 @@ from pytest_lsp import ClientServerConfig, LanguageClient
 from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, register_lsp_features
 
 from conc_lsp.config import SECTION
+from tests.rule_settings import SEED_RULES
 
 from .helpers import GENEROUS_TIMEOUT, announce, settle
 
@@ -134,6 +135,12 @@ async def _start_session(
     marker = request.node.get_closest_marker("pyproject")
     if marker:
         (root / "pyproject.toml").write_text(marker.args[0], encoding="utf-8")
+    else:
+        # The rules the tests exercise, opt-in ones included (tests/rule_settings.py).
+        selected = ", ".join(f'"{code}"' for code in SEED_RULES)
+        (root / "pyproject.toml").write_text(
+            f"[tool.conc-lsp]\nselect = [{selected}]\n", encoding="utf-8"
+        )
     lsp_client.root = root  # type: ignore[attr-defined]
     result = await lsp_client.initialize_session(
         types.InitializeParams(

@@ -124,6 +124,8 @@ class Client:
 def client(tmp_path: Path) -> Iterator[Client]:
     root = tmp_path / "workspace"
     root.mkdir()
+    # CONC101, the rule TEXT triggers, is opt-in: select it.
+    (root / "pyproject.toml").write_text('[tool.conc-lsp]\nselect = ["ALL"]\n', encoding="utf-8")
     client = Client(root)
     try:
         client.start()
