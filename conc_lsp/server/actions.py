@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from lsprotocol import types
 
 from conc_lsp.analysis.model import Finding, Fix
@@ -10,6 +12,15 @@ from conc_lsp.server.documents import Document
 from conc_lsp.server.positions import to_lsp
 
 FIX_ALL = "source.fixAll.conc"
+
+
+def wanted(only: Sequence[str] | None) -> tuple[bool, bool]:
+    """(quick fixes, fix all): what a request's ``context.only`` asks for."""
+    if only is None:
+        return True, False
+    quick_fixes = any(kind in (types.CodeActionKind.QuickFix, "quickfix") for kind in only)
+    fix_all = any(FIX_ALL.startswith(kind) and kind.startswith("source") for kind in only)
+    return quick_fixes, fix_all
 
 
 def _lsp_edits(document: Document, fix: Fix, encoding: str) -> list[types.TextEdit]:
