@@ -20,7 +20,12 @@ verdict<TAB>reason`` where verdict is ``true`` (a real hazard), ``deliberate``
 (true but intended or harmless by design) or ``wrong`` (the rule's claim about
 the code is false). Lines starting with ``#`` are comments. Prints per rule
 true / deliberate / wrong and precision = true / (true + wrong). With
---findings FILE it also reports the judged lines that are no longer findings.
+--findings FILE it also lists the judged findings that FILE no longer has and
+counts FILE's findings nobody judged yet (re-run after a rule change).
+
+Step 3, what changed between two runs (plain against --resolve, before/after):
+
+    .venv/bin/python benchmarks/precision.py --compare BEFORE.json AFTER.json
 """
 
 from __future__ import annotations
@@ -132,11 +137,14 @@ def print_figures(judged: list[tuple[str, str, str, str]]) -> None:
         print(f"{code:8} {c['true']:5} {c['deliberate']:5} {c['wrong']:5} {precision:>9}")
 
 
+def finding_key(finding: Finding) -> str:
+    return f"{finding['path']}:{finding['line']}\t{finding['code']}"
+
+
 def report_stale(judged: list[tuple[str, str, str, str]], findings_file: Path) -> None:
-    """Judged findings that the current findings file no longer has (fixed or moved)."""
-    current = {
-        f"{f['path']}:{f['line']}\t{f['code']}" for f in json.loads(findings_file.read_text())
-    }
+    """Judged findings the findings file no longer has, and its findings nobody judged."""
+    current = {finding_key(f) for f in json.loads(findings_file.read_text())}
+    judged_keys = {f"{loc}\t{code}" for loc, code, _, _ in judged}
     gone = [
         (loc, code, verdict) for loc, code, verdict, _ in judged if f"{loc}\t{code}" not in current
     ]
@@ -144,6 +152,21 @@ def report_stale(judged: list[tuple[str, str, str, str]], findings_file: Path) -
     print(f"\njudged findings no longer reported: {len(gone)} {dict(by_verdict)}")
     for loc, code, verdict in gone:
         print(f"  {verdict:10} {code} {loc}")
+    unjudged = collections.Counter(key.split("\t")[1] for key in current - judged_keys)
+    print(f"findings not judged yet: {sum(unjudged.values())} {dict(sorted(unjudged.items()))}")
+
+
+def compare(before_file: Path, after_file: Path) -> None:
+    """Findings only in one of two findings files (e.g. plain against --resolve)."""
+    before = {finding_key(f): f for f in json.loads(before_file.read_text())}
+    after = {finding_key(f): f for f in json.loads(after_file.read_text())}
+    for title, keys, source in (
+        (f"only in {before_file.name}", sorted(before.keys() - after.keys()), before),
+        (f"only in {after_file.name}", sorted(after.keys() - before.keys()), after),
+    ):
+        print(f"{title}: {len(keys)}")
+        for key in keys:
+            print(f"  {key.replace(chr(9), ' ')}  {source[key]['message'][:100]}")
 
 
 def main() -> None:
@@ -157,7 +180,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=12)
     parser.add_argument("--judgements", type=Path, help="print the figures of this judged TSV")
     parser.add_argument("--findings", type=Path, help="with --judgements: findings JSON to compare")
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        nargs=2,
+        metavar=("BEFORE", "AFTER"),
+        help="list the findings only in one of two findings JSON files",
+    )
     args = parser.parse_args()
+    if args.compare:
+        compare(*args.compare)
+        return
     if args.judgements:
         judged = read_judgements(args.judgements)
         print_figures(judged)
