@@ -276,13 +276,11 @@ def set_in_finally(
 
 
 def drain_pipes(finding: Finding, facts: ModuleFacts, context: FixContext) -> Fix | None:
-    function = facts.function(finding.function)
-    if function is None:
+    found_source = function_source(finding, facts, context)
+    if found_source is None:
         return None
+    function, source = found_source
     found = library(facts, function)
-    source = parse_function(function, context.lines)
-    if source is None:
-        return None
     line = finding.location.line
     waits = [
         node
