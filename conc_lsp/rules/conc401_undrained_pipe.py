@@ -59,6 +59,7 @@ from conc_lsp.rules.base import Detection, Evidence, Rule, Words
 from conc_lsp.rules.story import Trace, TraceBuilder
 
 SPAWNERS = frozenset({"Popen", "create_subprocess_exec", "create_subprocess_shell", "open_process"})
+STARTERS = SPAWNERS | {"popen"}  # and pytest's `testdir.popen` / `pytester.popen`
 PIPED_BY_DEFAULT = frozenset({"anyio.open_process"})  # stdin, stdout and stderr default to PIPE
 STREAMS = ("stdout", "stderr")
 DRAINERS = frozenset({"communicate"})
@@ -66,26 +67,167 @@ WAITERS = frozenset({"wait"})
 ENDERS = frozenset({"kill", "terminate", "send_signal"})
 
 
-def _piped_streams(call: ast.Call, module: ModuleFacts) -> list[str]:
-    resolved = module.table.resolve(call.func)
+# pytest's `testdir.popen` / `pytester.popen` pipe stdout and stderr by default.
+PYTEST_RUNNERS = frozenset({"testdir", "pytester"})
+FIXTURE_DECORATORS = frozenset({"fixture", "yield_fixture"})
+
+
+def _spawner(call: ast.Call, module: ModuleFacts) -> tuple[str, bool] | None:
+    """(resolved name, pipes by default) when ``call`` starts a process."""
+    func = call.func
+    if (
+        isinstance(func, ast.Attribute)
+        and func.attr == "popen"
+        and last_name(_dotted(func.value)) in PYTEST_RUNNERS
+    ):
+        return f"{_dotted(func.value)}.popen", True
+    resolved = module.table.resolve(func)
     if last_name(resolved) not in SPAWNERS:
+        return None
+    return resolved, resolved in PIPED_BY_DEFAULT
+
+
+def _dotted(node: ast.expr) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        inner = _dotted(node.value)
+        return f"{inner}.{node.attr}" if inner else ""
+    return ""
+
+
+def _assignments(function: ast.AST, name: str) -> list[ast.AST]:
+    """Every statement of ``function`` that binds or updates the local ``name``."""
+    found: list[ast.AST] = []
+    for node in ast.walk(function):
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Name) and target.id == name:
+                    found.append(node)
+                elif (
+                    isinstance(target, ast.Subscript)
+                    and isinstance(target.value, ast.Name)
+                    and target.value.id == name
+                ):
+                    found.append(node)
+                elif isinstance(target, (ast.Tuple, ast.List)) and any(
+                    isinstance(item, ast.Name) and item.id == name for item in ast.walk(target)
+                ):
+                    found.append(target)  # unpacked: not a value we can read
+        elif isinstance(node, (ast.AnnAssign, ast.AugAssign, ast.NamedExpr)):
+            target = node.target
+            if isinstance(target, ast.Name) and target.id == name:
+                found.append(node)
+        elif isinstance(node, (ast.For, ast.AsyncFor)) and _binds(node.target, name):
+            found.append(node.target)
+        elif isinstance(node, (ast.With, ast.AsyncWith)) and any(
+            item.optional_vars is not None and _binds(item.optional_vars, name)
+            for item in node.items
+        ):
+            found.append(node)
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == name
+            and node.func.attr in ("update", "setdefault")
+        ):
+            found.append(node)
+    return found
+
+
+def _binds(target: ast.AST, name: str) -> bool:
+    return any(isinstance(item, ast.Name) and item.id == name for item in ast.walk(target))
+
+
+def _is_pipe(value: ast.expr, module: ModuleFacts, function: ast.AST, depth: int = 0) -> bool:
+    """`PIPE`, `subprocess.PIPE`, or a local assigned exactly once to one of them."""
+    if isinstance(value, (ast.Name, ast.Attribute)):
+        if last_name(module.table.resolve(value)) == "PIPE":
+            return True
+    if isinstance(value, ast.Name) and depth == 0:
+        bound = _assignments(function, value.id)
+        if len(bound) == 1 and isinstance(bound[0], ast.Assign):
+            return _is_pipe(bound[0].value, module, function, depth + 1)
+    return False
+
+
+def _options(
+    name: str, module: ModuleFacts, function: ast.AST
+) -> dict[str, ast.expr] | None:
+    """The keyword arguments a local dict ``name`` holds (`opts = {"stdout": PIPE}`,
+    `dict(stdout=PIPE)`, `opts["stderr"] = PIPE`, `opts.update(stdout=PIPE)`); None
+    when any binding is something we cannot read (a parameter, a call, ...)."""
+    bound = _assignments(function, name)
+    if not bound:
+        return None  # a parameter or a global: not ours to read
+    options: dict[str, ast.expr] = {}
+    for node in bound:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Subscript):
+            key = node.targets[0].slice
+            if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
+                return None
+            options[key.value] = node.value
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+            literal = _literal_options(node.value)
+            if literal is None:
+                return None
+            options.update(literal)
+        elif isinstance(node, ast.Call):
+            if node.args:
+                return None
+            options.update(
+                {keyword.arg: keyword.value for keyword in node.keywords if keyword.arg}
+            )
+        else:
+            return None
+    return options
+
+
+def _literal_options(value: ast.expr) -> dict[str, ast.expr] | None:
+    if isinstance(value, ast.Dict):
+        options: dict[str, ast.expr] = {}
+        for key, item in zip(value.keys, value.values, strict=True):
+            if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
+                return None
+            options[key.value] = item
+        return options
+    if (
+        isinstance(value, ast.Call)
+        and isinstance(value.func, ast.Name)
+        and value.func.id == "dict"
+        and not value.args
+        and all(keyword.arg for keyword in value.keywords)
+    ):
+        return {keyword.arg: keyword.value for keyword in value.keywords if keyword.arg}
+    return None
+
+
+def _piped_streams(call: ast.Call, module: ModuleFacts, function: ast.AST) -> list[str]:
+    spawner = _spawner(call, module)
+    if spawner is None:
         return []
-    given = {keyword.arg: keyword.value for keyword in call.keywords if keyword.arg in STREAMS}
-    if any(keyword.arg is None for keyword in call.keywords):
-        return []  # **options: we cannot tell
+    _, piped_by_default = spawner
+    given: dict[str, ast.expr] = {}
+    for keyword in call.keywords:
+        if keyword.arg is None:
+            # **options: read a local dict literal; anything else we cannot tell
+            if not isinstance(keyword.value, ast.Name):
+                return []
+            options = _options(keyword.value.id, module, function)
+            if options is None:
+                return []
+            given.update({key: value for key, value in options.items() if key in STREAMS})
+        elif keyword.arg in STREAMS:
+            given[keyword.arg] = keyword.value
     piped = []
     for stream in STREAMS:
         value = given.get(stream)
         if value is None:
-            if resolved in PIPED_BY_DEFAULT:
+            if piped_by_default:
                 piped.append(stream)
             continue
-        name = (
-            last_name(module.table.resolve(value))
-            if isinstance(value, (ast.Name, ast.Attribute))
-            else ""
-        )
-        if name == "PIPE":
+        if _is_pipe(value, module, function):
             piped.append(stream)
     return piped
 
@@ -118,7 +260,7 @@ def _spawns(
             call = _unwrap(value)
             if call is None or not isinstance(target, ast.Name):
                 continue
-            piped = _piped_streams(call, module)
+            piped = _piped_streams(call, module, function.node)
             if piped:
                 yield target.id, call, piped, managed
 
@@ -130,6 +272,9 @@ class _Uses:
     read: set[str] = field(default_factory=set)
     drained: bool = False
     escapes: bool = False  # passed, returned, yielded, stored or aliased: someone else may read
+    # A pytest fixture yields the process to the tests and reads nothing itself: the
+    # tests rarely drain a fixture's pipes (only escapes after the yield: teardown).
+    handed_to_tests: bool = False
     nested_reads: bool = False  # read inside a nested function (may run concurrently)
     first_read: tuple[int, int] | None = None  # position of the first own read
     wait: ast.Call | None = None  # the first own `wait()` call
@@ -173,6 +318,13 @@ def _uses(function: FunctionFacts, variable: str, start: ast.Call) -> _Uses:
             and (uses.ended is None or _position(node) < uses.ended)
         ):
             uses.ended = _position(node)
+    yielded = {
+        id(node.value): _position(node)
+        for node in own_nodes(function.node)
+        if isinstance(node, ast.Yield) and isinstance(node.value, ast.Name)
+    }
+    escapes: list[tuple[int, int]] = []
+    handed_at: tuple[int, int] | None = None
     for node in ast.walk(function.node):
         if (
             isinstance(node, ast.Name)
@@ -181,7 +333,10 @@ def _uses(function: FunctionFacts, variable: str, start: ast.Call) -> _Uses:
             and id(node) not in receivers
             and _position(node) >= started
         ):
-            uses.escapes = True
+            if id(node) in yielded and handed_at is None:
+                handed_at = yielded[id(node)]
+            else:
+                escapes.append(_position(node))
         if (
             isinstance(node, ast.Call)
             and id(node) in own
@@ -193,7 +348,20 @@ def _uses(function: FunctionFacts, variable: str, start: ast.Call) -> _Uses:
         ):
             uses.wait = node
             uses.wait_awaited = id(node) in awaited or not function.is_async
+    if handed_at is not None and _is_fixture(function) and all(e > handed_at for e in escapes):
+        uses.handed_to_tests = True
+    elif handed_at is not None or escapes:
+        uses.escapes = True
     return uses
+
+
+def _is_fixture(function: FunctionFacts) -> bool:
+    """`@pytest.fixture`, `@pytest.fixture(scope=...)`, `@pytest_asyncio.fixture`."""
+    for decorator in function.node.decorator_list:
+        target = decorator.func if isinstance(decorator, ast.Call) else decorator
+        if last_name(_dotted(target)) in FIXTURE_DECORATORS:
+            return True
+    return False
 
 
 def _location(node: ast.AST, module: ModuleFacts) -> Location:
@@ -216,12 +384,15 @@ class UndrainedPipe(Evidence):
     start: Location
     wait: Location | None
     streams: tuple[str, ...]
+    # A fixture yields it to the tests: they may read it, so no edit is offered.
+    handed_to_tests: bool = False
 
 
 def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
     for function in module.functions:
         if not any(
-            event.kind is EventKind.CALL and last_name(event.callee or event.method) in SPAWNERS
+            event.kind is EventKind.CALL
+            and last_name(event.callee or event.method) in STARTERS
             for event in function.events
         ):
             continue  # cheap: most functions start no process
@@ -235,7 +406,18 @@ def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
                 wait = None  # killed first: the wait ends; the unread pipe still stalls the child
             if unread:
                 streams = " and ".join(f"{stream}=PIPE" for stream in unread)
-                if wait is not None:
+                if uses.handed_to_tests:
+                    yield rule.detect(
+                        function,
+                        _location(call, module),
+                        f"fixture `{function.name}` hands `{variable}` to the tests with "
+                        f"{streams} that it never reads: unless every test drains it, the child "
+                        "blocks once 64 KiB is written",
+                        UndrainedPipe(
+                            variable, _location(call, module), None, tuple(unread), True
+                        ),
+                    )
+                elif wait is not None:
                     yield rule.detect(
                         function,
                         _location(wait, module),
@@ -324,6 +506,9 @@ class UndrainedPipeRule(Rule):
     def fix(self, detection: Detection, module: ModuleFacts, context: FixContext) -> Fix | None:
         from conc_lsp.fixes import state  # libcst loads only when fixing (start-up cost)
 
+        evidence = detection.evidence
+        if isinstance(evidence, UndrainedPipe) and evidence.handed_to_tests:
+            return None
         return state.drain_pipes(detection.finding, module, context)
 
     def trace(
