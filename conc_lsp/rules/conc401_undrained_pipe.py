@@ -82,7 +82,7 @@ def _spawner(call: ast.Call, module: ModuleFacts) -> tuple[str, bool] | None:
     ):
         return f"{_dotted(func.value)}.popen", True
     resolved = module.table.resolve(func)
-    if last_name(resolved) not in SPAWNERS:
+    if resolved is None or last_name(resolved) not in SPAWNERS:
         return None
     return resolved, resolved in PIPED_BY_DEFAULT
 
@@ -102,13 +102,13 @@ def _assignments(function: ast.AST, name: str) -> list[ast.AST]:
     for node in ast.walk(function):
         if isinstance(node, ast.Assign):
             for target in node.targets:
-                if isinstance(target, ast.Name) and target.id == name:
-                    found.append(node)
-                elif (
+                named = isinstance(target, ast.Name) and target.id == name
+                keyed = (
                     isinstance(target, ast.Subscript)
                     and isinstance(target.value, ast.Name)
                     and target.value.id == name
-                ):
+                )
+                if named or keyed:
                     found.append(node)
                 elif isinstance(target, (ast.Tuple, ast.List)) and any(
                     isinstance(item, ast.Name) and item.id == name for item in ast.walk(target)
@@ -120,20 +120,26 @@ def _assignments(function: ast.AST, name: str) -> list[ast.AST]:
                 found.append(node)
         elif isinstance(node, (ast.For, ast.AsyncFor)) and _binds(node.target, name):
             found.append(node.target)
-        elif isinstance(node, (ast.With, ast.AsyncWith)) and any(
-            item.optional_vars is not None and _binds(item.optional_vars, name)
-            for item in node.items
-        ):
-            found.append(node)
-        elif (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
-            and isinstance(node.func.value, ast.Name)
-            and node.func.value.id == name
-            and node.func.attr in ("update", "setdefault")
-        ):
+        elif _with_binds(node, name) or _updates(node, name):
             found.append(node)
     return found
+
+
+def _with_binds(node: ast.AST, name: str) -> bool:
+    return isinstance(node, (ast.With, ast.AsyncWith)) and any(
+        item.optional_vars is not None and _binds(item.optional_vars, name) for item in node.items
+    )
+
+
+def _updates(node: ast.AST, name: str) -> bool:
+    """`name.update(...)` / `name.setdefault(...)`."""
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == name
+        and node.func.attr in ("update", "setdefault")
+    )
 
 
 def _binds(target: ast.AST, name: str) -> bool:
@@ -142,9 +148,11 @@ def _binds(target: ast.AST, name: str) -> bool:
 
 def _is_pipe(value: ast.expr, module: ModuleFacts, function: ast.AST, depth: int = 0) -> bool:
     """`PIPE`, `subprocess.PIPE`, or a local assigned exactly once to one of them."""
-    if isinstance(value, (ast.Name, ast.Attribute)):
-        if last_name(module.table.resolve(value)) == "PIPE":
-            return True
+    if (
+        isinstance(value, (ast.Name, ast.Attribute))
+        and last_name(module.table.resolve(value)) == "PIPE"
+    ):
+        return True
     if isinstance(value, ast.Name) and depth == 0:
         bound = _assignments(function, value.id)
         if len(bound) == 1 and isinstance(bound[0], ast.Assign):
@@ -152,9 +160,7 @@ def _is_pipe(value: ast.expr, module: ModuleFacts, function: ast.AST, depth: int
     return False
 
 
-def _options(
-    name: str, module: ModuleFacts, function: ast.AST
-) -> dict[str, ast.expr] | None:
+def _options(name: str, module: ModuleFacts, function: ast.AST) -> dict[str, ast.expr] | None:
     """The keyword arguments a local dict ``name`` holds (`opts = {"stdout": PIPE}`,
     `dict(stdout=PIPE)`, `opts["stderr"] = PIPE`, `opts.update(stdout=PIPE)`); None
     when any binding is something we cannot read (a parameter, a call, ...)."""
@@ -176,9 +182,7 @@ def _options(
         elif isinstance(node, ast.Call):
             if node.args:
                 return None
-            options.update(
-                {keyword.arg: keyword.value for keyword in node.keywords if keyword.arg}
-            )
+            options.update({keyword.arg: keyword.value for keyword in node.keywords if keyword.arg})
         else:
             return None
     return options
@@ -391,8 +395,7 @@ class UndrainedPipe(Evidence):
 def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
     for function in module.functions:
         if not any(
-            event.kind is EventKind.CALL
-            and last_name(event.callee or event.method) in STARTERS
+            event.kind is EventKind.CALL and last_name(event.callee or event.method) in STARTERS
             for event in function.events
         ):
             continue  # cheap: most functions start no process
@@ -413,9 +416,7 @@ def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
                         f"fixture `{function.name}` hands `{variable}` to the tests with "
                         f"{streams} that it never reads: unless every test drains it, the child "
                         "blocks once 64 KiB is written",
-                        UndrainedPipe(
-                            variable, _location(call, module), None, tuple(unread), True
-                        ),
+                        UndrainedPipe(variable, _location(call, module), None, tuple(unread), True),
                     )
                 elif wait is not None:
                     yield rule.detect(
