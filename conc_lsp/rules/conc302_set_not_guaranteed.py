@@ -77,6 +77,7 @@ from conc_lsp.analysis.events import (
     event_name,
     exclusive,
 )
+from conc_lsp.analysis.handoffs import Handoff, handoffs
 from conc_lsp.analysis.libraries import last_name
 from conc_lsp.analysis.model import Fix, Severity, Shield
 from conc_lsp.analysis.program import Program
@@ -114,6 +115,7 @@ class _Setter:
     function: FunctionFacts
     event: Event
     risk: Risk | None  # why it can be skipped; None when it cannot
+    handoff: Handoff | None = None  # reached through an argument of a call
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,10 +312,15 @@ def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
                 continue
             if checkpoint.context.bounded:
                 continue
-            found = _same_event(module, function, call, setters.get(event_name(call.receiver), []))
+            found = _same_event(module, function, call, setters)
             if not found or any(setter.risk is None for setter in found):
                 continue
-            if any(_supervised(module, function, setter) for setter in found):
+            if any(
+                setter.handoff.supervised
+                if setter.handoff is not None
+                else _supervised(module, function, setter)
+                for setter in found
+            ):
                 continue  # the setter's error reaches the waiter (its nursery, gather)
             if nurseries is None:
                 nurseries = _nurseries(module)
@@ -329,7 +336,8 @@ def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
                 function,
                 checkpoint.location,
                 f"`{call.receiver}.wait()` relies on `.set()` in `{first.function.qualname}` "
-                f"(line {first.event.location.line + 1}), {_why(first)}: an error or "
+                f"(line {first.event.location.line + 1}{_handed(call.receiver, first)}), "
+                f"{_why(first)}: an error or "
                 "cancellation there leaves this wait hanging"
                 + (" and blocks teardown" if cleanup else ""),
                 LostWakeup(checkpoint, tuple(found)),
@@ -342,24 +350,34 @@ def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
 
 
 def _same_event(
-    module: ModuleFacts, waiter: FunctionFacts, call: Event, candidates: list[_Setter]
+    module: ModuleFacts, waiter: FunctionFacts, call: Event, setters: dict[str, list[_Setter]]
 ) -> list[_Setter]:
     """The setters of the very event waited for. A local event (`done = Event()`,
     a parameter) is set only where it is in scope: the waiter and the functions
-    nested in it; another function's local of the same name is another event."""
+    nested in it, and the functions it is handed to as an argument
+    (`start_soon(worker, done)` binds it to `worker`'s parameter); another
+    function's local of the same name is another event."""
     receiver = call.receiver or ""
+    candidates = setters.get(event_name(receiver), [])
     if "." in receiver or receiver in module.state_globals:
         return candidates
     home = waiter.qualname.split(".<locals>.", 1)[0]
     owner = module.function(home)
     if owner is None or not _created_here(owner.node, receiver):
         return candidates  # a parameter, or unpacked from shared state: may be shared
-    return [
+    found = [
         setter
         for setter in candidates
         if setter.function.qualname == home
         or setter.function.qualname.startswith(home + ".<locals>.")
     ]
+    for handoff in handoffs(module, owner, receiver, SPAWNERS):
+        found.extend(
+            _Setter(setter.function, setter.event, setter.risk, handoff)
+            for setter in setters.get(handoff.parameter, [])
+            if setter.function is handoff.function and setter.event.receiver == handoff.parameter
+        )
+    return found
 
 
 def _created_here(node: ast.AST, name: str) -> bool:
@@ -409,6 +427,13 @@ def _supervised(module: ModuleFacts, waiter: FunctionFacts, setter: _Setter) -> 
         if last_name(event.callee or event.method) == "gather":
             return True
     return False
+
+
+def _handed(name: str | None, setter: _Setter) -> str:
+    handoff = setter.handoff
+    if handoff is None:
+        return ""
+    return f", handed `{name}` as `{handoff.parameter}` on line {handoff.line + 1}"
 
 
 def _why(setter: _Setter) -> str:

@@ -1,0 +1,100 @@
+"""Objects a function hands to other functions of its module, by argument.
+
+`nursery.start_soon(worker, done)`, `asyncio.create_task(worker(done))` and
+`worker(done)` bind the caller's `done` to a parameter of `worker`: the two
+names are one object. Rules follow a local event, lock or channel through
+these calls instead of pairing objects by name.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+
+from conc_lsp.analysis.events import FunctionFacts, ModuleFacts
+
+
+@dataclass(frozen=True, slots=True)
+class Handoff:
+    """The waiter's local event handed to ``function`` as its ``parameter``."""
+
+    function: FunctionFacts
+    parameter: str
+    line: int  # 0-based line of the call that hands it over
+    supervised: bool  # started into a nursery / task group the waiter holds open
+
+
+def handoffs(
+    module: ModuleFacts, owner: FunctionFacts, name: str, spawners: frozenset[str]
+) -> list[Handoff]:
+    """Functions of this module that ``owner`` hands its local ``name`` to, by
+    position or keyword: `start_soon(f, name)`, `create_task(f(name))`, `f(name)`."""
+    found: list[Handoff] = []
+    for node in ast.walk(owner.node):
+        if not isinstance(node, ast.Call):
+            continue
+        spawner = isinstance(node.func, ast.Attribute) and node.func.attr in spawners
+        target: ast.expr = node.func
+        arguments, keywords = node.args, node.keywords
+        if spawner and node.args:
+            first = node.args[0]
+            if isinstance(first, ast.Call):  # create_task(f(name))
+                target, arguments, keywords = first.func, first.args, first.keywords
+            else:  # start_soon(f, name)
+                target, arguments, keywords = first, node.args[1:], []
+        callee = local_function(module, owner, target)
+        if callee is None:
+            continue
+        parameters = [argument.arg for argument in callee.node.args.posonlyargs]
+        parameters += [argument.arg for argument in callee.node.args.args]
+        if callee.class_name and parameters and parameters[0] in ("self", "cls"):
+            parameters = parameters[1:]
+        bound = [
+            parameters[index]
+            for index, argument in enumerate(arguments)
+            if isinstance(argument, ast.Name) and argument.id == name and index < len(parameters)
+        ] + [
+            keyword.arg
+            for keyword in keywords
+            if keyword.arg and isinstance(keyword.value, ast.Name) and keyword.value.id == name
+        ]
+        supervised = spawner and into_own_nursery(owner, node)
+        found.extend(Handoff(callee, parameter, node.lineno - 1, supervised) for parameter in bound)
+    return found
+
+
+def local_function(
+    module: ModuleFacts, owner: FunctionFacts, target: ast.expr
+) -> FunctionFacts | None:
+    """`worker` or `self.worker` as a function of this module (one of that name)."""
+    if isinstance(target, ast.Name):
+        matches = [f for f in module.functions if f.name == target.id and f.class_name is None]
+    elif (
+        isinstance(target, ast.Attribute)
+        and isinstance(target.value, ast.Name)
+        and target.value.id in ("self", "cls")
+    ):
+        matches = [
+            f
+            for f in module.functions
+            if f.name == target.attr and f.class_name == owner.class_name
+        ]
+    else:
+        return None
+    return matches[0] if len(matches) == 1 else None
+
+
+def into_own_nursery(owner: FunctionFacts, spawn: ast.Call) -> bool:
+    """`n.start_soon(...)` where ``n`` is a nursery / task group the waiter's own
+    function holds open (`async with ... as n`): the child's error cancels it."""
+    if not isinstance(spawn.func, ast.Attribute) or not isinstance(spawn.func.value, ast.Name):
+        return False
+    held = spawn.func.value.id
+    return any(
+        isinstance(node, ast.AsyncWith)
+        and any(
+            isinstance(item.optional_vars, ast.Name) and item.optional_vars.id == held
+            for item in node.items
+        )
+        for node in ast.walk(owner.node)
+    )
