@@ -58,11 +58,20 @@ def conc_lsp_executable() -> str:
     return found
 
 
-def collect(corpus: Path, resolve: bool) -> list[Finding]:
+def every_rule() -> str:
+    """Every registered rule, opt-in ones included: `--select` for judging them all."""
+    from conc_lsp.rules import all_rules  # the installed conc-lsp, beside this Python
+
+    return ",".join(sorted(all_rules()))
+
+
+def collect(corpus: Path, resolve: bool, select: str | None = None) -> list[Finding]:
     """Every finding of every project folder of the corpus, paths relative to it."""
     findings: list[Finding] = []
     for project in sorted(p for p in corpus.iterdir() if p.is_dir()):
         command = [conc_lsp_executable(), "check", "--format", "json", project.name]
+        if select:
+            command += ["--select", select]
         command.append("--resolve" if resolve else "--no-resolve")
         done = subprocess.run(command, cwd=corpus, capture_output=True, text=True)
         if done.returncode not in (0, 1):
@@ -176,6 +185,11 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--resolve", action="store_true", help="run check with --resolve")
+    parser.add_argument(
+        "--select",
+        default=None,
+        help="rules to run (default: every rule, opt-in ones included; 'default': the defaults)",
+    )
     parser.add_argument("--per-rule", type=int, default=15)
     parser.add_argument("--seed", type=int, default=12)
     parser.add_argument("--judgements", type=Path, help="print the figures of this judged TSV")
@@ -198,7 +212,8 @@ def main() -> None:
             report_stale(judged, args.findings)
         return
     suffix = "-resolve" if args.resolve else ""
-    findings = collect(args.corpus, args.resolve)
+    select = None if args.select == "default" else args.select or every_rule()
+    findings = collect(args.corpus, args.resolve, select)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"findings{suffix}.json").write_text(
         json.dumps(findings, indent=1), encoding="utf-8"
