@@ -28,7 +28,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from precision import collect
+from precision import collect, every_rule
 
 DEFAULT_CORPUS = Path("/work/corpus")
 DEFAULT_OUT = Path("/work/judging")
@@ -116,7 +116,7 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     oracle = run_flake8_async(args.corpus, args.out / "flake8_async.txt", args.rerun)
-    conc = collect(args.corpus, resolve=False)
+    conc = collect(args.corpus, resolve=False, select=every_rule())
     conc_lines: dict[str, list[int]] = collections.defaultdict(list)
     for conc_finding in conc:
         conc_lines[conc_finding["path"]].append(int(conc_finding["line"]))

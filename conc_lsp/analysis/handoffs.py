@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from conc_lsp.analysis.events import FunctionFacts, ModuleFacts
 
@@ -38,7 +39,9 @@ def handoffs(
         arguments, keywords = node.args, node.keywords
         if spawner and node.args:
             first = node.args[0]
-            if isinstance(first, ast.Call):  # create_task(f(name))
+            if _is_partial(first):  # start_soon(partial(f, name))
+                target, arguments, keywords = first.args[0], first.args[1:], first.keywords
+            elif isinstance(first, ast.Call):  # create_task(f(name))
                 target, arguments, keywords = first.func, first.args, first.keywords
             else:  # start_soon(f, name)
                 target, arguments, keywords = first, node.args[1:], []
@@ -98,3 +101,11 @@ def into_own_nursery(owner: FunctionFacts, spawn: ast.Call) -> bool:
         )
         for node in ast.walk(owner.node)
     )
+
+
+def _is_partial(node: ast.expr) -> TypeGuard[ast.Call]:
+    if not isinstance(node, ast.Call) or not node.args:
+        return False
+    func = node.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+    return name == "partial"
