@@ -6,7 +6,19 @@ from __future__ import annotations
 
 from conc_lsp.config import Settings
 
-SEED_RULES = ("CONC", "CONC101", "CONC102", "CONC103", "CONC202", "CONC302", "CONC303")
+SEED_RULES = (
+    "CONC",
+    "CONC101",
+    "CONC102",
+    "CONC103",
+    "CONC104",
+    "CONC105",
+    "CONC201",
+    "CONC202",
+    "CONC301",
+    "CONC302",
+    "CONC303",
+)
 SEED_SETTINGS = Settings(select=SEED_RULES)
 SELECT_ARGUMENT = ",".join(SEED_RULES)
 SEED_PYPROJECT = "[tool.conc-lsp]\nselect = [{}]\n".format(

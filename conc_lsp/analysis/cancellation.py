@@ -123,6 +123,42 @@ def can_be_cancelled(
     return any(can_be_cancelled(module, target, inner, depth + 1) for inner in target.checkpoints)
 
 
+def suspends(
+    module: ModuleFacts, function: FunctionFacts, checkpoint: Event, depth: int = 0
+) -> bool:
+    """Whether another task may run at ``checkpoint``: not when the awaited callee
+    is an `async def` of this module whose body never suspends (it only sets an
+    event, fills a dict, ...), nor when resolution found it never yields."""
+    if (
+        isinstance(checkpoint.node, ast.Await)
+        and module.verdict_of(checkpoint.node, HintKind.AWAIT) is Verdict.NEVER
+    ):
+        return False
+    call = awaited_call(function, checkpoint)
+    if call is None:
+        return True
+    target = callee_in_module(module, function, call) or _private_method(module, call)
+    if (
+        target is None
+        or target is function
+        or not target.is_async
+        or is_stub(target.node)
+        or depth >= MAX_DEPTH
+    ):
+        return True
+    return any(suspends(module, target, inner, depth + 1) for inner in target.checkpoints)
+
+
+def _private_method(module: ModuleFacts, call: Event) -> FunctionFacts | None:
+    """`item._notify()` on an object of unknown type: the one function of this module
+    with that private name (a private name is rarely shared with another module)."""
+    name = call.method or ""
+    if not name.startswith("_") or name.startswith("__") or call.receiver is None:
+        return None
+    found = [other for other in module.functions if other.name == name]
+    return found[0] if len(found) == 1 else None
+
+
 def is_logging(call: Event) -> bool:
     """`log.warning(...)`, `self._log.cancel(...)`, `logging.info(...)`, `print(...)`."""
     if call.receiver is None and call.method in ("print", "warn"):

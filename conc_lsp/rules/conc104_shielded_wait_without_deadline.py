@@ -105,6 +105,8 @@ class ShieldedWaitWithoutDeadline(Rule):
     brief = "a wait in a shielded cancel scope with no deadline, outside cleanup code"
     fixes_offered = (("wrap the wait in `move_on_after(T, shield=True)`", "safe"),)
     rank = 6.5
+    # Below 0.8 precision on unseen real code (judged, round 3): selected by code or ALL.
+    opt_in = True
 
     def check(self, module: ModuleFacts) -> Iterator[Detection]:
         return _check(self, module)

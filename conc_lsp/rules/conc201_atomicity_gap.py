@@ -57,6 +57,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from conc_lsp.analysis.cancellation import suspends
 from conc_lsp.analysis.events import Event, EventKind, FunctionFacts, Loop, ModuleFacts, exclusive
 from conc_lsp.analysis.locks import holds_locks
 from conc_lsp.analysis.model import Fix
@@ -167,7 +168,11 @@ def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
                     continue
                 if first.guards & second.guards:
                     continue
-                between = gap(function, parents, first, second)
+                between = [
+                    checkpoint
+                    for checkpoint in gap(function, parents, first, second)
+                    if suspends(module, function, checkpoint)
+                ]
                 if not between:
                     continue
                 checkpoint = between[0]
@@ -191,7 +196,9 @@ def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
             if loop.state not in shared_states(module):
                 continue
             checkpoints = [
-                checkpoint for checkpoint in loop.checkpoints if switches(function, checkpoint)
+                checkpoint
+                for checkpoint in loop.checkpoints
+                if switches(function, checkpoint) and suspends(module, function, checkpoint)
             ]
             if not checkpoints:
                 continue
@@ -346,6 +353,8 @@ class AtomicityGap(Rule):
         ),
     )
     rank = 1
+    # Below 0.8 precision on unseen real code (judged, round 3): selected by code or ALL.
+    opt_in = True
 
     def check(self, module: ModuleFacts) -> Iterator[Detection]:
         return _check(self, module)
