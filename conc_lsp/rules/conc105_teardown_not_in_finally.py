@@ -2,15 +2,18 @@
 
 ## What it does
 Flags the teardown of an `@asynccontextmanager` (or `@acm`) that runs after
-its `yield` without a `finally`: the first call after the `yield` (a
-`close()`, an `.set()` other tasks wait for, a `release()`, an `await` of
-more cleanup) or removal of shared state.
+its `yield` without a `finally`: the first step after the `yield` that
+releases something (a `close()` / `aclose()`, a `.set()` other tasks wait
+for, a `release()`, `cancel()`, `stop_*()`, `disconnect()`, ...) or removes
+an entry from shared state.
 
 Not flagged: teardown in a `finally:` around the `yield`; a `yield` inside a
 `try` whose handler catches every error (`except BaseException:` /
 `except Exception:`) and cleans up there; a nursery's or task group's own
 `cancel()` after a `yield` inside its `async with` (its exit cancels the
-children anyway); log lines.
+children anyway); log lines; what is no teardown: a record or a flag for a
+test, a sleep, a wait for the outcome of the block, a `raise` (a context
+manager that reports its outcome on a clean exit means to skip it on errors).
 
 ## Why is this bad?
 An exception raised in the caller's `async with` block is thrown into the
@@ -54,7 +57,7 @@ from dataclasses import dataclass
 from conc_lsp.analysis.cancellation import significant
 from conc_lsp.analysis.checkpoints import NURSERIES
 from conc_lsp.analysis.cleanup import BROAD, caught_names
-from conc_lsp.analysis.events import Event, FunctionFacts, ModuleFacts
+from conc_lsp.analysis.events import Event, EventKind, FunctionFacts, ModuleFacts
 from conc_lsp.analysis.libraries import last_name
 from conc_lsp.analysis.model import Fix, Location
 from conc_lsp.analysis.program import Program
@@ -65,6 +68,28 @@ from conc_lsp.rules.story import Trace, TraceBuilder, strip_comment
 
 # Catching these around the `yield` handles the caller's errors.
 HANDLES_ERRORS = BROAD | {"Exception"}
+# What releases something: the first word of the method's name (`close`,
+# `release_conn`, `stop_server`). A record, a flag, a sleep, a wait for an
+# outcome or a `raise` after the `yield` is no teardown.
+TEARDOWN_WORDS = frozenset(
+    {
+        "aclose", "cancel", "cleanup", "close", "delete", "detach", "disconnect", "discard",
+        "dispose", "exit", "finish", "free", "join", "kill", "put", "release", "remove", "shutdown",
+        "stop", "teardown", "terminate", "unlink", "unregister", "unsubscribe",
+    }
+)  # fmt: skip
+SETTLERS = frozenset({"set", "set_result", "set_exception", "put", "put_nowait", "send_nowait"})
+
+
+def _releases(event: Event) -> bool:
+    """A teardown step: a call that closes, releases, stops or wakes others, or a
+    removal from shared state."""
+    if event.kind is EventKind.WRITE:
+        return event.removal
+    if event.kind is not EventKind.CALL or not event.method:
+        return False
+    method = event.method.lstrip("_")
+    return method in SETTLERS or method.split("_", 1)[0] in TEARDOWN_WORDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +170,8 @@ def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
             if not context.acm_teardown or context.in_finally or context.in_except is not None:
                 continue
             if event.location.line <= yield_line or not significant(event):
+                continue
+            if not _releases(event):
                 continue
             if event.method == "cancel" and any(
                 first <= event.location.line <= last for first, last in nurseries

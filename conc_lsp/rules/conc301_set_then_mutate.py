@@ -152,6 +152,40 @@ def _event_sources(function: FunctionFacts, receiver: str) -> set[str]:
     return sources
 
 
+def _publishes(function: FunctionFacts, setter: Event, write: Event) -> bool:
+    """`ev.set(); self.failed = True`: the first write of a value in this step,
+    not a reset (None, False, 0, empty) nor an overwrite of what was written
+    before the set. The waiter runs after it and reads what the setter meant."""
+    if write.removal or write.augmented or write.method:
+        return False
+    value = next(
+        (
+            node.value
+            for node in ast.walk(function.node)
+            if isinstance(node, ast.Assign) and any(target is write.node for target in node.targets)
+        ),
+        None,
+    )
+    if value is None or _is_reset(value):
+        return False
+    return not any(
+        event.kind is EventKind.WRITE
+        and event.state == write.state
+        and not exclusive(event, setter)
+        for event in function.events[: setter.order]
+    )
+
+
+def _is_reset(value: ast.expr) -> bool:
+    if isinstance(value, ast.Constant):
+        return not value.value
+    if isinstance(value, (ast.List, ast.Tuple, ast.Set)):
+        return not value.elts
+    if isinstance(value, ast.Dict):
+        return not value.keys
+    return isinstance(value, ast.Call) and not value.args and not value.keywords
+
+
 @dataclass(frozen=True, slots=True)
 class SetThenMutate(Evidence):
     """State changed after ``setter`` (an `Event.set()`) before the next
@@ -189,6 +223,8 @@ def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
                 if sources is None:
                     sources = _event_sources(function, setter.receiver)
                 if _container(event.node) in sources:
+                    continue
+                if _publishes(function, setter, event):
                     continue
                 reader = next(
                     ((name, read) for name, read in waiting if read.state == event.state), None
