@@ -115,7 +115,8 @@ def main() -> int:
     print(f"longest label shown (cap {arguments.cap}): {len(capped)} chars: {capped!r}")
     print(f"longest label without a cap (CLI, hover):   {len(full)} chars: {full!r}")
     ok = shown * 3 <= every and len(capped) <= arguments.cap
-    print("requirements (default <= a third of the map, labels <= cap):", "met" if ok else "NOT met")
+    verdict = "met" if ok else "NOT met"
+    print(f"requirements (default <= a third of the map, labels <= cap): {verdict}")
     return 0 if ok else 1
 
 

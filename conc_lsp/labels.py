@@ -21,7 +21,7 @@ SHOW_CONTEXT = "context"
 SHOW_ALL = "all"
 SHOW_MODES = (SHOW_CONTEXT, SHOW_ALL)
 
-DEFAULT_MAX_LENGTH = 30  # characters; 0: no cap
+DEFAULT_MAX_LENGTH = 32  # characters; 0: no cap. Keeps `<- teardown · shielded · bounded` whole
 ELLIPSIS = "…"
 SEPARATOR = " · "
 ARROW_PREFIX = "<- "
