@@ -171,10 +171,10 @@ def _arrow_parts(hint: Hint, resolution: Resolution | None) -> tuple[str, str, l
     if resolution is not None and not resolution.verdict.guaranteed:
         words = _VERDICT_WORDS[resolution.verdict]
         return f"{words}{each}", _reason(resolution), tags
-    if tags:
-        # Every await is a checkpoint: with context, the context is the news.
+    if hint.context.on_cleanup_path:
+        # On a cleanup path the place is the news: every await is a checkpoint.
         return tags[0], "", [*tags[1:], *(["each iteration"] if each else [])]
-    return _ARROW_BASE[kind], "", []
+    return _ARROW_BASE[kind], "", tags
 
 
 def _with_parts(
@@ -193,9 +193,9 @@ def _with_parts(
         return _NURSERY, "", [*words, *tags]
     if words:
         return words[0], reason, [*words[1:], *tags]
-    if tags:
+    if hint.context.on_cleanup_path:
         return tags[0], "", tags[1:]
-    return (_LOCK if hint.releases_on_exit else _ARROW_BASE[HintKind.ASYNC_WITH]), "", []
+    return (_LOCK if hint.releases_on_exit else _ARROW_BASE[HintKind.ASYNC_WITH]), "", tags
 
 
 def _reason(resolution: Resolution) -> str:
