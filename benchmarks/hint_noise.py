@@ -103,9 +103,7 @@ def main() -> int:
     print(f"{'module':38} {'lines':>6} {'all':>5} {'bare':>5} {'default':>8} {'share':>6}")
     for row in rows:
         share = row.shown / row.every if row.every else 0.0
-        print(
-            f"{row.name:38} {row.lines:6} {row.every:5} {row.bare:5} {row.shown:8} {share:6.0%}"
-        )
+        print(f"{row.name:38} {row.lines:6} {row.every:5} {row.bare:5} {row.shown:8} {share:6.0%}")
     every = sum(row.every for row in rows)
     shown = sum(row.shown for row in rows)
     bare = sum(row.bare for row in rows)
