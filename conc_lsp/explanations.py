@@ -32,18 +32,20 @@ _SIDE_WORDS = {
 def explanation(hint: Hint, resolution: Resolution | None = None) -> str:
     """What this construct does to the schedule, then what resolving its callee
     found (its reason and the chain of callees) when known."""
-    with_sides = (
-        hint.kind is HintKind.ASYNC_WITH
-        and resolution is not None
-        and resolution.enter is not None
-        and not (resolution.enter is Verdict.UNKNOWN and resolution.exit in (None, Verdict.UNKNOWN))
-    )
-    if with_sides and resolution is not None:
+    if hint.kind is HintKind.ASYNC_WITH and resolution is not None and _sides_known(resolution):
         return _resolved_with(hint, resolution)
     text = _syntactic_explanation(hint)
     if resolution is None or not (resolution.chain or resolution.reason):
         return text
     return f"{text}\n\n{_HEADLINES[resolution.verdict]} `{resolution.callee}`{_details(resolution)}"
+
+
+def _sides_known(resolution: Resolution) -> bool:
+    """Resolution found what entering or leaving an `async with` does."""
+    sides = (resolution.enter, resolution.exit)
+    return resolution.enter is not None and any(
+        side not in (None, Verdict.UNKNOWN) for side in sides
+    )
 
 
 def _details(resolution: Resolution) -> str:

@@ -186,9 +186,11 @@ def _with_parts(
         else []
     )
     words = [f"{_VERDICT_WORDS[verdict]} on {side}" for side, verdict in sides]
-    reason = _reason(resolution) if resolution is not None and sides else ""
     if len(words) == 2 and sides[0][1] is sides[1][1]:
         words = [_VERDICT_WORDS[sides[0][1]]]  # both sides alike: say it once
+    elif resolution is not None and resolution.enter is None and _surprising(hint, resolution):
+        words = [_VERDICT_WORDS[resolution.verdict]]  # one verdict for the whole statement
+    reason = _reason(resolution) if resolution is not None and words else ""
     if hint.waits_for_children:
         return _NURSERY, "", [*words, *tags]
     if words:

@@ -126,6 +126,10 @@ def test_resolved_async_with_names_the_surprising_side() -> None:
     assert label(hint(HintKind.ASYNC_WITH), resolution=both) == (
         "<- no checkpoint (Pool never yields)"
     )
+    whole = Resolution(Verdict.MAY_NOT_YIELD, "Pool", "asyncio fast path")
+    assert label(hint(HintKind.ASYNC_WITH), resolution=whole) == (
+        "<- may not yield (asyncio fast path)"
+    )
 
 
 def test_hover_of_a_resolved_nursery_agrees_with_its_label() -> None:
