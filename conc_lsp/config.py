@@ -14,12 +14,13 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from conc_lsp.analysis.model import HintKind
-from conc_lsp.labels import ARROW, LABEL_STYLES
+from conc_lsp.labels import ARROW, DEFAULT_MAX_LENGTH, LABEL_STYLES, SHOW_CONTEXT, SHOW_MODES
 
 ALL_KINDS = frozenset(HintKind)
 # Rules that are off unless selected by code: pedantic for most code bases,
 # like flake8-async's ASYNC910 (`extend-select = ["CONC111"]` turns it on).
 SECTION = "conc-lsp"
+MIN_LABEL_LENGTH = 10  # a shorter cap would leave "<- check…"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,8 @@ class Settings:
     hints_enabled: bool = True
     hint_kinds: frozenset[HintKind] = ALL_KINDS
     label_style: str = ARROW
+    hints_show: str = SHOW_CONTEXT  # "context": what changes the reader's mind; "all"
+    hints_max_length: int = DEFAULT_MAX_LENGTH  # characters of a label; 0: no cap
     diagnostics_enabled: bool = True
     select: tuple[str, ...] = ("CONC",)  # code prefixes, as in ruff
     ignore: tuple[str, ...] = ()
@@ -109,7 +112,7 @@ def apply(settings: Settings, data: Any, source: str) -> Loaded:
         data = data[SECTION]
     for key, (written, value) in _flatten(data).items():
         key = key.replace("labelstyle", "label-style").replace("cleanuptimeout", "cleanup-timeout")
-        key = key.replace("memorylimit", "memory-limit")
+        key = key.replace("memorylimit", "memory-limit").replace("maxlength", "max-length")
         try:
             loaded.settings = _set(loaded.settings, key, value)
         except KeyError:
@@ -128,6 +131,18 @@ def _set(settings: Settings, key: str, value: Any) -> Settings:
         if value not in LABEL_STYLES:
             raise ValueError(f"expected one of {', '.join(LABEL_STYLES)}, got {value!r}")
         return replace(settings, label_style=value)
+    if key == "hints.show":
+        if value not in SHOW_MODES:
+            raise ValueError(f"expected one of {', '.join(SHOW_MODES)}, got {value!r}")
+        return replace(settings, hints_show=value)
+    if key == "hints.max-length":
+        characters = isinstance(value, int) and not isinstance(value, bool)
+        if not characters or not (value == 0 or value >= MIN_LABEL_LENGTH):
+            raise ValueError(
+                f"expected a number of characters (at least {MIN_LABEL_LENGTH}; 0: no cap), "
+                f"got {value!r}"
+            )
+        return replace(settings, hints_max_length=value)
     if key == "hints.kinds":
         return replace(settings, hint_kinds=_kinds(value))
     if key == "diagnostics.enabled":

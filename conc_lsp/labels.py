@@ -1,4 +1,9 @@
-"""What a hint says: its label (in the chosen style) and its explanation.
+"""What a hint says: its label (in the chosen style), whether it is shown, and
+its explanation (see ``conc_lsp/explanations.py``).
+
+Labels put the most important word first (the cleanup place, then the shield,
+then the bound) and fit a cap by dropping their least important words whole:
+the reasons and callee chains live in the tooltip and hover.
 
 Shared by the command line and the server; no LSP types here.
 """
@@ -10,6 +15,16 @@ from conc_lsp.analysis.model import Context, Hint, HintKind, Resolution, Shield,
 ARROW = "arrow"
 COMPACT = "compact"
 LABEL_STYLES = (ARROW, COMPACT)
+
+# hints.show: "context" shows what changes the reader's mind, "all" the whole map.
+SHOW_CONTEXT = "context"
+SHOW_ALL = "all"
+SHOW_MODES = (SHOW_CONTEXT, SHOW_ALL)
+
+DEFAULT_MAX_LENGTH = 32  # characters; 0: no cap. Keeps `<- teardown · shielded · bounded` whole
+ELLIPSIS = "…"
+SEPARATOR = " · "
+ARROW_PREFIX = "<- "
 
 _ARROW_BASE = {
     HintKind.AWAIT: "checkpoint",
@@ -29,10 +44,264 @@ _COMPACT_BASE = {
     HintKind.LOCK_RELEASE: "∅",
     HintKind.SPAWN: "+",
 }
+_NURSERY = "waits for children"
+_LOCK = "checkpoint (enter)"
+_COMPACT_NURSERY = "⇄⌛"
+_COMPACT_LOCK = "⇄→"
+
+# Compact symbols of resolved checkpoints.
+_COMPACT_VERDICT = {
+    Verdict.SOMETIMES: "⇄?",
+    Verdict.NEVER: "∅",
+    Verdict.MAY_NOT_YIELD: "⇄~",
+}
+_VERDICT_WORDS = {
+    Verdict.SOMETIMES: "may checkpoint",
+    Verdict.NEVER: "no checkpoint",
+    Verdict.MAY_NOT_YIELD: "may not yield",
+}
+_EXCEPT_TEXT = 16  # characters of an except clause's exception kept in a label
+
+# For clients without tooltips (Neovim): what the compact symbols mean.
+COMPACT_LEGEND = (
+    "**Legend** (compact labels): `⇄` checkpoint · `⇄⇄` async with (enter/exit) · "
+    "`⇄⌛` nursery: exit waits for children · `⇄→` lock: checkpoint on enter only · "
+    "`⇄*` each iteration · `⏏` acm yield: caller runs · `↑` event set, no switch · "
+    "`∅` not a checkpoint · `+` schedules a task · `⇄?` may checkpoint · "
+    "`⇄~` may not yield (fast path) · `F` finally · `E` except · `A` acm teardown · "
+    "`X` `__aexit__` / `aclose` · `S` shielded · `S?` maybe shielded · `U` unshielded "
+    "cleanup · `T` bounded by a timeout · `…` more in the hover"
+)
+
+
+# -- which hints are shown -------------------------------------------------
+
+
+def is_shown(hint: Hint, resolution: Resolution | None = None, show: str = SHOW_ALL) -> bool:
+    """Whether a hint appears under ``show`` (``"context"``: only what changes the
+    reader's mind; ``"all"``: every checkpoint and look-alike)."""
+    if show == SHOW_ALL:
+        return True
+    if not hint.kind.is_checkpoint:
+        # set / release / start_soon / acm yield: a look-alike only matters
+        # where a reader could take it for a checkpoint, in async code.
+        return hint.in_async_function
+    if hint.waits_for_children or has_context(hint):
+        return True
+    return resolution is not None and _surprising(hint, resolution)
+
+
+def has_context(hint: Hint) -> bool:
+    """A cleanup place, a shield (sure or maybe) or a bound around this checkpoint."""
+    context = hint.context
+    return (
+        context.on_cleanup_path
+        or context.shielded is not Shield.NO
+        or context.bounded
+        or hint.bounded_call
+    )
+
+
+def _surprising(hint: Hint, resolution: Resolution) -> bool:
+    """Resolution found a checkpoint that may not be one."""
+    if hint.kind is HintKind.ASYNC_WITH and resolution.enter is not None:
+        return bool(_surprising_sides(hint, resolution))
+    return not resolution.verdict.guaranteed
+
+
+def _surprising_sides(hint: Hint, resolution: Resolution) -> list[tuple[str, Verdict]]:
+    sides = [("enter", resolution.enter or Verdict.UNKNOWN)]
+    if not hint.releases_on_exit:  # a lock's exit only releases: no surprise there
+        sides.append(("exit", resolution.exit or Verdict.UNKNOWN))
+    return [(side, verdict) for side, verdict in sides if not verdict.guaranteed]
+
+
+# -- labels ----------------------------------------------------------------
+
+
+def label(
+    hint: Hint,
+    style: str = ARROW,
+    resolution: Resolution | None = None,
+    max_length: int = 0,
+) -> str:
+    """The inline label of a hint; ``resolution`` says what its callee really does.
+
+    ``max_length`` caps the label (0: no cap): the least important words go
+    first, replaced by one ``…``; the hover and tooltip keep them all."""
+    if style == COMPACT:
+        head, tags = _compact_parts(hint, resolution)
+        return fit(head, tags, max_length, separator=" ")
+    head, reason, tags = _arrow_parts(hint, resolution)
+    if reason:
+        full = fit(f"{head} ({reason})", tags, 0, prefix=ARROW_PREFIX)
+        if not max_length or len(full) <= max_length:
+            return full
+    return fit(head, tags, max_length, prefix=ARROW_PREFIX)
+
+
+def fit(
+    head: str, tags: list[str], max_length: int, *, prefix: str = "", separator: str = SEPARATOR
+) -> str:
+    """``prefix + head`` and as many ``tags`` (most important first) as fit."""
+    whole = prefix + separator.join([head, *tags])
+    if not max_length or len(whole) <= max_length:
+        return whole
+    kept = list(tags)
+    while kept:
+        kept.pop()
+        text = prefix + separator.join([head, *kept]) + " " + ELLIPSIS
+        if len(text) <= max_length:
+            return text
+    text = prefix + head
+    if len(text) <= max_length:
+        return text
+    return text[: max(max_length - 1, 1)] + ELLIPSIS
+
+
+def _arrow_parts(hint: Hint, resolution: Resolution | None) -> tuple[str, str, list[str]]:
+    """(first words, reason for them, context words) of an arrow label."""
+    kind = hint.kind
+    if not kind.is_checkpoint:
+        return _ARROW_BASE[kind], "", []
+    tags = context_words(hint)
+    if kind is HintKind.ASYNC_WITH:
+        return _with_parts(hint, resolution, tags)
+    each = " each iteration" if kind is HintKind.ASYNC_FOR else ""
+    if resolution is not None and not resolution.verdict.guaranteed:
+        words = _VERDICT_WORDS[resolution.verdict]
+        return f"{words}{each}", _reason(resolution), tags
+    if hint.context.on_cleanup_path:
+        # On a cleanup path the place is the news: every await is a checkpoint.
+        return tags[0], "", [*tags[1:], *(["each iteration"] if each else [])]
+    return _ARROW_BASE[kind], "", tags
+
+
+def _with_parts(
+    hint: Hint, resolution: Resolution | None, tags: list[str]
+) -> tuple[str, str, list[str]]:
+    sides = (
+        _surprising_sides(hint, resolution)
+        if resolution is not None and resolution.enter is not None
+        else []
+    )
+    words = [f"{_VERDICT_WORDS[verdict]} on {side}" for side, verdict in sides]
+    if len(words) == 2 and sides[0][1] is sides[1][1]:
+        words = [_VERDICT_WORDS[sides[0][1]]]  # both sides alike: say it once
+    elif resolution is not None and resolution.enter is None and _surprising(hint, resolution):
+        words = [_VERDICT_WORDS[resolution.verdict]]  # one verdict for the whole statement
+    reason = _reason(resolution) if resolution is not None and words else ""
+    if hint.waits_for_children:
+        return _NURSERY, "", [*words, *tags]
+    if words:
+        return words[0], reason, [*words[1:], *tags]
+    if hint.context.on_cleanup_path:
+        return tags[0], "", tags[1:]
+    return (_LOCK if hint.releases_on_exit else _ARROW_BASE[HintKind.ASYNC_WITH]), "", tags
+
+
+def _reason(resolution: Resolution) -> str:
+    # Collapse stray spaces (a reason built from an empty part).
+    return " ".join(resolution.reason.split())
+
+
+def context_words(hint: Hint) -> list[str]:
+    """The label words of a checkpoint's context, most important first: where
+    it sits on a cleanup path, then its shield, then its bound."""
+    context = hint.context
+    words = cleanup_places(hint)
+    if context.shielded is Shield.YES:
+        words.append("shielded")
+    elif context.shielded is Shield.MAYBE:
+        words.append("maybe shielded")
+    elif context.in_finally or context.acm_teardown or context.in_aexit:
+        # Cleanup that must run to its end: the lack of a shield is the news.
+        # (An except handler is often the normal path: `except WouldBlock: await ...`.)
+        words.append("unshielded")
+    if context.bounded or hint.bounded_call:
+        words.append("bounded")
+    return words
+
+
+def cleanup_places(hint: Hint) -> list[str]:
+    """`finally`, `except E`, `teardown` (of an acm), `__aexit__` or `aclose`."""
+    context = hint.context
+    places: list[str] = []
+    if context.in_finally:
+        places.append("finally")
+    if context.in_except is not None:
+        places.append(f"except {_short_exception(context.in_except)}".rstrip())
+    if context.acm_teardown:
+        places.append("teardown")
+    if context.in_aexit:
+        places.append(exit_method(hint))
+    return places
+
+
+def exit_method(hint: Hint) -> str:
+    """`aclose` or `__aexit__`: the method a checkpoint's cleanup context comes from."""
+    return "aclose" if hint.function.rsplit(".", 1)[-1] == "aclose" else "__aexit__"
+
+
+def _short_exception(caught: str) -> str:
+    """`trio.Cancelled` -> `Cancelled`; `(KeyError, ValueError)` -> `(KeyError, …)`."""
+    star = "*" if caught.startswith("*") else ""
+    text = caught.removeprefix("*")
+    if text.startswith("(") and "," in text:
+        first = text[1:].split(",", 1)[0].strip().rsplit(".", 1)[-1]
+        text = f"({first}, {ELLIPSIS})"
+    elif "(" not in text:
+        text = text.rsplit(".", 1)[-1]
+    if len(text) > _EXCEPT_TEXT:
+        text = text[: _EXCEPT_TEXT - 1] + ELLIPSIS
+    return star + text
+
+
+def _compact_parts(hint: Hint, resolution: Resolution | None) -> tuple[str, list[str]]:
+    kind = hint.kind
+    base = _COMPACT_BASE[kind]
+    if hint.waits_for_children:
+        base = _COMPACT_NURSERY
+    elif hint.releases_on_exit:
+        base = _COMPACT_LOCK
+    if not kind.is_checkpoint:
+        return base, []
+    if resolution is not None:
+        if kind is HintKind.ASYNC_WITH and resolution.enter is not None:
+            enter = resolution.enter
+            exit_ = resolution.exit or Verdict.UNKNOWN
+            if not (enter.guaranteed and exit_.guaranteed):
+                base = f"{_compact_side(enter)}{_compact_side(exit_)}"
+        elif not resolution.verdict.guaranteed:
+            base = _COMPACT_VERDICT[resolution.verdict]
+    return base, [_COMPACT_TAGS.get(word, _compact_place(word)) for word in context_words(hint)]
+
+
+def _compact_side(verdict: Verdict) -> str:
+    return "⇄" if verdict.guaranteed else _COMPACT_VERDICT[verdict]
+
+
+_COMPACT_TAGS = {
+    "shielded": "S",
+    "maybe shielded": "S?",
+    "unshielded": "U",
+    "bounded": "T",
+    "finally": "F",
+    "teardown": "A",
+    "__aexit__": "X",
+    "aclose": "X",
+}
+
+
+def _compact_place(word: str) -> str:
+    return "E" if word.startswith("except") else word
+
+
+# -- the report's words (its goldens keep this wording) ---------------------
 
 
 def context_tags(context: Context, *, bounded_call: bool = False) -> list[str]:
-    """The short context words of a checkpoint, most important first."""
+    """The report's context words of a checkpoint, in its order."""
     tags: list[str] = []
     if context.shielded is Shield.YES:
         tags.append("shielded")
@@ -49,206 +318,3 @@ def context_tags(context: Context, *, bounded_call: bool = False) -> list[str]:
     if context.in_aexit:
         tags.append("in __aexit__")
     return tags
-
-
-def label(hint: Hint, style: str = ARROW, resolution: Resolution | None = None) -> str:
-    """The inline label of a hint; ``resolution`` says what its callee really does."""
-    tags = (
-        context_tags(hint.context, bounded_call=hint.bounded_call)
-        if hint.kind.is_checkpoint
-        else []
-    )
-    resolved = _resolved_base(hint, resolution, style) if resolution is not None else None
-    if style == COMPACT:
-        base = _COMPACT_BASE[hint.kind]
-        if hint.waits_for_children:
-            base = "⇄⌛"
-        elif hint.releases_on_exit:
-            base = "⇄→"
-        return (resolved or base) + "".join(f" {_compact_tag(tag)}" for tag in tags)
-    base = _ARROW_BASE[hint.kind]
-    if hint.waits_for_children:
-        base = "checkpoint (enter) · waits for children on exit"
-    elif hint.releases_on_exit:
-        base = "checkpoint (enter)"
-    return "<- " + " · ".join([resolved or base, *tags])
-
-
-# Compact symbols of resolved checkpoints.
-_COMPACT_VERDICT = {
-    Verdict.SOMETIMES: "⇄?",
-    Verdict.NEVER: "∅",
-    Verdict.MAY_NOT_YIELD: "⇄~",
-}
-
-
-def _resolved_base(hint: Hint, resolution: Resolution, style: str) -> str | None:
-    """The label's first part for a resolved checkpoint; None keeps the syntactic one."""
-    verdict = resolution.verdict
-    if hint.kind is HintKind.ASYNC_WITH and resolution.enter is not None:
-        return _with_base(resolution, style, hint.waits_for_children)
-    if verdict.guaranteed:
-        return None
-    if style == COMPACT:
-        return _COMPACT_VERDICT[verdict]
-    each = " each iteration" if hint.kind is HintKind.ASYNC_FOR else ""
-    reason = f" ({resolution.reason})" if resolution.reason else ""
-    if verdict is Verdict.SOMETIMES:
-        return f"may checkpoint{each}{reason}"
-    if verdict is Verdict.NEVER:
-        return f"no checkpoint{each}{reason}"
-    return f"may not yield{each}{reason}"
-
-
-def _with_base(resolution: Resolution, style: str, waits_for_children: bool) -> str | None:
-    enter = resolution.enter or Verdict.UNKNOWN
-    exit_ = resolution.exit or Verdict.UNKNOWN
-    if enter is Verdict.UNKNOWN and exit_ is Verdict.UNKNOWN:
-        return None
-    if style == COMPACT:
-        return f"{_compact_side(enter)}{_compact_side(exit_)}"
-    reason = f" ({resolution.reason})" if resolution.reason else ""
-    if enter.guaranteed and exit_.guaranteed:
-        return None if Verdict.UNKNOWN in (enter, exit_) else "checkpoint (enter/exit)"
-    if not enter.possible and not exit_.possible:
-        return f"no checkpoint{reason}"
-    parts = []
-    for side, verdict in (("enter", enter), ("exit", exit_)):
-        if verdict.guaranteed:
-            waits = " (waits for children)" if side == "exit" and waits_for_children else ""
-            parts.append(f"checkpoint on {side}{waits}")
-        elif verdict is Verdict.NEVER:
-            parts.append(f"no checkpoint on {side}")
-        elif verdict is Verdict.MAY_NOT_YIELD:
-            parts.append(f"may not yield on {side}")
-        else:
-            parts.append(f"may checkpoint on {side}")
-    return " · ".join(parts) + reason
-
-
-def _compact_side(verdict: Verdict) -> str:
-    return "⇄" if verdict.guaranteed else _COMPACT_VERDICT[verdict]
-
-
-def _compact_tag(tag: str) -> str:
-    short = {
-        "shielded": "S",
-        "maybe shielded": "S?",
-        "bounded": "T",
-        "in finally": "F",
-        "acm teardown": "A",
-        "in __aexit__": "X",
-    }
-    return short.get(tag, "E" if tag.startswith("in except") else tag)
-
-
-def explanation(hint: Hint, resolution: Resolution | None = None) -> str:
-    """Two or three sentences (markdown) on what this construct does to the schedule,
-    then what resolving its callee found (the chain of callees) when known."""
-    text = _syntactic_explanation(hint)
-    if resolution is None or not resolution.chain:
-        return text
-    verdict = resolution.verdict
-    headline = {
-        Verdict.ALWAYS: "**Resolved: always checkpoints.**",
-        Verdict.SOMETIMES: "**Resolved: checkpoints only on some paths.**",
-        Verdict.NEVER: "**Resolved: never checkpoints**: nothing here lets another task run "
-        "or delivers a cancellation.",
-        Verdict.MAY_NOT_YIELD: "**Resolved: may not yield**: a fast path returns without "
-        "switching tasks.",
-        Verdict.UNKNOWN: "**Resolved in part.**",
-        Verdict.ASSUMED: "**Resolved in part.**",
-    }[verdict]
-    steps = "\n".join(f"- {step.strip()}" for step in resolution.chain)
-    return f"{text}\n\n{headline} `{resolution.callee}`:\n{steps}"
-
-
-def _syntactic_explanation(hint: Hint) -> str:
-    context = hint.context
-    kind = hint.kind
-    code = f"`{hint.code}`" if hint.code else "this"
-    if kind is HintKind.AWAIT:
-        text = (
-            f"**Checkpoint** in `{hint.function}`: at `await {hint.code}` the scheduler may "
-            "switch to another task, and a cancellation (`Cancelled` / `CancelledError`) "
-            "can be raised here. Shared state read before this line may have changed after it."
-        )
-    elif kind is HintKind.ASYNC_WITH:
-        text = (
-            f"**Checkpoint on enter and exit** of {code} in `{hint.function}`: "
-            "`__aenter__` and `__aexit__` are awaited, so other tasks may run and "
-            "cancellation may be delivered on the way in and on the way out."
-        )
-        if hint.releases_on_exit:
-            text = (
-                f"**Checkpoint on enter** of {code} in `{hint.function}`: acquiring may "
-                "let other tasks run and may be cancelled. Leaving the block only "
-                "releases the lock, which is *not* a checkpoint."
-            )
-        if hint.waits_for_children:
-            text += (
-                " This is a nursery / task group: leaving the block **waits for every "
-                "child task** to finish, so the exit can block for as long as the slowest child."
-            )
-    elif kind is HintKind.ASYNC_FOR:
-        text = (
-            f"**Checkpoint on each iteration** over {code} in `{hint.function}`: every "
-            "`__anext__` is awaited; other tasks may run between iterations."
-        )
-    elif kind is HintKind.ACM_YIELD:
-        text = (
-            f"**Suspend: the caller runs** at {code} in the async context manager "
-            f"`{hint.function}`: the body of the caller's `async with` runs here, with "
-            "all its checkpoints. Code after this `yield` is teardown and runs while the "
-            "caller unwinds, possibly under cancellation."
-        )
-    elif kind is HintKind.EVENT_SET:
-        text = (
-            f"**Not a checkpoint**: {code} makes the waiting tasks *ready* but does not "
-            "switch to them; this task keeps running until its next checkpoint, so the "
-            "code between here and the next `await` runs before any waiter wakes."
-        )
-    elif kind is HintKind.LOCK_RELEASE:
-        text = (
-            f"**Not a checkpoint**: {code} changes the lock's state without letting another "
-            "task run; the next waiter acquires it only at this task's next checkpoint."
-        )
-    else:
-        text = (
-            f"**Not a checkpoint**: {code} only schedules a new task; it starts running at "
-            "this task's next checkpoint, not here."
-        )
-    if kind.is_checkpoint:
-        text += _context_sentence(context, hint.bounded_call)
-    return text
-
-
-def _context_sentence(context: Context, bounded_call: bool) -> str:
-    parts: list[str] = []
-    if context.shielded is Shield.YES:
-        parts.append("It is **shielded**: cancellation from outside the shield is held off.")
-    elif context.shielded is Shield.MAYBE:
-        parts.append(
-            "It is **maybe shielded**: the shield is a runtime value, so whether outer "
-            "cancellation reaches it depends on that value."
-        )
-    if context.bounded or bounded_call:
-        parts.append("It is **bounded** by a timeout, so it cannot wait forever.")
-    cleanup = []
-    if context.in_finally:
-        cleanup.append("a `finally` block")
-    if context.in_except is not None:
-        caught = f" `{context.in_except}`" if context.in_except else ""
-        cleanup.append(f"an `except{caught}` handler")
-    if context.acm_teardown:
-        cleanup.append("the teardown of an async context manager (after its `yield`)")
-    if context.in_aexit:
-        cleanup.append("`__aexit__` / `aclose`")
-    if cleanup:
-        parts.append(
-            "It sits in " + " and ".join(cleanup) + ": a cleanup path. If the enclosing "
-            "scope is being cancelled, this checkpoint raises `Cancelled` at once and the "
-            "rest of the cleanup does not run"
-            + (" unless it is shielded." if context.shielded is Shield.NO else ".")
-        )
-    return (" " + " ".join(parts)) if parts else ""

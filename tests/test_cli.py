@@ -32,7 +32,7 @@ def test_hints_text_output_matches_the_seed_notation() -> None:
     assert (
         "examples/cache.py:56: yield False, _Cache.values[ctx_key] <- suspend: caller runs" in lines
     )
-    assert any(line.endswith("<- checkpoint · shielded · bounded · in finally") for line in lines)
+    assert any(line.endswith("<- finally · shielded · bounded") for line in lines)
 
 
 def test_hints_json_output() -> None:

@@ -82,9 +82,10 @@ def test_labels_say_what_is_known() -> None:
     assert label_at("await trio.sleep(1)") == "<- checkpoint"
     assert label_at("checkpoint_if_cancelled") == "<- may not yield (trio fast path)"
     assert label_at("async with trio.open_nursery()") == (
-        "<- no checkpoint on enter · checkpoint on exit (waits for children)"
+        "<- waits for children · no checkpoint on enter"
     )
-    assert label_at("async with lock:") == "<- checkpoint on enter · no checkpoint on exit"
+    # a lock's exit only releases: what resolution found is what the plain label says
+    assert label_at("async with lock:") == "<- checkpoint (enter)"
     assert label_at("await log_only(", COMPACT) == "∅"
     assert label_at("await cached_fetch(", COMPACT) == "⇄?"
     asyncio_lines, asyncio_by_line = resolved(PROJECTS / "asyncio_app")

@@ -51,6 +51,7 @@ class _Function:
     qualname: str
     is_acm: bool
     in_aexit: bool
+    is_async: bool = False
     after_yield: bool = False
     yield_pending: bool = False
 
@@ -176,6 +177,7 @@ class Collector:
                 waits_for_children=waits_for_children,
                 bounded_call=bounded_call,
                 releases_on_exit=releases_on_exit,
+                in_async_function=function.is_async,
             )
         )
 
@@ -286,7 +288,12 @@ class Collector:
             last_name(self.table.resolve(callee(decorator))) in ACM_DECORATORS
             for decorator in node.decorator_list
         )
-        inner = _Function(qualname=qualname, is_acm=is_acm, in_aexit=node.name in AEXIT_NAMES)
+        inner = _Function(
+            qualname=qualname,
+            is_acm=is_acm,
+            in_aexit=node.name in AEXIT_NAMES,
+            is_async=isinstance(node, ast.AsyncFunctionDef),
+        )
         saved_scopes = self._scope_names
         self._scope_names = {}
         self._block(

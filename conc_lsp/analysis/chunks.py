@@ -194,6 +194,7 @@ def move_hint(
         waits_for_children=hint.waits_for_children,
         bounded_call=hint.bounded_call,
         releases_on_exit=hint.releases_on_exit,
+        in_async_function=hint.in_async_function,
     )
 
 

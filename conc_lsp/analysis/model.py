@@ -137,6 +137,7 @@ class Hint:
     waits_for_children: bool = False
     bounded_call: bool = False  # the awaited call carries its own timeout
     releases_on_exit: bool = False  # `async with lock:` leaves without a checkpoint
+    in_async_function: bool = True  # False: a look-alike in a sync function (a callback)
 
     def shifted(self, lines: int, columns: int = 0) -> Hint:
         """The same hint moved by ``lines`` (and ``columns`` on its own line)."""
@@ -155,6 +156,7 @@ class Hint:
             self.waits_for_children,
             self.bounded_call,
             self.releases_on_exit,
+            self.in_async_function,
         )
 
 

@@ -449,16 +449,19 @@ class Resolver:
         elif verdict is Verdict.NEVER:
             reason = f"{short} never yields"
         elif verdict is Verdict.MAY_NOT_YIELD:
-            fast = next(
+            found = next(
                 (
-                    effects.found[id(weak.node)].callee
+                    effects.found[id(weak.node)]
                     for weak in result.weak
                     if weak.verdict is Verdict.MAY_NOT_YIELD and id(weak.node) in effects.found
                 ),
-                "",
+                None,
             )
-            library = fast.split(".", 1)[0] if "." in fast else ""
-            reason = f"{short}: {library} fast path in {fast}" if fast else f"{short}: a fast path"
+            fast = found.callee if found is not None else ""
+            # A helper of the user's (`inner`, no dot) names its library in its own reason.
+            library = fast.split(".", 1)[0] if "." in fast else fast_path_library(found)
+            place = f"{library} fast path" if library else "a fast path"
+            reason = f"{short}: {place} in {fast}" if fast else f"{short}: a fast path"
         else:
             first = min(result.escapes)
             ending = (node.end_lineno or node.lineno) - 1
@@ -594,3 +597,10 @@ def warm_up(root: str | None, interpreter: str) -> float:
 def forget_document(path: str) -> None:
     for resolver in _RESOLVERS.values():
         resolver.forget(path)
+
+
+def fast_path_library(found: Resolution | None) -> str:
+    """`asyncio` in "inner: asyncio fast path in asyncio.Lock.acquire" ("" if none)."""
+    before, marker, _ = (found.reason if found is not None else "").partition(" fast path")
+    word = before.split()[-1] if marker and before.split() else ""
+    return "" if word == "a" else word

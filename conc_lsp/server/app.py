@@ -495,7 +495,7 @@ def hover(ls: ConcLanguageServer, params: types.HoverParams) -> types.Hover | No
     document = ls.documents.get(params.text_document.uri)
     if document is None:
         return None
-    return features.hover(document, params.position, ls.encoding)
+    return features.hover(document, params.position, ls.encoding, ls.settings)
 
 
 @guarded(types.RelatedFullDocumentDiagnosticReport(items=[]), "diagnostics")

@@ -136,10 +136,14 @@ async def _start_session(
     if marker:
         (root / "pyproject.toml").write_text(marker.args[0], encoding="utf-8")
     else:
-        # The rules the tests exercise, opt-in ones included (tests/rule_settings.py).
+        # The rules the tests exercise, opt-in ones included (tests/rule_settings.py),
+        # and the whole hint map with whole labels (tests of the hint defaults,
+        # "context" and a 32-character cap, use `pyproject`: test_hint_modes.py).
         selected = ", ".join(f'"{code}"' for code in SEED_RULES)
         (root / "pyproject.toml").write_text(
-            f"[tool.conc-lsp]\nselect = [{selected}]\n", encoding="utf-8"
+            f"[tool.conc-lsp]\nselect = [{selected}]\n"
+            '[tool.conc-lsp.hints]\nshow = "all"\nmax-length = 0\n',
+            encoding="utf-8",
         )
     lsp_client.root = root  # type: ignore[attr-defined]
     result = await lsp_client.initialize_session(

@@ -19,7 +19,8 @@ INITIALIZE = {
     "processId": None,
     "rootUri": None,
     "capabilities": {},
-    "initializationOptions": {"resolve": {"enabled": False}},
+    # the whole hint map: the tests check that a bare `await` still gets its hint
+    "initializationOptions": {"resolve": {"enabled": False}, "hints": {"show": "all"}},
 }
 
 

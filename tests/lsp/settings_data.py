@@ -11,7 +11,7 @@ from .test_hints import EXPECTED_LABELS, LABELS
 __all__ = ["LABELS"]
 
 ARROW_LABELS = [label for _, _, label in EXPECTED_LABELS]
-COMPACT_LABELS = ["⇄", "⇄ F", "⇄ S T F", "⇄⌛", "+", "↑", "∅", "+", "⏏", "⇄*"]
+COMPACT_LABELS = ["⇄", "⇄ F U", "⇄ F S T", "⇄⌛", "+", "↑", "∅", "+", "⏏", "⇄*"]
 AWAIT_LINES = [6, 8, 11]
 
 

@@ -58,7 +58,7 @@ def expected_hints(
             code = line.split("  #")[0].split(";")[0].rstrip()
             result.append((number, units(code, encoding), label))
         elif stripped.startswith("async with "):
-            end = line.index("lock") + len("lock")
+            end = line.index("lock:") + len("lock:")  # the label follows the colon
             result.append((number, units(line[:end], encoding), "<- checkpoint (enter)"))
         elif typed_complete and line == TYPED:
             end = line.index(TYPED_AWAIT) + len(TYPED_AWAIT)
@@ -176,7 +176,7 @@ async def test_broken_function_keeps_its_older_hints(module_client: LanguageClie
         (10, units("        await ev.wait()", enc), "<- checkpoint · bounded"),
         (12, units(lines[12], enc), "<- checkpoint · bounded"),
         (16, units(lines[16], enc), "<- checkpoint"),
-        (18, units("    async with lock", enc), "<- checkpoint (enter)"),
+        (18, units("    async with lock:", enc), "<- checkpoint (enter)"),
         (19, units("        await trio.sleep(4)", enc), "<- checkpoint"),
     ]
     assert lines[12] == "        await trio.sleep(3)"
@@ -227,7 +227,7 @@ async def test_several_changes_in_one_notification(module_client: LanguageClient
         4: "    await ev.wait()",
         9: "        q = '中🐍'; await ev.wait()",
         10: "        await trio.sleep(3)",
-        15: "    async with lock",
+        15: "    async with lock:",
         16: '        z = "🐍"; await trio.sleep(4)',
     }
     assert [(line, char) for line, char, _ in found] == [
@@ -380,7 +380,7 @@ async def test_broken_before_first_request_keeps_open_time_hints(
         (5, units(lines[5], enc), "<- checkpoint"),
         (10, units("        await ev.wait()", enc), "<- checkpoint · bounded"),
         (12, units(lines[12], enc), "<- checkpoint · bounded"),
-        (17, units("    async with lock", enc), "<- checkpoint (enter)"),
+        (17, units("    async with lock:", enc), "<- checkpoint (enter)"),
         (18, units("        await trio.sleep(4)", enc), "<- checkpoint"),
     ]
 
@@ -501,7 +501,7 @@ async def test_change_with_a_negative_position_is_applied(module_client: Languag
     # Clamped to the start of the document, as a position past the end is clamped to the end.
     send_raw_change(client, uri, 2, {"range": lsp_range((-1, 0), (0, -3)), "text": "# a\n"})
     found = summary(await hints(client, uri))
-    assert found == [(8, len("        await done.wait()"), "<- checkpoint · in finally")]
+    assert found == [(8, len("        await done.wait()"), "<- finally · unshielded")]
     assert errors_reported(client) == []
 
 
@@ -510,7 +510,7 @@ async def test_change_with_a_null_version_is_applied(module_client: LanguageClie
     uri = open_document(client, SHORT_DOC)
     send_raw_change(client, uri, None, {"range": lsp_range((7, 0), (7, 0)), "text": "\n\n"})
     found = summary(await hints(client, uri))
-    assert found == [(9, len("        await done.wait()"), "<- checkpoint · in finally")]
+    assert found == [(9, len("        await done.wait()"), "<- finally · unshielded")]
     assert errors_reported(client) == []
 
 

@@ -119,17 +119,17 @@ LABELS = (
 )
 
 EXPECTED_LABELS = [
-    # (line, the text the hint follows, label)
+    # (line, the text the hint follows, label); the whole map (hints.show = "all")
     (6, "await trio.sleep(0)", "<- checkpoint"),
-    (8, "await ev.wait()", "<- checkpoint · in finally"),
-    (11, "await ev.wait()", "<- checkpoint · shielded · bounded · in finally"),
-    (12, "as n", "<- checkpoint (enter) · waits for children on exit"),
+    (8, "await ev.wait()", "<- finally · unshielded"),
+    (11, "await ev.wait()", "<- finally · shielded · bounded"),
+    (12, "as n:", "<- waits for children"),  # after the colon, not before it
     (13, "n.start_soon(trio.sleep, 1)", "<- schedules task, no switch"),
     (14, "ev.set()", "<- wakes waiters, no switch"),
     (15, "lock.release()", "<- not a checkpoint"),
     (16, "nursery.start_soon(trio.sleep, 1)", "<- schedules task, no switch"),
     (21, "yield 1", "<- suspend: caller runs"),
-    (25, "in stream", "<- checkpoint each iteration"),
+    (25, "in stream:", "<- checkpoint each iteration"),
 ]
 
 
@@ -162,24 +162,36 @@ async def test_labels_and_tooltips(module_client: LanguageClient) -> None:
     assert "`resource`" in tooltip.value
 
 
-async def test_hover_on_look_alike_method_name(module_client: LanguageClient) -> None:
-    """The hover of `ev.set()` spans the method name `set`."""
+@pytest.mark.parametrize(
+    ("line", "call", "offsets"),
+    [
+        (14, "ev.set()", (0, 1, 2, 3, 5, 7, 8)),  # receiver, dot, name, parentheses
+        (15, "lock.release()", (0, 4, 6, 13)),
+        (16, "nursery.start_soon(trio.sleep, 1)", (0, 9, 20, 33)),
+    ],
+)
+async def test_hover_on_a_look_alike_call(
+    module_client: LanguageClient, line: int, call: str, offsets: tuple[int, ...]
+) -> None:
+    """The hover of `ev.set()`, `lock.release()`, `start_soon(...)` answers
+    anywhere on the call (issue #14: `K` on them returned nothing)."""
     client = module_client
     lines = lsp_lines(LABELS)
     uri = open_document(client, LABELS)
-    column = lines[14].index("set")
-    hover = await client.text_document_hover_async(
-        types.HoverParams(
-            text_document=types.TextDocumentIdentifier(uri=uri),
-            position=pos(client, lines, 14, column + 1),
+    start = lines[line].index(call)
+    for offset in offsets:
+        hover = await client.text_document_hover_async(
+            types.HoverParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                position=pos(client, lines, line, start + offset),
+            )
         )
-    )
-    assert hover is not None
-    assert hover.range == types.Range(
-        start=pos(client, lines, 14, column), end=pos(client, lines, 14, column + 3)
-    )
-    assert isinstance(hover.contents, types.MarkupContent)
-    assert hover.contents.value.startswith("**Not a checkpoint**: `ev.set()`")
+        assert hover is not None, (call, offset)
+        assert hover.range == types.Range(
+            start=pos(client, lines, line, start), end=pos(client, lines, line, start + len(call))
+        )
+        assert isinstance(hover.contents, types.MarkupContent)
+        assert hover.contents.value.startswith(f"**Not a checkpoint**: `{call}`")
 
 
 async def test_an_answer_nobody_waits_for_any_more_breaks_nothing(

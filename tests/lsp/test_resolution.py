@@ -85,7 +85,7 @@ async def test_syntactic_hints_first_then_resolved_ones(client: LanguageClient) 
     assert label_on(after, lines, "await trio.sleep(1)") == "<- checkpoint"
     assert label_on(after, lines, "checkpoint_if_cancelled") == "<- may not yield (trio fast path)"
     assert label_on(after, lines, "async with trio.open_nursery()") == (
-        "<- no checkpoint on enter · checkpoint on exit (waits for children)"
+        "<- waits for children · no checkpoint on enter"
     )
     # The positions did not move: only labels changed.
     assert [h.position for h in first] == [h.position for h in after]

@@ -47,8 +47,9 @@ async def test_pulled_settings_overlay_initialization_options(client: LanguageCl
 @pytest.mark.init_options({"hints": {"kinds": ["await", "spawn"]}})
 async def test_pyproject_settings_under_initialization_options(client: LanguageClient) -> None:
     uri = open_document(client, LABELS)
-    # pyproject gives the style; initializationOptions override its kinds
-    assert labels(await hints(client, uri)) == ["⇄", "⇄ F", "⇄ S T F", "+", "+"]
+    # pyproject gives the style; initializationOptions override its kinds; the
+    # default hints.show ("context") hides the bare checkpoint
+    assert labels(await hints(client, uri)) == ["⇄ F U", "⇄ F S T", "+", "+"]
     path = client.root / "pyproject.toml"  # type: ignore[attr-defined]
     warnings = [m.message for m in client.messages if m.type == types.MessageType.Warning]
     assert warnings == [f"conc-lsp: {path}: unknown setting 'hints.shade' (ignored)"]
