@@ -162,6 +162,10 @@ class ConcLanguageServer(LanguageServer):
             self.resolver.schedule_all(self)
         if self.capability(lambda caps: caps.workspace.inlay_hint.refresh_support):  # type: ignore[union-attr]
             self.workspace_inlay_hint_refresh(None)
+        if before.lens != self.settings.lens and self.capability(
+            lambda caps: caps.workspace.code_lens.refresh_support  # type: ignore[union-attr]
+        ):
+            self.workspace_code_lens_refresh(None)
         self.refresh_diagnostics()
 
     # -- documents ----------------------------------------------------------

@@ -64,6 +64,7 @@ SERVER_SETTINGS = {
     "resolve_budget": "resolve.budget",
     "resolve_memory_limit": "resolve.memory-limit",
     "python_interpreter": "python.interpreter",
+    "lens": "lens",
 }
 NOT_IN_THE_EDITOR = {"exclude"}
 EXTRA_SERVER_KEYS = {"extend-select"}  # no field of its own: it extends `select`
@@ -112,6 +113,7 @@ def test_settings_mirror_the_server() -> None:
     kinds = settings["hints.kinds"]["properties"]
     assert set(kinds) == {kind.value for kind in config.ALL_KINDS}
     assert settings["hints.labelStyle"]["enum"] == list(LABEL_STYLES)
+    assert settings["lens"]["enum"] == list(config.LENS_CHOICES)
     assert settings["severity"]["additionalProperties"]["enum"] == list(config.SEVERITIES)
     for key, value in [
         ("hints.kinds", {"spawn": False}),
@@ -126,6 +128,7 @@ def test_settings_mirror_the_server() -> None:
         ("resolve.budget", 1),
         ("resolve.memory-limit", 512),
         ("python.interpreter", "/usr/bin/python3"),
+        ("lens", "all"),
     ]:
         *parents, last = key.split(".")
         data: dict[str, Any] = {last: value}
