@@ -21,6 +21,7 @@ ALL_KINDS = frozenset(HintKind)
 # like flake8-async's ASYNC910 (`extend-select = ["CONC111"]` turns it on).
 SECTION = "conc-lsp"
 MIN_LABEL_LENGTH = 10  # a shorter cap would leave "<- check…"
+LENS_CHOICES = ("off", "findings", "all")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,7 @@ class Settings:
     resolve_budget: float = 5.0  # seconds of jedi work per document and pass
     resolve_memory_limit: int = 1024  # MB the resolver process may use; 0: no cap
     python_interpreter: str = ""  # whose packages jedi reads; "" = the server's own
+    lens: str = "findings"  # code lenses: "off", "findings" (where there are some), "all"
 
     def rule_enabled(self, code: str, path: str | None = None, *, opt_in: bool = False) -> bool:
         """Whether a rule runs (for ``path``, honouring per-file ignores).
@@ -179,6 +181,10 @@ def _set(settings: Settings, key: str, value: Any) -> Settings:
         return replace(settings, python_interpreter=value.strip())
     if key == "exclude":
         return replace(settings, exclude=tuple(_strings(value)))
+    if key == "lens":
+        if value not in LENS_CHOICES:
+            raise ValueError(f"expected one of {', '.join(LENS_CHOICES)}, got {value!r}")
+        return replace(settings, lens=value)
     if key.startswith("per-file-ignores"):
         table = value if key == "per-file-ignores" else {key.split(".", 1)[1]: value}
         if not isinstance(table, Mapping):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
+from conc_lsp.config import Settings, apply
 from conc_lsp.report import Target
 from conc_lsp.server import report_features
 from conc_lsp.server.documents import Document
@@ -76,15 +78,25 @@ def run(coroutine: Any) -> Any:
             Target.lines(4, 9),
         ),
         (["file:///a.py", {"start": 7}], Target.lines(7, 7)),
+        (["file:///a.py", {"at": 12}], 12),  # the function around line 12: found later
+        (["file:///a.py", {"at": {"line": 12, "character": 3}}], 12),
     ],
 )
-def test_arguments(arguments: list[Any], target: Target) -> None:
+def test_arguments(arguments: list[Any], target: Target | int) -> None:
     assert report_features.parse_arguments(arguments) == ("file:///a.py", target)
 
 
 @pytest.mark.parametrize(
     "arguments",
-    [[], [3], ["file:///a.py", 3], ["file:///a.py", {"start": -1, "end": 2}], ["u", "q", "x"]],
+    [
+        [],
+        [3],
+        ["file:///a.py", 3],
+        ["file:///a.py", {"start": -1, "end": 2}],
+        ["file:///a.py", {"at": -1}],
+        ["file:///a.py", {"at": "x"}],
+        ["u", "q", "x"],
+    ],
 )
 def test_bad_arguments(arguments: list[Any]) -> None:
     with pytest.raises(JsonRpcInvalidParams):
@@ -164,3 +176,47 @@ def test_code_lenses(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(server.worker, "call", counting)
     assert run(report_features.code_lenses(server, params)) == lenses  # type: ignore[arg-type]
     assert calls == []
+
+
+def test_lens_setting_and_placement() -> None:
+    server = FakeServer(shows=False)
+    uri = "untitled:cache"
+    text = CACHE.read_text("utf-8") + "\n\nasync def quiet() -> None:\n    await trio.sleep(0)\n"
+    server.documents[uri] = Document.open(uri, 1, text)
+    lines = text.splitlines()
+    params = types.CodeLensParams(text_document=types.TextDocumentIdentifier(uri=uri))
+
+    def shown() -> dict[str, str]:
+        lenses = run(report_features.code_lenses(server, params))  # type: ignore[arg-type]
+        return {lens.command.arguments[1]: lines[lens.range.start.line] for lens in lenses}
+
+    # default "findings": `quiet` has none; each lens on its `def` / `class` line
+    assert shown() == {
+        "_Cache": "class _Cache:",
+        "_Cache.run_ctx": "    async def run_ctx(",
+        "maybe_open_context": "async def maybe_open_context(",
+    }
+    server.settings = replace(SEED_SETTINGS, lens="all")
+    assert set(shown()) == {"_Cache", "_Cache.run_ctx", "maybe_open_context", "quiet"}
+    server.settings = replace(SEED_SETTINGS, lens="off")
+    assert shown() == {}
+
+
+def test_lens_setting_values() -> None:
+    assert Settings().lens == "findings"
+    for value in ("off", "findings", "all"):
+        loaded = apply(Settings(), {"lens": value}, "test")
+        assert loaded.warnings == [] and loaded.settings.lens == value
+    loaded = apply(Settings(), {"lens": "some"}, "test")
+    assert loaded.settings.lens == "findings"
+    assert loaded.warnings == [
+        "test: setting 'lens': expected one of off, findings, all, got 'some' (ignored)"
+    ]
+
+
+def test_report_links_are_relative_to_the_report(tmp_path: Path) -> None:
+    report = tmp_path / "cache" / "conc-lsp" / "reports" / "x.md"
+    source = tmp_path / "my project" / "a.py"
+    link = report_features.report_link(str(source), report)
+    assert link == "../../../my%20project/a.py"
+    assert report_features.report_link(None, report) is None

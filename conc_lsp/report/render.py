@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conc_lsp.report.model import REF, Report
+from conc_lsp.report.model import REF, Report, StateRow
 from conc_lsp.rules.story import ref
 
 
@@ -22,28 +22,33 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def render_markdown(report: Report) -> str:
-    """The report in the seed's section 6 layout."""
+def _state_cells(row: StateRow) -> tuple[str, str, str, str]:
+    return (
+        f"`{row.state}`",
+        ", ".join(row.writers) or "-",
+        ", ".join(row.readers) or "-",
+        row.guard_text,
+    )
+
+
+def render_markdown(report: Report, *, tables: bool = True) -> str:
+    """The report in the seed's section 6 layout.
+
+    ``tables=False`` writes the shared state as a list instead of a table, for
+    narrow previews (a table does not wrap: VS Code's preview runs it off the
+    right edge)."""
     out: list[str] = [f"## Concurrency analysis: `{report.target}`", "", report.summary, ""]
     for note in report.notes:
         out += [f"> {note}", ""]
     out += ["### Shared state", ""]
-    if report.state:
+    if report.state and tables:
         out += ["| State | Writers | Readers | Guard |", "|---|---|---|---|"]
         for row in report.state:
-            out.append(
-                "| "
-                + " | ".join(
-                    _cell(cell)
-                    for cell in (
-                        f"`{row.state}`",
-                        ", ".join(row.writers) or "-",
-                        ", ".join(row.readers) or "-",
-                        row.guard_text,
-                    )
-                )
-                + " |"
-            )
+            out.append("| " + " | ".join(_cell(cell) for cell in _state_cells(row)) + " |")
+    elif report.state:
+        for row in report.state:
+            state, writers, readers, guard = (_cell(cell) for cell in _state_cells(row))
+            out.append(f"- {state}: written by {writers}; read by {readers}; guard: {guard}")
     else:
         out.append("No state that more than one task can touch.")
     out += ["", "### Checkpoints", ""]

@@ -24,8 +24,10 @@ from pygls.uris import to_fs_path
 
 from conc_lsp import __version__, config
 from conc_lsp.analysis.model import Finding
+from conc_lsp.analysis.text import changed_span, split_lines
 from conc_lsp.server import actions, diagnostics, features, report_features, resolution, transport
 from conc_lsp.server.documents import Document
+from conc_lsp.server.kept_findings import KeptFindings, unchecked_regions
 from conc_lsp.server.positions import encoding_name
 from conc_lsp.server.protocol import ConcProtocol, strict_converter
 
@@ -46,6 +48,7 @@ class ConcLanguageServer(LanguageServer):
         self.documents: dict[str, Document] = {}
         # uri -> (document stamp, findings): diagnostics computed
         self.findings: dict[str, tuple[tuple[int, int], list[Finding]]] = {}
+        self.kept = KeptFindings()  # the last findings, kept through a syntax error
         self.pending_push: dict[str, asyncio.TimerHandle] = {}
         self.worker = diagnostics.Worker()
         self.resolver = resolution.Resolutions()  # jedi, in a process of its own
@@ -162,6 +165,10 @@ class ConcLanguageServer(LanguageServer):
             self.resolver.schedule_all(self)
         if self.capability(lambda caps: caps.workspace.inlay_hint.refresh_support):  # type: ignore[union-attr]
             self.workspace_inlay_hint_refresh(None)
+        if before.lens != self.settings.lens and self.capability(
+            lambda caps: caps.workspace.code_lens.refresh_support  # type: ignore[union-attr]
+        ):
+            self.workspace_code_lens_refresh(None)
         self.refresh_diagnostics()
 
     # -- documents ----------------------------------------------------------
@@ -178,6 +185,7 @@ class ConcLanguageServer(LanguageServer):
     def closed(self, uri: str) -> None:
         self.documents.pop(uri, None)
         self.findings.pop(uri, None)
+        self.kept.forget(uri)
         self.resolver.forget(self, uri)
         self.background.add(task := asyncio.ensure_future(self.worker.forget(uri)))
         task.add_done_callback(self.background.discard)
@@ -197,10 +205,18 @@ class ConcLanguageServer(LanguageServer):
         if cached is not None and cached[0] == stamp:
             return cached[1]
         snapshot = list(document.lines)
+        broken = bool(document.analyzer.analysis().problems)
         found = await self.worker.compute(
             document.uri, snapshot, self.settings, _path(document), document.resolutions
         )
+        unchecked: list[tuple[int, int]] = []
+        if broken and document.stamp == stamp:  # what the check could not see
+            unchecked = await self.worker.call(
+                unchecked_regions, snapshot, default=[], timeout=diagnostics.JOB_SECONDS
+            )
         if document.stamp == stamp:
+            # a function that does not parse keeps its last findings meanwhile
+            found = self.kept.merged(document.uri, found, unchecked)
             self.findings[document.uri] = (stamp, found)
         return found
 
@@ -279,6 +295,7 @@ class ConcLanguageServer(LanguageServer):
 
     def refresh_diagnostics(self) -> None:
         self.findings.clear()
+        self.kept.forget()
         if self.pulls_diagnostics:
             if self.capability(lambda caps: caps.workspace.diagnostics.refresh_support):  # type: ignore[union-attr]
                 self.workspace_diagnostic_refresh(None)
@@ -443,20 +460,25 @@ def did_change(ls: ConcLanguageServer, params: types.DidChangeTextDocumentParams
         logger.warning("change for a document that is not open: %s", params.text_document.uri)
         return
     for change in params.content_changes:
-        _apply(document, change, ls.encoding)
+        _apply(ls, document, change)
     document.version = params.text_document.version
     ls.changed(document)
 
 
-def _apply(document: Document, change: types.TextDocumentContentChangeEvent, encoding: str) -> None:
+def _apply(
+    ls: ConcLanguageServer, document: Document, change: types.TextDocumentContentChangeEvent
+) -> None:
+    encoding = ls.encoding
     if isinstance(change, types.TextDocumentContentChangePartial):
-        start, end = change.range.start, change.range.end
-        document.edit(
-            document.codepoint(start.line, start.character, encoding),
-            document.codepoint(end.line, end.character, encoding),
-            change.text,
-        )
+        start = document.codepoint(change.range.start.line, change.range.start.character, encoding)
+        end = document.codepoint(change.range.end.line, change.range.end.character, encoding)
+        ls.kept.edited(document.uri, min(start, end), max(start, end), split_lines(change.text))
+        document.edit(start, end, change.text)
     else:
+        # the whole text anew: kept findings move as if its changed lines were replaced
+        new = split_lines(change.text)
+        prefix, old_end, new_end = changed_span(document.lines, new)
+        ls.kept.edited(document.uri, (prefix, 0), (old_end, 0), [*new[prefix:new_end], ""])
         document.replace_all(change.text)
 
 

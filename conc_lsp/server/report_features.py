@@ -1,9 +1,12 @@
 """The concurrency report in the editor: code lenses and the `conc.analyse` command.
 
-A code lens above every async function and every class with async methods
-(`3 checkpoints · 1 finding · Analyse concurrency`) runs `conc.analyse` with
-``[uri, qualname]``. The command also takes ``[uri]`` (the whole file) and
-``[uri, {"start": line, "end": line}]`` (0-based lines, for a selection). It
+A code lens on the `def` / `class` line of every async function and class
+with async methods that has findings (the ``lens`` setting: ``off``,
+``findings``, ``all``) reads `3 checkpoints · 1 finding · Analyse concurrency`
+and runs `conc.analyse` with ``[uri, qualname]``. The command also takes
+``[uri]`` (the whole file), ``[uri, {"start": line, "end": line}]`` (0-based
+lines, for a selection) and ``[uri, {"at": line}]`` (the function or class
+around a line, for the cursor; the whole file outside any). It
 builds the report from the open document's current text (or from a regular
 ``.py`` file inside the workspace folders, never anything else) in a
 process of its own, within ``REPORT_SECONDS``, writes it as markdown under
@@ -24,6 +27,7 @@ import stat
 from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams
@@ -44,16 +48,14 @@ if TYPE_CHECKING:  # the analysis and the rules load in the worker process only
 logger = logging.getLogger("conc_lsp")
 COMMAND = "conc.analyse"
 USAGE = (
-    f"{COMMAND} takes [uri], [uri, qualname] or [uri, {{'start': line, 'end': line}}] "
-    "(0-based lines)"
+    f"{COMMAND} takes [uri], [uri, qualname], [uri, {{'start': line, 'end': line}}] "
+    "or [uri, {'at': line}] (0-based lines)"
 )
 KEPT_LENSES = 32  # documents whose lens data is kept
 REPORT_SECONDS = 60.0  # one report: past it, its process is killed and the request fails
 
 # uri -> ((version, settings), lens targets) for the documents seen last
-_LENSES: OrderedDict[str, tuple[tuple[int | None, Settings, int], list[LensTarget]]] = (
-    OrderedDict()
-)
+_LENSES: OrderedDict[str, tuple[tuple[int | None, Settings, int], list[LensTarget]]] = OrderedDict()
 
 
 # -- in the worker process -----------------------------------------------------
@@ -94,7 +96,7 @@ def compute_report(
     report = build_report(
         lines, target, settings=settings, path=path, name=name, link=link, result=result
     )
-    return render_markdown(report)
+    return render_markdown(report, tables=False)  # a preview beside the code is narrow
 
 
 # -- code lenses ---------------------------------------------------------------
@@ -111,46 +113,68 @@ def lens_title(target: LensTarget) -> str:
     )
 
 
-async def code_lenses(ls: ConcLanguageServer, params: types.CodeLensParams) -> list[types.CodeLens]:
-    """A lens above every async function and every class with async methods."""
-    uri = params.text_document.uri
+async def lens_targets_of(ls: ConcLanguageServer, uri: str) -> list[LensTarget]:
+    """Every lens target of an open document (cached per version and settings)."""
     document = ls.documents.get(uri)
     if document is None:
         return []
     stamp = (document.version, ls.settings, document.resolution_generation)
     cached = _LENSES.get(uri)
     if cached is not None and cached[0] == stamp:
-        targets = cached[1]
         _LENSES.move_to_end(uri)
-    else:
-        path = to_fs_path(uri) if uri.startswith("file:") else None
-        targets = await ls.worker.call(
-            compute_lenses,
-            uri,
-            list(document.lines),
-            ls.settings,
-            path,
-            document.resolutions,
-            default=[],
-            timeout=JOB_SECONDS,
-        )
-        if document.version != stamp[0]:
-            return []  # a newer edit: the client asks again
-        _LENSES[uri] = (stamp, targets)
-        _LENSES.move_to_end(uri)
-        while len(_LENSES) > KEPT_LENSES:
-            _LENSES.popitem(last=False)
+        return cached[1]
+    path = to_fs_path(uri) if uri.startswith("file:") else None
+    targets: list[LensTarget] = await ls.worker.call(
+        compute_lenses,
+        uri,
+        list(document.lines),
+        ls.settings,
+        path,
+        document.resolutions,
+        default=[],
+        timeout=JOB_SECONDS,
+    )
+    if document.version != stamp[0]:
+        return targets  # not cached: a newer edit
+    _LENSES[uri] = (stamp, targets)
+    _LENSES.move_to_end(uri)
+    while len(_LENSES) > KEPT_LENSES:
+        _LENSES.popitem(last=False)
+    return targets
+
+
+def shown_lenses(targets: list[LensTarget], setting: str) -> list[LensTarget]:
+    """The ``lens`` setting: ``off``, ``findings`` (where there are findings) or ``all``."""
+    if setting == "off":
+        return []
+    if setting == "findings":
+        return [target for target in targets if target.findings]
+    return list(targets)
+
+
+async def code_lenses(ls: ConcLanguageServer, params: types.CodeLensParams) -> list[types.CodeLens]:
+    """A lens on the `def` / `class` line of async functions and classes with
+    async methods: all of them, or only those with findings (the ``lens`` setting)."""
+    uri = params.text_document.uri
+    document = ls.documents.get(uri)
+    if document is None or ls.settings.lens == "off":
+        return []
+    version = document.version
+    targets = await lens_targets_of(ls, uri)
+    if document.version != version:
+        return []  # a newer edit: the client asks again
     lines = document.lines
     encoding = ls.encoding
     lenses = []
-    for target in targets:
-        if target.line >= len(lines):
+    for target in shown_lenses(targets, ls.settings.lens):
+        line = target.lens_line
+        if line >= len(lines):
             continue
         lenses.append(
             types.CodeLens(
                 range=types.Range(
-                    start=to_lsp(lines, target.line, 0, encoding),
-                    end=to_lsp(lines, target.line, len(lines[target.line]), encoding),
+                    start=to_lsp(lines, line, 0, encoding),
+                    end=to_lsp(lines, line, len(lines[line]), encoding),
                 ),
                 command=types.Command(
                     title=lens_title(target), command=COMMAND, arguments=[uri, target.qualname]
@@ -163,8 +187,10 @@ async def code_lenses(ls: ConcLanguageServer, params: types.CodeLensParams) -> l
 # -- conc.analyse --------------------------------------------------------------
 
 
-def parse_arguments(arguments: list[Any]) -> tuple[str, Target]:
-    """``[uri]``, ``[uri, qualname]`` or ``[uri, {"start": n, "end": m}]``.
+def parse_arguments(arguments: list[Any]) -> tuple[str, Target | int]:
+    """``[uri]``, ``[uri, qualname]``, ``[uri, {"start": n, "end": m}]`` or
+    ``[uri, {"at": n}]`` (the innermost function or class around line n,
+    else the whole file: returned as the line).
 
     Lines are 0-based; ``{"line": n}`` positions (an LSP range's ``start`` and
     ``end``) are accepted too.
@@ -180,6 +206,11 @@ def parse_arguments(arguments: list[Any]) -> tuple[str, Target]:
         return uri, Target()
     if isinstance(what, str):
         return uri, Target.function(what)
+    if isinstance(what, dict) and "at" in what:
+        at = _line(what["at"])
+        if at is not None and at >= 0:
+            return uri, at
+        raise JsonRpcInvalidParams(USAGE)
     if isinstance(what, dict):
         start, end = _line(what.get("start")), _line(what.get("end", what.get("start")))
         if start is not None and end is not None and start >= 0 and end >= 0:
@@ -216,6 +247,19 @@ def report_path(uri: str, name: str, target: Target) -> Path:
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", what)
     digest = hashlib.sha1(uri.encode("utf-8")).hexdigest()[:8]
     return reports_folder() / f"{stem}-{slug}-{digest}.md"
+
+
+def report_link(source: str | None, report: Path) -> str | None:
+    """The address line references link to: the source file relative to the
+    report (VS Code's preview opens ``file.py#L12`` at the line, and refuses
+    ``file:`` links: markdown-it renders them as text), URL-quoted."""
+    if source is None:
+        return None
+    try:
+        relative = os.path.relpath(source, report.parent)
+    except ValueError:  # another drive (Windows)
+        return Path(source).as_uri()
+    return quote(Path(relative).as_posix())
 
 
 def _display_name(ls: ConcLanguageServer, uri: str, path: str | None) -> str:
@@ -275,13 +319,25 @@ def _workspace_folders(ls: ConcLanguageServer) -> list[Path]:
     return [Path(os.path.realpath(path)) for path in paths if path]
 
 
+async def _target_at(ls: ConcLanguageServer, uri: str, line: int) -> Target:
+    """The innermost async function or class around ``line``, else the whole file."""
+    # the report loads only when asked for (start-up cost)
+    from conc_lsp.report import Target
+
+    around = [target for target in await lens_targets_of(ls, uri) if target.contains(line)]
+    if not around:
+        return Target()
+    return Target.function(max(around, key=lambda target: target.lens_line).qualname)
+
+
 async def analyse(ls: ConcLanguageServer, arguments: list[Any]) -> dict[str, str]:
     """Build the report, write it, ask the client to show it, and return it."""
     # the report loads only when asked for (start-up cost)
     from conc_lsp.report import TargetNotFound
 
-    uri, target = parse_arguments(arguments)
+    uri, what = parse_arguments(arguments)
     lines = _document_lines(ls, uri)
+    target = await _target_at(ls, uri, what) if isinstance(what, int) else what
     path = to_fs_path(uri) if uri.startswith("file:") else None
     name = _display_name(ls, uri, path)
     try:
@@ -295,7 +351,7 @@ async def analyse(ls: ConcLanguageServer, arguments: list[Any]) -> dict[str, str
             path,
             target,
             name,
-            uri,
+            report_link(path, report_path(uri, name, target)),
             resolutions,
             timeout=REPORT_SECONDS,
         )

@@ -36,6 +36,8 @@ local function wait_for(what, condition, timeout)
   end
 end
 
+local write_result
+
 local function step(name, fn)
   local started = vim.uv.hrtime()
   local ok, err = pcall(fn)
@@ -43,6 +45,7 @@ local function step(name, fn)
   if not ok then
     table.insert(result.errors, name .. ': ' .. tostring(err))
   end
+  write_result() -- after each step: a crash still leaves how far it got
 end
 
 local function client_for(buf)
@@ -123,7 +126,7 @@ local function stop_all()
   end
 end
 
-local function write_result()
+write_result = function()
   local file = assert(io.open(out, 'w'))
   file:write(vim.json.encode(result))
   file:close()
@@ -167,21 +170,6 @@ step('hints', function()
     return vim.uv.now() - stable_since >= 300
   end)
   result.hints = hints_of(wide_buf)
-  -- code lenses (vim.g.conc_lsp_codelens), when the server has them
-  if client_for(wide_buf):supports_method('textDocument/codeLens') then
-    wait_for('code lenses', function()
-      return #vim.lsp.codelens.get(wide_buf) > 0
-    end)
-    result.codelenses = {}
-    for _, lens in ipairs(vim.lsp.codelens.get(wide_buf)) do
-      table.insert(result.codelenses, {
-        line = lens.range.start.line,
-        title = lens.command and lens.command.title,
-        command = lens.command and lens.command.command,
-        arguments = lens.command and lens.command.arguments,
-      })
-    end
-  end
   result.wide_lines = vim.api.nvim_buf_get_lines(wide_buf, 0, -1, false)
 end)
 
@@ -212,6 +200,9 @@ step('fix', function()
     context = { only = { 'quickfix' } },
     filter = function(action)
       table.insert(offered, action.title)
+      if action.title:sub(-#'(CONC101)') ~= '(CONC101)' then
+        return false -- the fix, not "Disable CONC101 for this line"
+      end
       for _, d in ipairs(action.diagnostics or {}) do
         if d.code == 'CONC101' then
           return true
@@ -315,6 +306,185 @@ step('analyse', function()
   client.request = nil -- back to the class method
   result.analyse_sent = sent
   result.wide_uri = vim.uri_from_bufnr(wide_buf)
+end)
+
+local function lenses_of(buf)
+  local found = {}
+  for _, lens in ipairs(vim.lsp.codelens.get(buf)) do
+    table.insert(found, {
+      line = lens.range.start.line,
+      title = lens.command and lens.command.title,
+      command = lens.command and lens.command.command,
+      arguments = lens.command and lens.command.arguments,
+    })
+  end
+  table.sort(found, function(a, b)
+    return a.line < b.line
+  end)
+  return found
+end
+
+local function set_settings(buf, settings)
+  local client = client_for(buf)
+  client.settings = { ['conc-lsp'] = settings }
+  client:notify('workspace/didChangeConfiguration', { settings = client.settings })
+end
+
+local function has_code_at(buf, code, lnum)
+  for _, d in ipairs(vim.diagnostic.get(buf)) do
+    if d.code == code and (lnum == nil or d.lnum == lnum) then
+      return true
+    end
+  end
+  return false
+end
+
+-- 5. The `lens` setting: default "findings", then "all", then "off" (the
+-- server asks Neovim to fetch the lenses again: workspace/codeLens/refresh).
+step('lens', function()
+  local buf = open(work .. '/lens.py')
+  result.lens_uri = vim.uri_from_bufnr(buf)
+  wait_for('code lenses', function()
+    return #vim.lsp.codelens.get(buf) > 0
+  end)
+  result.lenses_default = lenses_of(buf)
+  set_settings(buf, { lens = 'all' })
+  wait_for('a lens on every async function', function()
+    return #vim.lsp.codelens.get(buf) == 2
+  end)
+  result.lenses_all = lenses_of(buf)
+  set_settings(buf, { lens = 'off' })
+  wait_for('no lens', function()
+    return #vim.lsp.codelens.get(buf) == 0
+  end)
+  result.lenses_off = lenses_of(buf)
+  set_settings(buf, vim.empty_dict())
+  result.completion = vim.fn.getcompletion('ConcAnalyse ', 'cmdline')
+  result.completion_q = vim.fn.getcompletion('ConcAnalyse q', 'cmdline')
+end)
+
+-- 6. "Disable CONC101 for this line" applied through vim.lsp.buf.code_action.
+step('noqa', function()
+  local buf = open(work .. '/noqa.py')
+  wait_for('CONC101 diagnostics', function()
+    return has_code_at(buf, 'CONC101')
+  end)
+  local target
+  for _, d in ipairs(vim.diagnostic.get(buf)) do
+    if d.code == 'CONC101' then
+      target = d
+    end
+  end
+  vim.api.nvim_win_set_cursor(0, { target.lnum + 1, target.col })
+  local before = vim.api.nvim_buf_get_changedtick(buf)
+  local offered = {}
+  vim.lsp.buf.code_action({
+    apply = true,
+    context = { only = { 'quickfix' } },
+    filter = function(action)
+      table.insert(offered, action.title)
+      return action.title == 'Disable CONC101 for this line'
+    end,
+  })
+  wait_for('the noqa action to change the buffer', function()
+    return vim.api.nvim_buf_get_changedtick(buf) ~= before
+  end)
+  result.noqa_offered = offered
+  result.noqa_text = buffer_text(buf)
+  wait_for('CONC101 to go after the noqa comment', function()
+    return not has_code_at(buf, 'CONC101')
+  end)
+  result.noqa_diagnostics_after = diagnostics_of(buf)
+end)
+
+-- 7. A syntax error typed in the function: its diagnostic stays, one line lower.
+step('syntax', function()
+  local buf = open(work .. '/broken.py')
+  wait_for('CONC101 on line 13', function()
+    return has_code_at(buf, 'CONC101', 12)
+  end)
+  vim.api.nvim_buf_set_lines(buf, 10, 10, false, { '        x = (' })
+  wait_for('CONC101 moved to line 14 while the function does not parse', function()
+    return has_code_at(buf, 'CONC101', 13)
+  end)
+  -- the server has answered for the broken text: nothing else arrives later
+  vim.wait(1000, function()
+    return false
+  end, 50)
+  result.syntax_diagnostics = diagnostics_of(buf)
+  result.syntax_text = buffer_text(buf)
+  vim.api.nvim_buf_set_lines(buf, 10, 11, false, {})
+  wait_for('CONC101 back on line 13', function()
+    return has_code_at(buf, 'CONC101', 12)
+  end)
+  result.syntax_diagnostics_fixed = diagnostics_of(buf)
+end)
+
+-- 8. :ConcAnalyse's references: plain `L13`, <CR> jumps, the quickfix list.
+step('report_links', function()
+  local buf = vim.fn.bufnr(work .. '/broken.py')
+  vim.api.nvim_set_current_buf(buf)
+  vim.cmd('silent! only')
+  local buffers_before = #vim.api.nvim_list_bufs()
+  vim.cmd('ConcAnalyse')
+  wait_for('the report', function()
+    return #vim.api.nvim_list_bufs() > buffers_before
+  end)
+  local report = vim.api.nvim_get_current_buf()
+  local lines = vim.api.nvim_buf_get_lines(report, 0, -1, false)
+  result.links_report = lines
+  local quickfix = vim.fn.getqflist({ title = 1, items = 1 })
+  result.links_quickfix = { title = quickfix.title, items = {} }
+  for _, item in ipairs(quickfix.items) do
+    table.insert(result.links_quickfix.items, { bufnr = item.bufnr, lnum = item.lnum, text = item.text })
+  end
+  result.links_source_buf = buf
+  local heading
+  for index, line in ipairs(lines) do
+    if line:match('^#### 1%. CONC101') then
+      heading = index
+    end
+  end
+  vim.api.nvim_win_set_cursor(0, { heading, 0 })
+  vim.api.nvim_feedkeys(vim.api.nvim_replace_termcodes('<CR>', true, false, true), 'x', false)
+  result.links_jump = {
+    buffer_is_source = vim.api.nvim_get_current_buf() == buf,
+    line = vim.api.nvim_win_get_cursor(0)[1],
+    windows = #vim.api.nvim_tabpage_list_wins(0),
+  }
+end)
+
+-- 9. The lines on screen: after Neovim's whole-buffer request, the plugin asks
+-- for the visible range (the server resolves the last range asked first).
+step('visible', function()
+  vim.cmd('silent! only')
+  local ranges = {}
+  local client = client_for(vim.api.nvim_get_current_buf())
+  local request = client.request
+  client.request = function(self, method, params, ...)
+    if method == 'textDocument/inlayHint' then
+      table.insert(ranges, { params.range.start.line, params.range['end'].line })
+    end
+    return request(self, method, params, ...)
+  end
+  vim.cmd('20split ' .. vim.fn.fnameescape(work .. '/long.py'))
+  local buf = vim.api.nvim_get_current_buf()
+  local function visible()
+    return { vim.fn.line('w0') - 1, vim.fn.line('w$') }
+  end
+  local function last_is_visible()
+    local last = ranges[#ranges]
+    return last ~= nil and last[1] == visible()[1] and last[2] == visible()[2]
+  end
+  wait_for('a request for the lines on screen', last_is_visible)
+  result.visible_on_open = { ranges = vim.deepcopy(ranges), visible = visible(), lines = vim.api.nvim_buf_line_count(buf) }
+  vim.cmd('normal! 200Gzt')
+  -- WinScrolled fires from the main loop, which a headless `-l` script does
+  -- not run: fire it as the main loop would after that scroll
+  vim.api.nvim_exec_autocmds('WinScrolled', { pattern = tostring(vim.api.nvim_get_current_win()) })
+  wait_for('a request for the lines on screen after a scroll', last_is_visible)
+  result.visible_after_scroll = { ranges = vim.deepcopy(ranges), visible = visible() }
+  client.request = nil
 end)
 
 write_result()

@@ -13,6 +13,7 @@ failure into a skip, for machines that cannot install it.
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import os
@@ -130,6 +131,12 @@ def drive(nvim: Path, mode: str, work: Path, home: Path) -> dict[str, Any]:
     return result
 
 
+QUIET = "\n\nasync def quiet() -> None:\n    await trio.sleep(0)\n"
+LONG = "import trio\n" + "".join(
+    f"\n\nasync def step_{n}(ev: trio.Event) -> None:\n    await ev.wait()\n" for n in range(100)
+)
+
+
 @pytest.fixture(scope="module")
 def session(nvim: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One Neovim session over copies of the fixtures (a project with a .git)."""
@@ -137,6 +144,10 @@ def session(nvim: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, A
     (work / ".git").mkdir()
     shutil.copyfile(WIDE, work / "wide.py")
     shutil.copyfile(FIX_INPUT, work / "fix.py")
+    for name in ("noqa.py", "broken.py"):
+        shutil.copyfile(FIX_INPUT, work / name)
+    (work / "lens.py").write_text(FIX_INPUT.read_text(encoding="utf-8") + QUIET, encoding="utf-8")
+    (work / "long.py").write_text(LONG, encoding="utf-8")
     # CONC101 is opt-in (precision on real code below 0.8): the project selects it.
     (work / "pyproject.toml").write_text(SEED_PYPROJECT, encoding="utf-8")
     result = drive(nvim, "main", work, tmp_path_factory.mktemp("nvim-home"))
@@ -186,17 +197,82 @@ def test_inlay_hints_neovim_holds(session: dict[str, Any]) -> None:
     assert all(hint["padding_left"] for hint in session["hints"])
 
 
-def test_code_lenses_when_asked_for(session: dict[str, Any]) -> None:
-    """vim.g.conc_lsp_codelens = true: the lenses Neovim holds run conc.analyse."""
-    check_no_errors(session, "hints")
-    if "codelenses" not in session:
-        pytest.skip("this server offers no code lenses")
-    lenses = session["codelenses"]
-    line = next(i for i, text in enumerate(session["wide_lines"]) if "async def modern" in text)
-    assert [lens["line"] for lens in lenses] == [line]
-    assert lenses[0]["command"] == "conc.analyse"
-    assert lenses[0]["arguments"] == [session["wide_uri"], "modern"]
-    assert "Analyse" in lenses[0]["title"]
+def test_code_lenses_and_the_lens_setting(session: dict[str, Any]) -> None:
+    """vim.g.conc_lsp_codelens = true: by default a lens on the `def` line of
+    the function with a finding; `lens = 'all'` adds the one without; `'off'`
+    takes them away (the server asks Neovim to fetch them again)."""
+    check_no_errors(session, "lens")
+    source = (session["work"] / "lens.py").read_text(encoding="utf-8").splitlines()
+    main = next(i for i, text in enumerate(source) if text.startswith("async def async_main"))
+    quiet = next(i for i, text in enumerate(source) if text.startswith("async def quiet"))
+    uri = session["lens_uri"]
+    default = session["lenses_default"]
+    assert [(lens["line"], lens["arguments"]) for lens in default] == [(main, [uri, "async_main"])]
+    assert default[0]["command"] == "conc.analyse"
+    assert default[0]["title"] == "2 checkpoints · 1 finding · Analyse concurrency"
+    assert [lens["line"] for lens in session["lenses_all"]] == [main, quiet]
+    assert session["lenses_off"] == []
+
+
+def test_conc_analyse_completes_qualified_names(session: dict[str, Any]) -> None:
+    check_no_errors(session, "lens")
+    assert session["completion"] == ["async_main", "quiet"]
+    assert session["completion_q"] == ["quiet"]
+
+
+def test_disable_for_this_line(session: dict[str, Any]) -> None:
+    check_no_errors(session, "noqa")
+    assert "Disable CONC101 for this line" in session["noqa_offered"]
+    source = FIX_INPUT.read_text(encoding="utf-8").splitlines(keepends=True)
+    source[12] = source[12].rstrip("\n") + "  # noqa: CONC101\n"
+    assert session["noqa_text"] == "".join(source)
+    ast.parse(session["noqa_text"])
+    assert session["noqa_diagnostics_after"] == []
+
+
+def test_diagnostics_survive_a_syntax_error(session: dict[str, Any]) -> None:
+    check_no_errors(session, "syntax")
+    with pytest.raises(SyntaxError):
+        ast.parse(session["syntax_text"])
+    assert [(d["code"], d["lnum"]) for d in session["syntax_diagnostics"]] == [("CONC101", 13)]
+    assert [(d["code"], d["lnum"]) for d in session["syntax_diagnostics_fixed"]] == [
+        ("CONC101", 12)
+    ]
+
+
+def test_report_references_jump_and_fill_the_quickfix_list(session: dict[str, Any]) -> None:
+    check_no_errors(session, "report_links")
+    report = session["links_report"]
+    assert report[0] == "## Concurrency analysis: `broken.py`"
+    assert "#### 1. CONC101 unbounded-wait-in-cleanup at L13" in report
+    assert not any("](" in line and "#L" in line for line in report)  # plain `L13`, no URLs
+    quickfix = session["links_quickfix"]
+    assert quickfix["title"] == "conc-lsp: Concurrency analysis: `broken.py`"
+    assert quickfix["items"] == [
+        {
+            "bufnr": session["links_source_buf"],
+            "lnum": 13,
+            "text": "CONC101 unbounded-wait-in-cleanup",
+        }
+    ]
+    # <CR> on the finding's heading: the code, at line 13, in its own window
+    assert session["links_jump"] == {"buffer_is_source": True, "line": 13, "windows": 2}
+
+
+def test_the_lines_on_screen_are_asked_for_last(session: dict[str, Any]) -> None:
+    check_no_errors(session, "visible")
+    opened = session["visible_on_open"]
+    first, end = opened["visible"]
+    assert end - first < opened["lines"]  # the window shows part of the file
+    ranges = [tuple(r) for r in opened["ranges"]]
+    # Neovim's own request, for the whole buffer (up to the start of the line
+    # after the last), then the lines on screen
+    whole = [i for i, (start, stop) in enumerate(ranges) if start == 0 and stop >= opened["lines"]]
+    assert whole, ranges
+    assert ranges[-1] == (first, end) and whole[-1] < len(ranges) - 1
+    scrolled = session["visible_after_scroll"]
+    assert scrolled["visible"][0] == 199
+    assert tuple(scrolled["ranges"][-1]) == tuple(scrolled["visible"])
 
 
 def test_diagnostics_with_codes(session: dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ failure into a skip, for machines that cannot install it.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -64,6 +65,7 @@ SERVER_SETTINGS = {
     "resolve_budget": "resolve.budget",
     "resolve_memory_limit": "resolve.memory-limit",
     "python_interpreter": "python.interpreter",
+    "lens": "lens",
 }
 NOT_IN_THE_EDITOR = {"exclude"}
 EXTRA_SERVER_KEYS = {"extend-select"}  # no field of its own: it extends `select`
@@ -112,6 +114,7 @@ def test_settings_mirror_the_server() -> None:
     kinds = settings["hints.kinds"]["properties"]
     assert set(kinds) == {kind.value for kind in config.ALL_KINDS}
     assert settings["hints.labelStyle"]["enum"] == list(LABEL_STYLES)
+    assert settings["lens"]["enum"] == list(config.LENS_CHOICES)
     assert settings["severity"]["additionalProperties"]["enum"] == list(config.SEVERITIES)
     for key, value in [
         ("hints.kinds", {"spawn": False}),
@@ -126,6 +129,7 @@ def test_settings_mirror_the_server() -> None:
         ("resolve.budget", 1),
         ("resolve.memory-limit", 512),
         ("python.interpreter", "/usr/bin/python3"),
+        ("lens", "all"),
     ]:
         *parents, last = key.split(".")
         data: dict[str, Any] = {last: value}
@@ -260,6 +264,8 @@ def session(
     work.mkdir()
     (work / ".git").mkdir()
     shutil.copyfile(FIX_INPUT, work / "fix.py")
+    shutil.copyfile(FIX_INPUT, work / "noqa.py")
+    shutil.copyfile(FIX_INPUT, work / "syntax.py")
     # CONC101 is opt-in (precision on real code below 0.8): the project selects it.
     (work / "pyproject.toml").write_text(SEED_PYPROJECT + 'ignore = ["CONC102"]\n')
     result = drive(
@@ -272,6 +278,8 @@ def session(
             "work": str(work),
             "file": "fix.py",
             "expected": str(FIX_EXPECTED),
+            "noqa": "noqa.py",
+            "syntax": "syntax.py",
         },
         "session",
     )
@@ -372,13 +380,17 @@ def test_quick_fix_with_the_keyboard(session: dict[str, Any]) -> None:
     assert "unbounded" in session["problem"]
     assert "CONC101" in session["problem"]
     assert session["problem_cursor"] == "Ln 13, Col 9"  # F8 put the cursor on the finding
-    assert session["actions"] == [session["chosen"]]  # CONC102's fix: ignored by pyproject.toml
+    # the fix and its "Disable for this line"; CONC102's: ignored by pyproject.toml
+    assert session["actions"] == [session["chosen"], "Disable CONC101 for this line"]
     assert session["chosen"].endswith("(CONC101)")
     assert "trio.move_on_after(5, shield=True)" in session["chosen"]
     assert (session["work"] / "fix.py").read_text(encoding="utf-8") == FIX_EXPECTED.read_text(
         encoding="utf-8"
     )
     assert session["squiggles_after_fix"] == 0
+    # `lens: "all"` (set with the label style): the lens stays with no finding
+    assert len(session["codelenses_after_fix"]) == 1
+    assert session["codelenses_after_fix"][0].endswith("0 findings · Analyse concurrency")
 
 
 def test_analyse_concurrency_shows_the_report_beside_the_code(session: dict[str, Any]) -> None:
@@ -409,6 +421,41 @@ def test_analyse_concurrency_of_the_selected_lines(session: dict[str, Any]) -> N
     assert not [tab for tab in session["selection_tabs"] if ".md" in tab and tab not in previews]
 
 
+def test_a_report_link_opens_the_line(session: dict[str, Any]) -> None:
+    """A line reference in the report's preview is a link the preview follows:
+    relative to the report, `#L13` (a `file:` link would be shown as text)."""
+    check_steps(session, "report_link")
+    href = session["report_link_href"]
+    # after the quick fix, the wait is on line 14
+    assert href.endswith("fix.py#L14") and not href.startswith("file:"), href
+    assert session["report_link_cursor"].startswith("Ln 14, ")
+    assert (session["report_link_editor"] or "").startswith("fix.py")
+
+
+def test_disable_for_this_line(session: dict[str, Any]) -> None:
+    check_steps(session, "noqa")
+    assert "Disable CONC101 for this line" in session["noqa_actions"]
+    lines = FIX_INPUT.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[12] = lines[12].rstrip("\n") + "  # noqa: CONC101\n"
+    assert session["noqa_saved"] == "".join(lines)
+    ast.parse(session["noqa_saved"])
+    assert session["noqa_squiggles_after"] == 0
+
+
+def test_diagnostics_survive_a_syntax_error(session: dict[str, Any]) -> None:
+    check_steps(session, "syntax")
+    wait = "await ipc_server.wait_for_no_more_peers()"
+    assert any(wait in line for line in session["syntax_before"]), session["syntax_before"]
+    assert any("    x =" in line for line in session["syntax_lines"])
+    # the function does not parse: its warning stays, on the wait's new line
+    assert any(wait in line for line in session["syntax_during"]), session["syntax_during"]
+
+
+def test_the_lens_setting_off(session: dict[str, Any]) -> None:
+    check_steps(session, "lens_off")
+    assert session["codelenses_off"] == []
+
+
 def test_restart_server(session: dict[str, Any]) -> None:
     check_steps(session, "restart")
     assert session["starts_before_restart"] == 1
@@ -421,8 +468,8 @@ def test_restart_server(session: dict[str, Any]) -> None:
 def test_no_message_when_all_is_well(session: dict[str, Any]) -> None:
     check_steps(
         session,
-        *("open", "hints", "settings", "problem", "quickfix", "analyse", "analyse_selection"),
-        "restart",
+        *("open", "hints", "settings", "problem", "quickfix", "analyse", "report_link"),
+        *("analyse_selection", "restart", "noqa", "syntax", "lens_off"),
     )
     assert session["toasts"] == []
 
@@ -436,8 +483,11 @@ def test_screenshots_of_every_step(session: dict[str, Any]) -> None:
         "04-quick-fix-menu.png",
         "05-fixed-and-saved.png",
         "06-report.png",
-        "07-report-of-selection.png",
-        "08-after-restart.png",
+        "07-report-link-followed.png",
+        "08-report-of-selection.png",
+        "09-after-restart.png",
+        "10-disable-for-this-line.png",
+        "11-diagnostics-through-a-syntax-error.png",
     ], session["shots"]
     for name in shots:
         assert (session["shots"] / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

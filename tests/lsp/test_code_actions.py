@@ -9,12 +9,14 @@ import ast
 import asyncio
 from pathlib import Path
 
+import pytest
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
 from conc_lsp.rules import opt_in_codes
 
 from .helpers import lsp_lines, open_document
+from .raw import RawServer, document_uri
 from .test_diagnostics import diagnostics
 
 FIXES = Path(__file__).resolve().parent.parent / "fixtures" / "fixes"
@@ -136,8 +138,11 @@ async def test_unsafe_fix_is_labelled_and_not_preferred(client: LanguageClient) 
     uri = open_document(client, text)
     found = await diagnostics(client, uri, count=1)
     offered = await actions(client, uri, found[0], None)
-    assert len(offered) == 1
-    assert offered[0].title.endswith("[unsafe]") and not offered[0].is_preferred
+    fixes = [a for a in offered if not a.title.startswith("Disable ")]
+    assert len(fixes) == 1
+    # the rule's title says why it is unsafe; the action says it once
+    assert fixes[0].title.lower().count("unsafe") == 1, fixes[0].title
+    assert fixes[0].title.endswith("(CONC110)") and not fixes[0].is_preferred
     # fixAll applies safe fixes only
     assert await actions(client, uri, None, ["source.fixAll.conc"]) == []
 
@@ -225,3 +230,153 @@ async def pulled_or_pushed(client: LanguageClient, uri: str) -> list[types.Diagn
             return list(client.diagnostics[uri])
         await asyncio.sleep(0.05)
     return []
+
+
+def edits_of(action: types.CodeAction) -> list[types.TextEdit]:
+    assert action.edit is not None
+    return [
+        e
+        for change in action.edit.document_changes or []
+        if isinstance(change, types.TextDocumentEdit)
+        for e in change.edits
+        if isinstance(e, types.TextEdit)
+    ]
+
+
+def codes_by_line(found: list[types.Diagnostic]) -> list[tuple[str, int]]:
+    return sorted((str(d.code), d.range.start.line) for d in found)
+
+
+NOQA_INPUTS = GOLDEN_INPUTS
+
+
+async def test_disable_for_this_line_on_every_finding(client: LanguageClient) -> None:
+    """Every finding offers "Disable CODE for this line": applied as the client
+    applies it, the text parses, only that line changed (a `# noqa: CODE`
+    added), that finding is gone and every other one is still there."""
+    encoding = client.encoding  # type: ignore[attr-defined]
+    checked = 0
+    for number, path in enumerate(NOQA_INPUTS):
+        text = path.read_text(encoding="utf-8")
+        uri = open_document(client, text, name=f"noqa_{number}.py")
+        found = await pulled_or_pushed(client, uri)
+        for diagnostic in found:
+            offered = await actions(client, uri, diagnostic, [types.CodeActionKind.QuickFix])
+            title = f"Disable {diagnostic.code} for this line"
+            noqa = [a for a in offered if a.title == title]
+            assert len(noqa) == 1, (path.name, diagnostic.code, [a.title for a in offered])
+            action = noqa[0]
+            assert action.kind == types.CodeActionKind.QuickFix and not action.is_preferred
+            assert action.diagnostics and action.diagnostics[0].code == diagnostic.code
+            line = diagnostic.range.start.line
+            assert {(e.range.start.line, e.range.end.line) for e in edits_of(action)} == {
+                (line, line)
+            }
+            new_text = apply(text, action.edit, uri, encoding)  # type: ignore[arg-type]
+            ast.parse(new_text)
+            old_lines, new_lines = text.split("\n"), new_text.split("\n")
+            assert len(new_lines) == len(old_lines)
+            assert [
+                i for i, (a, b) in enumerate(zip(old_lines, new_lines, strict=True)) if a != b
+            ] == [line]
+            assert new_lines[line].startswith(old_lines[line].rstrip())
+            assert f"# noqa: {diagnostic.code}" in new_lines[line]
+            fixed_uri = open_document(client, new_text, name=f"noqa_{number}_{checked}.py")
+            after = await pulled_or_pushed(client, fixed_uri)
+            expected = [
+                item for item in codes_by_line(found) if item != (str(diagnostic.code), line)
+            ]
+            assert codes_by_line(after) == expected, (path.name, diagnostic.code, line)
+            checked += 1
+    assert checked >= len(NOQA_INPUTS)
+
+
+NOQA_CASES = """import trio
+
+
+async def handler(lock: trio.Lock, ev: trio.Event) -> None:
+    try:
+        pass
+    finally:
+        await ev.wait()  # noqa: E501
+"""
+
+
+@pytest.mark.init_options({"select": ["CONC101"]})
+async def test_disable_joins_an_existing_noqa(client: LanguageClient) -> None:
+    encoding = client.encoding  # type: ignore[attr-defined]
+    uri = open_document(client, NOQA_CASES)
+    found = await diagnostics(client, uri, count=1)
+    assert [d.code for d in found] == ["CONC101"]
+    offered = await actions(client, uri, found[0], [types.CodeActionKind.QuickFix])
+    action = next(a for a in offered if a.title == "Disable CONC101 for this line")
+    new_text = apply(NOQA_CASES, action.edit, uri, encoding)  # type: ignore[arg-type]
+    assert new_text == NOQA_CASES.replace("# noqa: E501", "# noqa: E501, CONC101")
+    ast.parse(new_text)
+    replace_text(client, uri, 2, new_text)
+    assert await diagnostics(client, uri, count=0) == []
+
+
+CONTINUED = """import trio
+
+
+async def handler(ev: trio.Event) -> None:
+    try:
+        pass
+    finally:
+        await \\
+            ev.wait()
+"""
+
+
+@pytest.mark.init_options({"select": ["CONC101"]})
+async def test_no_disable_where_no_comment_can_go(client: LanguageClient) -> None:
+    """A line continued by a backslash cannot end in a comment: no action
+    (one that broke the file would be worse than none)."""
+    uri = open_document(client, CONTINUED)
+    found = await diagnostics(client, uri, count=1)
+    assert [d.code for d in found] == ["CONC101"]
+    offered = await actions(client, uri, found[0], [types.CodeActionKind.QuickFix])
+    assert [a for a in offered if a.title.startswith("Disable ")] == []
+    assert any(a.title.endswith("(CONC101)") for a in offered)  # the fix is still there
+
+
+def test_analyse_action_on_a_finding_without_a_fix() -> None:
+    """A finding with no quick fix offers "Analyse concurrency" of its function;
+    the command it carries builds that function's report.  (Over raw JSON:
+    lsprotocol reads a CodeAction that carries a command as a bare Command.)"""
+    text = (FIXES.parent / "rules" / "conc301.py").read_text(encoding="utf-8")
+    uri = document_uri("analyse_action.py")
+    server = RawServer()
+    try:
+        server.initialize()
+        server.open(uri, text)
+        whole = {"start": {"line": 0, "character": 0}, "end": {"line": 10_000, "character": 0}}
+        answer = server.call(
+            "textDocument/codeAction",
+            {
+                "textDocument": {"uri": uri},
+                "range": whole,
+                "context": {"diagnostics": [], "only": ["quickfix"]},
+            },
+        )
+        offered = answer["result"]
+        analyse = [a for a in offered if "command" in a]
+        disable = [a for a in offered if a["title"] == "Disable CONC301 for this line"]
+        assert len(disable) == text.count("# expect: CONC301")
+        # one per function with a finding and no fix (conc301's findings have none)
+        assert len(analyse) >= 3
+        for action in analyse:
+            assert action["kind"] == "quickfix" and "edit" not in action
+            assert action["title"].startswith("Analyse concurrency of ")
+            assert action["command"]["command"] == "conc.analyse"
+            assert action["command"]["arguments"][0] == uri
+        command = analyse[0]["command"]
+        result = server.call(
+            "workspace/executeCommand",
+            {"command": command["command"], "arguments": command["arguments"]},
+        )["result"]
+        target = command["arguments"][1]
+        assert result["markdown"].startswith(f"## Concurrency analysis: `{target}`")
+    finally:
+        server.close()

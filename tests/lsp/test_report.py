@@ -7,6 +7,7 @@ the report comes back, is written under the cache folder, and is shown with
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -66,10 +67,11 @@ async def test_lenses_above_async_functions_and_classes(module_client: LanguageC
     found = await lenses(client, uri)
     lines = CACHE.splitlines()
     by_line = {lens.range.start.line: lens for lens in found}
+    # on the `def` / `class` line, not on a decorator
     assert [lines[line].strip() for line in sorted(by_line)] == [
         "class _Cache:",
-        "@classmethod",
-        "@acm",
+        "async def run_ctx(",
+        "async def maybe_open_context(",
     ]
     titles = {
         lens.command.arguments[1]: lens.command.title  # type: ignore[index, union-attr]
@@ -102,8 +104,16 @@ async def test_analyse_a_function_returns_writes_and_shows_the_report(
     assert markdown.startswith("## Concurrency analysis: `_Cache.run_ctx`\n")
     for section in ("### Shared state", "### Checkpoints", "### Race trace", "### Fixes"):
         assert section in markdown
-    assert f"[L41]({uri}#L41)" in markdown  # line references link back into the code
     written = Path(result["uri"].removeprefix("file://"))
+    # Line references link back into the code, relative to the report (VS Code's
+    # preview opens `file.py#L41` at the line; it shows a `file:` link as text).
+    source = Path(uri.removeprefix("file://"))
+    relative = os.path.relpath(source, written.parent)
+    assert f"[L41]({relative}#L41)" in markdown
+    assert (written.parent / relative).resolve() == source.resolve()
+    assert "](file:" not in markdown
+    # the shared state as a list: a table would run off a narrow preview
+    assert "| State |" not in markdown and "- `_Cache.values`: written by" in markdown
     assert written.read_text(encoding="utf-8") == markdown
     assert written.parent == cache_home / "conc-lsp" / "reports"
     for _ in range(100):
@@ -160,3 +170,59 @@ async def test_bad_arguments_are_errors(module_client: LanguageClient) -> None:
     # The server answers the next request as usual.
     result = await analyse(client, uri, "maybe_open_context")
     assert result["markdown"].startswith("## Concurrency analysis: `maybe_open_context`")
+
+
+async def test_analyse_at_a_line(module_client: LanguageClient) -> None:
+    """``{"at": line}``: the innermost function or class around the line (what
+    VS Code sends for the cursor), else the whole file."""
+    client = module_client
+    uri = open_document(client, CACHE, "cache_at.py")
+    lines = CACHE.splitlines()
+    inside = next(i for i, line in enumerate(lines) if "await no_more_users.wait()" in line)
+    result = await analyse(client, uri, {"at": inside})
+    assert result["markdown"].startswith("## Concurrency analysis: `_Cache.run_ctx`\n")
+    in_class = next(i for i, line in enumerate(lines) if "service_tn" in line)
+    result = await analyse(client, uri, {"at": in_class})
+    assert result["markdown"].startswith("## Concurrency analysis: `_Cache`\n")
+    result = await analyse(client, uri, {"at": 0})
+    assert result["markdown"].startswith("## Concurrency analysis: `cache_at.py`\n")
+
+
+PLAIN_AND_FOUND = (
+    CACHE
+    + """
+
+async def quiet() -> None:
+    await trio.sleep(0)
+"""
+)
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        (None, ["_Cache", "_Cache.run_ctx", "maybe_open_context"]),  # default: "findings"
+        ("findings", ["_Cache", "_Cache.run_ctx", "maybe_open_context"]),
+        ("all", ["_Cache", "_Cache.run_ctx", "maybe_open_context", "quiet"]),
+        ("off", []),
+    ],
+)
+async def test_the_lens_setting(
+    module_client: LanguageClient, setting: str | None, expected: list[str]
+) -> None:
+    client = module_client
+    if types.WORKSPACE_CODE_LENS_REFRESH not in client.protocol.fm.features:
+        # a changed `lens` asks the client to fetch the lenses again
+        client.feature(types.WORKSPACE_CODE_LENS_REFRESH)(lambda params: None)
+    if setting is not None:
+        client.workspace_did_change_configuration(
+            types.DidChangeConfigurationParams(settings={"conc-lsp": {"lens": setting}})
+        )
+    try:
+        uri = open_document(client, PLAIN_AND_FOUND, f"cache_lens_{setting}.py")
+        found = await lenses(client, uri)
+        assert sorted(lens.command.arguments[1] for lens in found) == expected  # type: ignore[index, union-attr]
+    finally:
+        client.workspace_did_change_configuration(
+            types.DidChangeConfigurationParams(settings={"conc-lsp": {}})
+        )

@@ -33,6 +33,8 @@
 --                                   -- 'may checkpoint', 'no checkpoint', ...; budget: s per pass
 --     python = { interpreter = '' },  -- the Python whose packages jedi reads ('' = the one
 --                                   -- running conc-lsp); jedi runs it once for its paths
+--     lens = 'findings',            -- code lenses (with vim.g.conc_lsp_codelens = true):
+--                                   -- 'off', 'findings' (where there are some) or 'all'
 --   }
 --
 -- (An empty Lua table would be sent as a JSON list, hence vim.empty_dict().)

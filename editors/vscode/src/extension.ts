@@ -10,7 +10,6 @@ import * as path from 'path';
 import * as vscode from 'vscode';
 import {
     CloseAction,
-    CodeLensRequest,
     ConfigurationParams,
     DidChangeConfigurationNotification,
     ErrorAction,
@@ -41,6 +40,7 @@ export const SERVER_KEYS = [
     'resolve.budget',
     'resolve.memory-limit',
     'python.interpreter',
+    'lens',
 ];
 /** The settings that choose the server program: a change restarts it. */
 const LAUNCH_KEYS = ['path', 'interpreter'];
@@ -461,50 +461,6 @@ async function showDocument(
     return { success: true };
 }
 
-function indentation(text: string): number {
-    return text.length - text.trimStart().length;
-}
-
-/** The last line of the function or class whose header starts at `line`. */
-function blockEnd(document: vscode.TextDocument, line: number): number {
-    const indent = indentation(document.lineAt(line).text);
-    let body = line;
-    while (body < document.lineCount - 1 && !/:\s*(#.*)?$/.test(document.lineAt(body).text)) {
-        body++; // a header over several lines
-    }
-    let end = body;
-    for (let index = body + 1; index < document.lineCount; index++) {
-        const text = document.lineAt(index).text;
-        if (text.trim() === '' || text.trim().startsWith('#')) {
-            continue;
-        }
-        if (indentation(text) <= indent) {
-            break;
-        }
-        end = index;
-    }
-    return end;
-}
-
-/** The qualname of the innermost function or class with a code lens around `line`. */
-async function targetAt(client: LanguageClient, document: vscode.TextDocument, line: number): Promise<string | undefined> {
-    const lenses = await client.sendRequest(CodeLensRequest.type, {
-        textDocument: { uri: client.code2ProtocolConverter.asUri(document.uri) },
-    });
-    let best: { start: number; qualname: string } | undefined;
-    for (const lens of lenses ?? []) {
-        const args = lens.command?.arguments;
-        if (lens.command?.command !== SERVER_ANALYSE || typeof args?.[1] !== 'string') {
-            continue;
-        }
-        const start = lens.range.start.line;
-        if (start <= line && line <= blockEnd(document, start) && (best === undefined || start > best.start)) {
-            best = { start, qualname: args[1] };
-        }
-    }
-    return best?.qualname;
-}
-
 /** `conc-lsp: Analyse concurrency`: the selected lines, else the function or
  * class around the cursor, else the whole file. */
 async function analyse(): Promise<void> {
@@ -517,8 +473,7 @@ async function analyse(): Promise<void> {
     if (client === undefined) {
         return;
     }
-    const document = editor.document;
-    const uri = client.code2ProtocolConverter.asUri(document.uri);
+    const uri = client.code2ProtocolConverter.asUri(editor.document.uri);
     const selection = editor.selection;
     const args: unknown[] = [uri];
     if (!selection.isEmpty) {
@@ -528,10 +483,7 @@ async function analyse(): Promise<void> {
         }
         args.push({ start: selection.start.line, end });
     } else {
-        const qualname = await targetAt(client, document, selection.active.line);
-        if (qualname !== undefined) {
-            args.push(qualname);
-        }
+        args.push({ at: selection.active.line }); // the server finds the function or class around it
     }
     output.appendLine(`${SERVER_ANALYSE} ${JSON.stringify(args)}`);
     const started = Date.now();
