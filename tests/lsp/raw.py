@@ -12,6 +12,8 @@ import threading
 from pathlib import Path
 from typing import IO, Any
 
+from tests.rule_settings import SEED_RULES
+
 SERVER_COMMAND = [sys.executable, "-m", "conc_lsp", "serve"]
 WAIT = 60.0  # generous: a hang guard, never a speed test
 
@@ -20,7 +22,12 @@ INITIALIZE = {
     "rootUri": None,
     "capabilities": {},
     # the whole hint map: the tests check that a bare `await` still gets its hint
-    "initializationOptions": {"resolve": {"enabled": False}, "hints": {"show": "all"}},
+    # and the rules the tests exercise, opt-in ones included
+    "initializationOptions": {
+        "resolve": {"enabled": False},
+        "hints": {"show": "all"},
+        "select": list(SEED_RULES),
+    },
 }
 
 
