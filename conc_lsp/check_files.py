@@ -7,6 +7,7 @@ imports no LSP code and returns plain data (dataclasses the pool pickles).
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +73,13 @@ def cached_outcome(job: CheckJob, path: Path) -> FileOutcome | None:
     if found is None or (job.fix and found.has_fix(job.unsafe)):
         return None  # a file --fix would rewrite is checked again, never taken from here
     return FileOutcome(str(path), found.findings, found.problems, from_cache=True)
+
+
+def load_rules() -> None:
+    """Load the checks and the rules once, before the pool forks its workers
+    (``check_file`` defers them: start-up cost of a run the cache answers)."""
+    importlib.import_module("conc_lsp.diagnose")
+    importlib.import_module("conc_lsp.rules").all_rules()
 
 
 def check_file(job: CheckJob, path: Path) -> FileOutcome:

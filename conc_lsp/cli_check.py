@@ -9,7 +9,14 @@ from typing import TextIO
 
 from conc_lsp import cache as results_cache
 from conc_lsp import check_output, config
-from conc_lsp.check_files import CheckJob, FileOutcome, ResolveOptions, cached_outcome, check_file
+from conc_lsp.check_files import (
+    CheckJob,
+    FileOutcome,
+    ResolveOptions,
+    cached_outcome,
+    check_file,
+    load_rules,
+)
 from conc_lsp.cli_files import select_files
 from conc_lsp.cli_pool import Progress, default_jobs, run_in_order
 
@@ -98,7 +105,8 @@ def check_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> in
     outcomes: list[FileOutcome | None] = [cached_outcome(job, path) for path in selection.files]
     missing = [path for path, outcome in zip(selection.files, outcomes, strict=True) if not outcome]
     progress = Progress(len(missing), err, arguments.progress, "checked")
-    computed = iter(run_in_order(check_file, job, missing, jobs_wanted(arguments), progress))
+    jobs = jobs_wanted(arguments)
+    computed = iter(run_in_order(check_file, job, missing, jobs, progress, load_rules))
     progress.finish()
     done = [outcome or next(computed) for outcome in outcomes]
     if job.cache is not None and missing:

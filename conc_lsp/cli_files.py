@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import fnmatch
+import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,19 +51,41 @@ def _gitignore_patterns(directory: Path) -> list[str]:
     return patterns
 
 
-def excluded(relative: Path, patterns: Sequence[str]) -> bool:
-    """Whether a path (relative to where the patterns apply) matches one of them:
-    a pattern with a slash matches the path or a folder of it, one without
-    matches any of its parts."""
-    parts = relative.parts
-    text = relative.as_posix()
-    for pattern in patterns:
-        if "/" in pattern:
-            if fnmatch.fnmatch(text, pattern) or fnmatch.fnmatch(text, f"{pattern}/*"):
-                return True
-        elif any(fnmatch.fnmatch(part, pattern) for part in parts):
+class Patterns:
+    """Exclude globs, compiled once: one with a slash matches the path or a folder of it,
+    one without matches any part of it."""
+
+    def __init__(self, patterns: Sequence[str]) -> None:
+        paths = [pattern for pattern in patterns if "/" in pattern]
+        names = [pattern for pattern in patterns if "/" not in pattern]
+        self.paths = re.compile("|".join(fnmatch.translate(p) for p in paths) or "(?!)")
+        self.folders = re.compile("|".join(fnmatch.translate(f"{p}/*") for p in paths) or "(?!)")
+        self.names = re.compile("|".join(fnmatch.translate(n) for n in names) or "(?!)")
+
+    def name(self, name: str) -> bool:
+        return self.names.match(name) is not None
+
+    def path(self, relative: Path) -> bool:
+        text = relative.as_posix()
+        if self.paths.match(text) or self.folders.match(text):
             return True
-    return False
+        return any(self.names.match(part) for part in relative.parts)
+
+
+def _walk(folder: Path, patterns: Patterns) -> list[Path]:
+    """The .py files under ``folder``, never descending into an excluded folder."""
+    found = []
+    for directory, folders, names in os.walk(folder):
+        here = Path(directory)
+        base = here.relative_to(folder)
+        folders[:] = [
+            name for name in folders if not patterns.name(name) and not patterns.path(base / name)
+        ]
+        for name in names:
+            wanted = name.endswith(".py") and not patterns.name(name)
+            if wanted and not patterns.path(base / name):
+                found.append(here / name)
+    return sorted(found)
 
 
 def select_files(
@@ -78,12 +102,7 @@ def select_files(
     for name in paths:
         path = Path(name)
         if path.is_dir():
-            patterns = [*DEFAULT_EXCLUDES, *exclude, *_gitignore_patterns(path)]
-            found = sorted(
-                candidate
-                for candidate in path.rglob("*.py")
-                if not excluded(candidate.relative_to(path), patterns)
-            )
+            found = _walk(path, Patterns([*DEFAULT_EXCLUDES, *exclude, *_gitignore_patterns(path)]))
             if not found:
                 selection.empty_folders.append(name)
             selection.files.extend(found)
@@ -101,7 +120,7 @@ def _named_file_excluded(path: Path, exclude: Sequence[str], root: Path) -> bool
         relative = absolute.relative_to(root.resolve())
     except ValueError:
         relative = path  # outside the project: its own parts, as written
-    return excluded(relative, patterns)
+    return Patterns(patterns).path(relative)
 
 
 def python_files(paths: Sequence[str], exclude: Sequence[str] = ()) -> list[Path]:

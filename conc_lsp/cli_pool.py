@@ -87,9 +87,13 @@ def run_in_order(
     paths: Sequence[Path],
     jobs: int,
     progress: Progress,
+    warm_up: Callable[[], object] | None = None,
 ) -> list[Outcome]:
     """``work(job, path)`` for each path, in ``jobs`` processes (this one when
-    ``jobs`` is 1 or there is one path): the outcomes in the order of ``paths``."""
+    ``jobs`` is 1 or there is one path): the outcomes in the order of ``paths``.
+    ``warm_up`` runs first, here: what it loads, forked workers inherit."""
+    if warm_up is not None and paths:
+        warm_up()
     if jobs <= 1 or len(paths) <= 1:
         outcomes = []
         for path in paths:
