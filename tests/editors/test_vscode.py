@@ -65,7 +65,7 @@ SERVER_SETTINGS = {
     "resolve_memory_limit": "resolve.memory-limit",
     "python_interpreter": "python.interpreter",
 }
-NOT_IN_THE_EDITOR = {"exclude"}
+NOT_IN_THE_EDITOR = {"exclude", "force_exclude", "fail_on"}  # `conc-lsp check` only
 EXTRA_SERVER_KEYS = {"extend-select"}  # no field of its own: it extends `select`
 CLIENT_ONLY_KEYS = {"path", "interpreter", "trace.server"}
 
