@@ -2,7 +2,9 @@
 against --jobs 2, and a cold run against a cached one.
 
 Rounds alternate the variants, so that a busy machine slows them alike; the
-script prints the median of each and the ratios. It exits 1 only when the
+script prints the median of each (wall time, and CPU time with the workers'
+included: on a loaded machine the wall times of --jobs 1 and 2 say little)
+and the ratios. It exits 1 only when the
 outputs differ (every variant must print the same bytes).
 
 The processes run with bytecode caching on (PYTHONDONTWRITEBYTECODE removed),
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -35,7 +38,11 @@ def package_folders() -> list[str]:
     return folders
 
 
+CPU = {"seconds": 0.0}  # CPU time (user + system) of the last run, its workers included
+
+
 def run(arguments: list[str], environment: dict[str, str]) -> tuple[float, bytes]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-m", "conc_lsp", *arguments],
@@ -44,6 +51,8 @@ def run(arguments: list[str], environment: dict[str, str]) -> tuple[float, bytes
         check=False,
     )
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU["seconds"] = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     if result.returncode not in (0, 1):
         sys.exit(f"conc-lsp {' '.join(arguments)} failed:\n{result.stderr.decode()}")
     return elapsed, result.stdout
@@ -61,6 +70,7 @@ def main() -> int:
     environment["CONC_LSP_PROGRESS"] = "0"
     check = ["check", *folders]
     times: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
     outputs: dict[str, bytes] = {}
     try:
         run([*check, "--no-cache", "--jobs", "1"], environment)  # warm-up
@@ -78,6 +88,7 @@ def main() -> int:
                     shutil.rmtree(cache, ignore_errors=True)
                 elapsed, output = run(arguments, environment)
                 times.setdefault(name, []).append(elapsed)
+                cpu.setdefault(name, []).append(CPU["seconds"])
                 outputs.setdefault(name, output)
                 if output != outputs[name]:
                     print(f"{name}: the output changed between rounds")
@@ -89,8 +100,9 @@ def main() -> int:
     different = [name for name, output in outputs.items() if output != reference]
     median = {name: statistics.median(values) for name, values in times.items()}
     print(f"corpus: {', '.join(folders)} ({files} files); {options.rounds} rounds, medians")
+    print(f"  {'':<22} {'wall':>9} {'CPU':>9}")
     for name, value in median.items():
-        print(f"  {name:<22} {value:7.3f} s")
+        print(f"  {name:<22} {value:7.3f} s {statistics.median(cpu[name]):7.3f} s")
     print(f"  {'python -c pass':<22} {statistics.median(pass_times):7.3f} s")
     speedup = median["--jobs 1 (no cache)"] / median["--jobs 2 (no cache)"]
     cached = statistics.median(times["cached"] + times["cached again"])

@@ -121,8 +121,3 @@ def _named_file_excluded(path: Path, exclude: Sequence[str], root: Path) -> bool
     except ValueError:
         relative = path  # outside the project: its own parts, as written
     return Patterns(patterns).path(relative)
-
-
-def python_files(paths: Sequence[str], exclude: Sequence[str] = ()) -> list[Path]:
-    """The Python files under ``paths`` (a file named on the command line is always taken)."""
-    return select_files(paths, exclude).files

@@ -15,7 +15,7 @@ from conc_lsp.analysis.model import ModuleAnalysis, anchor_keys
 from conc_lsp.analysis.parse import analyse_lines
 from conc_lsp.check_files import ResolveOptions, resolver_for_process
 from conc_lsp.cli_check import jobs_wanted, resolve_options, settings_for
-from conc_lsp.cli_files import python_files
+from conc_lsp.cli_files import select_files
 from conc_lsp.cli_pool import Progress, run_in_order
 from conc_lsp.labels import label
 from conc_lsp.sources import UndecodableSource, read_source_file
@@ -106,7 +106,10 @@ def hints_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> in
         json=arguments.format == "json",
         resolve=resolve_options(arguments, settings) if arguments.resolve else None,
     )
-    files = python_files(arguments.paths)
+    selection = select_files(arguments.paths)
+    for folder in selection.empty_folders:
+        print(f"conc-lsp: warning: no Python files in {folder}", file=err)
+    files = selection.files
     progress = Progress(len(files), err, arguments.progress, "read")
     outcomes = run_in_order(hints_of_file, job, files, jobs_wanted(arguments), progress)
     progress.finish()

@@ -4,6 +4,7 @@ line on stderr for runs long enough to need one."""
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import time
@@ -107,6 +108,8 @@ def run_in_order(
     # Forked workers start at once with this process's modules (no LSP among them);
     # elsewhere they start afresh and import only what ``work`` needs.
     context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+    if context.get_start_method() == "fork":
+        gc.freeze()  # the workers' collections then leave the pages they inherit shared
     # The largest files go first, so that no worker is left with a big one at the end.
     order = sorted(range(len(paths)), key=lambda index: -_size(paths[index]))
     results: dict[int, Outcome] = {}

@@ -145,6 +145,8 @@ def test_a_folder_with_no_python_files_says_so(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert f"no Python files in {tmp_path}" in result.stderr
     assert result.stdout.strip() == "No Python files found."
+    hints = run("hints", str(tmp_path))
+    assert hints.returncode == 0 and f"no Python files in {tmp_path}" in hints.stderr
 
 
 def test_syntax_errors_in_every_machine_format_and_on_stderr_in_text(tmp_path: Path) -> None:
