@@ -108,13 +108,18 @@ def run_in_order(
     # Forked workers start at once with this process's modules (no LSP among them);
     # elsewhere they start afresh and import only what ``work`` needs.
     context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
-    if context.get_start_method() == "fork":
-        gc.freeze()  # the workers' collections then leave the pages they inherit shared
     # The largest files go first, so that no worker is left with a big one at the end.
     order = sorted(range(len(paths)), key=lambda index: -_size(paths[index]))
     results: dict[int, Outcome] = {}
     with ProcessPoolExecutor(max_workers=min(jobs, len(paths)), mp_context=context) as pool:
-        futures = {pool.submit(work, job, paths[index]): index for index in order}
+        # Frozen while the workers fork (on the first submit): their collections then
+        # leave the pages they inherit shared. Thawed at once here, where a frozen
+        # object that became garbage would never be collected.
+        gc.freeze()
+        try:
+            futures = {pool.submit(work, job, paths[index]): index for index in order}
+        finally:
+            gc.unfreeze()
         try:
             for future in as_completed(futures):
                 results[futures[future]] = future.result()

@@ -3,6 +3,7 @@ depends on --jobs or on the cache, and the cache is only used when it may be."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -262,3 +263,11 @@ def test_the_pool_workers_import_no_lsp_code(tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     assert lines[-2] in ("workers 1", "workers 2")  # the files were checked in workers
     assert lines[-1] == "loaded []"
+
+
+def test_the_pool_leaves_the_garbage_collector_as_it_found_it(tmp_path: Path) -> None:
+    """Objects frozen for the fork and never thawed are never collected: a jedi
+    environment that became garbage kept its helper process alive (a bug)."""
+    project = tree(tmp_path / "project")
+    assert main(["check", "--no-cache", "--jobs", "2", str(project)]) == 1
+    assert gc.get_freeze_count() == 0
