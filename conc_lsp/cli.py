@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import json
 import re
 import sys
@@ -13,15 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from conc_lsp import __version__, config
-from conc_lsp.analysis.model import HintKey, HintKind, ModuleAnalysis, Resolution, anchor_keys
-from conc_lsp.analysis.parse import analyse_lines
-from conc_lsp.labels import ARROW, LABEL_STYLES, label
-from conc_lsp.sources import (
-    SourceNotWritten,
-    UndecodableSource,
-    read_source_file,
-    write_source,
-)
+from conc_lsp.analysis.model import HintKind
+from conc_lsp.cli_check import check_command, settings_for
+from conc_lsp.config import SEVERITIES
+from conc_lsp.labels import LABEL_STYLES
+from conc_lsp.sources import UndecodableSource, read_source_file
 
 if TYPE_CHECKING:
     from conc_lsp import report
@@ -38,276 +33,6 @@ examples:
   conc-lsp report examples/cache.py::_Cache the concurrency report of a class
   conc-lsp serve                            the language server, over stdio
 """
-
-
-DEFAULT_EXCLUDES = (
-    ".git",
-    ".hg",
-    ".venv",
-    "venv",
-    ".tox",
-    ".nox",
-    "__pycache__",
-    "build",
-    "dist",
-    "node_modules",
-    "*.egg-info",
-    ".mypy_cache",
-    ".ruff_cache",
-    ".pytest_cache",
-)
-
-
-def _gitignore_patterns(directory: Path) -> list[str]:
-    try:
-        text = (directory / ".gitignore").read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return []
-    patterns = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith(("#", "!")):
-            patterns.append(line.rstrip("/").lstrip("/"))
-    return patterns
-
-
-def _excluded(relative: Path, patterns: Sequence[str]) -> bool:
-    parts = relative.parts
-    text = relative.as_posix()
-    for pattern in patterns:
-        if "/" in pattern:
-            if fnmatch.fnmatch(text, pattern) or fnmatch.fnmatch(text, f"{pattern}/*"):
-                return True
-        elif any(fnmatch.fnmatch(part, pattern) for part in parts):
-            return True
-    return False
-
-
-def python_files(paths: Sequence[str], exclude: Sequence[str] = ()) -> list[Path]:
-    """The Python files under ``paths``: default, configured and .gitignore excludes apply
-    to folders that are walked; a file named on the command line is always taken."""
-    files: list[Path] = []
-    for name in paths:
-        path = Path(name)
-        if path.is_dir():
-            patterns = [*DEFAULT_EXCLUDES, *exclude, *_gitignore_patterns(path)]
-            files.extend(
-                sorted(
-                    candidate
-                    for candidate in path.rglob("*.py")
-                    if not _excluded(candidate.relative_to(path), patterns)
-                )
-            )
-        else:
-            files.append(path)
-    return files
-
-
-def _hints_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    records: list[dict[str, object]] = []
-    status = 0
-    kinds = set(arguments.kinds.split(",")) if arguments.kinds else None
-    resolver = _resolver_for(arguments, None, err) if arguments.resolve else None
-    for path in python_files(arguments.paths):
-        try:
-            lines = list(read_source_file(path).lines)
-        except OSError as error:
-            print(f"{path}: cannot read: {error.strerror or error}", file=err)
-            status = 2
-            continue
-        except UndecodableSource as error:
-            print(f"{error} (file not analysed)", file=err)
-            status = 2
-            continue
-        analysis: ModuleAnalysis = analyse_lines(lines)
-        resolved = resolver.resolve(lines, path) if resolver is not None else {}
-        for problem in analysis.problems:
-            print(
-                f"{path}:{problem.line + 1}:{problem.column + 1}: syntax error: {problem.message}"
-                f" (lines {problem.start_line + 1}-{problem.end_line} not analysed)",
-                file=err,
-            )
-        keys = anchor_keys(analysis.hints) if resolved else {}
-        for hint in sorted(analysis.hints, key=lambda h: (h.keyword_line, h.keyword_column)):
-            if kinds is not None and hint.kind.value not in kinds:
-                continue
-            key = keys.get((hint.line, hint.column, hint.kind))
-            found = resolved.get(key) if key is not None else None
-            text = label(hint, arguments.style, found)
-            if arguments.format == "json":
-                records.append(
-                    {
-                        "path": str(path),
-                        "line": hint.keyword_line + 1,
-                        "column": hint.keyword_column,
-                        "kind": hint.kind.value,
-                        "label": text,
-                        "function": hint.function,
-                        **(
-                            {"verdict": found.verdict.value, "callee": found.callee}
-                            if found is not None
-                            else {}
-                        ),
-                    }
-                )
-            else:
-                source_line = lines[hint.keyword_line].strip()
-                print(f"{path}:{hint.keyword_line + 1}: {source_line} {text}", file=out)
-    if arguments.format == "json":
-        json.dump(records, out, indent=2, ensure_ascii=False)
-        out.write("\n")
-    return status
-
-
-class _CliResolver:
-    """jedi resolution for the command line: one resolver for the whole run."""
-
-    def __init__(self, root: Path, interpreter: str, budget: float) -> None:
-        # loaded only by the subcommand that needs it (start-up cost)
-        from conc_lsp.analysis.resolve import Resolver
-
-        self.resolver = Resolver(str(root), interpreter or None)
-        self.budget = budget
-
-    def resolve(self, lines: list[str], path: Path) -> dict[HintKey, Resolution]:
-        result = self.resolver.resolve_lines(lines, str(path.resolve()), self.budget)
-        return result.resolutions
-
-
-def _resolver_for(
-    arguments: argparse.Namespace, settings: config.Settings | None, err: TextIO
-) -> _CliResolver | None:
-    """The resolver asked for (--resolve / the settings), or None, with a warning
-    when the chosen interpreter cannot be used."""
-    start = Path(arguments.paths[0]).resolve() if arguments.paths else Path.cwd()
-    pyproject = config.find_pyproject(start)
-    root = pyproject.parent if pyproject else (start if start.is_dir() else start.parent)
-    interpreter = arguments.python or (settings.python_interpreter if settings else "")
-    budget = settings.resolve_budget * 60 if settings else 300.0  # per file, generous
-    try:
-        return _CliResolver(root, interpreter, budget)
-    except Exception as error:  # noqa: BLE001 - jedi's errors for a bad interpreter vary
-        print(f"conc-lsp: warning: cannot resolve callees with {interpreter!r}: {error}", file=err)
-        return None
-
-
-def _settings_for(paths: Sequence[str], err: TextIO) -> config.Settings:
-    start = Path(paths[0]).resolve() if paths else Path.cwd()
-    loaded = config.from_pyproject(config.Settings(), config.find_pyproject(start))
-    for warning in loaded.warnings:
-        print(f"conc-lsp: warning: {warning}", file=err)
-    return loaded.settings
-
-
-def _check_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    # loaded only by the subcommand that needs it (start-up cost)
-    from conc_lsp import check_output
-
-    # loaded only by the subcommand that needs it (start-up cost)
-    from conc_lsp.diagnose import check_lines, fix_lines
-
-    settings = _settings_for(arguments.paths, err)
-    overrides: dict[str, object] = {}
-    if arguments.select:
-        overrides["select"] = arguments.select.split(",")
-    if arguments.ignore:
-        overrides["ignore"] = list(settings.ignore) + arguments.ignore.split(",")
-    if overrides:
-        loaded = config.apply(settings, overrides, "command line")
-        if loaded.warnings:
-            for warning in loaded.warnings:
-                print(f"conc-lsp: error: {warning.removesuffix(' (ignored)')}", file=err)
-            return 2
-        settings = loaded.settings
-    results: list[check_output.FileResult] = []
-    failed = False  # a file could not be read or its fixes could not be written
-    fixed_total = 0
-    # loaded only by the subcommand that needs it (start-up cost)
-    from conc_lsp.rules import all_rules
-
-    useful = any(
-        rule.uses_resolution and settings.rule_enabled(rule.code, opt_in=rule.opt_in)
-        for rule in all_rules().values()
-    )
-    # By default only when an enabled rule reads the results: jedi costs time.
-    wants = useful and settings.resolve_enabled if arguments.resolve is None else arguments.resolve
-    resolver = _resolver_for(arguments, settings, err) if wants else None
-    for path in python_files(arguments.paths, settings.exclude):
-        try:
-            source = read_source_file(path)
-        except OSError as error:
-            print(f"{path}: cannot read: {error.strerror or error}", file=err)
-            failed = True
-            continue
-        except UndecodableSource as error:  # like a syntax error; never fixed
-            results.append(check_output.FileResult(str(path), [], [error.problem()]))
-            continue
-        lines = list(source.lines)
-        resolutions = resolver.resolve(lines, path) if resolver is not None else None
-        if arguments.fix or arguments.unsafe_fixes:
-            fixed, applied, result = fix_lines(
-                lines,
-                settings,
-                str(path),
-                unsafe=arguments.unsafe_fixes,
-                resolutions=resolutions,
-            )
-            if applied:
-                try:
-                    write_source(source, fixed)
-                except SourceNotWritten as error:
-                    print(f"{path}: fixes not written: {error}", file=err)
-                    failed = True
-                    # The file keeps every finding: report those, not the fixed text's.
-                    result = check_lines(
-                        lines, settings, str(path), fixes=True, resolutions=resolutions
-                    )
-                else:
-                    fixed_total += applied
-        else:
-            result = check_lines(
-                lines,
-                settings,
-                str(path),
-                fixes=arguments.format in ("json", "sarif"),
-                resolutions=resolutions,
-            )
-        for message in result.rule_errors:
-            print(f"{path}: internal error: {message}", file=err)
-        results.append(check_output.FileResult(str(path), result.findings, result.problems))
-    if arguments.statistics:
-        text = check_output.statistics(results)
-    elif arguments.format == "json":
-        text = check_output.as_json(results)
-    elif arguments.format == "sarif":
-        text = check_output.sarif(results)
-    elif arguments.format == "github":
-        text = check_output.github(results)
-    else:
-        text = check_output.text(results)
-        found = sum(len(result.findings) for result in results)
-        broken = sum(1 for result in results if result.problems)
-        files = f"{len(results)} file{'s' if len(results) != 1 else ''}"
-        summary = f"Found {found} finding{'s' if found != 1 else ''} in {files}"
-        if broken:
-            summary += f" ({broken} with syntax errors)"
-        text = f"{text}\n{summary}." if text else "All checks passed."
-        if arguments.fix or arguments.unsafe_fixes:
-            text += f"\nFixed {fixed_total} finding{'s' if fixed_total != 1 else ''}."
-            fixable = sum(
-                1
-                for result in results
-                for finding in result.findings
-                if finding.fix is not None and not finding.fix.safe
-            )
-            if fixable and not arguments.unsafe_fixes:
-                text += f" {fixable} more with --unsafe-fixes."
-    if text:
-        print(text, file=out)
-    if failed:
-        return 2
-    dirty = any(result.findings or result.problems for result in results)
-    return 1 if dirty else 0
 
 
 REPORT_RANGE = re.compile(r"(?P<path>.+):(?P<start>[0-9]+)(?:-(?P<end>[0-9]+))?")
@@ -350,7 +75,7 @@ def _report_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> 
     except UndecodableSource as error:
         print(error, file=err)
         return 2
-    settings = _settings_for([name], err)
+    settings = settings_for([name], err)
     if arguments.select:
         try:
             settings = replace(settings, select=config.parse_codes(arguments.select.split(",")))
@@ -426,6 +151,70 @@ PYTHON_HELP = (
 )
 
 
+def _jobs(text: str) -> int:
+    try:
+        jobs = int(text)
+    except ValueError:
+        jobs = -1
+    if jobs < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of processes, got {text!r}")
+    return jobs
+
+
+def _add_run_arguments(command: argparse.ArgumentParser, *, cache: bool) -> None:
+    """--jobs and --progress (and the cache's options) of the commands that read many files."""
+    command.add_argument(
+        "-j",
+        "--jobs",
+        type=_jobs,
+        default=0,
+        metavar="N",
+        help="processes to use (default 0: one per core); the output is the same",
+    )
+    command.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a progress line on stderr (default: on a terminal, for runs over a second; "
+        "CONC_LSP_PROGRESS=1 or 0 forces it on or off)",
+    )
+    if not cache:
+        return
+    command.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="neither read nor write the results cache (.conc_lsp_cache/)",
+    )
+    command.add_argument(
+        "--cache-dir",
+        metavar="PATH",
+        help="the results cache's folder (default: $CONC_LSP_CACHE_DIR, else "
+        ".conc_lsp_cache/ beside pyproject.toml)",
+    )
+
+
+TCP_ADDRESS = re.compile(r"(?P<host>.*):(?P<port>[0-9]{1,5})")
+
+
+def _serve(tcp: str | None, err: TextIO) -> int:
+    """The language server; a bad TCP address is one line on stderr, not a traceback."""
+    address: tuple[str, int] | None = None
+    if tcp is not None:
+        match = TCP_ADDRESS.fullmatch(tcp)
+        if match is None or int(match.group("port")) > 65535:
+            print(f"conc-lsp: error: --tcp expects HOST:PORT (port 0-65535), got {tcp!r}", file=err)
+            return 2
+        address = (match.group("host").strip("[]") or "127.0.0.1", int(match.group("port")))
+    from conc_lsp.server.app import serve  # pygls loads only for the server (start-up cost)
+
+    try:
+        serve(f"{address[0]}:{address[1]}" if address else None)
+    except OSError as error:  # cannot bind: address in use, unknown host, ...
+        print(f"conc-lsp: error: cannot listen on {tcp}: {error.strerror or error}", file=err)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="conc-lsp",
@@ -447,11 +236,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     hints.add_argument("paths", nargs="+", metavar="PATH", help="files or folders")
     hints.add_argument("--format", choices=("text", "json"), default="text")
-    hints.add_argument("--style", choices=LABEL_STYLES, default=ARROW, help="label style")
+    hints.add_argument(
+        "--style",
+        choices=LABEL_STYLES,
+        help="label style (default: hints.label-style of pyproject.toml, else arrow)",
+    )
     hints.add_argument(
         "--kinds",
         metavar="KIND,...",
-        help="only these kinds: " + ", ".join(kind.value for kind in HintKind),
+        help="only these kinds (default: hints.kinds of pyproject.toml, else all): "
+        + ", ".join(kind.value for kind in HintKind),
     )
     hints.add_argument(
         "--resolve",
@@ -459,18 +253,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="follow each callee with jedi: 'may checkpoint', 'no checkpoint', ... (slower)",
     )
     hints.add_argument("--python", metavar="PATH", default="", help=PYTHON_HELP)
+    _add_run_arguments(hints, cache=False)
     check = commands.add_parser(
         "check",
         help="report concurrency bugs (exit 1 when something is found)",
         description="Check files and folders for the concurrency bug patterns "
-        "(output: 'path:line:col: CODE message', like ruff).",
+        "(output: 'path:line:col: CODE [severity] message', like ruff).",
     )
     check.add_argument("paths", nargs="*", default=["."], metavar="PATH", help="files or folders")
     check.add_argument("--format", choices=("text", "json", "sarif", "github"), default="text")
     check.add_argument(
         "--select", metavar="CODES", help="only these rules (prefixes, comma-separated)"
     )
+    check.add_argument("--extend-select", metavar="CODES", help="add these rules (prefixes)")
     check.add_argument("--ignore", metavar="CODES", help="skip these rules (prefixes)")
+    check.add_argument(
+        "--fail-on",
+        choices=SEVERITIES,
+        help="the least severity whose findings fail the run (exit 1); default: the "
+        "fail-on setting, else warning (information and hint findings are shown, "
+        "but pass)",
+    )
+    check.add_argument(
+        "--force-exclude",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="apply the excludes to files named on the command line too (for pre-commit)",
+    )
     check.add_argument("--statistics", action="store_true", help="print counts per rule")
     check.add_argument("--fix", action="store_true", help="apply the safe fixes in place")
     check.add_argument(
@@ -484,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--unsafe-fixes", action="store_true", help="apply the unsafe fixes too (implies --fix)"
     )
+    _add_run_arguments(check, cache=True)
 
     report_parser = commands.add_parser(
         "report",
@@ -519,23 +329,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     arguments = parser.parse_args(argv)
     if arguments.command == "serve":
-        from conc_lsp.server.app import serve  # pygls loads only for the server
-
-        serve(arguments.tcp)
-        return 0
+        return _serve(arguments.tcp, sys.stderr)
     if arguments.command == "hints":
         if arguments.kinds:
             known = {kind.value for kind in HintKind}
             unknown = set(arguments.kinds.split(",")) - known
             if unknown:
                 parser.error(f"unknown kind(s): {', '.join(sorted(unknown))}")
+        # the hint collector loads only for this command (start-up cost)
+        from conc_lsp.cli_hints import hints_command
+
         try:
-            return _hints_command(arguments, sys.stdout, sys.stderr)
+            return hints_command(arguments, sys.stdout, sys.stderr)
         except BrokenPipeError:
             return 0
     if arguments.command == "check":
         try:
-            return _check_command(arguments, sys.stdout, sys.stderr)
+            return check_command(arguments, sys.stdout, sys.stderr)
         except BrokenPipeError:
             return 0
     if arguments.command == "rule":

@@ -39,6 +39,8 @@ class Settings:
     per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (glob, prefixes)
     severity: tuple[tuple[str, str], ...] = ()  # (code, level) overrides
     exclude: tuple[str, ...] = ()  # extra globs for `conc-lsp check`
+    force_exclude: bool = False  # `exclude` applies to files named on the command line too
+    fail_on: str = "warning"  # the least severity whose findings make `check` exit 1
     cleanup_timeout: float = 5.0  # seconds, for the fixes that bound a wait
     resolve_enabled: bool = True  # follow callees with jedi (background, editor and check)
     resolve_budget: float = 5.0  # seconds of jedi work per document and pass
@@ -67,7 +69,18 @@ class Settings:
         return not any(code.startswith(prefix) for prefix in ignored)
 
     def severity_of(self, code: str, default: str) -> str:
-        return dict(self.severity).get(code, default)
+        """The level set for ``code``: by the longest prefix of it that has one."""
+        level, longest = default, -1
+        for prefix, chosen in self.severity:
+            matches = prefix == "ALL" or code.startswith(prefix)
+            length = 0 if prefix == "ALL" else len(prefix)
+            if matches and length > longest:
+                level, longest = chosen, length
+        return level
+
+    def fails(self, severity: str) -> bool:
+        """Whether a finding of ``severity`` makes `conc-lsp check` fail."""
+        return SEVERITIES.index(severity) <= SEVERITIES.index(self.fail_on)
 
 
 @dataclass(slots=True)
@@ -82,7 +95,7 @@ def _normalise(key: str) -> str:
     return key.replace("_", "-").replace(" ", "").lower()
 
 
-_TABLE_KEYS = frozenset({"hints.kinds", "per-file-ignores", "severity"})
+_TABLE_KEYS = frozenset({"hints.kinds", "per-file-ignores"})
 
 
 def _flatten(
@@ -93,6 +106,7 @@ def _flatten(
     for key, value in data.items():
         name = f"{prefix}{_normalise(str(key))}"
         original = f"{written}{key}"
+        # `severity` is flattened too: each entry is checked (and warned about) alone
         if isinstance(value, Mapping) and name not in _TABLE_KEYS:
             flat.update(_flatten(value, f"{name}.", f"{original}."))
         else:
@@ -115,6 +129,7 @@ def apply(settings: Settings, data: Any, source: str) -> Loaded:
     for key, (written, value) in _flatten(data).items():
         key = key.replace("labelstyle", "label-style").replace("cleanuptimeout", "cleanup-timeout")
         key = key.replace("memorylimit", "memory-limit").replace("maxlength", "max-length")
+        key = key.replace("failon", "fail-on").replace("forceexclude", "force-exclude")
         try:
             loaded.settings = _set(loaded.settings, key, value)
         except KeyError:
@@ -185,6 +200,14 @@ def _set(settings: Settings, key: str, value: Any) -> Settings:
         if value not in LENS_CHOICES:
             raise ValueError(f"expected one of {', '.join(LENS_CHOICES)}, got {value!r}")
         return replace(settings, lens=value)
+    if key == "force-exclude":
+        if not isinstance(value, bool):
+            raise TypeError(f"expected true or false, got {value!r}")
+        return replace(settings, force_exclude=value)
+    if key == "fail-on":
+        if value not in SEVERITIES:
+            raise ValueError(f"expected one of {', '.join(SEVERITIES)}, got {value!r}")
+        return replace(settings, fail_on=value)
     if key.startswith("per-file-ignores"):
         table = value if key == "per-file-ignores" else {key.split(".", 1)[1]: value}
         if not isinstance(table, Mapping):
@@ -230,7 +253,7 @@ def _check_code(code: str) -> None:
     if code in ("ALL", "CONC"):
         return
     if not any(known.startswith(code) for known in all_rules()):
-        raise ValueError(f"unknown rule code {code!r}")
+        raise ValueError(f"unknown rule code {code!r}: no rule starts with it")
 
 
 def parse_codes(value: Any) -> tuple[str, ...]:

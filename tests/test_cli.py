@@ -186,7 +186,9 @@ def test_check_reports_syntax_errors_and_checks_the_rest(tmp_path: Path) -> None
     )
     result = run("check", "--select", SELECT_ARGUMENT, str(tmp_path))
     assert result.returncode == 1
-    assert "broken.py:9:" in result.stdout and "syntax error" in result.stdout
+    # In text mode syntax errors go to stderr, the findings to stdout.
+    assert "broken.py:9:" in result.stderr and "syntax error" in result.stderr
+    assert "syntax error:" not in result.stdout
     assert "broken.py:7:9: CONC101" in result.stdout
 
 

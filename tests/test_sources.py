@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conc_lsp import cli, sources
+from conc_lsp import check_files, sources
 from conc_lsp.cli import main
 from conc_lsp.sources import (
     SourceNotWritten,
@@ -73,8 +73,8 @@ def test_latin1_without_cookie_is_reported_and_never_rewritten(tmp_path: Path) -
     )
     assert path.read_bytes() == LATIN1_WITHOUT_COOKIE
     assert result.returncode == 1
-    assert "x.py:1:3: syntax error: cannot decode byte 0xe9 as UTF-8" in result.stdout
-    assert "(lines 1-7 not checked)" in result.stdout
+    assert "x.py:1:3: syntax error: cannot decode byte 0xe9 as UTF-8" in result.stderr
+    assert "(lines 1-7 not checked)" in result.stderr
     assert "Fixed 0 findings." in result.stdout
     refused = subprocess.run(  # compile() lets bad bytes in comments pass; running does not
         [sys.executable, "x.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120
@@ -171,14 +171,14 @@ def test_a_file_changed_on_disk_since_it_was_read_is_skipped(
 ) -> None:
     path = write(tmp_path / "m.py", BUGGY.encode())
     edited = BUGGY.replace("pass", "print('edited meanwhile')").encode()
-    real_read = cli.read_source_file
+    real_read = check_files.read_source_file
 
     def read_then_edit(target: Path) -> sources.SourceFile:
         source = real_read(target)
         target.write_bytes(edited)  # someone saves the file while the check runs
         return source
 
-    monkeypatch.setattr(cli, "read_source_file", read_then_edit)
+    monkeypatch.setattr(check_files, "read_source_file", read_then_edit)
     assert fix(path) == 2
     assert path.read_bytes() == edited
     assert f"{path}: fixes not written: it changed on disk since it was read" in (

@@ -67,7 +67,7 @@ SERVER_SETTINGS = {
     "python_interpreter": "python.interpreter",
     "lens": "lens",
 }
-NOT_IN_THE_EDITOR = {"exclude"}
+NOT_IN_THE_EDITOR = {"exclude", "force_exclude", "fail_on"}  # `conc-lsp check` only
 EXTRA_SERVER_KEYS = {"extend-select"}  # no field of its own: it extends `select`
 CLIENT_ONLY_KEYS = {"path", "interpreter", "trace.server"}
 

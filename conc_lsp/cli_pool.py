@@ -1,0 +1,137 @@
+"""Many files, every core: a process pool whose results come back in the
+order of the files (identical output whatever ``--jobs``), and a progress
+line on stderr for runs long enough to need one."""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TextIO, TypeVar
+
+Job = TypeVar("Job")
+Outcome = TypeVar("Outcome")
+
+PROGRESS_VARIABLE = "CONC_LSP_PROGRESS"  # "1": always, "0": never
+PROGRESS_AFTER = 1.0  # seconds of silence before an automatic progress line
+PROGRESS_EVERY = 0.1  # seconds between two updates of the line
+
+
+def default_jobs() -> int:
+    """All the cores this process may use."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+class Progress:
+    """`conc-lsp: 12/190 files` on stderr: on a terminal, one line rewritten in
+    place once a run has lasted a second; forced (--progress or
+    CONC_LSP_PROGRESS=1), also when stderr is a file or a pipe, then one line
+    per update (at most ten a second) and a last one at the end."""
+
+    def __init__(self, total: int, stream: TextIO, forced: bool | None, verb: str) -> None:
+        if forced is None and os.environ.get(PROGRESS_VARIABLE) in ("0", "1"):
+            forced = os.environ[PROGRESS_VARIABLE] == "1"
+        self.total = total
+        self.stream = stream
+        self.verb = verb
+        self.terminal = _is_terminal(stream)
+        self.enabled = forced is not False and (forced is True or self.terminal)
+        self.immediate = forced is True
+        self.started = time.monotonic()
+        self.last = 0.0
+        self.count = 0
+        self.shown = -1  # the count last shown
+
+    def advance(self) -> None:
+        self.count += 1
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if not self.immediate and now - self.started < PROGRESS_AFTER:
+            return
+        if now - self.last < PROGRESS_EVERY and self.count < self.total:
+            return
+        self.last = now
+        self._show()
+
+    def finish(self) -> None:
+        """The line's end: erased on a terminal, the final count elsewhere."""
+        if self.terminal:
+            if self.shown != -1:
+                self.stream.write("\r\x1b[K")
+                self.stream.flush()
+        elif self.enabled and self.shown != self.count:
+            self._show()
+
+    def _show(self) -> None:
+        text = f"conc-lsp: {self.verb} {self.count}/{self.total} files"
+        self.stream.write(f"\r{text}\x1b[K" if self.terminal else f"{text}\n")
+        self.stream.flush()
+        self.shown = self.count
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def run_in_order(
+    work: Callable[[Job, Path], Outcome],
+    job: Job,
+    paths: Sequence[Path],
+    jobs: int,
+    progress: Progress,
+    warm_up: Callable[[], object] | None = None,
+) -> list[Outcome]:
+    """``work(job, path)`` for each path, in ``jobs`` processes (this one when
+    ``jobs`` is 1 or there is one path): the outcomes in the order of ``paths``.
+    ``warm_up`` runs first, here: what it loads, forked workers inherit."""
+    if warm_up is not None and paths:
+        warm_up()
+    if jobs <= 1 or len(paths) <= 1:
+        outcomes = []
+        for path in paths:
+            outcomes.append(work(job, path))
+            progress.advance()
+        return outcomes
+    # multiprocessing loads only for a pool: a run the cache answers needs none (start-up cost)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed  # start-up cost, too
+
+    # Forked workers start at once with this process's modules (no LSP among them);
+    # elsewhere they start afresh and import only what ``work`` needs.
+    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+    # The largest files go first, so that no worker is left with a big one at the end.
+    order = sorted(range(len(paths)), key=lambda index: -_size(paths[index]))
+    results: dict[int, Outcome] = {}
+    with ProcessPoolExecutor(max_workers=min(jobs, len(paths)), mp_context=context) as pool:
+        # Frozen while the workers fork (on the first submit): their collections then
+        # leave the pages they inherit shared. Thawed at once here, where a frozen
+        # object that became garbage would never be collected.
+        gc.freeze()
+        try:
+            futures = {pool.submit(work, job, paths[index]): index for index in order}
+        finally:
+            gc.unfreeze()
+        try:
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
+                progress.advance()
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    return [results[index] for index in range(len(paths))]
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
