@@ -252,6 +252,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="follow each callee with jedi: 'may checkpoint', 'no checkpoint', ... (slower)",
     )
+    hints.add_argument(
+        "--show",
+        choices=("all", "context"),
+        default="all",
+        help="all: every hint (default); context: only what the editor shows by default",
+    )
+    hints.add_argument(
+        "--max-length",
+        type=int,
+        default=0,
+        metavar="N",
+        help="cut labels to N characters, as the editor does (default: 0, no cap)",
+    )
     hints.add_argument("--python", metavar="PATH", default="", help=PYTHON_HELP)
     _add_run_arguments(hints, cache=False)
     check = commands.add_parser(

@@ -17,7 +17,7 @@ from conc_lsp.check_files import ResolveOptions, resolver_for_process
 from conc_lsp.cli_check import jobs_wanted, resolve_options, settings_for
 from conc_lsp.cli_files import select_files
 from conc_lsp.cli_pool import Progress, run_in_order
-from conc_lsp.labels import label
+from conc_lsp.labels import SHOW_ALL, is_shown, label
 from conc_lsp.sources import UndecodableSource, read_source_file
 
 
@@ -27,6 +27,8 @@ class HintsJob:
     style: str
     json: bool
     resolve: ResolveOptions | None
+    show: str = SHOW_ALL  # "all": every hint (the map for study); "context": the editor's default
+    max_length: int = 0  # characters of a label; 0: no cap
 
 
 @dataclass(slots=True)
@@ -70,7 +72,9 @@ def hints_of_file(job: HintsJob, path: Path) -> HintsOutcome:
             continue
         key = keys.get((hint.line, hint.column, hint.kind))
         verdict = resolved.get(key) if key is not None else None
-        text = label(hint, job.style, verdict)
+        if not is_shown(hint, verdict, job.show):
+            continue
+        text = label(hint, job.style, verdict, job.max_length)
         if job.json:
             outcome.records.append(
                 {
@@ -105,6 +109,8 @@ def hints_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> in
         style=arguments.style or settings.label_style,
         json=arguments.format == "json",
         resolve=resolve_options(arguments, settings) if arguments.resolve else None,
+        show=arguments.show,
+        max_length=arguments.max_length,
     )
     selection = select_files(arguments.paths)
     for folder in selection.empty_folders:

@@ -242,3 +242,18 @@ def test_serve_with_a_bad_tcp_address_is_a_one_line_error() -> None:
     assert result.returncode == 1
     assert result.stderr.startswith(f"conc-lsp: error: cannot listen on 127.0.0.1:{port}: ")
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_hints_show_context_prints_what_the_editor_shows_by_default(tmp_path: Path) -> None:
+    write(
+        tmp_path / "m.py",
+        "import trio\n\nasync def f(ev):\n    await ev.wait()\n    try:\n        pass\n"
+        "    finally:\n        await ev.wait()\n",
+    )
+    every = run("hints", "m.py", cwd=tmp_path).stdout.splitlines()
+    assert [line.split(":")[1] for line in every] == ["4", "8"]  # the whole map by default
+    context = run("hints", "--show", "context", "--max-length", "12", "m.py", cwd=tmp_path)
+    assert context.returncode == 0, context.stderr
+    lines = context.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("m.py:8: await ev.wait() <- finally")
+    assert len(lines[0].split(" <- ", 1)[1]) <= 12 - 3  # the cap counts the arrow too
