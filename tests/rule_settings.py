@@ -15,6 +15,7 @@ SEED_RULES = (
     "CONC105",
     "CONC201",
     "CONC202",
+    "CONC203",
     "CONC301",
     "CONC302",
     "CONC303",
