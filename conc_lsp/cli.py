@@ -141,7 +141,10 @@ def rules_markdown() -> str:
         body = rule.doc.partition("\n")[2].strip().replace("\n## ", "\n### ")
         if body.startswith("## "):
             body = "#" + body
-        parts += ["", f"## {rule.code} {rule.name}", "", body]
+        parts += ["", f"## {rule.code} {rule.name}", ""]
+        if rule.opt_in:
+            parts += [f"*Opt-in* ({rule.opt_in_reason}): select it by code or `ALL`.", ""]
+        parts.append(body)
     return "\n".join(parts) + "\n"
 
 

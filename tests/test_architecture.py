@@ -212,3 +212,9 @@ def test_a_rule_documents_the_fixes_it_offers(code: str) -> None:
     offers_fix = type(rule).fix is not Rule.fix
     assert offers_fix == bool(rule.fixes_offered)
     assert all(safety in ("safe", "unsafe") for _, safety in rule.fixes_offered)
+
+
+@pytest.mark.parametrize("code", sorted(all_rules()))
+def test_an_opt_in_rule_says_why(code: str) -> None:
+    rule = all_rules()[code]
+    assert bool(rule.opt_in) == bool(rule.opt_in_reason), "opt-in rules give their reason"

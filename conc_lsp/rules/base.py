@@ -67,6 +67,7 @@ class Rule:
     name: ClassVar[str]
     severity: ClassVar[Severity] = Severity.WARNING
     opt_in: ClassVar[bool] = False  # runs only when selected by its code or `ALL`
+    opt_in_reason: ClassVar[str] = ""  # why (the docs say it): measured precision, pedantry
     uses_resolution: ClassVar[bool] = False  # reads what jedi found (worth resolving for)
     # The report: the seed's class of bug, why, the fix's effort, its sketch's title,
     # and where the rule's findings rank among the others (lower is more serious).

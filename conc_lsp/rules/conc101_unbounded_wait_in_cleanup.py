@@ -298,8 +298,11 @@ def _setters_for(
 class UnboundedWaitInCleanup(Rule):
     code = "CONC101"
     name = "unbounded-wait-in-cleanup"
-    # Below 0.8 precision on real code (judged, round 2): selected by code or ALL.
     opt_in = True
+    opt_in_reason = (
+        "precision on unseen real code 0.14 (round 3: 1 true, 9 deliberate, 6 wrong); "
+        "round 4: 0 true, 4 deliberate, 0 wrong"
+    )
     category = "deadlock"
     explanation = "an unbounded wait in cleanup: if the setter never fires, the teardown hangs."
     effort = "simple"

@@ -214,8 +214,11 @@ def _trace(
 class UnshieldedAwaitInCleanup(Rule):
     code = "CONC102"
     name = "unshielded-await-in-cleanup"
-    # Below 0.8 precision on real code (judged, round 2): selected by code or ALL.
     opt_in = True
+    opt_in_reason = (
+        "precision on unseen real code 0.50 (round 3: 5 true, 1 deliberate, 5 wrong) and "
+        "0.07 (round 4: 1 / 0 / 14)"
+    )
     category = "atomicity gap"
     explanation = (
         "the cleanup should run as a whole, but its first checkpoint is where a "

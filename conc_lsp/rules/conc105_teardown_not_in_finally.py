@@ -208,8 +208,11 @@ class TeardownNotInFinally(Rule):
     brief = "the teardown after an async context manager's `yield` is not in a `finally`"
     fixes_offered = (("`try: yield ... finally:` around the teardown", "safe"),)
     rank = 5.5
-    # Below 0.8 precision on unseen real code (judged, round 3): selected by code or ALL.
     opt_in = True
+    opt_in_reason = (
+        "precision on unseen real code 0.14 (round 3: 1 true, 1 deliberate, 6 wrong) and "
+        "0.00 (round 4: 0 / 0 / 3)"
+    )
 
     def check(self, module: ModuleFacts) -> Iterator[Detection]:
         return _check(self, module)

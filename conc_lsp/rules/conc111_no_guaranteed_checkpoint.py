@@ -268,6 +268,10 @@ class NoGuaranteedCheckpoint(Rule):
     name = "no-guaranteed-checkpoint"
     severity = Severity.INFORMATION
     opt_in = True
+    opt_in_reason = (
+        "pedantic by design, like flake8-async's ASYNC910 (round 3: 0 true, 16 deliberate, "
+        "4 wrong; round 4: 0 / 15 / 0)"
+    )
     uses_resolution = True
     category = "missing checkpoint"
     explanation = (
