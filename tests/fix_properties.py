@@ -1,0 +1,236 @@
+"""What every offered fix must keep, checked one fix at a time (issue 13, part 2).
+
+Shared by tests/test_fix_sweep.py (the rule fixtures, a slice of trio) and
+benchmarks/fix_sweep.py (the whole installed trio and anyio). For each
+finding that carries a fix, the fix alone is applied to the module and the
+result must:
+
+- ``parses``: parse;
+- ``names``: use no name that is undefined where it is used, unless that name
+  was already undefined there before the fix (a fix may import what it uses);
+- ``library``: name no concurrency library other than the one the edited
+  function runs under (the libraries its own code names, else the module's);
+- ``gone``: no longer hold the finding it fixes (one fewer of its code in its
+  function): a fix that trades a finding for another of the same kind fails here;
+- ``no new``: hold no finding of another code or function that was not there.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import symtable
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from conc_lsp.analysis.fragments import PARSE_ERRORS, parse_fragment
+from conc_lsp.analysis.model import Finding, Fix
+from conc_lsp.analysis.text import apply_edits
+from conc_lsp.config import Settings
+from conc_lsp.diagnose import check_lines
+
+LIBRARIES = ("trio", "anyio", "asyncio")
+PROPERTIES = ("parses", "names", "library", "gone", "no new")
+EVERY_RULE = Settings(select=("ALL",))
+BUILTINS = frozenset(dir(builtins)) | {"__file__", "__name__", "__doc__", "__spec__"}
+
+
+@dataclass(slots=True)
+class Failure:
+    path: str
+    code: str
+    title: str
+    safe: bool
+    line: int
+    broken: str  # the property
+    detail: str
+
+
+@dataclass(slots=True)
+class Tally:
+    """Fixes offered / applied and failures, per rule and safety."""
+
+    offered: Counter[tuple[str, bool]] = field(default_factory=Counter)
+    applied: Counter[tuple[str, bool]] = field(default_factory=Counter)
+    failing: Counter[tuple[str, bool, str]] = field(default_factory=Counter)
+    failures: list[Failure] = field(default_factory=list)
+
+    def add(self, other: Tally) -> None:
+        self.offered.update(other.offered)
+        self.applied.update(other.applied)
+        self.failing.update(other.failing)
+        self.failures.extend(other.failures)
+
+
+def undefined_names(tree_source: str) -> Counter[str]:
+    """Names read (in any scope) that no scope binds, nor the builtins."""
+    table = symtable.symtable(tree_source, "<fix>", "exec")
+    module_bound = {
+        symbol.get_name()
+        for symbol in table.get_symbols()
+        if symbol.is_assigned()
+        or symbol.is_imported()
+        or symbol.is_parameter()
+        or symbol.is_namespace()
+    }
+    star = "*" in tree_source and "import *" in tree_source
+    found: Counter[str] = Counter()
+    for scope in scopes(table):
+        for symbol in scope.get_symbols():
+            if not symbol.is_referenced():
+                continue
+            name = symbol.get_name()
+            unbound_here = scope is table or symbol.is_global()
+            if unbound_here and name not in module_bound and name not in BUILTINS and not star:
+                found[name] += 1
+    return found
+
+
+def scopes(table: symtable.SymbolTable) -> Iterator[symtable.SymbolTable]:
+    yield table
+    for child in table.get_children():
+        yield from scopes(child)
+
+
+def library_aliases(tree: ast.Module) -> dict[str, str]:
+    """Module-level names bound to a library or something imported from it."""
+    aliases: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                top = alias.name.split(".")[0]
+                if top in LIBRARIES:
+                    aliases[alias.asname or top] = top
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            top = node.module.split(".")[0]
+            if top in LIBRARIES:
+                for alias in node.names:
+                    aliases[alias.asname or alias.name] = top
+    return aliases
+
+
+def name_loads(node: ast.AST) -> Counter[str]:
+    return Counter(
+        child.id
+        for child in ast.walk(node)
+        if isinstance(child, ast.Name) and isinstance(child.ctx, ast.Load)
+    )
+
+
+def function_at(tree: ast.Module, line: int) -> ast.AsyncFunctionDef | ast.FunctionDef | None:
+    """The innermost function holding 0-based ``line``."""
+    best: ast.AsyncFunctionDef | ast.FunctionDef | None = None
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.AsyncFunctionDef, ast.FunctionDef)):
+            first = min([node.lineno, *(d.lineno for d in node.decorator_list)]) - 1
+            if first <= line <= (node.end_lineno or node.lineno) - 1 and (
+                best is None or node.lineno > best.lineno
+            ):
+                best = node
+    return best
+
+
+def libraries_named(node: ast.AST, aliases: dict[str, str]) -> set[str]:
+    return {aliases[name] for name in name_loads(node) if name in aliases}
+
+
+def signature(finding: Finding) -> tuple[str, str]:
+    return (finding.code, finding.function)
+
+
+def broken_properties(
+    lines: list[str],
+    before: list[Finding],
+    target: Finding,
+    fix: Fix,
+    settings: Settings,
+    module_library: str | None,
+) -> Iterator[tuple[str, str]]:
+    """(property, detail) for each property the fix breaks."""
+    fixed = apply_edits(lines, fix.edits)
+    old_text, new_text = "\n".join(lines) + "\n", "\n".join(fixed) + "\n"
+    try:
+        parse_fragment(fixed)
+        new_tree = ast.parse(new_text)
+    except PARSE_ERRORS as error:
+        yield "parses", f"{type(error).__name__}: {error}"
+        return
+    old_tree = ast.parse(old_text)
+    introduced = undefined_names(new_text) - undefined_names(old_text)
+    if introduced:
+        yield "names", "undefined: " + ", ".join(sorted(introduced))
+    first_line = min(edit.start[0] for edit in fix.edits)
+    old_function = function_at(old_tree, first_line)
+    new_function = function_at(new_tree, first_line)
+    aliases = library_aliases(new_tree)
+    if old_function is not None and new_function is not None:
+        used_before = libraries_named(old_function, library_aliases(old_tree))
+        allowed = used_before or ({module_library} if module_library else set(LIBRARIES))
+        added = name_loads(new_function) - name_loads(old_function)
+        wrong = {aliases[name] for name in added if name in aliases} - allowed
+        if wrong:
+            yield (
+                "library",
+                f"uses {', '.join(sorted(wrong))} in a {'/'.join(sorted(allowed))} function",
+            )
+    after = check_lines(fixed, settings).findings
+    counts_after = Counter(signature(f) for f in after)
+    counts_before = Counter(signature(f) for f in before)
+    if counts_after[signature(target)] >= counts_before[signature(target)]:
+        yield "gone", f"still {counts_after[signature(target)]} {target.code} in {target.function}"
+    expected = counts_before.copy()
+    expected[signature(target)] -= 1
+    new = +(counts_after - expected)
+    new.pop(signature(target), None)
+    if new:
+        yield "no new", ", ".join(f"{code} in {function}" for code, function in sorted(new))
+
+
+def sweep_module(
+    path: str,
+    lines: list[str],
+    settings: Settings = EVERY_RULE,
+    *,
+    codes: Iterable[str] | None = None,
+) -> Tally:
+    """Apply every fix offered on ``lines`` alone and check its properties."""
+    tally = Tally()
+    wanted = set(codes) if codes is not None else None
+    result = check_lines(lines, settings, path, fixes=True)
+    before = result.findings
+    module_library = result.facts.library if result.facts is not None else None
+    for target in before:
+        fix = target.fix
+        if fix is None or (wanted is not None and target.code not in wanted):
+            continue
+        key = (target.code, fix.safe)
+        tally.offered[key] += 1
+        if not fix.edits:
+            continue
+        tally.applied[key] += 1
+        for broken, detail in broken_properties(
+            lines, before, target, fix, settings, module_library
+        ):
+            tally.failing[(target.code, fix.safe, broken)] += 1
+            tally.failures.append(
+                Failure(
+                    path, target.code, fix.title, fix.safe, target.location.line + 1, broken, detail
+                )
+            )
+    return tally
+
+
+def table(tally: Tally) -> list[str]:
+    """Offered / applied / failing each property, per rule and safety."""
+    rows = [
+        f"{'rule':8} {'safety':7} {'offered':>7} {'applied':>7}  "
+        + "  ".join(f"{name:>7}" for name in PROPERTIES)
+    ]
+    for code, safe in sorted(tally.offered):
+        cells = "  ".join(f"{tally.failing[(code, safe, name)]:>7}" for name in PROPERTIES)
+        rows.append(
+            f"{code:8} {'safe' if safe else 'unsafe':7} {tally.offered[(code, safe)]:>7} "
+            f"{tally.applied[(code, safe)]:>7}  {cells}"
+        )
+    return rows
