@@ -8,6 +8,7 @@ import ast
 
 from conc_lsp.analysis.text import split_lines
 from conc_lsp.diagnose import check_lines, fix_lines
+from tests.fix_properties import EVERY_RULE, sweep_module
 from tests.rule_settings import SEED_SETTINGS
 
 
@@ -56,3 +57,60 @@ def test_the_shield_of_a_bounded_cleanup_keeps_a_deadline() -> None:
     assert "CancelScope(shield=True)" not in text  # a bare shield defeats the bound
     assert "move_on_after(5, shield=True)" in text
     assert remaining == []  # no CONC101 appears: the shielded wait has a deadline
+
+
+# -- every offered fix keeps the properties (tests/fix_properties.py) -----------
+
+
+def offered_fix_titles(source: str, code: str) -> list[str]:
+    """The titles of the fixes offered for ``code``, after asserting that each
+    of them, applied alone, keeps every property."""
+    lines = split_lines(source)
+    tally = sweep_module("m.py", lines, codes=[code])
+    assert [(f.broken, f.detail) for f in tally.failures] == []
+    findings = check_lines(lines, EVERY_RULE, "m.py", fixes=True).findings
+    return [f.fix.title for f in findings if f.code == code and f.fix is not None]
+
+
+CONC103_HEAD = (
+    "import trio\n\n\nasync def get(cache, lock, done, key, fetch):\n    await lock.acquire()\n"
+    "    try:\n        value = cache[key]\n    except KeyError:\n        value = await fetch(key)\n"
+)
+
+
+def test_a_conc103_fix_moves_every_release_the_await_would_skip() -> None:
+    # Moving only `lock.release()` left `done.set()` skipped: one CONC103 for another.
+    source = CONC103_HEAD + "        lock.release()\n        done.set()\n    return value\n"
+    assert offered_fix_titles(source, "CONC103") == [
+        "Move `lock.release()` and 1 more into a `finally:`"
+    ]
+    text, remaining = fixed(source)
+    assert "    finally:\n            lock.release()\n            done.set()\n" in text
+    assert "CONC103" not in remaining
+
+
+def test_a_conc103_fix_is_not_offered_when_a_later_await_would_skip_a_release() -> None:
+    # The fix protected the first release; the second await then skipped `done.set()`.
+    source = (
+        CONC103_HEAD
+        + "        lock.release()\n        await fetch(key)\n        done.set()\n    return value\n"
+    )
+    assert offered_fix_titles(source, "CONC103") == []
+
+
+def test_a_conc103_fix_does_not_reorder_code_between_two_releases() -> None:
+    source = (
+        CONC103_HEAD
+        + "        lock.release()\n        print('released')\n        done.set()\n"
+        + "    return value\n"
+    )
+    assert offered_fix_titles(source, "CONC103") == []
+
+
+def test_a_conc103_fix_never_moves_an_await_into_the_finally() -> None:
+    # An awaited close in the `finally` would be an unshielded await in cleanup (CONC102).
+    source = CONC103_HEAD + "        await done.aclose()\n        lock.release()\n"
+    source += "    return value\n"
+    assert offered_fix_titles(source, "CONC103") == ["Move `lock.release()` into a `finally:`"]
+    text, _ = fixed(source)
+    assert "            await done.aclose()\n        finally:\n            lock.release()\n" in text

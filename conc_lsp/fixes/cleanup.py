@@ -27,6 +27,7 @@ from conc_lsp.fixes.toolbox import (
     replace_block,
     statement_places,
     unused_name,
+    walk,
 )
 
 
@@ -188,16 +189,20 @@ def shield_cleanup(finding: Finding, facts: ModuleFacts, context: FixContext) ->
 
 
 def release_in_finally(
-    finding: Finding, facts: ModuleFacts, context: FixContext, skipped_line: int
+    finding: Finding, facts: ModuleFacts, context: FixContext, skipped_lines: Sequence[int]
 ) -> Fix | None:
-    """CONC103: move the release the await would skip into a `finally`."""
+    """CONC103: move the releases the await would skip into a `finally`.
+
+    Offered only when every skipped release sits directly in the handler, one
+    after the other, with no await among them: moving some (or reordering the
+    code between them) leaves the rest skipped, one CONC103 traded for the next,
+    and an await moved into the `finally` is a new cleanup checkpoint."""
     found_source = function_source(finding, facts, context)
-    if found_source is None:
+    if found_source is None or not skipped_lines:
         return None
     source = found_source[1]
-    await_place = innermost(source, finding.location.line)
-    release_place = innermost(source, skipped_line)
-    if await_place is None or release_place is None:
+    release_place = innermost(source, skipped_lines[0])
+    if release_place is None:
         return None
     handler_block = release_place.block
     # Both must sit directly in the same `except` body.
@@ -214,20 +219,42 @@ def release_in_finally(
     if start is None or start >= release_index:
         return None
     body = list(handler_block.body)
+    moved_end = release_index
+    remaining = set(skipped_lines)
+    while moved_end < len(body) and remaining:
+        statement = body[moved_end]
+        first, last = source.line_of(statement), source.end_line_of(statement)
+        held = {line for line in remaining if first <= line <= last}
+        if not held:
+            return None  # other code between two releases: moving it would reorder it
+        remaining -= held
+        moved_end += 1
+    if remaining:
+        return None  # a release elsewhere (after a later await, in a nested block)
+    moved = body[release_index:moved_end]
+    if any(
+        isinstance(node, (cst.Await, cst.Yield, cst.Return, cst.Raise, cst.Break, cst.Continue))
+        for statement in moved
+        for node in walk(statement)
+    ):
+        return None  # a checkpoint or a jump does not belong in a `finally`
     unit = source.unit
     guarded = body[start:release_index]
     leading = leading_lines_of(guarded[0])
     guarded[0] = guarded[0].with_changes(leading_lines=())
-    release = body[release_index].with_changes(leading_lines=())
+    moved[0] = moved[0].with_changes(leading_lines=())
     new_try = cst.Try(
         body=cst.IndentedBlock(body=guarded, indent=unit),
-        finalbody=cst.Finally(body=cst.IndentedBlock(body=[release], indent=unit)),
+        finalbody=cst.Finally(body=cst.IndentedBlock(body=moved, indent=unit)),
         leading_lines=leading,
     )
-    body[start : release_index + 1] = [new_try]
+    body[start:moved_end] = [new_try]
     module = replace_block(source.module, handler_block, body)
-    code = context.lines[skipped_line].strip()
-    return make_fix(f"Move `{code}` into a `finally:`", True, source.edit(module, context.lines))
+    code = context.lines[skipped_lines[0]].strip()
+    more = f" and {len(moved) - 1} more" if len(moved) > 1 else ""
+    return make_fix(
+        f"Move `{code}`{more} into a `finally:`", True, source.edit(module, context.lines)
+    )
 
 
 # -- CONC110 ----------------------------------------------------------------
