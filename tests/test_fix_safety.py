@@ -114,3 +114,37 @@ def test_a_conc103_fix_never_moves_an_await_into_the_finally() -> None:
     assert offered_fix_titles(source, "CONC103") == ["Move `lock.release()` into a `finally:`"]
     text, _ = fixed(source)
     assert "            await done.aclose()\n        finally:\n            lock.release()\n" in text
+
+
+def test_a_logger_parameter_of_another_function_is_not_taken_for_a_module_logger() -> None:
+    # `log` is a parameter of `serve`: the fix in `teardown` called an undefined `log.warning`.
+    source = (
+        "import trio\n\n\nasync def serve(listener, log):\n    try:\n"
+        "        await listener.accept()\n    except OSError:\n        log.error('accept failed')\n"
+        "\n\nasync def teardown(done: trio.Event):\n    try:\n        await trio.sleep(1)\n"
+        "    finally:\n        await done.wait()\n"
+    )
+    assert offered_fix_titles(source, "CONC101") != []
+    text, _ = fixed(source)
+    assert "log.warning" not in text and "pass  # conc-lsp: gave up on the wait" in text
+
+
+def test_a_module_logger_shadowed_in_the_function_is_not_used() -> None:
+    source = (
+        "import logging\n\nimport trio\n\nlog = logging.getLogger(__name__)\n\n\n"
+        "async def teardown(done: trio.Event, log: list[str]):\n    try:\n"
+        "        await trio.sleep(1)\n    finally:\n        await done.wait()\n"
+    )
+    assert offered_fix_titles(source, "CONC101") != []
+    text, _ = fixed(source)
+    assert "log.warning" not in text
+
+
+def test_a_module_logger_is_used() -> None:
+    source = (
+        "import logging\n\nimport trio\n\nlogger = logging.getLogger(__name__)\n\n\n"
+        "async def teardown(done: trio.Event):\n    try:\n"
+        "        await trio.sleep(1)\n    finally:\n        await done.wait()\n"
+    )
+    text, _ = fixed(source)
+    assert 'logger.warning("gave up on the wait after 5 s")' in text

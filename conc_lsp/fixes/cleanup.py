@@ -14,6 +14,7 @@ from conc_lsp.analysis.model import Finding, Fix, Shield
 from conc_lsp.fixes.context import FixContext
 from conc_lsp.fixes.toolbox import (
     Source,
+    binds_locally,
     checkpoint_at,
     first_function,
     format_seconds,
@@ -53,6 +54,8 @@ def _bounded(
     statements = [first.with_changes(leading_lines=()), *statements[1:]]
     text = source.module.code
     logger = logger_name(context)
+    if logger is not None and function is not None and binds_locally(function, logger):
+        logger = None
     message = f"gave up on {what} after {seconds} s"
     if name == "asyncio":
         handler_body: cst.BaseStatement = cst.parse_statement(

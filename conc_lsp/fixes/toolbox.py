@@ -4,6 +4,7 @@ logger's spelling, and the minimal text edit of a transformed function."""
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -209,20 +210,45 @@ def checkpoint_at(function: FunctionFacts, where: Location) -> object | None:
     return None
 
 
-# A module-level logger used by name: not `actor.log.warning(...)`, which is an attribute.
-LOGGER_USE = re.compile(
-    r"(?<![\w.])(log|logger|_log|_logger|LOG|LOGGER)\.(?:warning|info|error)\("
-)
+# A logger used by name: not `actor.log.warning(...)`, which is an attribute.
+LOGGER_USE = re.compile(r"(?<![\w.])(log|logger|_log|_logger|LOG|LOGGER)\.(?:warning|info|error)\(")
 LOGGER_MADE = re.compile(r"^\s*(log|logger|_log|_logger)\s*=.*getLogger", re.MULTILINE)
 
 
 def logger_name(context: FixContext) -> str | None:
-    """The module's logger (`log`, `logger`, ...), found once per module."""
+    """The module's logger (`log`, `logger`, ...), found once per module: a
+    name used or made like a logger that the module itself binds (a parameter
+    `log` of some function is no logger of the module's)."""
     if context.logger is None:
         text = "\n".join(context.lines)
-        match = LOGGER_USE.search(text) or LOGGER_MADE.search(text)
-        context.logger = match.group(1) if match else ""
+        context.logger = ""
+        for match in (*LOGGER_USE.finditer(text), *LOGGER_MADE.finditer(text)):
+            name = match.group(1)
+            if _bound_at_module_level(name, text):
+                context.logger = name
+                break
     return context.logger or None
+
+
+def _bound_at_module_level(name: str, text: str) -> bool:
+    assigned = re.search(rf"^{name}\s*(?::[^=\n]*)?=(?!=)", text, re.MULTILINE)
+    imported = re.search(rf"^(?:from\s+\S+\s+)?import\s+[^\n#]*\b{name}\b", text, re.MULTILINE)
+    return assigned is not None or imported is not None
+
+
+def binds_locally(function: FunctionFacts, name: str) -> bool:
+    """``function`` has its own ``name`` (a parameter, an assignment): the
+    module's logger is not what that name means there."""
+    node = function.node
+    arguments = node.args
+    parameters = [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]
+    parameters += [a for a in (arguments.vararg, arguments.kwarg) if a is not None]
+    if any(parameter.arg == name for parameter in parameters):
+        return True
+    return any(
+        isinstance(child, ast.Name) and child.id == name and isinstance(child.ctx, ast.Store)
+        for child in ast.walk(node)
+    )
 
 
 def unused_name(base: str, text: str) -> str:
