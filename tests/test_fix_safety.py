@@ -148,3 +148,69 @@ def test_a_module_logger_is_used() -> None:
     )
     text, _ = fixed(source)
     assert 'logger.warning("gave up on the wait after 5 s")' in text
+
+
+# -- CONC401: every unread pipe, stdout and stderr alike ------------------------
+
+ASYNCIO_PIPES = "import asyncio\nfrom asyncio.subprocess import PIPE\n\n\n"
+
+
+def test_conc401_with_stdout_read_sends_the_unread_stderr_to_devnull() -> None:
+    # `communicate()` before the wait came too late: reading stdout to its end
+    # already deadlocks once stderr fills.
+    source = ASYNCIO_PIPES + (
+        "async def dump(url):\n"
+        "    proc = await asyncio.create_subprocess_exec('dump', url, stdout=PIPE, stderr=PIPE)\n"
+        "    data = await proc.stdout.read()\n    await proc.wait()\n    return data\n"
+    )
+    assert offered_fix_titles(source, "CONC401") != []
+    text, remaining = fixed(source)
+    assert "stdout=PIPE, stderr=asyncio.subprocess.DEVNULL)" in text
+    assert "communicate" not in text and "CONC401" not in remaining
+
+
+def test_conc401_moves_both_pipes_whatever_their_spelling() -> None:
+    source = ASYNCIO_PIPES + (
+        "async def start(argv, pids):\n    proc = await asyncio.create_subprocess_exec(\n"
+        "        *argv, stdout=asyncio.subprocess.PIPE, stderr=PIPE\n    )\n"
+        "    pids.append(proc.pid)\n"
+    )
+    assert offered_fix_titles(source, "CONC401") != []
+    text, remaining = fixed(source)
+    assert "stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL" in text
+    assert "CONC401" not in remaining
+
+
+def test_conc401_is_not_offered_when_the_output_is_read_after_the_wait() -> None:
+    # `communicate()` before the wait would leave nothing for the read after it.
+    source = ASYNCIO_PIPES + (
+        "async def packages():\n"
+        "    proc = await asyncio.create_subprocess_exec('pip', 'list', stdout=PIPE)\n"
+        "    await proc.wait()\n    return await proc.stdout.read()\n"
+    )
+    assert offered_fix_titles(source, "CONC401") == []
+
+
+def test_conc401_leaves_the_pipes_of_another_process_alone() -> None:
+    spawn = "await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess."
+    source = ASYNCIO_PIPES + (
+        f"async def both(argv):\n    reader = {spawn}PIPE)\n"
+        f"    first = await reader.stdout.read()\n    proc = {spawn}PIPE)\n"
+        "    await asyncio.wait_for(proc.wait(), 5)\n    return first\n"
+    )
+    assert offered_fix_titles(source, "CONC401") != []
+    text, _ = fixed(source)
+    assert f"reader = {spawn}PIPE)\n" in text
+    # the wait keeps its timeout: no unbounded `communicate()` before it
+    assert f"proc = {spawn}DEVNULL)\n" in text and "communicate" not in text
+
+
+def test_conc401_anyio_default_pipes_get_devnull_when_the_module_can_name_it() -> None:
+    source = (
+        "import subprocess\n\nimport anyio\n\n\nasync def run_tests(argv):\n"
+        "    proc = await anyio.open_process(argv)\n    return await proc.wait()\n"
+    )
+    assert offered_fix_titles(source, "CONC401") != []
+    text, remaining = fixed(source)
+    assert "anyio.open_process(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)" in text
+    assert "CONC401" not in remaining

@@ -322,9 +322,14 @@ class UndrainedPipeRule(Rule):
         return _check(self, module)
 
     def fix(self, detection: Detection, module: ModuleFacts, context: FixContext) -> Fix | None:
-        from conc_lsp.fixes import state  # libcst loads only when fixing (start-up cost)
+        from conc_lsp.fixes import pipes  # libcst loads only when fixing (start-up cost)
 
-        return state.drain_pipes(detection.finding, module, context)
+        evidence = detection.evidence
+        if not isinstance(evidence, UndrainedPipe):
+            return None
+        return pipes.drain_pipes(
+            detection.finding, module, context, evidence.variable, evidence.start, evidence.streams
+        )
 
     def trace(
         self, program: Program, b: TraceBuilder, function: FunctionFacts, detection: Detection
