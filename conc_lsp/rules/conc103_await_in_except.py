@@ -303,7 +303,13 @@ class AwaitInExcept(Rule):
         "a checkpoint in an `except` handler, above all before a release / set / pop it would skip"
     )
     fixes_offered = (
-        ("move the release / set / pop a cancellation would skip into a `finally:`", "safe"),
+        (
+            (
+                "move the releases / sets / pops a cancellation would skip into a `finally:` "
+                "(when they follow each other in the handler)"
+            ),
+            "safe",
+        ),
     )
     rank = 7
 

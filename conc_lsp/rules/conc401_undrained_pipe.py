@@ -310,8 +310,8 @@ class UndrainedPipeRule(Rule):
     fixes_offered = (
         (
             (
-                "`communicate()` before the wait (subprocess, asyncio); unread pipes to `DEVNULL` "
-                "(trio, anyio)"
+                "`communicate()` before the wait when none of the output is read (subprocess, "
+                "asyncio); else every unread pipe of that process to `DEVNULL`"
             ),
             "safe",
         ),
