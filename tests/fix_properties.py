@@ -9,7 +9,8 @@ result must:
 - ``names``: use no name that is undefined where it is used, unless that name
   was already undefined there before the fix (a fix may import what it uses);
 - ``library``: name no concurrency library other than the one the edited
-  function runs under (the libraries its own code names, else the module's);
+  function runs under (the libraries its own code names, else its class's,
+  else the module's);
 - ``gone``: no longer hold the finding it fixes (one fewer of its code in its
   function): a fix that trades a finding for another of the same kind fails here;
 - ``no new``: hold no finding of another code or function that was not there.
@@ -131,6 +132,19 @@ def function_at(tree: ast.Module, line: int) -> ast.AsyncFunctionDef | ast.Funct
     return best
 
 
+def class_of(tree: ast.Module, function: ast.AST) -> ast.ClassDef | None:
+    """The innermost class whose body holds ``function``."""
+    owner: ast.ClassDef | None = None
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.ClassDef)
+            and (owner is None or node.lineno > owner.lineno)
+            and any(child is function for child in ast.walk(node))
+        ):
+            owner = node
+    return owner
+
+
 def libraries_named(node: ast.AST, aliases: dict[str, str]) -> set[str]:
     return {aliases[name] for name in name_loads(node) if name in aliases}
 
@@ -165,8 +179,13 @@ def broken_properties(
     new_function = function_at(new_tree, first_line)
     aliases = library_aliases(new_tree)
     if old_function is not None and new_function is not None:
-        used_before = libraries_named(old_function, library_aliases(old_tree))
-        allowed = used_before or ({module_library} if module_library else set(LIBRARIES))
+        old_aliases = library_aliases(old_tree)
+        owner = class_of(old_tree, old_function)
+        allowed = (
+            libraries_named(old_function, old_aliases)
+            or (libraries_named(owner, old_aliases) if owner is not None else set())
+            or ({module_library} if module_library else set(LIBRARIES))
+        )
         added = name_loads(new_function) - name_loads(old_function)
         wrong = {aliases[name] for name in added if name in aliases} - allowed
         if wrong:

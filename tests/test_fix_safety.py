@@ -214,3 +214,24 @@ def test_conc401_anyio_default_pipes_get_devnull_when_the_module_can_name_it() -
     text, remaining = fixed(source)
     assert "anyio.open_process(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)" in text
     assert "CONC401" not in remaining
+
+
+def test_a_method_naming_no_library_gets_its_class_s_library() -> None:
+    # `__aexit__` names no library; its class makes an asyncio.Event: the bound is asyncio's.
+    source = (
+        "import asyncio\nimport trio\n\n\nclass Session:\n    def __init__(self):\n"
+        "        self._closed = asyncio.Event()\n\n    async def __aexit__(self, *exc_info):\n"
+        "        await self._closed.wait()\n"
+    )
+    text, remaining = fixed(source)
+    assert "asyncio.timeout(5)" in text and "trio." not in text.split("class Session", 1)[1]
+    assert "CONC101" not in remaining
+
+
+def test_no_bound_in_another_library_when_the_function_s_own_is_not_imported_by_name() -> None:
+    # asyncio is imported only as `from asyncio import ...`: `trio.move_on_after` was used.
+    source = (
+        "from asyncio import Event, sleep\n\nimport trio\n\n\nasync def close(done: Event):\n"
+        "    try:\n        await sleep(1)\n    finally:\n        await done.wait()\n"
+    )
+    assert offered_fix_titles(source, "CONC101") == []

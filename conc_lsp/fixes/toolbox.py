@@ -13,6 +13,7 @@ import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from conc_lsp.analysis.events import EventKind, FunctionFacts, ModuleFacts
+from conc_lsp.analysis.library_choice import function_library, single
 from conc_lsp.analysis.model import Finding, Fix, Location, TextEdit
 from conc_lsp.analysis.text import changed_span
 from conc_lsp.fixes.context import FixContext
@@ -190,17 +191,36 @@ def make_fix(title: str, safe: bool, edit: TextEdit | None) -> Fix | None:
 def library(facts: ModuleFacts, function: FunctionFacts | None = None) -> tuple[str, str] | None:
     """(library, how the file names it): ('trio', 't') for `import trio as t`; the
     library the function runs under first (an asyncio function of a module that
-    imports trio too gets asyncio's spelling)."""
+    imports trio too gets asyncio's spelling; a method that names no library
+    gets its class's)."""
     names = facts.table.names
-    preferred = facts.library_of(function) if function is not None else facts.library
+    preferred = facts.library
+    if function is not None and preferred is None:
+        preferred = function_library(function.node, facts.table) or _class_library(facts, function)
+        preferred = preferred or facts.library_of(function)
     order: tuple[str, ...] = ("trio", "anyio", "asyncio")
     if preferred in order:
-        order = (preferred, *(name for name in order if name != preferred))
+        # Never another library's spelling: without `import <its library>`, no fix.
+        order = (preferred,)
     for wanted in order:
         for alias, target in names.items():
             if target == wanted:
                 return wanted, alias
     return None
+
+
+def _class_library(facts: ModuleFacts, function: FunctionFacts) -> str | None:
+    """The one library the other methods of ``function``'s class name, if any."""
+    owner, dot, _ = function.qualname.rpartition(".")
+    if not dot or owner.rpartition(".")[2] not in facts.classes:
+        return None
+    found = {
+        library
+        for method in facts.functions
+        if method.qualname.rpartition(".")[0] == owner
+        and (library := function_library(method.node, facts.table)) is not None
+    }
+    return single(frozenset(found))
 
 
 def checkpoint_at(function: FunctionFacts, where: Location) -> object | None:
