@@ -240,6 +240,20 @@ def sweep_module(
     return tally
 
 
+def detection_gap(failure: Failure) -> bool:
+    """A new finding that is the detection's, not the fix's: CONC111 (opt-in)
+    walks every async function of a module importing trio or anyio, asyncio
+    ones included, and takes `except TimeoutError:` after `asyncio.timeout` for
+    a way out without a checkpoint. The asyncio bound is right for an asyncio
+    method of a module that imports trio too (trio's would fail at run time)."""
+    return (
+        failure.code == "CONC101"
+        and failure.broken == "no new"
+        and "asyncio.timeout" in failure.title
+        and all(part.startswith("CONC111 in ") for part in failure.detail.split(", "))
+    )
+
+
 def table(tally: Tally) -> list[str]:
     """Offered / applied / failing each property, per rule and safety."""
     rows = [

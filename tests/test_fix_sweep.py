@@ -18,7 +18,7 @@ import pytest
 
 from conc_lsp.analysis.text import split_lines
 from conc_lsp.sources import read_source
-from tests.fix_properties import Failure, Tally, sweep_module
+from tests.fix_properties import Failure, Tally, detection_gap, sweep_module
 
 FIXTURES = Path(__file__).parent / "fixtures"
 UNSAFE_MUST_KEEP = ("parses", "names", "library")
@@ -34,20 +34,6 @@ def broken(tally: Tally) -> list[str]:
 
 def must_hold(failure: Failure) -> bool:
     return failure.safe or failure.broken in UNSAFE_MUST_KEEP
-
-
-def detection_gap(failure: Failure) -> bool:
-    """A new finding that is the detection's, not the fix's: CONC111 (opt-in)
-    walks every async function of a module importing trio or anyio, asyncio
-    ones included, and takes `except TimeoutError:` after `asyncio.timeout` for
-    a way out without a checkpoint. The asyncio bound is right for an asyncio
-    method of a module that imports trio too (trio's would fail at run time)."""
-    return (
-        failure.code == "CONC101"
-        and failure.broken == "no new"
-        and "asyncio.timeout" in failure.title
-        and all(part.startswith("CONC111 in ") for part in failure.detail.split(", "))
-    )
 
 
 def sweep(paths: list[Path], base: Path) -> Tally:
