@@ -235,3 +235,14 @@ def test_no_bound_in_another_library_when_the_function_s_own_is_not_imported_by_
         "    try:\n        await sleep(1)\n    finally:\n        await done.wait()\n"
     )
     assert offered_fix_titles(source, "CONC101") == []
+
+
+def test_conc111_loop_fix_closes_the_iteration_that_ends_after_a_handler() -> None:
+    # trio's SocketListener.accept: the iteration without a checkpoint ends
+    # after the `except`; the fix inserted its checkpoint before the `return`.
+    source = (
+        "import trio\n\n\nasync def accept(listener):\n    while True:\n        try:\n"
+        "            sock = await listener.accept()\n        except OSError:\n"
+        "            pass\n        else:\n            return sock\n"
+    )
+    assert offered_fix_titles(source, "CONC111") != []

@@ -405,6 +405,9 @@ def insert_checkpoints(
     blocks: dict[int, cst.IndentedBlock] = {}
     taken = "\n".join(context.lines[source.first : source.end])
     end_line = (node.body[-1].end_lineno or node.lineno) - 1
+    # A loop's iteration goes on at a `continue` or at the end of its body; a
+    # `return` on the body's last line leaves the loop: the escape is the end.
+    jumps = (cst.Continue,) if isinstance(node, ast.While) else (cst.Return, cst.Continue)
     for line in escapes:
         spot = innermost(source, line)
         if (
@@ -412,7 +415,7 @@ def insert_checkpoints(
             and isinstance(spot.statement, cst.SimpleStatementLine)
             and source.line_of(spot.statement) == line
             and isinstance(spot.block, cst.IndentedBlock)
-            and isinstance(spot.statement.body[0], (cst.Return, cst.Continue))
+            and isinstance(spot.statement.body[0], jumps)
         ):
             replacement = _checkpoint_before(spot.statement, new_statement, taken)
             inserts.setdefault(id(spot.block), []).append((spot.index, replacement))
