@@ -8,6 +8,9 @@ result must:
 - ``parses``: parse;
 - ``names``: use no name that is undefined where it is used, unless that name
   was already undefined there before the fix (a fix may import what it uses);
+- ``unset``: put no assignment that code after it reads inside a scope that
+  gives up quietly (`move_on_after`, `asyncio.timeout`): once it gives up, the
+  read raises `UnboundLocalError` where the original waited;
 - ``library``: name no concurrency library other than the one the edited
   function runs under (the libraries its own code names, else its class's,
   else the module's);
@@ -32,7 +35,9 @@ from conc_lsp.config import Settings
 from conc_lsp.diagnose import check_lines
 
 LIBRARIES = ("trio", "anyio", "asyncio")
-PROPERTIES = ("parses", "names", "library", "gone", "no new")
+PROPERTIES = ("parses", "names", "unset", "library", "gone", "no new")
+# Scopes that end quietly when their time is up: what they assign may stay unset.
+QUIET_SCOPES = frozenset({"move_on_after", "move_on_at", "timeout", "timeout_at"})
 EVERY_RULE = Settings(select=("ALL",))
 BUILTINS = frozenset(dir(builtins)) | {"__file__", "__name__", "__doc__", "__spec__"}
 
@@ -149,6 +154,45 @@ def libraries_named(node: ast.AST, aliases: dict[str, str]) -> set[str]:
     return {aliases[name] for name in name_loads(node) if name in aliases}
 
 
+def unset_after_quiet_scope(tree: ast.Module, fix: Fix) -> set[str]:
+    """Names assigned inside a quiet scope the fix wrote, read after it in the
+    same function and not assigned before it."""
+    edited = [(e.start[0], e.start[0] + e.text.count("\n")) for e in fix.edits]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.With, ast.AsyncWith)):
+            continue
+        if not any(first <= node.lineno - 1 <= last for first, last in edited):
+            continue
+        call = node.items[0].context_expr
+        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)):
+            continue
+        if call.func.attr not in QUIET_SCOPES:
+            continue
+        function = function_at(tree, node.lineno - 1)
+        if function is None:
+            continue
+        end = node.end_lineno or node.lineno
+        inside = {
+            n.id
+            for s in node.body
+            for n in ast.walk(s)
+            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+        }
+        before = {
+            n.id
+            for n in ast.walk(function)
+            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store) and n.lineno < node.lineno
+        }
+        after = {
+            n.id
+            for n in ast.walk(function)
+            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.lineno > end
+        }
+        found |= (inside & after) - before
+    return found
+
+
 def signature(finding: Finding) -> tuple[str, str]:
     return (finding.code, finding.function)
 
@@ -175,6 +219,9 @@ def broken_properties(
     if introduced:
         yield "names", "undefined: " + ", ".join(sorted(introduced))
     first_line = min(edit.start[0] for edit in fix.edits)
+    unset = unset_after_quiet_scope(new_tree, fix)
+    if unset:
+        yield "unset", "unset when the scope gives up: " + ", ".join(sorted(unset))
     old_function = function_at(old_tree, first_line)
     new_function = function_at(new_tree, first_line)
     aliases = library_aliases(new_tree)
@@ -252,6 +299,15 @@ def detection_gap(failure: Failure) -> bool:
         and "asyncio.timeout" in failure.title
         and all(part.startswith("CONC111 in ") for part in failure.detail.split(", "))
     )
+
+
+UNSAFE_MUST_KEEP = ("parses", "names", "library")
+
+
+def must_hold(failure: Failure) -> bool:
+    """Safe fixes keep every property; unsafe ones may change behaviour (and
+    findings) but must still parse and name only what exists."""
+    return failure.safe or failure.broken in UNSAFE_MUST_KEEP
 
 
 def table(tally: Tally) -> list[str]:

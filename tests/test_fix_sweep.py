@@ -16,12 +16,20 @@ from pathlib import Path
 
 import pytest
 
+from conc_lsp.analysis.model import Fix, TextEdit
 from conc_lsp.analysis.text import split_lines
+from conc_lsp.diagnose import check_lines
 from conc_lsp.sources import read_source
-from tests.fix_properties import Failure, Tally, detection_gap, sweep_module
+from tests.fix_properties import (
+    EVERY_RULE,
+    Tally,
+    broken_properties,
+    detection_gap,
+    must_hold,
+    sweep_module,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
-UNSAFE_MUST_KEEP = ("parses", "names", "library")
 
 
 def broken(tally: Tally) -> list[str]:
@@ -30,10 +38,6 @@ def broken(tally: Tally) -> list[str]:
         for f in tally.failures
         if must_hold(f) and not detection_gap(f)
     ]
-
-
-def must_hold(failure: Failure) -> bool:
-    return failure.safe or failure.broken in UNSAFE_MUST_KEEP
 
 
 def sweep(paths: list[Path], base: Path) -> Tally:
@@ -64,3 +68,40 @@ def test_every_fix_offered_on_an_installed_library_keeps_its_properties(package:
     tally = sweep(sorted(root.rglob("*.py")), root.parent)
     assert broken(tally) == []
     assert sum(tally.applied.values()) > 0
+
+
+# -- the checker catches what it looks for -----------------------------------
+
+CHECKED = (
+    "import asyncio\nimport trio\n\n\nasync def close(done: trio.Event):\n    try:\n"
+    "        await trio.sleep(1)\n    finally:\n        await done.wait()\n"
+)
+WAIT_LINE = 8
+
+
+def properties_broken_by(new_line: str) -> list[str]:
+    """Replace the finding's line by ``new_line`` and name the properties broken."""
+    lines = split_lines(CHECKED)
+    before = check_lines(lines, EVERY_RULE, "m.py", fixes=True).findings
+    target = next(f for f in before if f.code == "CONC101")
+    edit = TextEdit((WAIT_LINE, 0), (WAIT_LINE, len(lines[WAIT_LINE])), new_line)
+    fix = Fix("hand-made", True, (edit,))
+    return sorted(
+        {name for name, _ in broken_properties(lines, before, target, fix, EVERY_RULE, "trio")}
+    )
+
+
+def test_the_checker_finds_each_broken_property() -> None:
+    assert properties_broken_by("        await done.wait(") == ["parses"]
+    bounded = "        with {}(5, shield=True):\n            {}await done.wait()"
+    assert properties_broken_by(bounded.format("trio.move_on_after", "")) == []
+    assert properties_broken_by(bounded.format("move_on_after", "")) == ["names"]
+    assert properties_broken_by(bounded.format("trio.move_on_after", "x = ")) == []
+    unset = bounded.format("trio.move_on_after", "x = ") + "\n        print(x)"
+    assert properties_broken_by(unset) == ["unset"]
+    assert "library" in properties_broken_by("        await asyncio.wait_for(done.wait(), 5)")
+    assert properties_broken_by("        await done.wait()  # same") == ["gone"]
+    another = (
+        "\n\n\nasync def other(ev):\n    try:\n        pass\n    finally:\n        await ev.wait()"
+    )
+    assert properties_broken_by(bounded.format("trio.move_on_after", "") + another) == ["no new"]

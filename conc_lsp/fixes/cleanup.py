@@ -130,11 +130,40 @@ def bound_wait(finding: Finding, facts: ModuleFacts, context: FixContext) -> Fix
     body[place.index : place.index + 1] = new_statements
     module = replace_block(source.module, place.block, body)
     shielded = ", shield=True" if cancellable and scope.endswith("move_on_after") else ""
+    unset = _unset_on_timeout(function, source, [place.statement])
     return make_fix(
-        f"Bound the wait with `{scope}({format_seconds(context.timeout)}{shielded})`",
-        True,
+        f"Bound the wait with `{scope}({format_seconds(context.timeout)}{shielded})`" + unset,
+        not unset,
         source.edit(module, context.lines),
     )
+
+
+def _unset_on_timeout(
+    function: FunctionFacts, source: Source, statements: Sequence[cst.BaseStatement]
+) -> str:
+    """The title's warning when the bounded ``statements`` assign a name that
+    the function reads after them (without assigning it first): once the bound
+    gives up, that name is unset and the read raises where the original waited;
+    "" when there is none."""
+    first, last = source.line_of(statements[0]) + 1, source.end_line_of(statements[-1]) + 1
+    stored_inside: set[str] = set()
+    stored_before: set[str] = set()
+    read_after: set[str] = set()
+    for node in ast.walk(function.node):
+        if not isinstance(node, ast.Name):
+            continue
+        if isinstance(node.ctx, ast.Store):
+            if first <= node.lineno <= last:
+                stored_inside.add(node.id)
+            elif node.lineno < first:
+                stored_before.add(node.id)
+        elif node.lineno > last:
+            read_after.add(node.id)
+    unset = sorted((stored_inside & read_after) - stored_before)
+    if not unset:
+        return ""
+    names = ", ".join(f"`{name}`" for name in unset)
+    return f" (unsafe: {names} stays unset when it gives up)"
 
 
 # -- CONC102 ----------------------------------------------------------------
@@ -185,7 +214,8 @@ def shield_cleanup(finding: Finding, facts: ModuleFacts, context: FixContext) ->
     )
     body = list(block.body[:index]) + new
     module = replace_block(source.module, block, body)
-    return make_fix(title, True, source.edit(module, context.lines))
+    unset = _unset_on_timeout(function, source, block.body[index:])
+    return make_fix(title + unset, not unset, source.edit(module, context.lines))
 
 
 # -- CONC103 ----------------------------------------------------------------
