@@ -11,6 +11,8 @@ result must:
 - ``unset``: put no assignment that code after it reads inside a scope that
   gives up quietly (`move_on_after`, `asyncio.timeout`): once it gives up, the
   read raises `UnboundLocalError` where the original waited;
+- ``jumps``: put no `return` (nor a `break` / `continue` of an outer loop)
+  in a `finally`, where it swallows the exception being raised;
 - ``library``: name no concurrency library other than the one the edited
   function runs under (the libraries its own code names, else its class's,
   else the module's);
@@ -35,7 +37,7 @@ from conc_lsp.config import Settings
 from conc_lsp.diagnose import check_lines
 
 LIBRARIES = ("trio", "anyio", "asyncio")
-PROPERTIES = ("parses", "names", "unset", "library", "gone", "no new")
+PROPERTIES = ("parses", "names", "unset", "jumps", "library", "gone", "no new")
 # Scopes that end quietly when their time is up: what they assign may stay unset.
 QUIET_SCOPES = frozenset({"move_on_after", "move_on_at", "timeout", "timeout_at"})
 EVERY_RULE = Settings(select=("ALL",))
@@ -154,6 +156,27 @@ def libraries_named(node: ast.AST, aliases: dict[str, str]) -> set[str]:
     return {aliases[name] for name in name_loads(node) if name in aliases}
 
 
+def jumps_in_finally(tree: ast.Module) -> int:
+    """The `return`s, and `break`s / `continue`s of outer loops, in `finally` bodies."""
+    return sum(
+        jumps(statement)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Try, ast.TryStar))
+        for statement in node.finalbody
+    )
+
+
+def jumps(node: ast.AST, in_loop: bool = False) -> int:
+    if isinstance(node, ast.Return):
+        return 1
+    if isinstance(node, (ast.Break, ast.Continue)):
+        return 0 if in_loop else 1
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+        return 0
+    inside = in_loop or isinstance(node, (ast.For, ast.AsyncFor, ast.While))
+    return sum(jumps(child, inside) for child in ast.iter_child_nodes(node))
+
+
 def unset_after_quiet_scope(tree: ast.Module, fix: Fix) -> set[str]:
     """Names assigned inside a quiet scope the fix wrote, read after it in the
     same function and not assigned before it."""
@@ -219,6 +242,8 @@ def broken_properties(
     if introduced:
         yield "names", "undefined: " + ", ".join(sorted(introduced))
     first_line = min(edit.start[0] for edit in fix.edits)
+    if jumps_in_finally(new_tree) > jumps_in_finally(old_tree):
+        yield "jumps", "a return / break / continue now leaves a `finally`"
     unset = unset_after_quiet_scope(new_tree, fix)
     if unset:
         yield "unset", "unset when the scope gives up: " + ", ".join(sorted(unset))
@@ -301,7 +326,7 @@ def detection_gap(failure: Failure) -> bool:
     )
 
 
-UNSAFE_MUST_KEEP = ("parses", "names", "library")
+UNSAFE_MUST_KEEP = ("parses", "names", "jumps", "library")
 
 
 def must_hold(failure: Failure) -> bool:

@@ -272,3 +272,18 @@ def test_a_bound_whose_name_is_used_after_the_cleanup_is_not_offered_as_safe() -
     lines = split_lines(source)
     findings = check_lines(lines, SEED_SETTINGS, "m.py", fixes=True).findings
     assert [(f.code, f.fix.safe) for f in findings if f.fix is not None] == [("CONC101", False)]
+
+
+def test_conc105_is_not_offered_when_the_teardown_returns() -> None:
+    # A `return` in the new `finally` would swallow the exception of the `async with` body.
+    source = (
+        "from contextlib import asynccontextmanager\n\nimport trio\n\n\n@asynccontextmanager\n"
+        "async def conn(connect):\n    c = await connect()\n    yield c\n    if c.closed:\n"
+        "        return\n    c.close()\n"
+    )
+    assert offered_fix_titles(source, "CONC105") == []
+    looped = source.replace(
+        "    if c.closed:\n        return\n",
+        "    for _ in range(2):\n        if c.closed:\n            break\n",
+    )
+    assert offered_fix_titles(looped, "CONC105") != []  # a `break` of its own loop is fine

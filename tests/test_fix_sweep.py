@@ -97,6 +97,7 @@ def test_the_checker_finds_each_broken_property() -> None:
     assert properties_broken_by(bounded.format("trio.move_on_after", "")) == []
     assert properties_broken_by(bounded.format("move_on_after", "")) == ["names"]
     assert properties_broken_by(bounded.format("trio.move_on_after", "x = ")) == []
+    assert properties_broken_by("        await done.wait()\n        return") == ["gone", "jumps"]
     unset = bounded.format("trio.move_on_after", "x = ") + "\n        print(x)"
     assert properties_broken_by(unset) == ["unset"]
     assert "library" in properties_broken_by("        await asyncio.wait_for(done.wait(), 5)")

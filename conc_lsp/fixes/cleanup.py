@@ -482,8 +482,8 @@ def teardown_in_finally(
     block = place.block
     body = list(block.body)
     rest = body[place.index + 1 :]
-    if not rest:
-        return None
+    if not rest or any(jumps_out(statement) for statement in rest):
+        return None  # a `return` in a `finally` swallows the exception of the caller's body
     unit = source.unit
     leading = leading_lines_of(body[place.index])
     guarded = body[place.index].with_changes(leading_lines=())
@@ -499,3 +499,16 @@ def teardown_in_finally(
         True,
         source.edit(module, context.lines),
     )
+
+
+def jumps_out(node: cst.CSTNode, in_loop: bool = False) -> bool:
+    """``node`` holds a `return`, or a `break` / `continue` of no loop inside it:
+    in a `finally`, each would swallow the exception being raised."""
+    if isinstance(node, cst.Return):
+        return True
+    if isinstance(node, (cst.Break, cst.Continue)):
+        return not in_loop
+    if isinstance(node, (cst.FunctionDef, cst.Lambda, cst.ClassDef)):
+        return False
+    inside = in_loop or isinstance(node, (cst.For, cst.While))
+    return any(jumps_out(child, inside) for child in node.children)
