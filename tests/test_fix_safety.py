@@ -245,7 +245,8 @@ def test_conc111_loop_fix_closes_the_iteration_that_ends_after_a_handler() -> No
         "            sock = await listener.accept()\n        except OSError:\n"
         "            pass\n        else:\n            return sock\n"
     )
-    assert offered_fix_titles(source, "CONC111") != []
+    tally = sweep_module("m.py", split_lines(source), codes=["CONC111"])
+    assert tally.applied and tally.failures == []
 
 
 def test_a_bound_that_can_leave_a_name_unset_is_not_offered_as_safe() -> None:
@@ -287,3 +288,16 @@ def test_conc105_is_not_offered_when_the_teardown_returns() -> None:
         "    for _ in range(2):\n        if c.closed:\n            break\n",
     )
     assert offered_fix_titles(looped, "CONC105") != []  # a `break` of its own loop is fine
+
+
+def test_conc111_fix_closes_the_fall_through_that_ends_on_a_return_line() -> None:
+    # The way out without a checkpoint is the `if` not taken, whose end is the
+    # line of the `return`: the checkpoint went before the return only.
+    source = (
+        "import trio\n\n\nclass Pool:\n    def __init__(self):\n        self.idle = {}\n\n"
+        "    async def take(self, key):\n        if key in self.idle:\n"
+        "            await trio.sleep(0)\n            conn = self.idle.pop(key)\n"
+        "            return conn.use()\n"
+    )
+    tally = sweep_module("m.py", split_lines(source), codes=["CONC111"])
+    assert tally.applied and tally.failures == []

@@ -450,6 +450,11 @@ def insert_checkpoints(
             replacement = _checkpoint_before(spot.statement, new_statement, taken)
             inserts.setdefault(id(spot.block), []).append((spot.index, replacement))
             blocks[id(spot.block)] = spot.block
+            if line >= end_line and spot.block is not owner:
+                # The body's last line: the way out may be the `if` around the
+                # return not taken, falling off the end, as well.
+                inserts.setdefault(id(owner), []).append((len(owner.body), [new_statement]))
+                blocks[id(owner)] = owner
         elif line >= end_line:
             inserts.setdefault(id(owner), []).append((len(owner.body), [new_statement]))
             blocks[id(owner)] = owner
