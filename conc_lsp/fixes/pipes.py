@@ -163,9 +163,7 @@ def _devnull_spelling(table: ImportTable, pipe: cst.BaseExpression | None) -> st
         if target in DEVNULL_TARGETS:
             return alias
     for alias, target in table.names.items():
-        if target == "subprocess":
-            return f"{alias}.DEVNULL"
-        if target == "asyncio.subprocess":
+        if target in ("subprocess", "asyncio.subprocess"):
             return f"{alias}.DEVNULL"
     for alias, target in table.names.items():
         if target == "asyncio":
