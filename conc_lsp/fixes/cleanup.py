@@ -8,12 +8,14 @@ import ast
 from collections.abc import Sequence
 
 import libcst as cst
+import libcst.matchers as matchers
 
 from conc_lsp.analysis.events import FunctionFacts, ModuleFacts
 from conc_lsp.analysis.model import Finding, Fix, Shield
 from conc_lsp.fixes.context import FixContext
 from conc_lsp.fixes.toolbox import (
     Source,
+    binds_locally,
     checkpoint_at,
     first_function,
     format_seconds,
@@ -27,6 +29,7 @@ from conc_lsp.fixes.toolbox import (
     replace_block,
     statement_places,
     unused_name,
+    walk,
 )
 
 
@@ -52,6 +55,8 @@ def _bounded(
     statements = [first.with_changes(leading_lines=()), *statements[1:]]
     text = source.module.code
     logger = logger_name(context)
+    if logger is not None and function is not None and binds_locally(function, logger):
+        logger = None
     message = f"gave up on {what} after {seconds} s"
     if name == "asyncio":
         handler_body: cst.BaseStatement = cst.parse_statement(
@@ -126,11 +131,40 @@ def bound_wait(finding: Finding, facts: ModuleFacts, context: FixContext) -> Fix
     body[place.index : place.index + 1] = new_statements
     module = replace_block(source.module, place.block, body)
     shielded = ", shield=True" if cancellable and scope.endswith("move_on_after") else ""
+    unset = _unset_on_timeout(function, source, [place.statement])
     return make_fix(
-        f"Bound the wait with `{scope}({format_seconds(context.timeout)}{shielded})`",
-        True,
+        f"Bound the wait with `{scope}({format_seconds(context.timeout)}{shielded})`" + unset,
+        not unset,
         source.edit(module, context.lines),
     )
+
+
+def _unset_on_timeout(
+    function: FunctionFacts, source: Source, statements: Sequence[cst.BaseStatement]
+) -> str:
+    """The title's warning when the bounded ``statements`` assign a name that
+    the function reads after them (without assigning it first): once the bound
+    gives up, that name is unset and the read raises where the original waited;
+    "" when there is none."""
+    first, last = source.line_of(statements[0]) + 1, source.end_line_of(statements[-1]) + 1
+    stored_inside: set[str] = set()
+    stored_before: set[str] = set()
+    read_after: set[str] = set()
+    for node in ast.walk(function.node):
+        if not isinstance(node, ast.Name):
+            continue
+        if isinstance(node.ctx, ast.Store):
+            if first <= node.lineno <= last:
+                stored_inside.add(node.id)
+            elif node.lineno < first:
+                stored_before.add(node.id)
+        elif node.lineno > last:
+            read_after.add(node.id)
+    unset = sorted((stored_inside & read_after) - stored_before)
+    if not unset:
+        return ""
+    names = ", ".join(f"`{name}`" for name in unset)
+    return f" (unsafe: {names} stays unset when it gives up)"
 
 
 # -- CONC102 ----------------------------------------------------------------
@@ -181,23 +215,28 @@ def shield_cleanup(finding: Finding, facts: ModuleFacts, context: FixContext) ->
     )
     body = list(block.body[:index]) + new
     module = replace_block(source.module, block, body)
-    return make_fix(title, True, source.edit(module, context.lines))
+    unset = _unset_on_timeout(function, source, block.body[index:])
+    return make_fix(title + unset, not unset, source.edit(module, context.lines))
 
 
 # -- CONC103 ----------------------------------------------------------------
 
 
 def release_in_finally(
-    finding: Finding, facts: ModuleFacts, context: FixContext, skipped_line: int
+    finding: Finding, facts: ModuleFacts, context: FixContext, skipped_lines: Sequence[int]
 ) -> Fix | None:
-    """CONC103: move the release the await would skip into a `finally`."""
+    """CONC103: move the releases the await would skip into a `finally`.
+
+    Offered only when every skipped release sits directly in the handler, one
+    after the other, with no await among them: moving some (or reordering the
+    code between them) leaves the rest skipped, one CONC103 traded for the next,
+    and an await moved into the `finally` is a new cleanup checkpoint."""
     found_source = function_source(finding, facts, context)
-    if found_source is None:
+    if found_source is None or not skipped_lines:
         return None
     source = found_source[1]
-    await_place = innermost(source, finding.location.line)
-    release_place = innermost(source, skipped_line)
-    if await_place is None or release_place is None:
+    release_place = innermost(source, skipped_lines[0])
+    if release_place is None:
         return None
     handler_block = release_place.block
     # Both must sit directly in the same `except` body.
@@ -214,20 +253,42 @@ def release_in_finally(
     if start is None or start >= release_index:
         return None
     body = list(handler_block.body)
+    moved_end = release_index
+    remaining = set(skipped_lines)
+    while moved_end < len(body) and remaining:
+        statement = body[moved_end]
+        first, last = source.line_of(statement), source.end_line_of(statement)
+        held = {line for line in remaining if first <= line <= last}
+        if not held:
+            return None  # other code between two releases: moving it would reorder it
+        remaining -= held
+        moved_end += 1
+    if remaining:
+        return None  # a release elsewhere (after a later await, in a nested block)
+    moved = body[release_index:moved_end]
+    if any(
+        isinstance(node, (cst.Await, cst.Yield, cst.Return, cst.Raise, cst.Break, cst.Continue))
+        for statement in moved
+        for node in walk(statement)
+    ):
+        return None  # a checkpoint or a jump does not belong in a `finally`
     unit = source.unit
     guarded = body[start:release_index]
     leading = leading_lines_of(guarded[0])
     guarded[0] = guarded[0].with_changes(leading_lines=())
-    release = body[release_index].with_changes(leading_lines=())
+    moved[0] = moved[0].with_changes(leading_lines=())
     new_try = cst.Try(
         body=cst.IndentedBlock(body=guarded, indent=unit),
-        finalbody=cst.Finally(body=cst.IndentedBlock(body=[release], indent=unit)),
+        finalbody=cst.Finally(body=cst.IndentedBlock(body=moved, indent=unit)),
         leading_lines=leading,
     )
-    body[start : release_index + 1] = [new_try]
+    body[start:moved_end] = [new_try]
     module = replace_block(source.module, handler_block, body)
-    code = context.lines[skipped_line].strip()
-    return make_fix(f"Move `{code}` into a `finally:`", True, source.edit(module, context.lines))
+    code = context.lines[skipped_lines[0]].strip()
+    more = f" and {len(moved) - 1} more" if len(moved) > 1 else ""
+    return make_fix(
+        f"Move `{code}`{more} into a `finally:`", True, source.edit(module, context.lines)
+    )
 
 
 # -- CONC110 ----------------------------------------------------------------
@@ -375,6 +436,9 @@ def insert_checkpoints(
     blocks: dict[int, cst.IndentedBlock] = {}
     taken = "\n".join(context.lines[source.first : source.end])
     end_line = (node.body[-1].end_lineno or node.lineno) - 1
+    # A loop's iteration goes on at a `continue` or at the end of its body; a
+    # `return` on the body's last line leaves the loop: the escape is the end.
+    jumps = (cst.Continue,) if isinstance(node, ast.While) else (cst.Return, cst.Continue)
     for line in escapes:
         spot = innermost(source, line)
         if (
@@ -382,11 +446,16 @@ def insert_checkpoints(
             and isinstance(spot.statement, cst.SimpleStatementLine)
             and source.line_of(spot.statement) == line
             and isinstance(spot.block, cst.IndentedBlock)
-            and isinstance(spot.statement.body[0], (cst.Return, cst.Continue))
+            and isinstance(spot.statement.body[0], jumps)
         ):
             replacement = _checkpoint_before(spot.statement, new_statement, taken)
             inserts.setdefault(id(spot.block), []).append((spot.index, replacement))
             blocks[id(spot.block)] = spot.block
+            if line >= end_line and spot.block is not owner:
+                # The body's last line: the way out may be the `if` around the
+                # return not taken, falling off the end, as well.
+                inserts.setdefault(id(owner), []).append((len(owner.body), [new_statement]))
+                blocks[id(owner)] = owner
         elif line >= end_line:
             inserts.setdefault(id(owner), []).append((len(owner.body), [new_statement]))
             blocks[id(owner)] = owner
@@ -419,8 +488,8 @@ def teardown_in_finally(
     block = place.block
     body = list(block.body)
     rest = body[place.index + 1 :]
-    if not rest:
-        return None
+    if not rest or any(jumps_out(statement) for statement in rest):
+        return None  # a `return` in a `finally` swallows the exception of the caller's body
     unit = source.unit
     leading = leading_lines_of(body[place.index])
     guarded = body[place.index].with_changes(leading_lines=())
@@ -431,8 +500,25 @@ def teardown_in_finally(
     )
     body[place.index :] = [new_try]
     module = replace_block(source.module, block, body)
+    # An await moved into the `finally` runs in cleanup, where a cancellation
+    # stops it (CONC102): the edit is right, but shielding it is the user's call.
+    awaits = any(matchers.findall(statement, matchers.Await()) for statement in rest)
     return make_fix(
-        "Run the teardown in a `finally:` around the `yield`",
-        True,
+        "Run the teardown in a `finally:` around the `yield`"
+        + (" (its awaits can then be cancelled: shield them)" if awaits else ""),
+        not awaits,
         source.edit(module, context.lines),
     )
+
+
+def jumps_out(node: cst.CSTNode, in_loop: bool = False) -> bool:
+    """``node`` holds a `return`, or a `break` / `continue` of no loop inside it:
+    in a `finally`, each would swallow the exception being raised."""
+    if isinstance(node, cst.Return):
+        return True
+    if isinstance(node, (cst.Break, cst.Continue)):
+        return not in_loop
+    if isinstance(node, (cst.FunctionDef, cst.Lambda, cst.ClassDef)):
+        return False
+    inside = in_loop or isinstance(node, (cst.For, cst.While))
+    return any(jumps_out(child, inside) for child in node.children)

@@ -16,7 +16,6 @@ from conc_lsp.fixes.toolbox import (
     function_source,
     innermost,
     leading_lines_of,
-    library,
     make_fix,
     parse_function,
     replace_block,
@@ -267,78 +266,6 @@ def set_in_finally(
     code = context.lines[setter_line].strip()
     return make_fix(
         f"Move `{code}` into a `finally:` of `{setter.name}`",
-        True,
-        source.edit(module, context.lines),
-    )
-
-
-# -- CONC401 ----------------------------------------------------------------
-
-
-def drain_pipes(finding: Finding, facts: ModuleFacts, context: FixContext) -> Fix | None:
-    found_source = function_source(finding, facts, context)
-    if found_source is None:
-        return None
-    function, source = found_source
-    found = library(facts, function)
-    line = finding.location.line
-    waits = [
-        node
-        for node in walk(source.module)
-        if isinstance(node, cst.Call)
-        and isinstance(node.func, cst.Attribute)
-        and node.func.attr.value == "wait"
-        and not node.args
-        and source.line_of(node) == line
-    ]
-    uses_asyncio_or_subprocess = found is None or found[0] == "asyncio"
-    place = innermost(source, line)
-    if len(waits) == 1 and uses_asyncio_or_subprocess and place is not None:
-        # Drain first, then the original wait returns at once with the exit code.
-        call = waits[0]
-        receiver = source.module.code_for_node(call.func.value)  # type: ignore[attr-defined]
-        awaited = any(
-            isinstance(node, cst.Await) and node.expression is call
-            for node in walk(place.statement)
-        )
-        drain = cst.parse_statement(
-            f"{'await ' if awaited else ''}{receiver}.communicate()\n",
-            config=source.module.config_for_parsing,
-        )
-        body = list(place.block.body)
-        statement = place.statement
-        drain = drain.with_changes(leading_lines=leading_lines_of(statement))
-        body[place.index : place.index + 1] = [
-            drain,
-            statement.with_changes(leading_lines=()),
-        ]
-        module = replace_block(source.module, place.block, body)
-        return make_fix(
-            f"Drain the pipes with `{receiver}.communicate()` before waiting",
-            True,
-            source.edit(module, context.lines),
-        )
-    # trio / anyio processes have no communicate(): send unread output to DEVNULL.
-    pipes = [
-        node
-        for node in walk(source.module)
-        if isinstance(node, cst.Arg)
-        and node.keyword is not None
-        and node.keyword.value in ("stdout", "stderr")
-        and isinstance(node.value, cst.Attribute)
-        and node.value.attr.value == "PIPE"
-    ]
-    if not pipes:
-        return None
-    module = source.module
-    for argument in pipes:
-        value = argument.value
-        assert isinstance(value, cst.Attribute)
-        module_node = module.deep_replace(value, value.with_changes(attr=cst.Name("DEVNULL")))
-        assert isinstance(module_node, cst.Module)
-        module = module_node
-    return make_fix(
-        "Send the unread output to `DEVNULL` instead of a pipe nobody drains",
         True,
         source.edit(module, context.lines),
     )

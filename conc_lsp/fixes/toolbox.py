@@ -4,6 +4,7 @@ logger's spelling, and the minimal text edit of a transformed function."""
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from conc_lsp.analysis.events import EventKind, FunctionFacts, ModuleFacts
+from conc_lsp.analysis.library_choice import function_library, single
 from conc_lsp.analysis.model import Finding, Fix, Location, TextEdit
 from conc_lsp.analysis.text import changed_span
 from conc_lsp.fixes.context import FixContext
@@ -189,17 +191,36 @@ def make_fix(title: str, safe: bool, edit: TextEdit | None) -> Fix | None:
 def library(facts: ModuleFacts, function: FunctionFacts | None = None) -> tuple[str, str] | None:
     """(library, how the file names it): ('trio', 't') for `import trio as t`; the
     library the function runs under first (an asyncio function of a module that
-    imports trio too gets asyncio's spelling)."""
+    imports trio too gets asyncio's spelling; a method that names no library
+    gets its class's)."""
     names = facts.table.names
-    preferred = facts.library_of(function) if function is not None else facts.library
+    preferred = facts.library
+    if function is not None and preferred is None:
+        preferred = function_library(function.node, facts.table) or _class_library(facts, function)
+        preferred = preferred or facts.library_of(function)
     order: tuple[str, ...] = ("trio", "anyio", "asyncio")
     if preferred in order:
-        order = (preferred, *(name for name in order if name != preferred))
+        # Never another library's spelling: without `import <its library>`, no fix.
+        order = (preferred,)
     for wanted in order:
         for alias, target in names.items():
             if target == wanted:
                 return wanted, alias
     return None
+
+
+def _class_library(facts: ModuleFacts, function: FunctionFacts) -> str | None:
+    """The one library the other methods of ``function``'s class name, if any."""
+    owner, dot, _ = function.qualname.rpartition(".")
+    if not dot or owner.rpartition(".")[2] not in facts.classes:
+        return None
+    found = {
+        library
+        for method in facts.functions
+        if method.qualname.rpartition(".")[0] == owner
+        and (library := function_library(method.node, facts.table)) is not None
+    }
+    return single(frozenset(found))
 
 
 def checkpoint_at(function: FunctionFacts, where: Location) -> object | None:
@@ -209,20 +230,45 @@ def checkpoint_at(function: FunctionFacts, where: Location) -> object | None:
     return None
 
 
-# A module-level logger used by name: not `actor.log.warning(...)`, which is an attribute.
-LOGGER_USE = re.compile(
-    r"(?<![\w.])(log|logger|_log|_logger|LOG|LOGGER)\.(?:warning|info|error)\("
-)
+# A logger used by name: not `actor.log.warning(...)`, which is an attribute.
+LOGGER_USE = re.compile(r"(?<![\w.])(log|logger|_log|_logger|LOG|LOGGER)\.(?:warning|info|error)\(")
 LOGGER_MADE = re.compile(r"^\s*(log|logger|_log|_logger)\s*=.*getLogger", re.MULTILINE)
 
 
 def logger_name(context: FixContext) -> str | None:
-    """The module's logger (`log`, `logger`, ...), found once per module."""
+    """The module's logger (`log`, `logger`, ...), found once per module: a
+    name used or made like a logger that the module itself binds (a parameter
+    `log` of some function is no logger of the module's)."""
     if context.logger is None:
         text = "\n".join(context.lines)
-        match = LOGGER_USE.search(text) or LOGGER_MADE.search(text)
-        context.logger = match.group(1) if match else ""
+        context.logger = ""
+        for match in (*LOGGER_USE.finditer(text), *LOGGER_MADE.finditer(text)):
+            name = match.group(1)
+            if _bound_at_module_level(name, text):
+                context.logger = name
+                break
     return context.logger or None
+
+
+def _bound_at_module_level(name: str, text: str) -> bool:
+    assigned = re.search(rf"^{name}\s*(?::[^=\n]*)?=(?!=)", text, re.MULTILINE)
+    imported = re.search(rf"^(?:from\s+\S+\s+)?import\s+[^\n#]*\b{name}\b", text, re.MULTILINE)
+    return assigned is not None or imported is not None
+
+
+def binds_locally(function: FunctionFacts, name: str) -> bool:
+    """``function`` has its own ``name`` (a parameter, an assignment): the
+    module's logger is not what that name means there."""
+    node = function.node
+    arguments = node.args
+    parameters = [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]
+    parameters += [a for a in (arguments.vararg, arguments.kwarg) if a is not None]
+    if any(parameter.arg == name for parameter in parameters):
+        return True
+    return any(
+        isinstance(child, ast.Name) and child.id == name and isinstance(child.ctx, ast.Store)
+        for child in ast.walk(node)
+    )
 
 
 def unused_name(base: str, text: str) -> str:

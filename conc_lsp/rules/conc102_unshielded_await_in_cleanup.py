@@ -232,8 +232,8 @@ class UnshieldedAwaitInCleanup(Rule):
     fixes_offered = (
         (
             (
-                "shield and bound the rest of the cleanup block (`CancelScope(shield=True)` when "
-                "it is already bounded)"
+                "shield and bound the rest of the cleanup block with `move_on_after(T, "
+                "shield=True)` (a bare shield would defeat an enclosing bound)"
             ),
             "safe",
         ),

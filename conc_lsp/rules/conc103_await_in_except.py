@@ -169,6 +169,24 @@ def _releases(event: Event) -> bool:
     )
 
 
+def _every_skipped(function: FunctionFacts, checkpoint: Event) -> list[int]:
+    """The lines of every release a cancellation at ``checkpoint`` skips (the
+    finding names the first): the fix must protect them all, or it trades one
+    CONC103 for the next."""
+    tree = FunctionTree(function.node)
+    handler = tree.handler_of(checkpoint.node)
+    return sorted(
+        {
+            event.location.line
+            for event in function.events[checkpoint.order + 1 :]
+            if event.handler == checkpoint.handler
+            and _releases(event)
+            and not exclusive(event, checkpoint)
+            and not _protected(tree, event.node, checkpoint.node, handler)
+        }
+    )
+
+
 def _protected(
     tree: FunctionTree, node: ast.AST, checkpoint: ast.AST, handler: ast.ExceptHandler | None
 ) -> bool:
@@ -288,7 +306,13 @@ class AwaitInExcept(Rule):
         "a checkpoint in an `except` handler, above all before a release / set / pop it would skip"
     )
     fixes_offered = (
-        ("move the release / set / pop a cancellation would skip into a `finally:`", "safe"),
+        (
+            (
+                "move the releases / sets / pops a cancellation would skip into a `finally:` "
+                "(when they follow each other in the handler)"
+            ),
+            "safe",
+        ),
     )
     rank = 7
 
@@ -301,8 +325,11 @@ class AwaitInExcept(Rule):
         evidence = detection.evidence
         if not isinstance(evidence, AwaitInHandler) or evidence.skipped is None:
             return None
-        skipped_line = evidence.skipped.location.line
-        return cleanup.release_in_finally(detection.finding, module, context, skipped_line)
+        function = module.function(detection.finding.function)
+        if function is None:
+            return None
+        skipped = _every_skipped(function, evidence.checkpoint)
+        return cleanup.release_in_finally(detection.finding, module, context, skipped)
 
     def trace(
         self, program: Program, b: TraceBuilder, function: FunctionFacts, detection: Detection

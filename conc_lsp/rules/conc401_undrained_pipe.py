@@ -493,8 +493,8 @@ class UndrainedPipeRule(Rule):
     fixes_offered = (
         (
             (
-                "`communicate()` before the wait (subprocess, asyncio); unread pipes to `DEVNULL` "
-                "(trio, anyio)"
+                "`communicate()` before the wait when none of the output is read (subprocess, "
+                "asyncio); else every unread pipe of that process to `DEVNULL`"
             ),
             "safe",
         ),
@@ -505,12 +505,14 @@ class UndrainedPipeRule(Rule):
         return _check(self, module)
 
     def fix(self, detection: Detection, module: ModuleFacts, context: FixContext) -> Fix | None:
-        from conc_lsp.fixes import state  # libcst loads only when fixing (start-up cost)
+        from conc_lsp.fixes import pipes  # libcst loads only when fixing (start-up cost)
 
         evidence = detection.evidence
-        if isinstance(evidence, UndrainedPipe) and evidence.handed_to_tests:
-            return None
-        return state.drain_pipes(detection.finding, module, context)
+        if not isinstance(evidence, UndrainedPipe) or evidence.handed_to_tests:
+            return None  # a fixture's pipes: the tests may read them
+        return pipes.drain_pipes(
+            detection.finding, module, context, evidence.variable, evidence.start, evidence.streams
+        )
 
     def trace(
         self, program: Program, b: TraceBuilder, function: FunctionFacts, detection: Detection
