@@ -217,6 +217,29 @@ def _nurseries(module: ModuleFacts) -> list[_Nursery]:
     return found
 
 
+def _by_waiter(nurseries: list[_Nursery]) -> dict[tuple[str, str], list[_Nursery]]:
+    """The blocks by what ``_Nursery.cancels_wait`` needs of a waiter: its name among
+    the cms entered or the functions started, or its qualname holding the block."""
+    found: dict[tuple[str, str], list[_Nursery]] = {}
+    for nursery in nurseries:
+        keys = [("name", name) for name in nursery.entered | nursery.spawned]
+        if not nursery.entered:
+            keys.append(("function", nursery.function))
+        for key in keys:
+            found.setdefault(key, []).append(nursery)
+    return found
+
+
+def _around(
+    nurseries: dict[tuple[str, str], list[_Nursery]], waiter: FunctionFacts
+) -> list[_Nursery]:
+    """The blocks whose ``cancels_wait`` can be true for a wait of ``waiter``."""
+    return [
+        *nurseries.get(("name", waiter.name), []),
+        *nurseries.get(("function", waiter.qualname), []),
+    ]
+
+
 def _callers(module: ModuleFacts, function: FunctionFacts) -> list[tuple[FunctionFacts, Event]]:
     """Direct calls of ``function`` by name: `helper()`, `self.helper()`, `Cls.helper()`."""
     found = []
@@ -255,7 +278,7 @@ def _risk(
     catch_all = context.in_except is not None and context.in_except.lstrip("*") in CATCH_ALL
     if context.in_finally or catch_all:
         where = "in a `finally`" if context.in_finally else "in an `except BaseException`"
-        for checkpoint in function.checkpoints:
+        for checkpoint in function.checkpoints_in(event.cleanup_block):
             if checkpoint.order >= event.order:
                 break
             if (
@@ -302,7 +325,7 @@ def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
         setters.setdefault(event_name(event.receiver), []).append(
             _Setter(function, event, _risk(module, function, event))
         )
-    nurseries: list[_Nursery] | None = None
+    nurseries: dict[tuple[str, str], list[_Nursery]] | None = None
     for function in module.functions:
         for checkpoint in function.checkpoints:
             call = awaited_call(function, checkpoint)
@@ -316,10 +339,10 @@ def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
             if any(_supervised(module, function, setter) for setter in found):
                 continue  # the setter's error reaches the waiter (its nursery, gather)
             if nurseries is None:
-                nurseries = _nurseries(module)
+                nurseries = _by_waiter(_nurseries(module))
             if any(
                 nursery.cancels_wait(function, checkpoint, setter)
-                for nursery in nurseries
+                for nursery in _around(nurseries, function)
                 for setter in found
             ):
                 continue  # an error in the setter cancels this wait
@@ -352,7 +375,7 @@ def _same_event(
         return candidates
     home = waiter.qualname.split(".<locals>.", 1)[0]
     owner = module.function(home)
-    if owner is None or not _created_here(owner.node, receiver):
+    if owner is None or receiver not in _created_events(owner):
         return candidates  # a parameter, or unpacked from shared state: may be shared
     return [
         setter
@@ -362,17 +385,22 @@ def _same_event(
     ]
 
 
-def _created_here(node: ast.AST, name: str) -> bool:
-    """`name = trio.Event()` (or any `...Event()`) in the function: a fresh event."""
-    for child in ast.walk(node):
+def _created_events(function: FunctionFacts) -> set[str]:
+    """Names bound by `name = trio.Event()` (or any `...Event()`) in the function:
+    fresh events. One walk per function."""
+    memo = function.memo.get("conc302-created-events")
+    if isinstance(memo, set):
+        return memo
+    found: set[str] = set()
+    for child in ast.walk(function.node):
         if (
             isinstance(child, ast.Assign)
-            and any(isinstance(target, ast.Name) and target.id == name for target in child.targets)
             and isinstance(child.value, ast.Call)
             and last_name(_dotted(child.value.func)) == "Event"
         ):
-            return True
-    return False
+            found.update(target.id for target in child.targets if isinstance(target, ast.Name))
+    function.memo["conc302-created-events"] = found
+    return found
 
 
 def _supervised(module: ModuleFacts, waiter: FunctionFacts, setter: _Setter) -> bool:
@@ -381,6 +409,17 @@ def _supervised(module: ModuleFacts, waiter: FunctionFacts, setter: _Setter) -> 
     cancels the nursery, and the waiter with it), or gathered with it; or the
     setter is a test body, whose failure ends the test."""
     home = waiter.qualname.split(".<locals>.", 1)[0]
+    # What follows depends on the waiter's home and the setter's function only.
+    memo = module.memo.setdefault("conc302-supervised", {})
+    assert isinstance(memo, dict)
+    key = (home, id(setter.function))
+    if key not in memo:
+        memo[key] = _supervised_by(module, home, setter)
+    found: bool = memo[key]
+    return found
+
+
+def _supervised_by(module: ModuleFacts, home: str, setter: _Setter) -> bool:
     owner = module.function(home)
     if owner is None:
         return False
