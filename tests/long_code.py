@@ -5,6 +5,7 @@ into short or long methods, for what a rule costs per line as functions grow
 from __future__ import annotations
 
 import ast
+from pathlib import Path
 
 HEADER = '''\
 """Generated: one pool whose methods are {size} lines long."""
@@ -88,3 +89,20 @@ def long_methods(total: int, function_lines: int) -> str:
     text = "".join(parts)
     ast.parse(text)
     return text
+
+
+def cache_copies(total: int) -> str:
+    """The seed's `_Cache` example (tests/fixtures/report/cache.py, four findings
+    a copy) renamed copy after copy, padded to ``total`` lines."""
+    source = (Path(__file__).parent / "fixtures" / "report" / "cache.py").read_text("utf-8")
+    head, _, body = source.partition("import trio\n")
+    text = head + "import trio\n"
+    copy = 0
+    while text.count("\n") + body.count("\n") <= total:
+        text += (
+            body.replace("_Cache", f"_Cache{copy}")
+            .replace("maybe_open_context", f"maybe_open_context{copy}")
+            .replace("run_ctx", f"run_ctx{copy}")
+        )
+        copy += 1
+    return text + "# padding\n" * (total - text.count("\n"))

@@ -60,7 +60,7 @@ from dataclasses import dataclass
 from conc_lsp.analysis.events import Event, EventKind, FunctionFacts, ModuleFacts
 from conc_lsp.analysis.locks import holds_locks, holds_mutexes
 from conc_lsp.analysis.model import Fix, TextEdit
-from conc_lsp.analysis.program import INITIALISERS, Program
+from conc_lsp.analysis.program import INITIALISERS, Program, program_of
 from conc_lsp.analysis.reach import function_parents
 from conc_lsp.analysis.text import utf8_to_codepoint
 from conc_lsp.fixes.context import FixContext
@@ -460,7 +460,7 @@ class GlobalCounterForKeyedState(Rule):
         evidence = detection.evidence
         if not isinstance(evidence, SharedCounter):
             return None
-        proposed = _sketch_counter(Program(module, context.lines), evidence, "", context.lines)
+        proposed = _sketch_counter(program_of(module, context.lines), evidence, "", context.lines)
         if proposed is None or not proposed.edits:
             return None
         title = f"{proposed.title} (unsafe: the counter becomes a per-key mapping)"
