@@ -39,9 +39,9 @@ from pathlib import Path
 from conc_lsp.analysis.model import HintKind
 from conc_lsp.analysis.parse import analyse_lines
 from conc_lsp.analysis.text import split_lines
-from conc_lsp.sources import read_source
 from conc_lsp.config import Settings
 from conc_lsp.diagnose import check_lines
+from conc_lsp.sources import read_source
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fingerprint

@@ -26,9 +26,9 @@ import warnings
 from pathlib import Path
 
 from conc_lsp.analysis.text import apply_edits, split_lines
-from conc_lsp.sources import read_source
 from conc_lsp.config import Settings
 from conc_lsp.diagnose import check_lines, choose_fixes
+from conc_lsp.sources import read_source
 
 PACKAGES = ("trio", "anyio")
 

@@ -61,6 +61,9 @@ def _report_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> 
     # loaded only by the subcommand that needs it (start-up cost)
     from conc_lsp.report import TargetNotFound, build_report, render_markdown, to_json
 
+    # loaded only by the subcommand that needs it (start-up cost)
+    from conc_lsp.report.build import progress_printer
+
     try:
         name, target = parse_report_target(arguments.target)
     except ValueError as error:
@@ -84,7 +87,15 @@ def _report_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> 
             return 2
     link = None if arguments.no_links else path.resolve().as_uri()
     try:
-        result = build_report(lines, target, settings=settings, path=name, name=name, link=link)
+        result = build_report(
+            lines,
+            target,
+            settings=settings,
+            path=name,
+            name=name,
+            link=link,
+            progress=progress_printer(err),
+        )
     except TargetNotFound as error:
         print(f"conc-lsp: error: {path}: {error}", file=err)
         return 2

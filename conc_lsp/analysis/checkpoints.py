@@ -11,10 +11,7 @@ that keeps the walk far cheaper than the parse itself.
 from __future__ import annotations
 
 import ast
-import bisect
-import re
 from dataclasses import dataclass, replace
-from itertools import accumulate
 
 from conc_lsp.analysis.libraries import ImportTable, last_name
 from conc_lsp.analysis.locks import is_lock_name, name_words
@@ -22,10 +19,6 @@ from conc_lsp.analysis.model import EMPTY_CONTEXT, Context, Hint, HintKind, Shie
 from conc_lsp.analysis.shapes import falls_through
 from conc_lsp.analysis.text import utf8_to_codepoint
 
-# A statement can hold a hint only if one of these words is on its lines.
-KEYWORDS = re.compile(
-    r"\b(?:await|async|yield|set|release|start_soon|create_task|ensure_future|shield)\b"
-)
 TIMEOUT_SCOPES = frozenset({"move_on_after", "move_on_at", "fail_after", "fail_at"})
 ASYNCIO_TIMEOUTS = frozenset(
     {
@@ -68,23 +61,6 @@ class ScopeEffect:
 
 
 NO_EFFECT = ScopeEffect()
-
-
-def keyword_line_counts(text: str, line_starts: list[int]) -> list[int]:
-    """Prefix counts of lines holding a hint keyword (index = 1-based line)."""
-    flags = bytearray(len(line_starts) + 1)
-    last_line = -1
-    for match in KEYWORDS.finditer(text):
-        line = bisect.bisect_right(line_starts, match.start())
-        if line != last_line:
-            flags[line] = 1
-            last_line = line
-    return list(accumulate(flags))
-
-
-def line_starts_of(lines: list[str]) -> list[int]:
-    """Offsets of each line's start in ``"\\n".join(lines)``."""
-    return list(accumulate((len(line) + 1 for line in lines[:-1]), initial=0))
 
 
 class Collector:
@@ -241,17 +217,7 @@ class Collector:
             self._block(node.body, function, context, prefix)
             self._block(node.orelse, function, context, prefix)
         elif isinstance(node, ast.If):
-            self._expression(node.test, function, context)
-            # In an acm, the branches run instead of each other: a `yield` in
-            # one does not make the other teardown.
-            # A branch that yields and returns does not make what follows teardown.
-            before = function.after_yield
-            self._block(node.body, function, context, prefix)
-            body_yielded = function.after_yield and falls_through(node.body)
-            function.after_yield = before
-            self._block(node.orelse, function, context, prefix)
-            else_yielded = function.after_yield and falls_through(node.orelse)
-            function.after_yield = before or body_yielded or else_yielded
+            self._if(node, function, context, prefix)
         elif isinstance(node, ast.While):
             self._expression(node.test, function, context)
             self._block(node.body, function, context, prefix)
@@ -268,6 +234,34 @@ class Collector:
                     self._expression(child, function, context)
                 elif isinstance(child, ast.stmt):  # pragma: no cover - no such simple stmt
                     self._statement(child, function, context, prefix)
+
+    def _if(self, node: ast.If, function: _Function, context: Context, prefix: str) -> None:
+        """An `if` and its `elif`s, in a loop (2,000 `elif`s nest too deep to recurse).
+        In an acm, a `yield` in a branch does not make the other one teardown,
+        nor what follows the `if` when the branch returns."""
+        opened: list[tuple[ast.If, bool, bool]] = []  # (if, after_yield before, body yielded)
+        current = node
+        while True:
+            self._expression(current.test, function, context)
+            before = function.after_yield
+            self._block(current.body, function, context, prefix)
+            opened.append((current, before, function.after_yield and falls_through(current.body)))
+            function.after_yield = before
+            orelse = current.orelse
+            elif_ = orelse[0] if len(orelse) == 1 and isinstance(orelse[0], ast.If) else None
+            if elif_ is None or not self._interesting(
+                elif_.lineno, elif_.end_lineno or elif_.lineno
+            ):
+                self._block(orelse, function, context, prefix)
+                break
+            current = elif_
+        for depth in range(len(opened) - 1, -1, -1):
+            current, before, body_yielded = opened[depth]
+            else_yielded = function.after_yield and falls_through(current.orelse)
+            function.after_yield = before or body_yielded or else_yielded
+            if depth and function.yield_pending:  # as `_block` does after its statement
+                function.after_yield = True
+                function.yield_pending = False
 
     def _function(
         self,

@@ -14,6 +14,7 @@ events on exclusive branches apart.
 from __future__ import annotations
 
 import ast
+import bisect
 import enum
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -116,16 +117,41 @@ class FunctionFacts:
 
     @property
     def checkpoints(self) -> list[Event]:
-        return [event for event in self.events if event.kind is EventKind.CHECKPOINT]
+        """The checkpoint events, in order (computed once; do not change the list)."""
+        return self._checkpoints()[0]
+
+    def _checkpoints(self) -> tuple[list[Event], list[int]]:
+        memo = self.memo.get("checkpoints")
+        # Keyed by the number of events: the walker is still appending while it runs.
+        if not isinstance(memo, tuple) or memo[0] != len(self.events):
+            found = [event for event in self.events if event.kind is EventKind.CHECKPOINT]
+            memo = self.memo["checkpoints"] = (
+                len(self.events),
+                found,
+                [event.order for event in found],
+            )
+        return memo[1], memo[2]
+
+    def checkpoints_in(self, cleanup_block: int) -> list[Event]:
+        """The checkpoints of one cleanup block (``Event.cleanup_block``), in order."""
+        memo = self.memo.get("checkpoints-by-block")
+        if not isinstance(memo, tuple) or memo[0] != len(self.events):
+            blocks: dict[int, list[Event]] = {}
+            for event in self.checkpoints:
+                blocks.setdefault(event.cleanup_block, []).append(event)
+            memo = self.memo["checkpoints-by-block"] = (len(self.events), blocks)
+        found: list[Event] = memo[1].get(cleanup_block, [])
+        return found
 
     def checkpoints_between(self, first: Event, second: Event) -> list[Event]:
         """Checkpoints after ``first`` and before ``second`` on a path through both."""
+        found, orders = self._checkpoints()
+        start = bisect.bisect_right(orders, first.order)
+        stop = bisect.bisect_left(orders, second.order, start)
         return [
             event
-            for event in self.events[first.order + 1 : second.order]
-            if event.kind is EventKind.CHECKPOINT
-            and not exclusive(event, first)
-            and not exclusive(event, second)
+            for event in found[start:stop]
+            if not exclusive(event, first) and not exclusive(event, second)
         ]
 
 
@@ -185,16 +211,28 @@ class ModuleFacts:
         return found.verdict if found is not None else Verdict.UNKNOWN
 
     def function(self, qualname: str) -> FunctionFacts | None:
-        for function in self.functions:
-            if function.qualname == qualname:
-                return function
-        return None
+        """The first function named ``qualname`` (overloads share one)."""
+        memo = self.memo.get("functions-by-qualname")
+        if not isinstance(memo, dict):
+            by_name: dict[str, FunctionFacts] = {}
+            for function in self.functions:
+                by_name.setdefault(function.qualname, function)
+            memo = self.memo["functions-by-qualname"] = by_name
+        found: FunctionFacts | None = memo.get(qualname)
+        return found
 
     def calls(self, method: str) -> Iterator[tuple[FunctionFacts, Event]]:
-        for function in self.functions:
-            for event in function.events:
-                if event.kind is EventKind.CALL and event.method == method:
-                    yield function, event
+        """The calls of ``method`` (`x.method()` or `method()`), in order."""
+        memo = self.memo.get("calls-by-method")
+        if not isinstance(memo, dict):
+            by_method: dict[str | None, list[tuple[FunctionFacts, Event]]] = {}
+            for function in self.functions:
+                for event in function.events:
+                    if event.kind is EventKind.CALL:
+                        by_method.setdefault(event.method, []).append((function, event))
+            memo = self.memo["calls-by-method"] = by_method
+        found: list[tuple[FunctionFacts, Event]] = memo.get(method, [])
+        return iter(found)
 
     def source(self, span: Location) -> str:
         """The first line of the source at ``span``, stripped."""

@@ -13,6 +13,7 @@ path it is on, so that rules can tell two events on exclusive branches apart.
 from __future__ import annotations
 
 import ast
+import logging
 from dataclasses import dataclass, replace
 
 from conc_lsp.analysis.checkpoints import (
@@ -44,6 +45,8 @@ from conc_lsp.analysis.shapes import (
     statement_blocks,
 )
 from conc_lsp.analysis.text import end_position, utf8_to_codepoint
+
+logger = logging.getLogger("conc_lsp")
 
 
 class _Walker:
@@ -117,7 +120,10 @@ class _Walker:
         )
         self.functions.append(facts)
         walk = _FunctionWalk(self, facts)
-        walk.block(node.body, _State(context=Context(in_aexit=node.name in AEXIT_NAMES)))
+        try:
+            walk.block(node.body, _State(context=Context(in_aexit=node.name in AEXIT_NAMES)))
+        except RecursionError:  # deeper than Python's stack: keep the events found so far
+            logger.warning("line %d: `%s` nests too deeply: facts cut", node.lineno, facts.qualname)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,19 +203,7 @@ class _FunctionWalk:
             self.globals.update(node.names)
             return
         if isinstance(node, ast.If):
-            self.expression(node.test, replace(state, testing=True))
-            # In an acm, a branch runs *instead of* the other: a `yield` in one
-            # does not make the other teardown.
-            # A branch that yields and then returns (`if cached: yield x; return`)
-            # does not make the code after the `if` teardown: control flow, not
-            # source order.
-            before = self.after_yield
-            self.block(node.body, self._branch(state, node, 0))
-            body_yielded = self.after_yield and falls_through(node.body)
-            self.after_yield = before
-            self.block(node.orelse, self._branch(state, node, 1))
-            else_yielded = self.after_yield and falls_through(node.orelse)
-            self.after_yield = before or body_yielded or else_yielded
+            self._if(node, state)
             return
         if isinstance(node, ast.While):
             self.expression(node.test, replace(state, testing=True))
@@ -257,8 +251,28 @@ class _FunctionWalk:
         for child in child_nodes(node):
             if isinstance(child, ast.expr):
                 self.expression(child, state)
-        if isinstance(node, ast.Expr) and isinstance(node.value, (ast.Yield, ast.YieldFrom)):
-            pass
+
+    def _if(self, node: ast.If, state: _State) -> None:
+        """An `if` and its `elif`s, in a loop (2,000 `elif`s nest too deep to recurse).
+        In an acm, a `yield` in a branch makes neither the other branch teardown nor,
+        when it returns (`if cached: yield x; return`), what follows the `if`."""
+        opened: list[tuple[ast.If, bool, bool]] = []  # (if, after_yield before, body yielded)
+        current = node
+        while True:
+            self.expression(current.test, replace(state, testing=True))
+            before = self.after_yield
+            self.block(current.body, self._branch(state, current, 0))
+            opened.append((current, before, self.after_yield and falls_through(current.body)))
+            self.after_yield = before
+            state = self._branch(state, current, 1)
+            orelse = current.orelse
+            if not (len(orelse) == 1 and isinstance(orelse[0], ast.If)):
+                self.block(orelse, state)
+                break
+            current = orelse[0]
+        for current, before, body_yielded in reversed(opened):
+            else_yielded = self.after_yield and falls_through(current.orelse)
+            self.after_yield = before or body_yielded or else_yielded
 
     def _branch(self, state: _State, node: ast.AST, index: int) -> _State:
         return replace(state, path=(*state.path, (id(node), index)))
@@ -338,9 +352,7 @@ class _FunctionWalk:
             context = inside_scope(inner.context, effect)
             guards = inner.guards
             text = node_text(item.context_expr)
-            mutex = is_mutex(text) or (
-                found is not None and found.callee in MUTEX_TYPES
-            )
+            mutex = is_mutex(text) or (found is not None and found.callee in MUTEX_TYPES)
             if mutex and not effect.is_cancel_scope:
                 guards = guards | {text}
             inner = replace(inner, context=context, guards=guards)

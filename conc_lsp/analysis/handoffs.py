@@ -30,7 +30,19 @@ def handoffs(
 ) -> list[Handoff]:
     """Functions of this module that ``owner`` hands its local ``name`` to, by
     position or keyword: `start_soon(f, name)`, `create_task(f(name))`, `f(name)`."""
-    found: list[Handoff] = []
+    memo = owner.memo.get("handoffs")
+    if not isinstance(memo, dict):
+        memo = _all_handoffs(module, owner, spawners)  # once per function: linear
+        owner.memo["handoffs"] = memo
+    found: list[Handoff] = memo.get(name, [])
+    return found
+
+
+def _all_handoffs(
+    module: ModuleFacts, owner: FunctionFacts, spawners: frozenset[str]
+) -> dict[str, list[Handoff]]:
+    found: dict[str, list[Handoff]] = {}
+    held = _held_names(owner)
     for node in ast.walk(owner.node):
         if not isinstance(node, ast.Call):
             continue
@@ -45,6 +57,10 @@ def handoffs(
                 target, arguments, keywords = first.func, first.args, first.keywords
             else:  # start_soon(f, name)
                 target, arguments, keywords = first, node.args[1:], []
+        if not any(isinstance(a, ast.Name) for a in arguments) and not any(
+            isinstance(k.value, ast.Name) for k in keywords
+        ):
+            continue
         callee = local_function(module, owner, target)
         if callee is None:
             continue
@@ -53,16 +69,19 @@ def handoffs(
         if callee.class_name and parameters and parameters[0] in ("self", "cls"):
             parameters = parameters[1:]
         bound = [
-            parameters[index]
+            (argument.id, parameters[index])
             for index, argument in enumerate(arguments)
-            if isinstance(argument, ast.Name) and argument.id == name and index < len(parameters)
+            if isinstance(argument, ast.Name) and index < len(parameters)
         ] + [
-            keyword.arg
+            (keyword.value.id, keyword.arg)
             for keyword in keywords
-            if keyword.arg and isinstance(keyword.value, ast.Name) and keyword.value.id == name
+            if keyword.arg and isinstance(keyword.value, ast.Name)
         ]
-        supervised = spawner and into_own_nursery(owner, node)
-        found.extend(Handoff(callee, parameter, node.lineno - 1, supervised) for parameter in bound)
+        supervised = spawner and _into(held, node)
+        for argument, parameter in bound:
+            found.setdefault(argument, []).append(
+                Handoff(callee, parameter, node.lineno - 1, supervised)
+            )
     return found
 
 
@@ -70,36 +89,46 @@ def local_function(
     module: ModuleFacts, owner: FunctionFacts, target: ast.expr
 ) -> FunctionFacts | None:
     """`worker` or `self.worker` as a function of this module (one of that name)."""
+    memo = module.memo.get("functions-by-name")
+    by_name: dict[str, list[FunctionFacts]] = {}
+    if isinstance(memo, dict):
+        by_name = memo
+    else:
+        for function in module.functions:
+            by_name.setdefault(function.name, []).append(function)
+        module.memo["functions-by-name"] = by_name
     if isinstance(target, ast.Name):
-        matches = [f for f in module.functions if f.name == target.id and f.class_name is None]
+        matches = [f for f in by_name.get(target.id, []) if f.class_name is None]
     elif (
         isinstance(target, ast.Attribute)
         and isinstance(target.value, ast.Name)
         and target.value.id in ("self", "cls")
     ):
-        matches = [
-            f
-            for f in module.functions
-            if f.name == target.attr and f.class_name == owner.class_name
-        ]
+        matches = [f for f in by_name.get(target.attr, []) if f.class_name == owner.class_name]
     else:
         return None
     return matches[0] if len(matches) == 1 else None
 
 
-def into_own_nursery(owner: FunctionFacts, spawn: ast.Call) -> bool:
+def _held_names(owner: FunctionFacts) -> frozenset[str]:
+    """Names bound by the function's `async with ... as n` (its nurseries)."""
+    return frozenset(
+        item.optional_vars.id
+        for node in ast.walk(owner.node)
+        if isinstance(node, ast.AsyncWith)
+        for item in node.items
+        if isinstance(item.optional_vars, ast.Name)
+    )
+
+
+def _into(held: frozenset[str], spawn: ast.Call) -> bool:
     """`n.start_soon(...)` where ``n`` is a nursery / task group the waiter's own
     function holds open (`async with ... as n`): the child's error cancels it."""
-    if not isinstance(spawn.func, ast.Attribute) or not isinstance(spawn.func.value, ast.Name):
-        return False
-    held = spawn.func.value.id
-    return any(
-        isinstance(node, ast.AsyncWith)
-        and any(
-            isinstance(item.optional_vars, ast.Name) and item.optional_vars.id == held
-            for item in node.items
-        )
-        for node in ast.walk(owner.node)
+    func = spawn.func
+    return (
+        isinstance(func, ast.Attribute)
+        and isinstance(func.value, ast.Name)
+        and func.value.id in held
     )
 
 

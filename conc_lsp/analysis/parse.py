@@ -15,12 +15,13 @@ the hints of its last good parse, moved through the edits.
 from __future__ import annotations
 
 import ast
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import pairwise
 
-from conc_lsp.analysis.checkpoints import Collector, keyword_line_counts, line_starts_of
+from conc_lsp.analysis.checkpoints import Collector
 from conc_lsp.analysis.chunks import (
     Chunk,
     absolute_problem,
@@ -41,6 +42,7 @@ from conc_lsp.analysis.fragments import (
     syntax_problem,
     top_level_imports,
 )
+from conc_lsp.analysis.keywords import keyword_line_counts, line_starts_of
 from conc_lsp.analysis.libraries import ImportFact, ImportTable
 from conc_lsp.analysis.model import Hint, ModuleAnalysis
 
@@ -48,6 +50,8 @@ from conc_lsp.analysis.model import Hint, ModuleAnalysis
 # we look for the end of a string or bracket that the heuristics split.
 GREEDY_EXTENSION = 8
 DEF_START = re.compile(r"@|(?:async\s+def|def|class)\b")
+
+logger = logging.getLogger("conc_lsp")
 
 
 @dataclass(slots=True)
@@ -448,7 +452,14 @@ class Analyzer:
         try:
             hints = collector.collect(region.tree)
         except RecursionError:
-            hints = []
+            # Nested deeper than Python's stack: keep the hints found so far.
+            hints = collector.hints
+            logger.warning(
+                "lines %d-%d nest too deeply: their hints stop after %d",
+                region.start + 1,
+                region.start + region.length,
+                len(hints),
+            )
         body = region.tree.body
         if region.indent or len(body) <= 1:
             starts = [0]

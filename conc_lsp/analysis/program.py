@@ -55,9 +55,16 @@ class Program:
         self.functions = [f for f in facts.functions]
         self.by_qualname = {f.qualname: f for f in self.functions}
         names: dict[str, int] = {}
+        self._by_name: dict[str, list[FunctionFacts]] = {}  # `resolve` looks up by last name
+        self._nested: dict[str, list[FunctionFacts]] = {}  # qualname -> its own nested functions
         for function in self.functions:
             names[short_name(function.qualname)] = names.get(short_name(function.qualname), 0) + 1
+            self._by_name.setdefault(function.name, []).append(function)
+            outer, nested, name = function.qualname.rpartition(".<locals>.")
+            if nested and "." not in name:
+                self._nested.setdefault(outer, []).append(function)
         self._name_counts = names
+        self._acquires: dict[int, set[str]] = {}
         self.entries = self._task_entries()
         self.callees = self._call_graph()
         self.reached_by = self._reach()
@@ -118,7 +125,7 @@ class Program:
         if not text:
             return None
         name = text.rsplit(".", 1)[-1]
-        candidates = [f for f in self.functions if f.name == name]
+        candidates = self._by_name.get(name, [])
         if not candidates:
             return None
         if "." not in text:
@@ -160,10 +167,8 @@ class Program:
                 target = self.resolve(function, text)
                 if target is not None and target is not function:
                     callees.add(target.qualname)
-            prefix = f"{function.qualname}.<locals>."
-            for other in self.functions:  # nested functions: called or handed out
-                if other.qualname.startswith(prefix) and "." not in other.qualname[len(prefix) :]:
-                    callees.add(other.qualname)
+            for other in self._nested.get(function.qualname, []):  # called or handed out
+                callees.add(other.qualname)
         return graph
 
     def _reach(self) -> dict[str, set[str]]:
@@ -355,11 +360,14 @@ class Program:
         return False
 
     def _acquired(self, function: FunctionFacts) -> set[str]:
-        return {
-            event.receiver
-            for event in function.events
-            if event.kind is EventKind.CALL and event.method == "acquire" and event.receiver
-        }
+        found = self._acquires.get(id(function))
+        if found is None:
+            found = self._acquires[id(function)] = {
+                event.receiver
+                for event in function.events
+                if event.kind is EventKind.CALL and event.method == "acquire" and event.receiver
+            }
+        return found
 
     def lock_display(self, identity: str) -> str:
         for function in self.functions:
@@ -418,6 +426,15 @@ class Program:
             for event in function.events
             if event.kind is EventKind.WRITE and event.state
         }
+
+
+def program_of(facts: ModuleFacts, lines: list[str]) -> Program:
+    """The module's program, built once per facts and lines and shared (the
+    report, and fixes that read it, ask for it once per finding)."""
+    found = facts.memo.get("program")
+    if not isinstance(found, Program) or (found.lines is not lines and found.lines != lines):
+        found = facts.memo["program"] = Program(facts, lines)
+    return found
 
 
 def span(function: FunctionFacts) -> tuple[int, int]:

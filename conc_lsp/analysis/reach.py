@@ -35,11 +35,16 @@ def parent_map(root: ast.AST) -> Parents:
 
 
 class LazyParents(dict[ast.AST, tuple[ast.AST, str]]):
-    """A parent map built on first use: most functions never need one."""
+    """A parent map built on first use: most functions never need one.
+
+    It also keeps what ``reaches`` asks of the function's blocks, so that one
+    question costs the depth of the tree, not the length of the function."""
 
     def __init__(self, root: ast.AST) -> None:
         super().__init__()
         self._root: ast.AST | None = root
+        self._jumps: set[int] | None = None
+        self._blocks: dict[tuple[int, str], _Block] = {}
 
     def _build(self) -> None:
         if self._root is not None:
@@ -58,6 +63,58 @@ class LazyParents(dict[ast.AST, tuple[ast.AST, str]]):
         self._build()
         return super().get(key, default)
 
+    def block(self, parent: ast.AST, name: str) -> _Block:
+        """The statement list ``parent.<name>`` with its prefix counts, built once."""
+        key = (id(parent), name)
+        found = self._blocks.get(key)
+        if found is None:
+            found = self._blocks[key] = _Block(getattr(parent, name), self._jump_holders())
+        return found
+
+    def _jump_holders(self) -> set[int]:
+        """Ids of the nodes with a `break` or `continue` anywhere inside (or being one)."""
+        if self._jumps is None:
+            self._build()
+            holders: set[int] = set()
+            for node in list(self):
+                if isinstance(node, (ast.Break, ast.Continue)):
+                    while id(node) not in holders:
+                        holders.add(id(node))
+                        up = super().get(node)
+                        if up is None:
+                            break
+                        node = up[0]
+            self._jumps = holders
+        return self._jumps
+
+
+class _Block:
+    """One statement list: where each statement sits, and prefix counts of the
+    statements that hold a jump (`break`/`continue` anywhere inside), that are a
+    `return` / `raise`, and that are a `return`."""
+
+    __slots__ = ("jumps", "leaves", "position", "returns", "statements")
+
+    def __init__(self, statements: list[ast.stmt], jump_holders: set[int]) -> None:
+        self.statements = statements
+        self.position = {id(statement): index for index, statement in enumerate(statements)}
+        self.jumps = [0]
+        self.leaves = [0]
+        self.returns = [0]
+        for statement in statements:
+            self.jumps.append(self.jumps[-1] + (id(statement) in jump_holders))
+            self.leaves.append(self.leaves[-1] + isinstance(statement, (ast.Return, ast.Raise)))
+            self.returns.append(self.returns[-1] + isinstance(statement, ast.Return))
+
+    def ends(self, start: int, stop: int) -> bool:
+        """``_ends_block(statements[start:stop])``, in constant time."""
+        if self.jumps[stop] - self.jumps[start]:
+            return False
+        return self.leaves[stop] - self.leaves[start] > 0
+
+    def returns_in(self, start: int, stop: int) -> bool:
+        return self.returns[stop] - self.returns[start] > 0
+
 
 def function_parents(function: FunctionFacts) -> Parents:
     """``parent_map`` of a function, built once, on first use, and shared by the rules."""
@@ -67,15 +124,14 @@ def function_parents(function: FunctionFacts) -> Parents:
     return parents  # type: ignore[return-value]
 
 
-def _ends_block(rest: list[ast.stmt]) -> bool:
-    """True when control cannot fall out of the end of a block from ``rest[0]`` on.
-
-    Only a `return` or `raise` among the statements themselves counts, and not
-    when a `break`/`continue` anywhere in them could leave a loop first.
-    """
-    if any(isinstance(node, (ast.Break, ast.Continue)) for stmt in rest for node in ast.walk(stmt)):
-        return False
-    return any(isinstance(stmt, (ast.Return, ast.Raise)) for stmt in rest)
+def _blocks_of(parents: Parents) -> LazyParents:
+    """``parents`` with its block cache: a plain map gets a throw-away one."""
+    if isinstance(parents, LazyParents):
+        return parents
+    rebuilt = LazyParents(ast.Module(body=[], type_ignores=[]))
+    rebuilt._build()
+    rebuilt.update(parents)
+    return rebuilt
 
 
 def reaches(parents: Parents, first: ast.AST, second: ast.AST) -> bool:
@@ -86,36 +142,37 @@ def reaches(parents: Parents, first: ast.AST, second: ast.AST) -> bool:
     An exception raised inside a `try` with handlers may be caught, so it
     does not count; a `finally` or handler of that `try` is always reached.
     """
-    route: dict[ast.AST, str] = {}
+    tree = _blocks_of(parents)
+    # Each ancestor of `second`: the field that leads down to it, and the child.
+    route: dict[ast.AST, tuple[str, ast.AST]] = {}
     node = second
-    while node in parents:
-        parent, name = parents[node]
-        route[parent] = name
+    while node in tree:
+        parent, name = tree[node]
+        route[parent] = (name, node)
         node = parent
     returns = raises = False  # every path from `first` returns / raises before here
     node = first
-    while node in parents:
-        parent, name = parents[node]
+    while node in tree:
+        parent, name = tree[node]
         if parent in route:
-            other = route[parent]
+            other, child = route[parent]
             if isinstance(parent, (ast.Try, ast.TryStar)) and (
                 other == "finalbody" or (other == "handlers" and name == "body")
             ):
                 return True
             if other == name and isinstance(node, ast.stmt):
-                block: list[ast.stmt] = getattr(parent, name)
-                target = next((stmt for stmt in block if _contains(parents, stmt, second)), None)
-                if (
-                    target is not None
-                    and block.index(node) < block.index(target)
-                    and _ends_block(block[block.index(node) : block.index(target)])
-                ):
+                block = tree.block(parent, name)
+                start = block.position[id(node)]
+                # The statement of this block that holds `second`.
+                stop = block.position.get(id(child))
+                if stop is not None and start < stop and block.ends(start, stop):
                     return False
             return not (returns or raises)
         if isinstance(node, ast.stmt) and isinstance(getattr(parent, name, None), list):
-            rest = getattr(parent, name)[getattr(parent, name).index(node) :]
-            if _ends_block(rest):
-                if any(isinstance(stmt, ast.Return) for stmt in rest):
+            block = tree.block(parent, name)
+            start = block.position[id(node)]
+            if block.ends(start, len(block.statements)):
+                if block.returns_in(start, len(block.statements)):
                     returns = True
                 else:
                     raises = True
@@ -123,14 +180,6 @@ def reaches(parents: Parents, first: ast.AST, second: ast.AST) -> bool:
             raises = False  # a handler may catch it and carry on
         node = parent
     return not (returns or raises)
-
-
-def _contains(parents: Parents, ancestor: ast.AST, node: ast.AST) -> bool:
-    while node is not ancestor:
-        if node not in parents:
-            return False
-        node = parents[node][0]
-    return True
 
 
 def switches(function: FunctionFacts, checkpoint: Event) -> bool:

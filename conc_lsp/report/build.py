@@ -8,18 +8,93 @@ the rules and read each finding's evidence; this module only assembles.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from typing import TextIO
 
 from conc_lsp.analysis.model import Finding, ModuleAnalysis
 from conc_lsp.analysis.parse import analyse_lines
-from conc_lsp.analysis.program import Program
+from conc_lsp.analysis.program import Program, program_of
 from conc_lsp.config import Settings
-from conc_lsp.diagnose import CheckResult, check_lines, with_fixes
+from conc_lsp.diagnose import CheckResult, check_lines, fix_for
+from conc_lsp.fixes.context import FixContext
 from conc_lsp.report.model import FindingReport, ProposedFix, Report, StateRow, Target, Trace
 from conc_lsp.report.sections import Scope, checkpoint_marks, scope_of, state_rows
 from conc_lsp.rules import all_rules
 from conc_lsp.rules.base import Detection, Rule, Words
 from conc_lsp.rules.story import TraceBuilder, first_sentence, ref, unified_diff
+
+# A report details (trace, fixes) at most this many findings, the most serious
+# first; the others are counted by rule with their lines: one report stays
+# readable, and its cost stays that of the check plus this many stories.
+MAX_DETAILED = 100
+# The state table and the checkpoint map keep this many rows (functions).
+MAX_ROWS = 200
+# The summary names this many locks and their states; the table lists them all.
+MAX_GUARDS = 5
+# Progress goes out for runs longer than this (seconds), at most once a second.
+QUIET_SECONDS = 2.0
+
+Progress = Callable[[int, int], None]  # (findings detailed so far, findings to detail)
+
+
+def progress_printer(stream: TextIO = sys.stderr) -> Progress:
+    """Prints `report: 40/100 findings` on ``stream`` during a long report."""
+    started = time.monotonic()
+    shown = started
+
+    def show(done: int, total: int) -> None:
+        nonlocal shown
+        now = time.monotonic()
+        if now - started >= QUIET_SECONDS and (now - shown >= 1.0 or done == total):
+            shown = now
+            print(f"conc-lsp: report: {done}/{total} findings", file=stream, flush=True)
+
+    return show
+
+
+def _detailed(
+    rules: dict[str, Rule], result: CheckResult, findings: list[Finding]
+) -> tuple[list[Finding], list[Finding]]:
+    """The findings the report details (at most ``MAX_DETAILED``, the most
+    serious first, then in line order) and the others."""
+    if len(findings) <= MAX_DETAILED:
+        return findings, []
+
+    def seriousness(finding: Finding) -> float:
+        rule = rules.get(finding.code)
+        detection = result.detection(finding)
+        if rule is None:
+            return float("inf")
+        return rule.seriousness(detection.evidence) if detection is not None else rule.rank
+
+    ranked = sorted(
+        range(len(findings)), key=lambda i: (seriousness(findings[i]), findings[i].location.line)
+    )
+    chosen = set(ranked[:MAX_DETAILED])
+    return (
+        [f for i, f in enumerate(findings) if i in chosen],
+        [f for i, f in enumerate(findings) if i not in chosen],
+    )
+
+
+def _omitted_note(omitted: list[Finding]) -> str:
+    """The findings left out of the details, counted per rule with their first lines."""
+    lines: dict[str, list[int]] = {}
+    for finding in omitted:
+        lines.setdefault(finding.code, []).append(finding.location.line + 1)
+    parts = []
+    for code in sorted(lines):
+        found = lines[code]
+        shown = ", ".join(str(line) for line in found[:5])
+        more = f" and {len(found) - 5} more" if len(found) > 5 else ""
+        parts.append(f"{code}: {len(found)} (lines {shown}{more})")
+    return (
+        f"{len(omitted)} more findings are not detailed here (a report details the "
+        f"{MAX_DETAILED} most serious): {'; '.join(parts)}; `conc-lsp check` lists them all"
+    )
 
 
 def _trace(
@@ -138,13 +213,15 @@ def build_report(
     link: str | None = None,
     result: CheckResult | None = None,
     analysis: ModuleAnalysis | None = None,
+    progress: Progress | None = None,
 ) -> Report:
     """The report for ``target`` (the whole module by default).
 
     ``name`` is how the file is called in the report and its diffs (the path
     by default); ``link`` is the address line references link to (no links
     when None). ``result`` is a ``diagnose.CheckResult`` of these lines, when
-    the caller already has one; ``analysis`` the hint analysis.
+    the caller already has one; ``analysis`` the hint analysis; ``progress``
+    hears of each finding detailed.
     """
     settings = settings or Settings()
     target = target or Target()
@@ -155,17 +232,18 @@ def build_report(
         raise ValueError("no facts for this text")
     if analysis is None:
         analysis = analyse_lines(lines)
-    module = Program(result.facts, lines)
+    module = program_of(result.facts, lines)
     scope = scope_of(module, target)
-    chosen = _target_findings(module, scope, target, result.findings)
-    fixed: dict[tuple[str, int, int], Finding] = {}
-    for line in sorted({finding.location.line for finding in chosen}):
-        for found in with_fixes(result, lines, settings, line, line):
-            fixed[(found.code, found.location.line, found.location.column)] = found
     rules = all_rules()
+    chosen, omitted = _detailed(
+        rules, result, _target_findings(module, scope, target, result.findings)
+    )
+    context = FixContext(lines, settings.cleanup_timeout)
     reports = []
-    for finding in chosen:
-        finding = fixed.get((finding.code, finding.location.line, finding.location.column), finding)
+    for done, finding in enumerate(chosen, 1):
+        if progress is not None:
+            progress(done - 1, len(chosen))
+        finding = replace(finding, fix=fix_for(result, finding, context))
         rule = rules.get(finding.code)
         if rule is None:  # pragma: no cover - findings come from the registered rules
             continue
@@ -199,6 +277,10 @@ def build_report(
         "are not analysed"
         for p in result.problems
     ]
+    if omitted:
+        notes.append(_omitted_note(omitted))
+    if progress is not None:
+        progress(len(chosen), len(chosen))
     label = target.label(name)
     report = Report(
         target=label,
@@ -210,7 +292,20 @@ def build_report(
         findings=reports,
         notes=notes,
     )
-    report.summary = _summary(report)
+    report.summary = _summary(report, len(omitted))
+    # The summary counted everything; the tables keep their first rows.
+    if len(report.state) > MAX_ROWS:
+        report.notes.append(
+            f"the shared state table lists the first {MAX_ROWS} of "
+            f"{len(report.state)} pieces of shared state"
+        )
+        del report.state[MAX_ROWS:]
+    if len(report.checkpoints) > MAX_ROWS:
+        report.notes.append(
+            f"the checkpoint map shows the first {MAX_ROWS} of "
+            f"{len(report.checkpoints)} functions with checkpoints"
+        )
+        del report.checkpoints[MAX_ROWS:]
     return report
 
 
@@ -218,7 +313,7 @@ def _plural(count: int, word: str, plural: str | None = None) -> str:
     return f"{count} {word if count == 1 else (plural or word + 's')}"
 
 
-def _summary(report: Report) -> str:
+def _summary(report: Report, omitted: int = 0) -> str:
     parts: list[str] = []
     rows = report.state
     unguarded = [row for row in rows if row.guard is None]
@@ -231,12 +326,17 @@ def _summary(report: Report) -> str:
         for row in rows:
             if row.guard is not None:
                 guards.setdefault(row.guard, []).append(row)
-        for guard, guarded in guards.items():
+        for guard, guarded in list(guards.items())[:MAX_GUARDS]:
             names = _some((f"`{row.state}`" for row in guarded), " and ")
             text += f"; {names} guarded by {guard}"
             breaks = [e for row in guarded for e in row.exceptions]
             if breaks:
-                text += " except at " + ", ".join(breaks)
+                text += " except at " + _some(breaks)
+        if len(guards) > MAX_GUARDS:
+            more = sum(len(guarded) for guarded in list(guards.values())[MAX_GUARDS:])
+            text += (
+                f"; {_plural(more, 'more piece')} guarded by {len(guards) - MAX_GUARDS} more locks"
+            )
         parts.append(text)
     else:
         parts.append("no shared state that more than one task can touch")
@@ -265,7 +365,8 @@ def _summary(report: Report) -> str:
             f"{_plural(len(items), name, _plural_class(name))} ({_some(items)})"
             for name, items in groups.items()
         )
-        parts.append(f"{_plural(len(findings), 'finding')}: {described}")
+        others = f" (and {omitted} more, not detailed)" if omitted else ""
+        parts.append(f"{_plural(len(findings), 'finding')}{others}: {described}")
     else:
         parts.append("no findings, so no race window to trace")
     sentence = f"`{report.target}`: " + "; ".join(parts) + "."

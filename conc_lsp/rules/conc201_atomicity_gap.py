@@ -150,20 +150,36 @@ def _concurrent_mutator(
     )
 
 
+def _latest_partners(by_state: dict[str | None, list[Event]], second: Event) -> list[Event]:
+    """For each state, its latest earlier write (with ``second``'s key) on a path
+    through ``second``; the latest first."""
+    found = []
+    for writes in by_state.values():
+        for first in reversed(writes):
+            if not exclusive(first, second):
+                found.append(first)
+                break
+    found.sort(key=lambda event: event.order, reverse=True)
+    return found
+
+
 def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
     mutated = _changed_in_place(module)
     for function in module.functions:
         if not function.is_async:
             continue
         parents = function_parents(function)
-        writes = [event for event in function.events if event.kind is EventKind.WRITE]
-        for index, second in enumerate(writes):
-            latest: set[tuple[str | None, str | None]] = set()
-            for first in reversed(writes[:index]):
-                if exclusive(first, second) or (first.state, first.key) in latest:
-                    continue
-                # Only the latest write of each entry before `second` is its partner.
-                latest.add((first.state, first.key))
+        # Earlier writes by key, then by state: only a write with the same key can
+        # be related, so a write looks at one entry per state, not at every write.
+        by_key: dict[str, dict[str | None, list[Event]]] = {}
+        for second in (event for event in function.events if event.kind is EventKind.WRITE):
+            if second.key is None:
+                continue
+            by_state = by_key.setdefault(second.key, {})
+            # Only the latest write of each entry before `second` is its partner.
+            partners = _latest_partners(by_state, second)
+            by_state.setdefault(second.state, []).append(second)
+            for first in partners:
                 if not _related(first, second) or not is_shared(module, second):
                     continue
                 if first.guards & second.guards:

@@ -59,6 +59,7 @@ import ast
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from conc_lsp.analysis.event_index import none_exclusive_before, writes_before, writes_between
 from conc_lsp.analysis.events import Event, EventKind, FunctionFacts, ModuleFacts, exclusive
 from conc_lsp.analysis.model import Fix
 from conc_lsp.analysis.program import INITIALISERS, Program
@@ -112,13 +113,30 @@ def _rewritten(function: FunctionFacts, parents: Parents, check: Event, action: 
     self.state = "connecting"`); what follows acts on the task's own write.
     """
     return any(
-        event.kind is EventKind.WRITE
-        and _same_target(event, action)
-        and not exclusive(event, check)
+        not exclusive(event, check)
         and not exclusive(event, action)
         and reaches(parents, event.node, action.node)
-        for event in function.events[check.order + 1 : action.order]
+        for event in writes_between(function, (action.state, action.key), check.order, action.order)
     )
+
+
+# How many of an action's latest writes `_rewritten_before` tries: a bound on
+# the search, never on what is found.
+_BARRIER_TRIES = 4
+
+
+def _rewritten_before(function: FunctionFacts, parents: Parents, action: Event) -> int:
+    """An order before which every check is `_rewritten` for ``action``: a write of
+    its target that reaches it, on a path through every earlier event (-1: none)."""
+    earlier = writes_before(function, (action.state, action.key), action.order)
+    for write in earlier[-1 : -_BARRIER_TRIES - 1 : -1]:
+        if (
+            not exclusive(write, action)
+            and none_exclusive_before(function, write)
+            and reaches(parents, write.node, action.node)
+        ):
+            return write.order
+    return -1
 
 
 def _statement(parents: Parents, node: ast.AST) -> tuple[ast.stmt | None, str]:
@@ -321,11 +339,14 @@ def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
             continue
         parents = function_parents(function)
         events = function.events
-        checks: list[Event] = []
+        checks: dict[tuple[str | None, str | None], list[Event]] = {}  # by target
         for event in events:
             if _is_action(event) and is_shared(module, event):
-                for earlier in reversed(checks):
-                    if not _same_target(earlier, event) or exclusive(earlier, event):
+                barrier = _rewritten_before(function, parents, event)
+                for earlier in reversed(checks.get((event.state, event.key), [])):
+                    if earlier.order < barrier:
+                        break  # this check and the earlier ones are `_rewritten`
+                    if exclusive(earlier, event):
                         continue
                     if earlier.kind is not EventKind.TEST and (
                         event.kind is not EventKind.WRITE or event.removal
@@ -357,7 +378,7 @@ def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
                     )
                     break
             if _is_check(event):
-                checks.append(event)
+                checks.setdefault((event.state, event.key), []).append(event)
 
 
 def _trace(

@@ -60,7 +60,7 @@ from dataclasses import dataclass
 from conc_lsp.analysis.events import Event, EventKind, FunctionFacts, ModuleFacts
 from conc_lsp.analysis.locks import holds_locks, holds_mutexes
 from conc_lsp.analysis.model import Fix, TextEdit
-from conc_lsp.analysis.program import INITIALISERS, Program
+from conc_lsp.analysis.program import INITIALISERS, Program, program_of
 from conc_lsp.analysis.reach import function_parents
 from conc_lsp.analysis.text import utf8_to_codepoint
 from conc_lsp.fixes.context import FixContext
@@ -115,19 +115,28 @@ def _deciding_counters(function: FunctionFacts) -> set[str]:
     if not tests:
         return set()
     parents = function_parents(function)
+    # id of an `if`/`while` -> owners of the keyed state touched in its body or
+    # `else`: one walk up from each keyed access, not a scan of the events per test.
+    touched: dict[int, set[str | None]] = {}
+    climbed: set[tuple[int, str | None]] = set()  # what is above was marked already
+    for event in function.events:
+        if not _keyed(event):
+            continue
+        node = event.node
+        while node in parents and (id(node), event.owner) not in climbed:
+            climbed.add((id(node), event.owner))
+            parent, field = parents[node]
+            if isinstance(parent, (ast.If, ast.While)) and field in ("body", "orelse"):
+                touched.setdefault(id(parent), set()).add(event.owner)
+            node = parent
     deciding: set[str] = set()
     for test in tests:
-        node: ast.AST = test.node
+        node = test.node
         while node in parents and not isinstance(node, ast.stmt):
             node = parents[node][0]
         if not isinstance(node, (ast.If, ast.While)):
             continue
-        body = [*node.body, *node.orelse]
-        inside = {id(child) for stmt in body for child in ast.walk(stmt)}
-        if any(
-            _keyed(event) and event.owner == test.owner and id(event.node) in inside
-            for event in function.events
-        ):
+        if test.owner in touched.get(id(node), ()):
             deciding.add(test.state or "")
     return deciding
 
@@ -164,6 +173,12 @@ def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
         ]
         if not keyed:
             continue
+        # Per owner: its first keyed access, and the keys it is accessed by.
+        first_keyed: dict[str | None, Event] = {}
+        keys: dict[str | None, set[str | None]] = {}
+        for access in keyed:
+            first_keyed.setdefault(access.owner, access)
+            keys.setdefault(access.owner, set()).add(access.key)
         reported: set[str | None] = set()
         for event in function.events:
             if (
@@ -172,11 +187,11 @@ def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
                 and event.key is None
                 and event.state in deciding
                 and event.state not in reported
-                and any(other.owner == event.owner for other in keyed)
+                and event.owner in first_keyed
                 and _counts_by_one(function, event)
                 and event.state in in_tasks
             ):
-                state = next(other for other in keyed if other.owner == event.owner)
+                state = first_keyed[event.owner]
                 reported.add(event.state)
                 yield rule.detect(
                     function,
@@ -190,17 +205,10 @@ def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
                 )
         for event in function.events:
             if _keyed(event) and holds_mutexes(event.state):
-                other = next(
-                    (
-                        access
-                        for access in keyed
-                        if access.owner == event.owner and access.key != event.key
-                    ),
-                    None,
-                )
-                if other is None or any(
-                    access.owner == event.owner and access.key == event.key for access in keyed
-                ):
+                # Skipped when an access of the owner has the lock's key; else all its
+                # accesses have another key, and the first one is shown.
+                other = first_keyed.get(event.owner)
+                if other is None or event.key in keys[event.owner]:
                     continue
                 yield rule.detect(
                     function,
@@ -457,7 +465,7 @@ class GlobalCounterForKeyedState(Rule):
         evidence = detection.evidence
         if not isinstance(evidence, SharedCounter):
             return None
-        proposed = _sketch_counter(Program(module, context.lines), evidence, "", context.lines)
+        proposed = _sketch_counter(program_of(module, context.lines), evidence, "", context.lines)
         if proposed is None or not proposed.edits:
             return None
         title = f"{proposed.title} (unsafe: the counter becomes a per-key mapping)"

@@ -79,30 +79,55 @@ def _discarded_calls(function: FunctionFacts) -> set[int]:
     }
 
 
-def _readers_after_wait(module: ModuleFacts) -> dict[str, list[tuple[str, Event]]]:
-    """Event name -> (waiting function, read of shared state after the wait).
+def _readers_after_wait(module: ModuleFacts) -> dict[str, dict[str, tuple[str, Event]]]:
+    """Event name -> state -> the first (waiting function, read of that state after
+    a wait for the event), functions in order.
 
     A `pop()` whose value is used (`return self.replies.pop(key)`) reads too."""
-    readers: dict[str, list[tuple[str, Event]]] = {}
+    readers: dict[str, dict[str, tuple[str, Event]]] = {}
     for function in module.functions:
-        discarded: set[int] | None = None
+        # Each name's first wait: what follows a later wait follows the first one too.
+        first_wait: dict[str, int] = {}
         for checkpoint in function.checkpoints:
             call = awaited_call(function, checkpoint)
             if call is None or call.method != "wait" or not call.receiver:
                 continue
-            name = event_name(call.receiver)
-            for event in function.events[checkpoint.order + 1 :]:
-                if not event.state:
-                    continue
-                if event.kind is EventKind.WRITE and event.method in CONSUMING_METHODS:
-                    if discarded is None:
-                        discarded = _discarded_calls(function)
-                    if id(event.node) in discarded:
-                        continue
-                elif event.kind not in (EventKind.READ, EventKind.TEST):
-                    continue
-                readers.setdefault(name, []).append((function.qualname, event))
+            first_wait.setdefault(event_name(call.receiver), checkpoint.order)
+        if not first_wait:
+            continue
+        reads = _reads(function)
+        # Backwards over the reads: `after` holds the first read of each state
+        # after the current position, snapshotted at each name's first wait.
+        waits = sorted(first_wait.items(), key=lambda item: item[1], reverse=True)
+        after: dict[str, Event] = {}
+        position = len(reads)
+        for name, order in waits:
+            while position > 0 and reads[position - 1].order > order:
+                position -= 1
+                after[reads[position].state or ""] = reads[position]
+            if after:
+                found = readers.setdefault(name, {})
+                for state, read in after.items():
+                    found.setdefault(state, (function.qualname, read))
     return readers
+
+
+def _reads(function: FunctionFacts) -> list[Event]:
+    """The events that read shared state, in order."""
+    discarded: set[int] | None = None
+    found = []
+    for event in function.events:
+        if not event.state:
+            continue
+        if event.kind is EventKind.WRITE and event.method in CONSUMING_METHODS:
+            if discarded is None:
+                discarded = _discarded_calls(function)
+            if id(event.node) in discarded:
+                continue
+        elif event.kind not in (EventKind.READ, EventKind.TEST):
+            continue
+        found.append(event)
+    return found
 
 
 def _text(node: ast.AST) -> str:
@@ -131,6 +156,19 @@ def _event_sources(function: FunctionFacts, receiver: str) -> set[str]:
     sources.add(base)
     if not receiver.isidentifier():
         return sources
+    for value in _assigned_values(function).get(receiver, ()):
+        for part in ast.walk(value):
+            if isinstance(part, (ast.Name, ast.Attribute)):
+                sources.add(_text(part))
+    return sources
+
+
+def _assigned_values(function: FunctionFacts) -> dict[str, list[ast.expr]]:
+    """Local name -> the values it is bound to (`for`, `=`, `:=`), found in one walk."""
+    memo = function.memo.get("conc301-assigned")
+    if isinstance(memo, dict):
+        return memo
+    found: dict[str, list[ast.expr]] = {}
     for node in ast.walk(function.node):
         value: ast.expr | None = None
         targets: list[ast.expr] = []
@@ -140,16 +178,15 @@ def _event_sources(function: FunctionFacts, receiver: str) -> set[str]:
             targets, value = node.targets, node.value
         elif isinstance(node, ast.NamedExpr):
             targets, value = [node.target], node.value
-        if value is None or not any(
-            isinstance(name, ast.Name) and name.id == receiver
-            for target in targets
-            for name in ast.walk(target)
-        ):
+        if value is None:
             continue
-        for part in ast.walk(value):
-            if isinstance(part, (ast.Name, ast.Attribute)):
-                sources.add(_text(part))
-    return sources
+        names = {
+            name.id for target in targets for name in ast.walk(target) if isinstance(name, ast.Name)
+        }
+        for name in names:
+            found.setdefault(name, []).append(value)
+    function.memo["conc301-assigned"] = found
+    return found
 
 
 def _publishes(function: FunctionFacts, setter: Event, write: Event) -> bool:
@@ -158,22 +195,32 @@ def _publishes(function: FunctionFacts, setter: Event, write: Event) -> bool:
     before the set. The waiter runs after it and reads what the setter meant."""
     if write.removal or write.augmented or write.method:
         return False
-    value = next(
-        (
-            node.value
-            for node in ast.walk(function.node)
-            if isinstance(node, ast.Assign) and any(target is write.node for target in node.targets)
-        ),
-        None,
-    )
+    values, first_writes = _assignments(function)
+    value = values.get(id(write.node))
     if value is None or _is_reset(value):
         return False
-    return not any(
-        event.kind is EventKind.WRITE
-        and event.state == write.state
-        and not exclusive(event, setter)
-        for event in function.events[: setter.order]
-    )
+    return first_writes.get(write.state or "", write.order) >= setter.order
+
+
+def _assignments(function: FunctionFacts) -> tuple[dict[int, ast.expr], dict[str, int]]:
+    """The value assigned to each target node, and the order of each state's first
+    write (once per function: the rule stays linear in its length)."""
+    memo = function.memo.get("conc301-assignments")
+    if isinstance(memo, tuple):
+        return memo
+    values = {
+        id(target): node.value
+        for node in ast.walk(function.node)
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+    }
+    first_writes: dict[str, int] = {}
+    for event in function.events:
+        if event.kind is EventKind.WRITE and event.state is not None:
+            first_writes.setdefault(event.state, event.order)
+    found = (values, first_writes)
+    function.memo["conc301-assignments"] = found
+    return found
 
 
 def _is_reset(value: ast.expr) -> bool:
@@ -226,9 +273,7 @@ def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
                     continue
                 if _publishes(function, setter, event):
                     continue
-                reader = next(
-                    ((name, read) for name, read in waiting if read.state == event.state), None
-                )
+                reader = waiting.get(event.state or "")
                 if reader is None:
                     continue
                 waiter, read = reader

@@ -68,7 +68,6 @@ import ast
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from conc_lsp.analysis.checkpoints import NURSERIES
 from conc_lsp.analysis.events import (
     Event,
     EventKind,
@@ -82,7 +81,7 @@ from conc_lsp.analysis.libraries import last_name
 from conc_lsp.analysis.model import Fix, Severity, Shield
 from conc_lsp.analysis.program import Program
 from conc_lsp.analysis.reach import awaited_call
-from conc_lsp.analysis.tree import own_nodes
+from conc_lsp.analysis.task_blocks import TaskBlock, around, by_waiter, dotted, task_blocks
 from conc_lsp.fixes.context import FixContext
 from conc_lsp.rules.base import Detection, Evidence, Rule, Words, checkpoint_words
 from conc_lsp.rules.story import (
@@ -126,99 +125,6 @@ class LostWakeup(Evidence):
     setters: tuple[_Setter, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class _Nursery:
-    """An `async with open_nursery()/create_task_group()/TaskGroup()` block, or an
-    `async with cm():` block (``entered``)."""
-
-    function: str  # qualname of the function holding the block
-    first_line: int  # 0-based lines of the block's body
-    last_line: int
-    spawned: frozenset[str]  # last names of the functions started in it
-    entered: frozenset[str] = frozenset()  # a plain `async with cm():`: the cm's name
-
-    def runs(self, function: FunctionFacts, event: Event) -> bool:
-        """True when ``event`` of ``function`` runs inside this block."""
-        if function.name in self.spawned:
-            return True
-        return (
-            function.qualname == self.function
-            and self.first_line <= event.location.line <= self.last_line
-        )
-
-    def cancels_wait(self, waiter: FunctionFacts, wait: Event, setter: _Setter) -> bool:
-        """An error before the set cancels (or skips) the wait."""
-        if self.entered:
-            return waiter.name in self.entered and self.runs(setter.function, setter.event)
-        return self.runs(waiter, wait) and self.runs(setter.function, setter.event)
-
-
-def _spawned_name(call: ast.Call) -> str | None:
-    if not call.args:
-        return None
-    target = call.args[0]
-    if isinstance(target, ast.Call):  # create_task(worker(...)), partial(worker, ...)
-        if target.args and last_name(_dotted(target.func)) == "partial":
-            target = target.args[0]
-        else:
-            target = target.func
-    return last_name(_dotted(target)) or None
-
-
-def _dotted(node: ast.expr) -> str:
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        return f"{_dotted(node.value)}.{node.attr}"
-    return ""
-
-
-def _nurseries(module: ModuleFacts) -> list[_Nursery]:
-    found = []
-    for function in module.functions:
-        for node in own_nodes(function.node):
-            if not isinstance(node, ast.AsyncWith) or not node.body:
-                continue
-            entered = {
-                last_name(module.table.resolve(item.context_expr.func))
-                for item in node.items
-                if isinstance(item.context_expr, ast.Call)
-            }
-            if not entered & NURSERIES:
-                # `async with agen() as x:` around the setter: an error in the body
-                # exits the context manager, which cancels or skips its own wait.
-                found.append(
-                    _Nursery(
-                        function.qualname,
-                        node.body[0].lineno - 1,
-                        (node.end_lineno or node.lineno) - 1,
-                        frozenset(),
-                        frozenset(entered),
-                    )
-                )
-                continue
-            spawned = set()
-            for statement in node.body:
-                for inner in [statement, *own_nodes(statement)]:
-                    if (
-                        isinstance(inner, ast.Call)
-                        and isinstance(inner.func, ast.Attribute)
-                        and inner.func.attr in SPAWNERS
-                    ):
-                        name = _spawned_name(inner)
-                        if name:
-                            spawned.add(name)
-            found.append(
-                _Nursery(
-                    function.qualname,
-                    node.body[0].lineno - 1,
-                    (node.end_lineno or node.lineno) - 1,
-                    frozenset(spawned),
-                )
-            )
-    return found
-
-
 def _callers(module: ModuleFacts, function: FunctionFacts) -> list[tuple[FunctionFacts, Event]]:
     """Direct calls of ``function`` by name: `helper()`, `self.helper()`, `Cls.helper()`."""
     found = []
@@ -257,7 +163,7 @@ def _risk(
     catch_all = context.in_except is not None and context.in_except.lstrip("*") in CATCH_ALL
     if context.in_finally or catch_all:
         where = "in a `finally`" if context.in_finally else "in an `except BaseException`"
-        for checkpoint in function.checkpoints:
+        for checkpoint in function.checkpoints_in(event.cleanup_block):
             if checkpoint.order >= event.order:
                 break
             if (
@@ -304,7 +210,7 @@ def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
         setters.setdefault(event_name(event.receiver), []).append(
             _Setter(function, event, _risk(module, function, event))
         )
-    nurseries: list[_Nursery] | None = None
+    nurseries: dict[tuple[str, str], list[TaskBlock]] | None = None
     for function in module.functions:
         for checkpoint in function.checkpoints:
             call = awaited_call(function, checkpoint)
@@ -323,10 +229,10 @@ def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
             ):
                 continue  # the setter's error reaches the waiter (its nursery, gather)
             if nurseries is None:
-                nurseries = _nurseries(module)
+                nurseries = by_waiter(task_blocks(module, SPAWNERS))
             if any(
-                nursery.cancels_wait(function, checkpoint, setter)
-                for nursery in nurseries
+                nursery.cancels_wait(function, checkpoint, setter.function, setter.event)
+                for nursery in around(nurseries, function)
                 for setter in found
             ):
                 continue  # an error in the setter cancels this wait
@@ -363,7 +269,7 @@ def _same_event(
         return candidates
     home = waiter.qualname.split(".<locals>.", 1)[0]
     owner = module.function(home)
-    if owner is None or not _created_here(owner.node, receiver):
+    if owner is None or receiver not in _created_events(owner):
         return candidates  # a parameter, or unpacked from shared state: may be shared
     found = [
         setter
@@ -380,17 +286,22 @@ def _same_event(
     return found
 
 
-def _created_here(node: ast.AST, name: str) -> bool:
-    """`name = trio.Event()` (or any `...Event()`) in the function: a fresh event."""
-    for child in ast.walk(node):
+def _created_events(function: FunctionFacts) -> set[str]:
+    """Names bound by `name = trio.Event()` (or any `...Event()`) in the function:
+    fresh events. One walk per function."""
+    memo = function.memo.get("conc302-created-events")
+    if isinstance(memo, set):
+        return memo
+    found: set[str] = set()
+    for child in ast.walk(function.node):
         if (
             isinstance(child, ast.Assign)
-            and any(isinstance(target, ast.Name) and target.id == name for target in child.targets)
             and isinstance(child.value, ast.Call)
-            and last_name(_dotted(child.value.func)) == "Event"
+            and last_name(dotted(child.value.func)) == "Event"
         ):
-            return True
-    return False
+            found.update(target.id for target in child.targets if isinstance(target, ast.Name))
+    function.memo["conc302-created-events"] = found
+    return found
 
 
 def _supervised(module: ModuleFacts, waiter: FunctionFacts, setter: _Setter) -> bool:
@@ -399,6 +310,17 @@ def _supervised(module: ModuleFacts, waiter: FunctionFacts, setter: _Setter) -> 
     cancels the nursery, and the waiter with it), or gathered with it; or the
     setter is a test body, whose failure ends the test."""
     home = waiter.qualname.split(".<locals>.", 1)[0]
+    # What follows depends on the waiter's home and the setter's function only.
+    memo = module.memo.setdefault("conc302-supervised", {})
+    assert isinstance(memo, dict)
+    key = (home, id(setter.function))
+    if key not in memo:
+        memo[key] = _supervised_by(module, home, setter)
+    found: bool = memo[key]
+    return found
+
+
+def _supervised_by(module: ModuleFacts, home: str, setter: _Setter) -> bool:
     owner = module.function(home)
     if owner is None:
         return False

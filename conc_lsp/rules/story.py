@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import difflib
 import io
+import re
 import tokenize
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -194,13 +195,45 @@ def renumber(b: TraceBuilder) -> None:
     b.roles = {role: mapping[number] for role, number in b.roles.items() if number in mapping}
 
 
+# Past this many lines a diff compares only the lines around its edits: a
+# report's diffs cost the size of their edits, not of the module each.
+WHOLE_DIFF_LINES = 1000
+_HUNK = re.compile(r"^@@ -(\d+)(,\d+)? \+(\d+)(,\d+)? @@$")
+
+
 def unified_diff(lines: list[str], edits: Iterable[TextEdit], name: str) -> str:
     """The change that ``edits`` make, as a unified diff of ``name``."""
-    new = apply_edits(lines, list(edits))
+    edits = list(edits)
+    first, offset = 0, 0
+    if len(lines) > WHOLE_DIFF_LINES and edits:
+        # 2 lines of context and 1 to spare on each side of the edited lines.
+        first = max(0, min(edit.start[0] for edit in edits) - 3)
+        stop = min(len(lines), max(edit.end[0] for edit in edits) + 4)
+        offset, lines = first, lines[first:stop]
+        edits = [
+            TextEdit(
+                (edit.start[0] - first, edit.start[1]),
+                (edit.end[0] - first, edit.end[1]),
+                edit.text,
+            )
+            for edit in edits
+        ]
+    new = apply_edits(lines, edits)
     diff = difflib.unified_diff(
         lines, new, fromfile=f"a/{name}", tofile=f"b/{name}", n=2, lineterm=""
     )
+    if offset:
+        diff = (_shifted(line, offset) for line in diff)
     return "\n".join(diff)
+
+
+def _shifted(line: str, offset: int) -> str:
+    """A hunk header of a diff of lines ``offset:``, numbered as in the whole file."""
+    match = _HUNK.match(line)
+    if match is None:
+        return line
+    old, old_length, new, new_length = match.groups()
+    return f"@@ -{int(old) + offset}{old_length or ''} +{int(new) + offset}{new_length or ''} @@"
 
 
 def sketch_diff(

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
-from conc_lsp.analysis.model import Finding, HintKey, Resolution, Severity
+from conc_lsp.analysis.model import Finding, Severity
 from conc_lsp.config import Settings
+from conc_lsp.jobs import Resolved, compute, compute_fix_all, compute_fixes, forget
 from conc_lsp.server.positions import to_lsp
 from conc_lsp.server.workers import WorkerProcess
-
-if TYPE_CHECKING:  # the rules load in the worker process only, not in the server
-    from conc_lsp.diagnose import CheckResult
 
 JOB_SECONDS = 120.0  # one job of the rules: past it, the process is killed (no findings)
 
@@ -32,81 +28,6 @@ def rules_document() -> str | None:
     """A link target for rule docs: the generated docs/rules.md, when present."""
     path = Path(__file__).resolve().parents[2] / "docs" / "rules.md"
     return path.as_uri() if path.is_file() else None
-
-
-# In the worker process: the last check of each document, so that the quick
-# fixes at the cursor reuse its facts instead of checking the text again.
-# The facts hold syntax trees: only the most recently checked documents keep theirs.
-_LAST_CHECK: OrderedDict[str, tuple[int, Settings, CheckResult]] = OrderedDict()
-KEPT_CHECKS = 8
-Resolved = dict[HintKey, Resolution]
-
-
-def _checked(
-    key: str,
-    lines: list[str],
-    settings: Settings,
-    path: str | None,
-    resolutions: Resolved | None = None,
-) -> CheckResult:
-    digest = hash((tuple(lines), frozenset((resolutions or {}).items())))
-    last = _LAST_CHECK.get(key)
-    if last is not None and last[0] == digest and last[1] == settings:
-        _LAST_CHECK.move_to_end(key)
-        return last[2]
-    # the rules load only in the worker process (start-up cost)
-    from conc_lsp.diagnose import check_lines
-
-    result = check_lines(lines, settings, path, resolutions=resolutions)
-    _LAST_CHECK[key] = (digest, settings, result)
-    _LAST_CHECK.move_to_end(key)
-    while len(_LAST_CHECK) > KEPT_CHECKS:
-        _LAST_CHECK.popitem(last=False)
-    return result
-
-
-def compute(
-    key: str,
-    lines: list[str],
-    settings: Settings,
-    path: str | None,
-    resolutions: Resolved | None = None,
-) -> list[Finding]:
-    """The findings for a snapshot of a document's lines (runs in the worker process)."""
-    if not settings.diagnostics_enabled:
-        return []
-    return _checked(key, lines, settings, path, resolutions).findings
-
-
-def compute_fixes(
-    key: str,
-    lines: list[str],
-    settings: Settings,
-    path: str | None,
-    first: int,
-    last: int,
-    resolutions: Resolved | None = None,
-) -> list[Finding]:
-    """Findings on lines first..last with their fixes (runs in the worker process)."""
-    if not settings.diagnostics_enabled:
-        return []
-    # the rules load only in the worker process (start-up cost)
-    from conc_lsp.diagnose import with_fixes
-
-    checked = _checked(key, lines, settings, path, resolutions)
-    return with_fixes(checked, lines, settings, first, last)
-
-
-def forget(key: str) -> None:
-    _LAST_CHECK.pop(key, None)
-
-
-def compute_fix_all(lines: list[str], settings: Settings, path: str | None) -> list[str]:
-    """The lines with every safe fix applied (runs in the worker process)."""
-    # the rules load only in the worker process (start-up cost)
-    from conc_lsp.diagnose import fix_lines
-
-    return fix_lines(lines, settings, path)[0]
 
 
 class Worker(WorkerProcess):

@@ -33,10 +33,10 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams
 from pygls.uris import to_fs_path
 
-from conc_lsp.analysis.model import HintKey, Resolution
 from conc_lsp.analysis.text import split_lines
 from conc_lsp.config import Settings
-from conc_lsp.server.diagnostics import JOB_SECONDS, _checked
+from conc_lsp.jobs import compute_lenses, compute_report
+from conc_lsp.server.diagnostics import JOB_SECONDS
 from conc_lsp.server.positions import to_lsp
 from conc_lsp.server.workers import JobFailed, OutOfTime
 from conc_lsp.sources import UndecodableSource, read_source
@@ -56,47 +56,6 @@ REPORT_SECONDS = 60.0  # one report: past it, its process is killed and the requ
 
 # uri -> ((version, settings), lens targets) for the documents seen last
 _LENSES: OrderedDict[str, tuple[tuple[int | None, Settings, int], list[LensTarget]]] = OrderedDict()
-
-
-# -- in the worker process -----------------------------------------------------
-
-
-def compute_lenses(
-    key: str,
-    lines: list[str],
-    settings: Settings,
-    path: str | None,
-    resolutions: dict[HintKey, Resolution] | None = None,
-) -> list[LensTarget]:
-    """Code lens targets of a document (runs in the worker process)."""
-    # the report loads only when asked for (start-up cost)
-    from conc_lsp.report import lens_targets
-
-    result = _checked(key, lines, settings, path, resolutions)
-    if result.facts is None:
-        return []
-    return lens_targets(result.facts, result.findings, lines)
-
-
-def compute_report(
-    key: str,
-    lines: list[str],
-    settings: Settings,
-    path: str | None,
-    target: Target,
-    name: str,
-    link: str | None,
-    resolutions: dict[HintKey, Resolution] | None = None,
-) -> str:
-    """The report as markdown (runs in the worker process, reusing its last check)."""
-    # the report loads only when asked for (start-up cost)
-    from conc_lsp.report import build_report, render_markdown
-
-    result = _checked(key, lines, settings, path, resolutions)
-    report = build_report(
-        lines, target, settings=settings, path=path, name=name, link=link, result=result
-    )
-    return render_markdown(report, tables=False)  # a preview beside the code is narrow
 
 
 # -- code lenses ---------------------------------------------------------------
