@@ -29,6 +29,12 @@ PROJECTS = Path(__file__).parent / "fixtures" / "projects"
 EXPECT = re.compile(r"#\s*expect:\s*(?P<verdict>[a-z-]+)")
 
 
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with an empty cache of verdicts on disk."""
+    monkeypatch.setenv("CONC_LSP_CACHE_DIR", str(tmp_path / "cache"))
+
+
 def resolved(root: Path, name: str = "main.py") -> tuple[list[str], dict[int, Resolution | None]]:
     """The lines of ``root/name`` and, per checkpoint keyword line, what resolved."""
     path = root / name

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 from pygls.uris import to_fs_path
 
-from conc_lsp.analysis.resolve import forget_document, resolve_document, warm_up
+from conc_lsp.analysis.resolve_process import forget_document, release, resolve_document, warm_up
 from conc_lsp.server.workers import JobFailed, OutOfMemory, WorkerProcess
 
 if TYPE_CHECKING:
