@@ -129,11 +129,14 @@ def test_results_follow_edits_of_the_helper_file(tmp_path: Path) -> None:
 
 
 def test_a_spent_budget_stops_and_says_so() -> None:
+    """With no time at all, a pass still resolves one checkpoint (so that
+    passes that go on where the last stopped come to an end), then stops."""
     root = PROJECTS / "trio_app"
     lines = split_lines((root / "main.py").read_text(encoding="utf-8"))
     result = Resolver(str(root)).resolve_lines(lines, str(root / "main.py"), budget=0)
     assert not result.complete
-    assert result.resolutions == {}
+    assert len(result.attempted) == 1
+    assert len(result.resolutions) <= 1
     assert result.total >= 20
 
 

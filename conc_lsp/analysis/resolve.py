@@ -155,7 +155,6 @@ class Resolver:
         ``progress`` hears of each checkpoint done.
         """
         started = time.monotonic()
-        self._deadline = started + budget
         self._files.new_pass()
         result = DocumentResolution()
         key = path or "<buffer>"
@@ -198,10 +197,14 @@ class Resolver:
             source.done.clear()  # a file they were read from has changed since
             source.done_files.clear()
         self._reading.append(source.done_files)
+        # Each pass resolves one checkpoint at least, however small its budget:
+        # passes that go on where the last stopped always come to an end.
+        self._deadline = float("inf")
         try:
             for hint_key, target in targets:
                 if hint_key not in source.done:
                     source.done[hint_key] = self._resolve_target(key, source, target)
+                    self._deadline = started + budget
                     if progress is not None:
                         progress(len(source.done), result.total)
         except BudgetSpent:
@@ -303,10 +306,13 @@ class Resolver:
         self._sources[key] = source
         self._sources.move_to_end(key)
         while len(self._sources) > KEPT_SOURCES:
+            # Files read from disk first (they are read again when needed),
+            # then documents (the command line's, or an editor's not seen for long).
             oldest = next(
-                (path for path, kept in self._sources.items() if not kept.is_buffer), None
+                (path for path, kept in self._sources.items() if not kept.is_buffer),
+                next(iter(self._sources)),
             )
-            if oldest is None or oldest == key:
+            if oldest == key:
                 break
             self._save(oldest, self._sources.pop(oldest))
 
