@@ -386,6 +386,9 @@ class Resolver:
             return []
         try:
             script = self._script(key, source)
+            # jedi gives up on a node inferred 300 times by its state: a count
+            # for one question, not for every file that shares the state.
+            self._state.inferred_element_counts = {}
             names: list[Name] = script.infer(line, column)
         except Exception as error:  # noqa: BLE001 - jedi fails on odd code; we fall back
             logger.debug("jedi could not infer %s:%d:%d: %r", key, line, column, error)

@@ -5,6 +5,7 @@ more to resolve."""
 
 from __future__ import annotations
 
+import gc
 import time
 from typing import Any
 
@@ -70,3 +71,4 @@ def release() -> None:
     """Nothing more to resolve for now: let jedi's memory go."""
     for resolver in _RESOLVERS.values():
         resolver.release()
+    gc.collect()  # jedi's values hold each other in cycles: free them now
