@@ -237,3 +237,25 @@ def test_the_server_goes_on_until_the_document_is_done() -> None:
     assert document.resolved_version == 1
     assert document.resolution_status(other) == "not followed"
     assert other_key not in document.resolutions
+
+
+def test_a_shared_jedi_state_does_not_give_up_after_many_files(project: Path) -> None:
+    """jedi stops inferring a node it has inferred 300 times in one state; one
+    state serves many files of a run, so the count must start again for each
+    question (it once left checkpoints unresolved after a few hundred files)."""
+
+    class Saturated(dict[Any, int]):
+        def __getitem__(self, key: Any) -> int:
+            return 10**6  # as if every node had been inferred in a thousand files
+
+    lines = main_lines(project)
+    resolver = Resolver(str(project), cache=False)
+    resolver.resolve_lines(["import trio", "async def f():", "    await trio.sleep(0)"], None)
+    assert resolver._state is not None
+    resolver._state.inferred_element_counts = Saturated()
+    found = resolver.resolve_lines(lines, str(project / "main.py"), budget=120)
+    fresh = Resolver(str(project), cache=False).resolve_lines(
+        lines, str(project / "main.py"), budget=120
+    )
+    assert found.resolutions == fresh.resolutions
+    assert len(found.resolutions) >= 12
