@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from conc_lsp.analysis import resolve
+from conc_lsp.analysis.jedi_setup import speed_up_parso
 from conc_lsp.analysis.model import HintKey, Resolution, Verdict
 from conc_lsp.analysis.parse import analyse_lines
 from conc_lsp.analysis.resolve import Resolver, keyed_hints
@@ -259,3 +261,15 @@ def test_a_shared_jedi_state_does_not_give_up_after_many_files(project: Path) ->
     )
     assert found.resolutions == fresh.resolutions
     assert len(found.resolutions) >= 12
+
+
+def test_jedi_warnings_about_unimportable_modules_stay_quiet() -> None:
+    """`check --resolve` printed jedi's "Module src.trio._abc not importable in
+    path [...]" on stderr, once per module of a src/ layout."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        speed_up_parso()
+        message = "Module src.trio._abc not importable in path ['/x']."
+        warnings.warn(message, UserWarning, stacklevel=1)
+        warnings.warn("something else", UserWarning, stacklevel=1)
+    assert [str(warning.message) for warning in caught] == ["something else"]
