@@ -273,3 +273,21 @@ def test_jedi_warnings_about_unimportable_modules_stay_quiet() -> None:
         warnings.warn(message, UserWarning, stacklevel=1)
         warnings.warn("something else", UserWarning, stacklevel=1)
     assert [str(warning.message) for warning in caught] == ["something else"]
+
+
+def test_a_whole_document_request_keeps_the_range_on_screen_first() -> None:
+    """Neovim asks for the whole buffer's hints; the range its plugin asked
+    for before (the lines on screen) stays the one resolved first."""
+    server = FakeServer()
+    text = "".join(f"x{number} = {number}\n" for number in range(100))
+    document = Document.open("file:///tmp/long.py", 1, text)
+    resolutions = resolution.Resolutions()
+    resolutions.shown(server, document, 0, len(document.lines))  # type: ignore[arg-type]
+    assert resolutions.visible[document.uri] == (0, len(document.lines))
+    resolutions.shown(server, document, 40, 80)  # type: ignore[arg-type]
+    resolutions.shown(server, document, 0, len(document.lines))  # type: ignore[arg-type]
+    assert resolutions.visible[document.uri] == (40, 80)
+    resolutions.shown(server, document, 10, 50)  # type: ignore[arg-type]
+    assert resolutions.visible[document.uri] == (10, 50)
+    for handle in resolutions.pending.values():
+        handle.cancel()

@@ -100,8 +100,12 @@ class Resolutions:
 
     def shown(self, ls: ConcLanguageServer, document: Document, first: int, end: int) -> None:
         """The editor asked for hints of these lines: resolve them first, and
-        start on a document that was waiting to be shown."""
-        self.visible[document.uri] = (first, end)
+        start on a document that was waiting to be shown. A request for the
+        whole document (Neovim 0.11 asks for the whole buffer) says nothing of
+        what is on screen: a narrower range asked for before keeps priority."""
+        whole = first <= 0 and end >= len(document.lines)
+        if not whole or document.uri not in self.visible:
+            self.visible[document.uri] = (first, end)
         if document.uri in self.waiting:
             self.waiting.discard(document.uri)
             self.schedule(ls, document, OPEN_DELAY)
