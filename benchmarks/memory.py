@@ -26,7 +26,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from lsprotocol import types
 
@@ -53,18 +52,10 @@ async def run(files: int, lines: int) -> list[str]:
     modules = [synth.trio_module(lines, prefix=f"m{index}_", seed=index) for index in range(files)]
     if len({module.text for module in modules}) != files:
         return ["the generated files are not all distinct"]
-    done: set[str] = set()
-
-    def add_handler(client: Any) -> None:
-        @client.feature(types.WINDOW_LOG_MESSAGE)
-        def logged(params: types.LogMessageParams) -> None:
-            if params.message.startswith("conc-lsp: resolved "):
-                done.add(params.message.split(" of ", 2)[2].split(" ", 1)[0])
-
     with tempfile.TemporaryDirectory(prefix="conc-lsp-bench-") as folder:
         root = Path(folder)
         os.environ["CONC_LSP_CACHE_DIR"] = str(root / ".cache")  # an empty cache of verdicts
-        session = await lspclient.start(root, None, lspclient.CLIENT, add_handler)
+        session = await lspclient.start(root)
         try:
             pid = session.pid
             startup_rss = lspclient.vm_rss_kib(pid)
@@ -141,18 +132,30 @@ async def run(files: int, lines: int) -> list[str]:
                 f"{files} whole-file requests: {total_hints:,} hints in {elapsed:.2f} s "
                 f"(first request per file: full analysis + response)"
             )
-            await resolved_memory(pid, uris, done, failures)
+            await resolved_memory(session, uris, failures)
             failures.extend(session.errors())
         finally:
             await session.close()
     return failures
 
 
-async def resolved_memory(pid: int, uris: list[str], done: set[str], failures: list[str]) -> None:
+def resolved_files(session: lspclient.Session) -> set[str]:
+    """The documents the server said are resolved (its log line for each)."""
+    return {
+        message.message.split(" of ", 2)[2].split(" ", 1)[0]
+        for message in session.client.log_messages
+        if message.message.startswith("conc-lsp: resolved ")
+    }
+
+
+async def resolved_memory(session: lspclient.Session, uris: list[str], failures: list[str]) -> None:
     """Memory once every file is resolved, and after the resolver let jedi's go."""
+    pid = session.pid
     began = time.perf_counter()
+    done: set[str] = set()
     while not set(uris) <= done and time.perf_counter() - began < 1200:
         await asyncio.sleep(0.2)
+        done = resolved_files(session)
     waited = time.perf_counter() - began
     print(f"resolved {len(done & set(uris))} of {len(uris)} files ({waited:.0f} s more)")
     if not set(uris) <= done:

@@ -291,3 +291,19 @@ def test_a_whole_document_request_keeps_the_range_on_screen_first() -> None:
     assert resolutions.visible[document.uri] == (10, 50)
     for handle in resolutions.pending.values():
         handle.cancel()
+
+
+def test_a_pass_hands_over_the_lines_on_screen_as_soon_as_they_are_done(project: Path) -> None:
+    lines = main_lines(project)
+    path = str(project / "main.py")
+    start = next(i for i, line in enumerate(lines) if "await log_only(" in line)
+    resolver = Resolver(str(project), cache=False)
+    first = resolver.resolve_lines(
+        lines, path, budget=120, first_lines=(start, start + 2), stop_after_shown=True
+    )
+    assert not first.complete
+    assert {key[2] for key in first.attempted} == {'log_only("x")', 'via_log("x")'}
+    rest = resolver.resolve_lines(
+        lines, path, budget=120, first_lines=(start, start + 2), stop_after_shown=True
+    )
+    assert rest.complete and len(rest.attempted) == rest.total

@@ -146,13 +146,15 @@ class Resolver:
         budget: float = 5.0,
         first_lines: tuple[int, int] | None = None,
         progress: Progress | None = None,
+        stop_after_shown: bool = False,
     ) -> DocumentResolution:
         """Resolve every checkpoint of a document's text (``path`` may not exist on disk).
 
         Checkpoints on ``first_lines`` (0-based, end exclusive: what the
-        editor shows) go first; the rest follow while the budget lasts. A pass
-        over the same text as the last one goes on where that one stopped.
-        ``progress`` hears of each checkpoint done.
+        editor shows) go first; the rest follow while the budget lasts (with
+        ``stop_after_shown``, the pass ends once those are done, so that they
+        can be shown at once). A pass over the same text as the last one goes
+        on where that one stopped. ``progress`` hears of each checkpoint done.
         """
         started = time.monotonic()
         self._files.new_pass()
@@ -190,9 +192,11 @@ class Resolver:
             if (hint_key := keys.get((target.line, target.column, target.kind))) is not None
         ]
         result.total = len(targets)
+        shown = 0  # checkpoints on ``first_lines``: they go first
         if first_lines is not None:
             low, high = first_lines
             targets.sort(key=lambda pair: not low <= pair[1].line < high)
+            shown = sum(low <= target.line < high for _, target in targets)
         if source.done and not self._files.unchanged(source.done_stamps):
             source.done.clear()  # a file they were read from has changed since
             source.done_files.clear()
@@ -200,10 +204,14 @@ class Resolver:
         # Each pass resolves one checkpoint at least, however small its budget:
         # passes that go on where the last stopped always come to an end.
         self._deadline = float("inf")
+        resolved_here = 0
         try:
-            for hint_key, target in targets:
+            for number, (hint_key, target) in enumerate(targets):
+                if number == shown and resolved_here and stop_after_shown:
+                    raise BudgetSpent  # the lines on screen are done: show them now
                 if hint_key not in source.done:
                     source.done[hint_key] = self._resolve_target(key, source, target)
+                    resolved_here += 1
                     self._deadline = started + budget
                     if progress is not None:
                         progress(len(source.done), result.total)

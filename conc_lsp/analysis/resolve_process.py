@@ -34,7 +34,8 @@ def resolve_document(
             )
             resolver = _RESOLVERS.get((root, "")) or Resolver(root, None)
         _RESOLVERS[(root, interpreter)] = resolver
-    result = resolver.resolve_lines(lines, path, budget, first_lines)
+    # The lines on screen are handed over as soon as they are done.
+    result = resolver.resolve_lines(lines, path, budget, first_lines, stop_after_shown=True)
     stats = {
         "total": result.total,
         "resolved": result.resolved,
