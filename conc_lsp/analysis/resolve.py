@@ -27,7 +27,6 @@ import ast
 import logging
 import os
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,8 +65,8 @@ from conc_lsp.analysis.resolve_effects import (
     override_point,
     table_entry,
 )
-from conc_lsp.analysis.resolve_sources import Source, Target, checkpoint_nodes, make_source
-from conc_lsp.analysis.text import split_lines, utf8_to_codepoint
+from conc_lsp.analysis.resolve_sources import Source, Sources, Target, checkpoint_nodes
+from conc_lsp.analysis.text import utf8_to_codepoint
 
 if TYPE_CHECKING:
     import jedi
@@ -128,7 +127,7 @@ class Resolver:
         if cache is not False:
             folder = default_folder() if cache is True else Path(cache)
             self.cache = VerdictCache(folder, environment_key(self.environment, self.root))
-        self._sources: OrderedDict[str, Source] = OrderedDict()  # most recent last
+        self._sources = Sources(KEPT_SOURCES, self._save)
         self._in_progress: dict[tuple[str, int], Verdict] = {}
         self._assumed: set[tuple[str, int]] = set()  # in-progress verdicts relied on
         self._deadline = float("inf")
@@ -242,12 +241,9 @@ class Resolver:
         values and parsed trees, and the files that are not open documents.
         What was found stays (on disk, and for the open documents in memory)."""
         self.save()
-        self._state = None
-        self._state_passes = 0
+        self._drop_state()
         for path in [path for path, source in self._sources.items() if not source.is_buffer]:
             del self._sources[path]
-        for source in self._sources.values():
-            source.script = None
         self._files.forget()
         forget_parsed_modules()
 
@@ -260,10 +256,7 @@ class Resolver:
         self.save()
         self._state_passes += 1
         if self._state_passes >= PASSES_PER_STATE:  # bounded: jedi's caches only grow
-            self._state = None
-            self._state_passes = 0
-            for source in self._sources.values():
-                source.script = None
+            self._drop_state()
 
     # -- the cache on disk ---------------------------------------------------
 
@@ -292,16 +285,9 @@ class Resolver:
     # -- sources -------------------------------------------------------------
 
     def _buffer(self, key: str, lines: list[str], text: str) -> Source:
-        cached = self._sources.get(key)
-        if cached is not None and cached.stamp == text:
-            self._sources.move_to_end(key)
-            return cached
-        if cached is not None:
-            # New text: what jedi inferred from the old one is stale.
-            self._save(key, cached)
-            self._drop_state()
-        source = make_source(text, lines)
-        self._keep(key, source)
+        source, replaced = self._sources.buffer(key, lines, text)
+        if replaced:
+            self._drop_state()  # new text: what jedi inferred from the old one is stale
         return source
 
     def _drop_state(self) -> None:
@@ -310,43 +296,11 @@ class Resolver:
         for source in self._sources.values():
             source.script = None
 
-    def _keep(self, key: str, source: Source) -> None:
-        self._sources[key] = source
-        self._sources.move_to_end(key)
-        while len(self._sources) > KEPT_SOURCES:
-            # Files read from disk first (they are read again when needed),
-            # then documents (the command line's, or an editor's not seen for long).
-            oldest = next(
-                (path for path, kept in self._sources.items() if not kept.is_buffer),
-                next(iter(self._sources)),
-            )
-            if oldest == key:
-                break
-            self._save(oldest, self._sources.pop(oldest))
-
     def _file(self, path: str) -> Source | None:
         self._read_from({path})
-        try:
-            status = os.stat(path)
-        except OSError:
-            return None
-        stamp = (status.st_mtime_ns, status.st_size)
-        cached = self._sources.get(path)
-        if cached is not None and cached.stamp == stamp:
-            self._sources.move_to_end(path)
-            return cached
-        if cached is not None and cached.is_buffer:
-            return cached  # an open buffer: its text wins over the disk
-        try:
-            text = _read(path)
-        except OSError:
-            return None
-        if cached is not None:
-            self._save(path, cached)
-        source = make_source(text, split_lines(text))
-        source.stamp = stamp
-        self._files.known(path, stamp, source.content_hash)
-        self._keep(path, source)
+        source = self._sources.file(path)
+        if source is not None and not source.is_buffer:
+            self._files.known(path, source.stamp, source.content_hash)  # type: ignore[arg-type]
         return source
 
     def _script(self, key: str, source: Source) -> jedi.Script:
@@ -630,11 +584,6 @@ class Resolver:
 
 
 # -- helpers ------------------------------------------------------------------
-
-
-def _read(path: str) -> str:
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        return handle.read()
 
 
 def keyed_hints(hints: list[Hint]) -> dict[HintKey, Hint]:

@@ -4,14 +4,16 @@ checkpoints, and what is already known of them."""
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable
+import os
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from conc_lsp.analysis.fragments import PARSE_ERRORS, parse_fragment
 from conc_lsp.analysis.model import HintKey, HintKind, Resolution
 from conc_lsp.analysis.resolve_cache import Entry, FunctionVerdict, Stamps, text_hash
-from conc_lsp.analysis.text import end_position
+from conc_lsp.analysis.text import end_position, split_lines
 
 if TYPE_CHECKING:
     import jedi
@@ -39,6 +41,64 @@ class Source:
     @property
     def is_buffer(self) -> bool:
         return isinstance(self.stamp, str)
+
+
+class Sources(OrderedDict[str, Source]):
+    """The texts kept in memory, most recently used last, at most ``kept``:
+    files read from disk go first (they are read again when needed), then
+    documents (the command line's, or an editor's not seen for long)."""
+
+    def __init__(self, kept: int, save: Callable[[str, Source], None]) -> None:
+        super().__init__()
+        self.kept = kept
+        self.save = save  # what is known of a text that leaves memory goes to disk
+
+    def buffer(self, key: str, lines: list[str], text: str) -> tuple[Source, bool]:
+        """A document's text (an editor's buffer): its source, and whether it
+        replaced another text of the same document."""
+        cached = self.get(key)
+        if cached is not None and cached.stamp == text:
+            self.move_to_end(key)
+            return cached, False
+        if cached is not None:
+            self.save(key, cached)
+        source = make_source(text, lines)
+        self.keep(key, source)
+        return source, cached is not None
+
+    def file(self, path: str) -> Source | None:
+        """A file's text: an open document's if there is one, else the disk's."""
+        try:
+            status = os.stat(path)
+        except OSError:
+            return None
+        stamp = (status.st_mtime_ns, status.st_size)
+        cached = self.get(path)
+        if cached is not None and (cached.stamp == stamp or cached.is_buffer):
+            self.move_to_end(path)
+            return cached
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                text = handle.read()
+        except OSError:
+            return None
+        if cached is not None:
+            self.save(path, cached)
+        source = make_source(text, split_lines(text))
+        source.stamp = stamp
+        self.keep(path, source)
+        return source
+
+    def keep(self, key: str, source: Source) -> None:
+        self[key] = source
+        self.move_to_end(key)
+        while len(self) > self.kept:
+            oldest = next(
+                (path for path, kept in self.items() if not kept.is_buffer), next(iter(self))
+            )
+            if oldest == key:
+                break
+            self.save(oldest, self.pop(oldest))
 
 
 @dataclass(frozen=True, slots=True)
