@@ -307,3 +307,28 @@ def test_a_pass_hands_over_the_lines_on_screen_as_soon_as_they_are_done(project:
         lines, path, budget=120, first_lines=(start, start + 2), stop_after_shown=True
     )
     assert rest.complete and len(rest.attempted) == rest.total
+
+
+def test_an_idle_resolver_process_ends_and_the_next_pass_starts_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Freeing jedi's values inside the process gave no memory back: once
+    nothing is left to resolve, the process ends; the next pass starts one."""
+    monkeypatch.setattr(resolution, "IDLE_RELEASE", 0.0)
+    server = FakeServer()
+    resolutions = resolution.Resolutions()
+
+    async def scenario() -> tuple[object, object]:
+        first = await resolutions.worker.call(os.getpid, default=None)
+        assert resolutions.worker.running
+        resolutions._when_idle(server)  # type: ignore[arg-type]
+        while resolutions.worker.running:  # until the idle timer has ended it
+            await asyncio.sleep(0.01)
+        second = await resolutions.worker.call(os.getpid, default=None)
+        return first, second
+
+    try:
+        first, second = asyncio.run(asyncio.wait_for(scenario(), timeout=120))
+    finally:
+        resolutions.shutdown()
+    assert isinstance(first, int) and isinstance(second, int) and first != second

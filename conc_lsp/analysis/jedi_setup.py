@@ -111,11 +111,3 @@ def one_inference_state(script: Any, shared: Any) -> Any:
     else:
         script._inference_state = shared
     return shared
-
-
-def forget_parsed_modules() -> None:
-    """Drop parso's in-memory trees of every module read (they are on disk as well)."""
-    # jedi loads only when resolving (start-up cost)
-    import parso.cache
-
-    parso.cache.parser_cache.clear()

@@ -13,7 +13,7 @@ next ones.
 A pass over a document stops when its time budget is spent; the next pass
 over the same text goes on where it stopped. jedi's scripts and inferred
 values live for a few passes (one inference state shared by all files:
-builtins and libraries are inferred once) and are dropped by ``release``.
+builtins and libraries are inferred once), until a document's text changes.
 
 Nothing is imported or executed: jedi reads source files. It reads the
 packages of the interpreter the user configured (which jedi then runs to ask
@@ -40,7 +40,6 @@ from conc_lsp.analysis.control_paths import (
 )
 from conc_lsp.analysis.jedi_setup import (
     environment_key,
-    forget_parsed_modules,
     make_environment,
     one_inference_state,
     speed_up_parso,
@@ -235,17 +234,6 @@ class Resolver:
         source = self._sources.pop(path, None)
         if source is not None:
             self._save(path, source)
-
-    def release(self) -> None:
-        """Drop what only speeds up the next pass: jedi's scripts, its inferred
-        values and parsed trees, and the files that are not open documents.
-        What was found stays (on disk, and for the open documents in memory)."""
-        self.save()
-        self._drop_state()
-        for path in [path for path, source in self._sources.items() if not source.is_buffer]:
-            del self._sources[path]
-        self._files.forget()
-        forget_parsed_modules()
 
     def save(self) -> None:
         """Write the new verdicts to the cache on disk."""

@@ -1,11 +1,9 @@
 """The resolver process of the language server: its jobs (free of LSP imports,
 so that the process starts fast). One resolver per workspace and interpreter,
-kept between jobs; ``release`` drops jedi's memory once the server has no
-more to resolve."""
+kept between jobs; the server ends the process once it has no more to resolve."""
 
 from __future__ import annotations
 
-import gc
 import time
 from typing import Any
 
@@ -66,10 +64,3 @@ def warm_up(root: str | None, interpreter: str) -> float:
 def forget_document(path: str) -> None:
     for resolver in _RESOLVERS.values():
         resolver.forget(path)
-
-
-def release() -> None:
-    """Nothing more to resolve for now: let jedi's memory go."""
-    for resolver in _RESOLVERS.values():
-        resolver.release()
-    gc.collect()  # jedi's values hold each other in cycles: free them now
