@@ -5,7 +5,11 @@ opens 50 distinct generated 1,000-line trio modules (different names and
 constants in each), requests the inlay hints of each whole file, and reads
 the server process's VmRSS from /proc/PID/status.  Requirement: < 300 MB.
 RSS right after startup and after the didOpens (before any analysis) are
-printed for reference, as is VmHWM (the peak).
+printed for reference, as is VmHWM (the peak). Then it waits until every
+file has been resolved (the server's log line "resolved N of M checkpoints"
+for each; the cache of verdicts starts empty) and reads the memory of the
+server and all its processes (the rules' worker, the resolver), and again
+once the resolver has been idle long enough to let jedi's memory go.
 
 Each response is checked against an in-process analysis of the same text;
 a difference, an error log message or a failed request exits 1.
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -28,6 +33,7 @@ from conc_lsp.analysis.text import split_lines
 from conc_lsp.config import Settings
 from conc_lsp.server import features
 from conc_lsp.server.documents import Document
+from conc_lsp.server.resolution import IDLE_RELEASE
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fingerprint
@@ -48,6 +54,7 @@ async def run(files: int, lines: int) -> list[str]:
         return ["the generated files are not all distinct"]
     with tempfile.TemporaryDirectory(prefix="conc-lsp-bench-") as folder:
         root = Path(folder)
+        os.environ["CONC_LSP_CACHE_DIR"] = str(root / ".cache")  # an empty cache of verdicts
         session = await lspclient.start(root)
         try:
             pid = session.pid
@@ -125,10 +132,46 @@ async def run(files: int, lines: int) -> list[str]:
                 f"{files} whole-file requests: {total_hints:,} hints in {elapsed:.2f} s "
                 f"(first request per file: full analysis + response)"
             )
+            await resolved_memory(session, uris, failures)
             failures.extend(session.errors())
         finally:
             await session.close()
     return failures
+
+
+def resolved_files(session: lspclient.Session) -> set[str]:
+    """The documents the server said are resolved (its log line for each)."""
+    return {
+        message.message.split(" of ", 2)[2].split(" ", 1)[0]
+        for message in session.client.log_messages
+        if message.message.startswith("conc-lsp: resolved ")
+    }
+
+
+async def resolved_memory(session: lspclient.Session, uris: list[str], failures: list[str]) -> None:
+    """Memory once every file is resolved, and after the resolver let jedi's go."""
+    pid = session.pid
+    began = time.perf_counter()
+    done: set[str] = set()
+    while not set(uris) <= done and time.perf_counter() - began < 1200:
+        await asyncio.sleep(0.2)
+        done = resolved_files(session)
+    waited = time.perf_counter() - began
+    print(f"resolved {len(done & set(uris))} of {len(uris)} files ({waited:.0f} s more)")
+    if not set(uris) <= done:
+        failures.append("not every file was resolved within 1200 s")
+    for moment in ("resolution finished", f"idle {IDLE_RELEASE + 5:.0f} s"):
+        if moment.startswith("idle"):
+            await asyncio.sleep(IDLE_RELEASE + 5)
+        own = lspclient.vm_rss_kib(pid)
+        children = {child: lspclient.vm_rss_kib(child) for child in children_of(pid)}
+        total = own + sum(children.values())
+        parts = ", ".join(f"{child}: {mb(rss)}" for child, rss in children.items())
+        verdict = "ok" if total < RSS_LIMIT_MB * 1024 else "OVER"
+        print(
+            f"all processes, {moment}: {mb(total)} (server {mb(own)}; {parts}) "
+            f"(requirement < {RSS_LIMIT_MB} MB: {verdict})"
+        )
 
 
 def children_of(pid: int) -> list[int]:

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from conc_lsp.analysis.model import Resolution, Verdict
 from conc_lsp.server import resolution
 from conc_lsp.server.diagnostics import Worker
@@ -20,6 +22,12 @@ from tests.rule_settings import SEED_SETTINGS
 PROJECT = Path(__file__).parent / "fixtures" / "projects" / "trio_app"
 TEXT = "import trio\n\n\nasync def main():\n    await trio.sleep(1)\n"
 FOUND = {("main", "await", "trio.sleep(1)", 0): Resolution(Verdict.ALWAYS, "trio.sleep", "")}
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with an empty cache of verdicts on disk."""
+    monkeypatch.setenv("CONC_LSP_CACHE_DIR", str(tmp_path / "cache"))
 
 
 class FakeServer:

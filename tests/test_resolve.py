@@ -29,6 +29,12 @@ PROJECTS = Path(__file__).parent / "fixtures" / "projects"
 EXPECT = re.compile(r"#\s*expect:\s*(?P<verdict>[a-z-]+)")
 
 
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with an empty cache of verdicts on disk."""
+    monkeypatch.setenv("CONC_LSP_CACHE_DIR", str(tmp_path / "cache"))
+
+
 def resolved(root: Path, name: str = "main.py") -> tuple[list[str], dict[int, Resolution | None]]:
     """The lines of ``root/name`` and, per checkpoint keyword line, what resolved."""
     path = root / name
@@ -124,11 +130,14 @@ def test_results_follow_edits_of_the_helper_file(tmp_path: Path) -> None:
 
 
 def test_a_spent_budget_stops_and_says_so() -> None:
+    """With no time at all, a pass still resolves one checkpoint (so that
+    passes that go on where the last stopped come to an end), then stops."""
     root = PROJECTS / "trio_app"
     lines = split_lines((root / "main.py").read_text(encoding="utf-8"))
     result = Resolver(str(root)).resolve_lines(lines, str(root / "main.py"), budget=0)
     assert not result.complete
-    assert result.resolutions == {}
+    assert len(result.attempted) == 1
+    assert len(result.resolutions) <= 1
     assert result.total >= 20
 
 

@@ -3,7 +3,11 @@ reads, and a faster name lookup by position in parso (the same answers)."""
 
 from __future__ import annotations
 
+import os
 import pickle
+import sys
+import time
+import warnings
 from typing import Any
 
 
@@ -35,6 +39,9 @@ def speed_up_parso() -> None:
     if PythonMixin.get_name_of_position is not _name_of_position:
         PythonMixin.get_name_of_position = _name_of_position  # type: ignore[method-assign]
     tolerate_broken_cache()
+    # jedi warns on stderr for each module of the workspace it cannot import
+    # by name ("Module src.trio._abc not importable"): noise in a CLI's output.
+    warnings.filterwarnings("ignore", message=r"Module \S+ not importable in path")
 
 
 def tolerate_broken_cache() -> None:
@@ -67,3 +74,40 @@ def make_environment(interpreter: str | None) -> Any:
         # The user chose it: jedi runs it once to read its sys.path.
         return jedi.create_environment(interpreter, safe=False)
     return jedi.InterpreterEnvironment()
+
+
+def environment_key(environment: Any, root: str) -> list[str]:
+    """What jedi's answers depend on besides the files read: the interpreter,
+    the workspace, and each package folder's mtime (it changes when a package
+    is installed, upgraded or removed)."""
+    try:
+        sys_path = [str(entry) for entry in environment.get_sys_path()]
+    except Exception:  # noqa: BLE001 - an interpreter that cannot say: no reuse across runs
+        return [repr(os.getpid()), repr(time.time())]
+    # Not the folder of the running script or the working folder: the same
+    # packages are read whether conc-lsp runs as `conc-lsp` or `python -m`.
+    ours = {"", os.getcwd(), os.path.dirname(os.path.abspath(sys.argv[0] or "."))}
+    parts = [str(getattr(environment, "executable", "")), root]
+    for entry in sys_path:
+        if entry in ours:
+            continue
+        try:
+            parts.append(f"{entry}:{os.stat(entry).st_mtime_ns}")
+        except OSError:
+            parts.append(entry)
+    return parts
+
+
+def one_inference_state(script: Any, shared: Any) -> Any:
+    """Make ``script`` infer with ``shared`` (jedi's caches of inferred modules
+    and values), the state of the first script of a pass: builtins, typing and
+    the libraries are inferred once per pass, not once per file read. Returns
+    the state now in use. Dynamic parameter search (jedi looks for every call
+    of a function to guess its parameters: most of the time of resolving in a
+    large workspace, and no verdict changes with it) is off."""
+    if shared is None:
+        shared = script._inference_state
+        shared.do_dynamic_params_search = False
+    else:
+        script._inference_state = shared
+    return shared

@@ -5,8 +5,15 @@ what the callee is: a library primitive is looked up in the knowledge table
 (``conc_lsp/knowledge/apis.toml``); a user's own ``async def`` is analysed
 (``analysis/control_paths.py``) to see whether every path reaches a checkpoint,
 following its own awaits the same way, across modules, with recursion and
-cycles handled. Results are cached per function and dropped when its file
-changes.
+cycles handled. Results are cached per function, in memory and on disk
+(``analysis/resolve_cache.py``), with the files they were read from: a
+verdict is used again while those files are unchanged, in this run and the
+next ones.
+
+A pass over a document stops when its time budget is spent; the next pass
+over the same text goes on where it stopped. jedi's scripts and inferred
+values live for a few passes (one inference state shared by all files:
+builtins and libraries are inferred once), until a document's text changes.
 
 Nothing is imported or executed: jedi reads source files. It reads the
 packages of the interpreter the user configured (which jedi then runs to ask
@@ -20,9 +27,9 @@ import ast
 import logging
 import os
 import time
-from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from conc_lsp.analysis.control_paths import (
@@ -30,23 +37,35 @@ from conc_lsp.analysis.control_paths import (
     PathWalker,
     decorator_name,
     is_generator,
-    returns_at,
 )
-from conc_lsp.analysis.fragments import PARSE_ERRORS, parse_fragment
-from conc_lsp.analysis.jedi_setup import make_environment, speed_up_parso
+from conc_lsp.analysis.jedi_setup import (
+    environment_key,
+    make_environment,
+    one_inference_state,
+    speed_up_parso,
+)
 from conc_lsp.analysis.model import Hint, HintKey, HintKind, Resolution, Verdict, anchor_keys
 from conc_lsp.analysis.parse import analyse_lines
+from conc_lsp.analysis.resolve_cache import (
+    Entry,
+    FileHashes,
+    FunctionVerdict,
+    VerdictCache,
+    default_folder,
+    text_hash,
+)
 from conc_lsp.analysis.resolve_effects import (
     BudgetSpent,
     JediEffects,
     behaviour_words,
     combined,
-    function_words,
+    described,
     library_reason,
     override_point,
     table_entry,
 )
-from conc_lsp.analysis.text import end_position, split_lines, utf8_to_codepoint
+from conc_lsp.analysis.resolve_sources import Source, Sources, Target, checkpoint_nodes
+from conc_lsp.analysis.text import utf8_to_codepoint
 
 if TYPE_CHECKING:
     import jedi
@@ -55,21 +74,16 @@ if TYPE_CHECKING:
 logger = logging.getLogger("conc_lsp")
 
 ACM_DECORATORS = frozenset({"asynccontextmanager", "acm"})
-KEPT_SOURCES = 256  # files whose trees, jedi scripts and verdicts stay cached
+KEPT_SOURCES = 64  # files whose trees (and verdicts) stay in memory
+PASSES_PER_STATE = 32  # passes that share jedi's inference state before it is dropped
 MAX_CYCLE_ROUNDS = 4
 MAX_DEPTH = 12  # helpers followed below one await
 MAX_CANDIDATES = 4  # callees of one await followed when jedi finds several
 
+# A pass's progress: (checkpoints done, checkpoints in the document).
+Progress = Callable[[int, int], None]
 
-@dataclass(frozen=True, slots=True)
-class FunctionVerdict:
-    """Whether a call of an ``async def`` checkpoints."""
-
-    verdict: Verdict
-    qualname: str
-    where: str  # "helpers.py:12"
-    reason: str  # "returns at L40 without one", "never yields"
-    chain: tuple[str, ...]
+__all__ = ["DocumentResolution", "FunctionVerdict", "Resolver", "keyed_hints"]
 
 
 @dataclass(slots=True)
@@ -81,35 +95,45 @@ class DocumentResolution:
     resolved: int = 0  # checkpoints whose callee jedi found
     complete: bool = True  # False when the time budget ran out
     seconds: float = 0.0
-
-
-@dataclass(slots=True)
-class _Source:
-    stamp: tuple[int, int] | str  # (mtime_ns, size) of a file, or its text for a buffer
-    lines: list[str]
-    tree: ast.Module | None
-    functions: dict[int, ast.AsyncFunctionDef | ast.FunctionDef]  # by 1-based def line
-    classes: dict[int, ast.ClassDef]
-    script: jedi.Script | None = None
-    verdicts: dict[int, FunctionVerdict] = field(default_factory=dict)
+    # The checkpoints looked at so far (in this pass and the earlier ones over
+    # the same text), found or not: a checkpoint not in it is still to come.
+    attempted: set[HintKey] = field(default_factory=set)
+    cached: bool = False  # read from the cache on disk, nothing inferred
 
 
 class Resolver:
-    """Resolves checkpoints for documents of one workspace; keeps its caches."""
+    """Resolves checkpoints for documents of one workspace; keeps its caches.
 
-    def __init__(self, root: str | None = None, interpreter: str | None = None) -> None:
+    ``cache``: the folder of verdicts kept across runs, ``True`` for the
+    default one (``resolve_cache.default_folder``), ``False`` for none."""
+
+    def __init__(
+        self,
+        root: str | None = None,
+        interpreter: str | None = None,
+        cache: bool | str | Path = True,
+    ) -> None:
         # jedi loads only when resolving (start-up cost)
         import jedi
 
         speed_up_parso()
+        self.root = root or os.getcwd()
         self.environment = make_environment(interpreter)
         self.project = jedi.Project(
-            root or os.getcwd(), environment_path=interpreter or None, smart_sys_path=True
+            self.root, environment_path=interpreter or None, smart_sys_path=True
         )
-        self._sources: OrderedDict[str, _Source] = OrderedDict()  # most recent last
+        self.cache: VerdictCache | None = None
+        if cache is not False:
+            folder = default_folder() if cache is True else Path(cache)
+            self.cache = VerdictCache(folder, environment_key(self.environment, self.root))
+        self._sources = Sources(KEPT_SOURCES, self._save)
         self._in_progress: dict[tuple[str, int], Verdict] = {}
         self._assumed: set[tuple[str, int]] = set()  # in-progress verdicts relied on
         self._deadline = float("inf")
+        self._state: Any = None  # jedi's inference state, shared by the scripts of a pass
+        self._state_passes = 0
+        self._reading: list[set[str]] = []  # files read by the verdicts being computed
+        self._files = FileHashes(self._buffer_hash)
 
     # -- documents -----------------------------------------------------------
 
@@ -119,83 +143,155 @@ class Resolver:
         path: str | None,
         budget: float = 5.0,
         first_lines: tuple[int, int] | None = None,
+        progress: Progress | None = None,
+        stop_after_shown: bool = False,
     ) -> DocumentResolution:
         """Resolve every checkpoint of a document's text (``path`` may not exist on disk).
 
         Checkpoints on ``first_lines`` (0-based, end exclusive: what the
-        editor shows) go first; the rest follow while the budget lasts.
+        editor shows) go first; the rest follow while the budget lasts (with
+        ``stop_after_shown``, the pass ends once those are done, so that they
+        can be shown at once). A pass over the same text as the last one goes
+        on where that one stopped. ``progress`` hears of each checkpoint done.
         """
         started = time.monotonic()
-        self._deadline = started + budget
+        self._files.new_pass()
         result = DocumentResolution()
         key = path or "<buffer>"
-        source = self._buffer(key, lines)
+        text = "\n".join(lines)
+        known = self._sources.get(key)
+        stored: Entry | None = None
+        if known is not None and known.stamp == text:
+            stored = self._entry(key, known)
+        elif self.cache is not None and path is not None:
+            stored = self.cache.load(key, text_hash(text))  # before parsing: often all we need
+        if (
+            stored
+            and stored.resolutions is not None
+            and self._files.unchanged(stored.document_stamps)
+        ):
+            result.resolutions = dict(stored.resolutions)
+            result.total = stored.total
+            result.resolved = len(stored.resolutions)
+            result.attempted = set(stored.resolutions)
+            result.cached = True
+            result.seconds = time.monotonic() - started
+            return result
+        source = self._buffer(key, lines, text)
+        if stored is not None:
+            source.entry = stored
         if source.tree is None:
             return result
+        stored = self._entry(key, source)
         keys = anchor_keys(analyse_lines(lines).hints)
-        targets = list(_checkpoint_nodes(source.tree, lines))
+        targets = [
+            (hint_key, target)
+            for target in checkpoint_nodes(source.tree, lines)
+            if (hint_key := keys.get((target.line, target.column, target.kind))) is not None
+        ]
         result.total = len(targets)
+        shown = 0  # checkpoints on ``first_lines``: they go first
         if first_lines is not None:
             low, high = first_lines
-            targets.sort(key=lambda target: not low <= target.line < high)
+            targets.sort(key=lambda pair: not low <= pair[1].line < high)
+            shown = sum(low <= target.line < high for _, target in targets)
+        if source.done and not self._files.unchanged(source.done_stamps):
+            source.done.clear()  # a file they were read from has changed since
+            source.done_files.clear()
+        self._reading.append(source.done_files)
+        # Each pass resolves one checkpoint at least, however small its budget:
+        # passes that go on where the last stopped always come to an end.
+        self._deadline = float("inf")
+        resolved_here = 0
         try:
-            for target in targets:
-                hint_key = keys.get((target.line, target.column, target.kind))
-                if hint_key is None:
-                    continue
-                resolution = self._resolve_target(key, source, target)
-                if resolution is not None:
-                    result.resolved += 1
-                    result.resolutions[hint_key] = resolution
+            for number, (hint_key, target) in enumerate(targets):
+                if number == shown and resolved_here and stop_after_shown:
+                    raise BudgetSpent  # the lines on screen are done: show them now
+                if hint_key not in source.done:
+                    source.done[hint_key] = self._resolve_target(key, source, target)
+                    resolved_here += 1
+                    self._deadline = started + budget
+                    if progress is not None:
+                        progress(len(source.done), result.total)
         except BudgetSpent:
             result.complete = False
+        finally:
+            self._reading.pop()
+        source.done_stamps = self._files.stamps(source.done_files - {key})
+        result.attempted = set(source.done)
+        result.resolutions = {k: found for k, found in source.done.items() if found is not None}
+        result.resolved = len(result.resolutions)
+        if result.complete and self.cache is not None and key != "<buffer>":
+            stored.resolutions = dict(result.resolutions)
+            stored.total = result.total
+            stored.document_stamps = source.done_stamps
+            stored.dirty = True
+        self._end_pass()
         result.seconds = time.monotonic() - started
         return result
 
     def forget(self, path: str) -> None:
-        self._sources.pop(path, None)
+        source = self._sources.pop(path, None)
+        if source is not None:
+            self._save(path, source)
+
+    def save(self) -> None:
+        """Write the new verdicts to the cache on disk."""
+        for path, source in self._sources.items():
+            self._save(path, source)
+
+    def _end_pass(self) -> None:
+        self.save()
+        self._state_passes += 1
+        if self._state_passes >= PASSES_PER_STATE:  # bounded: jedi's caches only grow
+            self._drop_state()
+
+    # -- the cache on disk ---------------------------------------------------
+
+    def _entry(self, path: str, source: Source) -> Entry:
+        if source.entry is None:
+            if self.cache is None or path == "<buffer>":
+                source.entry = Entry()
+            else:
+                source.entry = self.cache.load(path, source.content_hash)
+        return source.entry
+
+    def _save(self, path: str, source: Source) -> None:
+        entry = source.entry
+        if entry is not None and entry.dirty and self.cache is not None:
+            self.cache.store(path, source.content_hash, entry)
+
+    def _buffer_hash(self, path: str) -> str | None:
+        source = self._sources.get(path)
+        return source.content_hash if source is not None and source.is_buffer else None
+
+    def _read_from(self, paths: set[str] | frozenset[str]) -> None:
+        """The verdicts being computed depend on these files."""
+        for reading in self._reading:
+            reading.update(paths)
 
     # -- sources -------------------------------------------------------------
 
-    def _buffer(self, key: str, lines: list[str]) -> _Source:
-        text = "\n".join(lines)
-        cached = self._sources.get(key)
-        if cached is not None and cached.stamp == text:
-            self._sources.move_to_end(key)
-            return cached
-        source = _make_source(text, lines)
-        self._keep(key, source)
+    def _buffer(self, key: str, lines: list[str], text: str) -> Source:
+        source, replaced = self._sources.buffer(key, lines, text)
+        if replaced:
+            self._drop_state()  # new text: what jedi inferred from the old one is stale
         return source
 
-    def _keep(self, key: str, source: _Source) -> None:
-        self._sources[key] = source
-        self._sources.move_to_end(key)
-        while len(self._sources) > KEPT_SOURCES:
-            self._sources.popitem(last=False)
+    def _drop_state(self) -> None:
+        self._state = None
+        self._state_passes = 0
+        for source in self._sources.values():
+            source.script = None
 
-    def _file(self, path: str) -> _Source | None:
-        try:
-            status = os.stat(path)
-        except OSError:
-            return None
-        stamp = (status.st_mtime_ns, status.st_size)
-        cached = self._sources.get(path)
-        if cached is not None and cached.stamp == stamp:
-            self._sources.move_to_end(path)
-            return cached
-        if isinstance(cached, _Source) and isinstance(cached.stamp, str):
-            return cached  # an open buffer: its text wins over the disk
-        try:
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                text = handle.read()
-        except OSError:
-            return None
-        source = _make_source(text, split_lines(text))
-        source.stamp = stamp
-        self._keep(path, source)
+    def _file(self, path: str) -> Source | None:
+        self._read_from({path})
+        source = self._sources.file(path)
+        if source is not None and not source.is_buffer:
+            self._files.known(path, source.stamp, source.content_hash)  # type: ignore[arg-type]
         return source
 
-    def _script(self, key: str, source: _Source) -> jedi.Script:
+    def _script(self, key: str, source: Source) -> jedi.Script:
         if source.script is None:
             # jedi loads only when resolving (start-up cost)
             import jedi
@@ -207,11 +303,12 @@ class Resolver:
                 project=self.project,
                 environment=self.environment,
             )
+            self._state = one_inference_state(source.script, self._state)
         return source.script
 
     # -- one checkpoint ------------------------------------------------------
 
-    def _resolve_target(self, key: str, source: _Source, target: _Target) -> Resolution | None:
+    def _resolve_target(self, key: str, source: Source, target: Target) -> Resolution | None:
         if time.monotonic() > self._deadline:
             raise BudgetSpent
         names = self._infer(key, source, target.expression)
@@ -224,7 +321,7 @@ class Resolver:
             return self._entered(name, target.expression)
         return self._iterated(name)
 
-    def _infer(self, key: str, source: _Source, expression: ast.expr) -> list[Name]:
+    def _infer(self, key: str, source: Source, expression: ast.expr) -> list[Name]:
         """What the callee of ``expression`` (or the expression itself) is."""
         node = expression.func if isinstance(expression, ast.Call) else expression
         if isinstance(node, ast.Attribute):
@@ -239,10 +336,15 @@ class Resolver:
             return []
         try:
             script = self._script(key, source)
+            # jedi gives up on a node inferred 300 times by its state: a count
+            # for one question, not for every file that shares the state.
+            self._state.inferred_element_counts = {}
             names: list[Name] = script.infer(line, column)
         except Exception as error:  # noqa: BLE001 - jedi fails on odd code; we fall back
             logger.debug("jedi could not infer %s:%d:%d: %r", key, line, column, error)
             return []
+        # What the names are depends on the files that define them.
+        self._read_from({str(name.module_path) for name in names if name.module_path})
         return names
 
     def awaited_any(self, names: list[Name], expression: ast.expr, depth: int) -> Resolution | None:
@@ -387,13 +489,18 @@ class Resolver:
     def _verdict_of(
         self,
         path: str,
-        source: _Source,
+        source: Source,
         node: ast.AsyncFunctionDef,
         qualname: str,
         depth: int,
     ) -> FunctionVerdict:
         cached = source.verdicts.get(node.lineno)
+        if cached is not None and not self._files.unchanged(source.verdict_stamps[node.lineno]):
+            cached = None  # a file it was read from has changed since
+        if cached is None:
+            cached = self._stored_verdict(path, source, node.lineno)
         if cached is not None:
+            self._read_from(set(source.verdict_stamps[node.lineno]))
             return cached
         key = (path, node.lineno)
         short = qualname.rsplit(".", 1)[-1] if "." in qualname else qualname
@@ -409,26 +516,50 @@ class Resolver:
         # least fixpoint of both "may return without" and "may checkpoint").
         assumed = Verdict.ASSUMED
         verdict = FunctionVerdict(Verdict.UNKNOWN, short, where, "", ())
-        for _round in range(MAX_CYCLE_ROUNDS):
-            self._in_progress[key] = assumed
-            self._assumed = set()
-            try:
-                verdict, found = self._walk_function(path, source, node, short, where, depth)
-            finally:
-                del self._in_progress[key]
-            if key not in self._assumed or found == assumed:
-                break
-            assumed = found
+        reading: set[str] = set()
+        self._reading.append(reading)
+        try:
+            for _round in range(MAX_CYCLE_ROUNDS):
+                self._in_progress[key] = assumed
+                self._assumed = set()
+                try:
+                    verdict, found = self._walk_function(path, source, node, short, where, depth)
+                finally:
+                    del self._in_progress[key]
+                if key not in self._assumed or found == assumed:
+                    break
+                assumed = found
+        finally:
+            self._reading.pop()
+        self._read_from(reading)
         pending = self._assumed - {key}  # assumptions about callers still being walked
         self._assumed = outer | pending
         if not pending:
+            stamps = self._files.stamps(reading - {path})
             source.verdicts[node.lineno] = verdict
+            source.verdict_stamps[node.lineno] = stamps
+            if self.cache is not None:
+                entry = self._entry(path, source)
+                entry.verdicts[node.lineno] = (verdict, stamps)
+                entry.dirty = True
+        return verdict
+
+    def _stored_verdict(self, path: str, source: Source, line: int) -> FunctionVerdict | None:
+        """The verdict the cache on disk holds for this function, if its files are unchanged."""
+        if self.cache is None:
+            return None
+        stored = self._entry(path, source).verdicts.get(line)
+        if stored is None or not self._files.unchanged(stored[1]):
+            return None
+        verdict, stamps = stored
+        source.verdicts[line] = verdict
+        source.verdict_stamps[line] = stamps
         return verdict
 
     def _walk_function(
         self,
         path: str,
-        source: _Source,
+        source: Source,
         node: ast.AsyncFunctionDef,
         short: str,
         where: str,
@@ -436,99 +567,11 @@ class Resolver:
     ) -> tuple[FunctionVerdict, Verdict]:
         effects = JediEffects(self, path, source, depth)
         result: PathResult = PathWalker(effects).function(node)
-        verdict = result.verdict
-        # No way out without a checkpoint, and no checkpoint: it never returns
-        # normally (or, inside a cycle, not yet known). What a call is worth
-        # in the fixpoint; shown as "always" once the cycle is done.
-        vacuous = not result.all_escapes and not result.possible
-        next_round = Verdict.ASSUMED if vacuous else verdict
-        if next_round is Verdict.ASSUMED:
-            reason = f"{short} never returns normally"
-        elif verdict is Verdict.ALWAYS:
-            reason = "always reaches a checkpoint"
-        elif verdict is Verdict.NEVER:
-            reason = f"{short} never yields"
-        elif verdict is Verdict.MAY_NOT_YIELD:
-            found = next(
-                (
-                    effects.found[id(weak.node)]
-                    for weak in result.weak
-                    if weak.verdict is Verdict.MAY_NOT_YIELD and id(weak.node) in effects.found
-                ),
-                None,
-            )
-            fast = found.callee if found is not None else ""
-            # A helper of the user's (`inner`, no dot) names its library in its own reason.
-            library = fast.split(".", 1)[0] if "." in fast else fast_path_library(found)
-            place = f"{library} fast path" if library else "a fast path"
-            reason = f"{short}: {place} in {fast}" if fast else f"{short}: a fast path"
-        else:
-            first = min(result.escapes)
-            ending = (node.end_lineno or node.lineno) - 1
-            if first == ending and not returns_at(node, first):
-                reason = f"{short} can end without one"
-                via = next(
-                    (
-                        effects.found[id(weak.node)].reason
-                        for weak in result.weak
-                        if id(weak.node) in effects.found and effects.found[id(weak.node)].reason
-                    ),
-                    "",
-                )
-                if via:
-                    reason += f": {via}"
-            else:
-                reason = f"{short} returns at L{first + 1} without one"
-        chain = [f"`{short}` ({where}): {function_words(verdict, result, node)}"]
-        for weak in result.weak[:3]:
-            found = effects.found.get(id(weak.node))
-            if found is not None and found.chain:
-                chain.extend(f"  {step}" for step in found.chain[:2])
-        return FunctionVerdict(next_round, short, where, reason, tuple(chain)), next_round
+        verdict = described(result, effects.found, node, short, where)
+        return verdict, verdict.verdict
 
 
 # -- helpers ------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Target:
-    kind: HintKind
-    line: int  # the hint's anchor: 0-based line, code-point column of its end
-    column: int
-    expression: ast.expr  # the awaited value, the context manager, the iterable
-
-
-def _checkpoint_nodes(tree: ast.Module, lines: list[str]) -> Iterable[_Target]:
-    def end_of(node: ast.expr) -> tuple[int, int]:
-        return end_position(lines, node)
-
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Await):
-            yield _Target(HintKind.AWAIT, *end_of(node), node.value)
-        elif isinstance(node, ast.AsyncWith):
-            for item in node.items:
-                anchor = item.optional_vars if item.optional_vars is not None else item.context_expr
-                yield _Target(HintKind.ASYNC_WITH, *end_of(anchor), item.context_expr)
-        elif isinstance(node, ast.AsyncFor) or (
-            isinstance(node, ast.comprehension) and node.is_async
-        ):
-            yield _Target(HintKind.ASYNC_FOR, *end_of(node.iter), node.iter)
-
-
-def _make_source(text: str, lines: list[str]) -> _Source:
-    try:
-        tree: ast.Module | None = parse_fragment(lines)
-    except PARSE_ERRORS:
-        tree = None
-    functions: dict[int, ast.AsyncFunctionDef | ast.FunctionDef] = {}
-    classes: dict[int, ast.ClassDef] = {}
-    if tree is not None:
-        for node in ast.walk(tree):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                functions[node.lineno] = node
-            elif isinstance(node, ast.ClassDef):
-                classes[node.lineno] = node
-    return _Source(text, lines, tree, functions, classes)
 
 
 def keyed_hints(hints: list[Hint]) -> dict[HintKey, Hint]:
@@ -541,66 +584,6 @@ def keyed_hints(hints: list[Hint]) -> dict[HintKey, Hint]:
     }
 
 
-# -- the resolver process of the language server ------------------------------
-# (here, free of LSP imports, so that the process starts fast)
-
+# The resolvers of the language server's resolver process, by (root, interpreter)
+# (see ``resolve_process.py``; tests clear it).
 _RESOLVERS: dict[tuple[str | None, str], Resolver] = {}
-
-
-def resolve_document(
-    root: str | None,
-    interpreter: str,
-    path: str | None,
-    lines: list[str],
-    budget: float,
-    first_lines: tuple[int, int] | None,
-) -> tuple[dict[HintKey, Resolution], dict[str, Any]]:
-    """Resolve one document's checkpoints (runs in the resolver process)."""
-    warning = ""
-    resolver = _RESOLVERS.get((root, interpreter))
-    if resolver is None:
-        try:
-            resolver = Resolver(root, interpreter or None)
-        except Exception as error:  # noqa: BLE001 - jedi's errors for a bad interpreter vary
-            warning = (
-                f"python.interpreter {interpreter!r} cannot be used ({error}); "
-                "resolving with the server's own Python instead"
-            )
-            resolver = _RESOLVERS.get((root, "")) or Resolver(root, None)
-        _RESOLVERS[(root, interpreter)] = resolver
-    result = resolver.resolve_lines(lines, path, budget, first_lines)
-    stats = {
-        "total": result.total,
-        "resolved": result.resolved,
-        "complete": result.complete,
-        "seconds": round(result.seconds, 3),
-        "warning": warning,
-    }
-    return result.resolutions, stats
-
-
-def warm_up(root: str | None, interpreter: str) -> float:
-    """Start jedi before the first document needs it (runs in the resolver process):
-    the first inference loads the builtins' stubs and asyncio, a second or more."""
-    started = time.perf_counter()
-    resolve_document(
-        root,
-        interpreter,
-        None,
-        ["import asyncio", "async def _warm():", "    await asyncio.sleep(0)"],
-        30.0,
-        None,
-    )
-    return time.perf_counter() - started
-
-
-def forget_document(path: str) -> None:
-    for resolver in _RESOLVERS.values():
-        resolver.forget(path)
-
-
-def fast_path_library(found: Resolution | None) -> str:
-    """`asyncio` in "inner: asyncio fast path in asyncio.Lock.acquire" ("" if none)."""
-    before, marker, _ = (found.reason if found is not None else "").partition(" fast path")
-    word = before.split()[-1] if marker and before.split() else ""
-    return "" if word == "a" else word

@@ -8,13 +8,15 @@ import ast
 import time
 from typing import TYPE_CHECKING, Any
 
-from conc_lsp.analysis.control_paths import PathResult, decorator_name
+from conc_lsp.analysis.control_paths import PathResult, decorator_name, returns_at
 from conc_lsp.analysis.model import Resolution, Verdict
+from conc_lsp.analysis.resolve_cache import FunctionVerdict
 
 if TYPE_CHECKING:
     from jedi.api.classes import Name
 
-    from conc_lsp.analysis.resolve import Resolver, _Source
+    from conc_lsp.analysis.resolve import Resolver
+    from conc_lsp.analysis.resolve_sources import Source
 
 
 class BudgetSpent(Exception):
@@ -24,7 +26,7 @@ class BudgetSpent(Exception):
 class JediEffects:
     """The PathWalker's callbacks, answered by resolving with jedi."""
 
-    def __init__(self, resolver: Resolver, path: str, source: _Source, depth: int) -> None:
+    def __init__(self, resolver: Resolver, path: str, source: Source, depth: int) -> None:
         self.resolver = resolver
         self.path = path
         self.source = source
@@ -135,7 +137,7 @@ def function_words(verdict: Verdict, result: PathResult, node: ast.AsyncFunction
     return f"can return without a checkpoint (at {lines})"
 
 
-def override_point(node: ast.AsyncFunctionDef, source: _Source) -> bool:
+def override_point(node: ast.AsyncFunctionDef, source: Source) -> bool:
     """An abstract method, a `...` or `raise NotImplementedError` body, or a
     method whose body is only `pass`: what runs is an override, not this. A
     module-level `async def noop(): pass` is a real function that never yields."""
@@ -163,3 +165,69 @@ def override_point(node: ast.AsyncFunctionDef, source: _Source) -> bool:
         return True
     in_class = any(node in klass.body for klass in source.classes.values())
     return in_class and all(isinstance(statement, ast.Pass) for statement in body)
+
+
+def described(
+    result: PathResult,
+    found_by: dict[int, Resolution],
+    node: ast.AsyncFunctionDef,
+    short: str,
+    where: str,
+) -> FunctionVerdict:
+    """A function's verdict from its walk, with the reason and chain shown for it."""
+    verdict = result.verdict
+    # No way out without a checkpoint, and no checkpoint: it never returns
+    # normally (or, inside a cycle, not yet known). What a call is worth
+    # in the fixpoint; shown as "always" once the cycle is done.
+    vacuous = not result.all_escapes and not result.possible
+    next_round = Verdict.ASSUMED if vacuous else verdict
+    if next_round is Verdict.ASSUMED:
+        reason = f"{short} never returns normally"
+    elif verdict is Verdict.ALWAYS:
+        reason = "always reaches a checkpoint"
+    elif verdict is Verdict.NEVER:
+        reason = f"{short} never yields"
+    elif verdict is Verdict.MAY_NOT_YIELD:
+        found = next(
+            (
+                found_by[id(weak.node)]
+                for weak in result.weak
+                if weak.verdict is Verdict.MAY_NOT_YIELD and id(weak.node) in found_by
+            ),
+            None,
+        )
+        fast = found.callee if found is not None else ""
+        # A helper of the user's (`inner`, no dot) names its library in its own reason.
+        library = fast.split(".", 1)[0] if "." in fast else fast_path_library(found)
+        place = f"{library} fast path" if library else "a fast path"
+        reason = f"{short}: {place} in {fast}" if fast else f"{short}: a fast path"
+    else:
+        first = min(result.escapes)
+        ending = (node.end_lineno or node.lineno) - 1
+        if first == ending and not returns_at(node, first):
+            reason = f"{short} can end without one"
+            via = next(
+                (
+                    found_by[id(weak.node)].reason
+                    for weak in result.weak
+                    if id(weak.node) in found_by and found_by[id(weak.node)].reason
+                ),
+                "",
+            )
+            if via:
+                reason += f": {via}"
+        else:
+            reason = f"{short} returns at L{first + 1} without one"
+    chain = [f"`{short}` ({where}): {function_words(verdict, result, node)}"]
+    for weak in result.weak[:3]:
+        found = found_by.get(id(weak.node))
+        if found is not None and found.chain:
+            chain.extend(f"  {step}" for step in found.chain[:2])
+    return FunctionVerdict(next_round, short, where, reason, tuple(chain))
+
+
+def fast_path_library(found: Resolution | None) -> str:
+    """`asyncio` in "inner: asyncio fast path in asyncio.Lock.acquire" ("" if none)."""
+    before, marker, _ = (found.reason if found is not None else "").partition(" fast path")
+    word = before.split()[-1] if marker and before.split() else ""
+    return "" if word == "a" else word

@@ -38,6 +38,7 @@ class Document:
     resolutions: dict[HintKey, Resolution] = field(default_factory=dict)
     resolved_version: int | None = None  # the version they were computed for
     resolution_generation: int = 0  # bumped at each new result
+    resolving: bool = False  # a pass over this text is scheduled, running or not finished
     _keys: dict[Anchor, HintKey] | None = None
 
     def resolution_of(self, hint: Hint) -> Resolution | None:
@@ -48,6 +49,14 @@ class Document:
             self._keys = anchor_keys(self.analyzer.analysis().hints)
         key = self._keys.get((hint.line, hint.column, hint.kind))
         return self.resolutions.get(key) if key is not None else None
+
+    def resolution_status(self, hint: Hint) -> str:
+        """For hover: "resolved", "resolving..." (a pass is on its way to this
+        checkpoint) or "not followed" (passes are done: its callee was not found,
+        or resolution is off)."""
+        if self.resolution_of(hint) is not None:
+            return "resolved"
+        return "resolving..." if self.resolving else "not followed"
 
     @property
     def stamp(self) -> tuple[int, int]:

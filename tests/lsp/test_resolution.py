@@ -36,6 +36,12 @@ RESOLVE_TIMEOUT = 300.0  # seconds: jedi runs niced, and starves on a busy machi
 pytestmark = pytest.mark.init_options({"resolve": {"budget": RESOLVE_TIMEOUT}})
 
 
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server starts with an empty cache of verdicts (its own folder)."""
+    monkeypatch.setenv("CONC_LSP_CACHE_DIR", str(tmp_path / "cache"))
+
+
 def copy_project(client: LanguageClient) -> tuple[str, str]:
     root: Path = client.root  # type: ignore[attr-defined]
     shutil.copytree(PROJECT, root, dirs_exist_ok=True)
@@ -192,3 +198,63 @@ async def test_resolution_can_be_turned_off(client: LanguageClient) -> None:
     await asyncio.sleep(4)  # well past the resolve delay and a resolution of this file
     assert client.inlay_hint_refreshes == refreshes  # type: ignore[attr-defined]
     assert label_on(await hints(client, uri), lines, 'await log_only("x")') == "<- checkpoint"
+
+
+@pytest.mark.resolve
+@pytest.mark.init_options({"resolve": {"budget": 0.001}})
+async def test_passes_go_on_until_the_document_is_done(client: LanguageClient) -> None:
+    """A budget spent after one checkpoint: the next passes go on where each
+    stopped, until every label is resolved (as with all the time needed)."""
+    main, _ = copy_project(client)
+    lines = lsp_lines(main)
+    uri = open_document(client, main, "main.py")
+    await hints(client, uri)
+
+    async def labels() -> dict[str, str]:
+        found = await hints(client, uri)
+        return {
+            text: label_on(found, lines, text)
+            for text in ('await log_only("x")', "await trio.sleep(1)", "checkpoint_if_cancelled")
+        }
+
+    got = await until_announced(
+        client,
+        labels,
+        lambda found: "no checkpoint" in found['await log_only("x")']
+        and "may not yield" in found["checkpoint_if_cancelled"],
+        RESOLVE_TIMEOUT,
+    )
+    assert got['await log_only("x")'] == "<- no checkpoint (log_only never yields)"
+    assert got["checkpoint_if_cancelled"] == "<- may not yield (trio fast path)"
+    assert got["await trio.sleep(1)"] == "<- checkpoint"
+
+
+@pytest.mark.resolve
+async def test_an_edit_inside_a_function_keeps_its_resolved_labels(
+    client: LanguageClient,
+) -> None:
+    main, _ = copy_project(client)
+    lines = lsp_lines(main)
+    uri = open_document(client, main, "main.py")
+    await wait_for_resolution(client, uri, lines)
+    # A new line inside `main`, just above its awaits: the function's text changed.
+    line = next(i for i, s in enumerate(lines) if "await trio.sleep(1)" in s)
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(start=types.Position(line, 0), end=types.Position(line, 0)),
+                    text="    started = True\n",
+                )
+            ],
+        )
+    )
+    edited = [*lines[:line], "    started = True", *lines[line:]]
+    moved = await hints(client, uri)  # at once: before any new pass could end
+    assert label_on(moved, edited, 'await log_only("x")') == (
+        "<- no checkpoint (log_only never yields)"
+    )
+    assert label_on(moved, edited, 'await cached_fetch(stream, "k")') == (
+        "<- may checkpoint (fetch_cached returns at L14 without one)"
+    )
