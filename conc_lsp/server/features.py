@@ -123,7 +123,7 @@ def hover(
     if not matches:
         return None
     first, (start, end) = matches[0]
-    parts = [explanation(hint, document.resolution_of(hint)) for hint, _ in matches]
+    parts = [_explained(document, hint) for hint, _ in matches]
     if settings is not None and settings.label_style == COMPACT:
         parts.append(COMPACT_LEGEND)
     return types.Hover(
@@ -135,6 +135,16 @@ def hover(
             end=to_lsp(document.lines, first.keyword_line, end, encoding),
         ),
     )
+
+
+def _explained(document: Document, hint: Hint) -> str:
+    """The hint's explanation; for a checkpoint whose callee is not resolved, what
+    resolution is doing about it (*resolving...* or *not followed*)."""
+    resolution = document.resolution_of(hint)
+    text = explanation(hint, resolution)
+    if resolution is None and hint.kind.is_checkpoint:
+        text += f"\n\nCallee: *{document.resolution_status(hint)}*."
+    return text
 
 
 def _hover_span(hint: Hint, lines: list[str]) -> tuple[int, int]:

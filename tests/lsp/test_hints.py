@@ -215,3 +215,21 @@ async def test_an_answer_nobody_waits_for_any_more_breaks_nothing(
     assert len(await hints(client, uri)) == 2_000
     assert client.error is None
     assert len(await request) == 2_000
+
+
+async def test_hover_says_when_a_callee_is_not_followed(module_client: LanguageClient) -> None:
+    """With resolution off, the hover of a checkpoint says its callee is *not
+    followed* (issue #14: hover says "not followed" / "resolving..." where true)."""
+    client = module_client
+    lines = lsp_lines(LABELS)
+    uri = open_document(client, LABELS)
+    line = next(number for number, text in enumerate(lines) if "await " in text)
+    hover = await client.text_document_hover_async(
+        types.HoverParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=pos(client, lines, line, lines[line].index("await ") + 1),
+        )
+    )
+    assert hover is not None
+    assert isinstance(hover.contents, types.MarkupContent)
+    assert "Callee: *not followed*." in hover.contents.value
