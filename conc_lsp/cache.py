@@ -22,14 +22,11 @@ import enum
 import hashlib
 import json
 import os
-import sys
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conc_lsp import __version__
 from conc_lsp.analysis.model import (
     Finding,
     Fix,
@@ -39,12 +36,12 @@ from conc_lsp.analysis.model import (
     SyntaxProblem,
 )
 from conc_lsp.config import Settings
+from conc_lsp.fingerprint import program_fingerprint
 
 FOLDER_NAME = ".conc_lsp_cache"
 FORMAT = "v1"  # bump when the entries' shape changes
 MAX_BYTES = 64 * 1024 * 1024
 PRUNED_TO = 0.75  # of MAX_BYTES, so that pruning does not run on every write
-PACKAGE = Path(__file__).resolve().parent
 ENVIRONMENT_VARIABLE = "CONC_LSP_CACHE_DIR"
 
 
@@ -137,23 +134,6 @@ def open_cache(root: Path, settings: Settings, folder: str | None = None) -> Cac
     program = hashlib.sha256(program_fingerprint().encode())
     program.update(settings_fingerprint(settings).encode())
     return Cache(base / FORMAT, program.hexdigest())
-
-
-def program_fingerprint() -> str:
-    """The version, the Python, and the size and time of every file of the package."""
-    parts = [__version__, sys.version]
-    for path in sorted(_package_files()):
-        with contextlib.suppress(OSError):
-            status = path.stat()
-            parts.append(f"{path.relative_to(PACKAGE)}:{status.st_size}:{status.st_mtime_ns}")
-    return "\n".join(parts)
-
-
-def _package_files() -> Iterator[Path]:
-    for folder, _, names in os.walk(PACKAGE):
-        for name in names:
-            if name.endswith((".py", ".toml")):
-                yield Path(folder) / name
 
 
 def settings_fingerprint(settings: Settings) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conc_lsp import cache
+from conc_lsp import cache, fingerprint
 from conc_lsp.analysis.model import Finding, Location, Severity
 from conc_lsp.cli import main
 from conc_lsp.config import Settings
@@ -150,7 +150,7 @@ def test_the_cache_is_read_and_invalidated_by_settings_content_and_version(
     assert "CACHED" not in check_in_process(capsys, folder, "--ignore", "CONC102", *select)
     assert "CACHED" in check_in_process(capsys, folder, *select)
     # Another version of the program: computed afresh.
-    monkeypatch.setattr(cache, "__version__", "99.0")
+    monkeypatch.setattr(fingerprint, "__version__", "99.0")
     assert "CACHED" not in check_in_process(capsys, folder, *select)
     monkeypatch.undo()
     assert "CACHED" in check_in_process(capsys, folder, *select)

@@ -300,3 +300,24 @@ def test_a_half_written_parso_cache_file_is_a_cache_miss(tmp_path: Path) -> None
     cached.parent.mkdir(parents=True, exist_ok=True)
     cached.write_bytes(b"\x80\x04\x95")  # a pickle cut short
     assert parso.cache._load_from_file_system("grammar", source, 0.0, tmp_path) is None
+
+
+def test_a_method_of_an_abstract_class_is_unknown(tmp_path: Path) -> None:
+    """`opened().__aenter__()` of an `@asynccontextmanager`: jedi lands on
+    contextlib's `AbstractAsyncContextManager.__aenter__` (`return self`), but
+    what runs is the generator's. A method of an abstract class or a protocol
+    is its overrides' business: unknown, never "never yields" (--resolve added
+    wrong CONC110 findings on mcp's tests with it)."""
+    (tmp_path / "main.py").write_text(
+        "import contextlib\nimport abc\nimport trio\n\n"
+        "@contextlib.asynccontextmanager\nasync def opened():\n"
+        "    await trio.sleep(1)\n    yield 1\n\n"
+        "class Store(abc.ABC):\n    async def load(self):\n        return None\n\n"
+        "async def main(store: Store):\n"
+        "    await opened().__aenter__()\n"
+        "    await store.load()\n",
+        encoding="utf-8",
+    )
+    _, by_line = resolved(tmp_path)
+    assert by_line[14] is None or by_line[14].verdict is not Verdict.NEVER, by_line[14]
+    assert by_line[15] is None or by_line[15].verdict is not Verdict.NEVER, by_line[15]

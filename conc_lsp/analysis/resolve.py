@@ -60,6 +60,7 @@ from conc_lsp.analysis.resolve_effects import (
     behaviour_words,
     combined,
     described,
+    in_abstract_class,
     library_reason,
     override_point,
     table_entry,
@@ -457,7 +458,7 @@ class Resolver:
         node = source.functions.get(name.line)
         if not isinstance(node, ast.AsyncFunctionDef) or is_generator(node):
             return None  # a sync def returning an awaitable, or an async generator
-        if override_point(node, source):
+        if override_point(node, source) or in_abstract_class(source, node):
             return None  # abstract, protocol or stub: its overrides decide (unknown)
         if any(decorator_name(d) in ACM_DECORATORS for d in node.decorator_list):
             return None

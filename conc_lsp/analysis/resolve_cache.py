@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conc_lsp import __version__
 from conc_lsp.analysis.model import HintKey, Resolution, Verdict
+from conc_lsp.fingerprint import program_fingerprint
 
 logger = logging.getLogger("conc_lsp")
 
@@ -87,7 +87,7 @@ class VerdictCache:
 
     def __init__(self, folder: Path, environment: Iterable[str]) -> None:
         self.folder = folder
-        self.salt = text_hash("\0".join([str(FORMAT), __version__, _table_hash(), *environment]))
+        self.salt = text_hash("\0".join([str(FORMAT), program_fingerprint(), *environment]))
         self.written = 0
         self.broken = False  # the folder cannot be written: stop trying
 
@@ -203,14 +203,6 @@ def prune(folder: Path, limit: int = MAX_BYTES) -> None:
         with contextlib.suppress(OSError):  # another run pruned it first
             entry.unlink()
         total -= size
-
-
-def _table_hash() -> str:
-    table = Path(__file__).resolve().parent.parent / "knowledge" / "apis.toml"
-    try:
-        return text_hash(table.read_text(encoding="utf-8"))
-    except OSError:
-        return ""
 
 
 # -- JSON ----------------------------------------------------------------------

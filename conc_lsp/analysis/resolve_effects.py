@@ -137,6 +137,25 @@ def function_words(verdict: Verdict, result: PathResult, node: ast.AsyncFunction
     return f"can return without a checkpoint (at {lines})"
 
 
+ABSTRACT_BASES = frozenset({"ABC", "Protocol", "ABCMeta"})
+
+
+def in_abstract_class(source: Source, node: ast.AsyncFunctionDef) -> bool:
+    """A method of an abstract class or a protocol (`AbstractAsyncContextManager`,
+    `class Stream(ABC)`): jedi lands there when it cannot tell the object's real
+    class, whose override is what runs (contextlib's `__aenter__` returns self;
+    an `@asynccontextmanager`'s runs the generator)."""
+    for klass in source.classes.values():
+        if not any(item is node for item in klass.body):
+            continue
+        if klass.name.startswith("Abstract"):
+            return True
+        bases = {decorator_name(base) for base in klass.bases}
+        bases |= {decorator_name(keyword.value) for keyword in klass.keywords}
+        return bool(bases & ABSTRACT_BASES)
+    return False
+
+
 def override_point(node: ast.AsyncFunctionDef, source: Source) -> bool:
     """An abstract method, a `...` or `raise NotImplementedError` body, or a
     method whose body is only `pass`: what runs is an override, not this. A
