@@ -4,7 +4,8 @@
 --   nvim --headless -u NONE -i NONE -n -l nvim_driver.lua MODE CONFIG_DIR WORK_DIR OUT_JSON
 --
 -- MODE "main": WORK_DIR holds wide.py (non-ASCII text before an await),
---   fix.py (a CONC101 finding) and expected.py (its fixed text).
+--   cache.py (hints.show 'all' and 'context'), fix.py (a CONC101 finding),
+--   noqa.py, broken.py, lens.py and long.py.
 -- MODE "missing": the server command does not exist; open two Python files
 --   and record the notifications.
 --
@@ -149,28 +150,60 @@ if mode == 'missing' then
   vim.cmd('qall!')
 end
 
+-- The client's settings, sent as a user's vim.lsp.config would have them
+-- (the server asks Neovim to fetch the hints and lenses again).
+local function set_settings(buf, settings)
+  local client = client_for(buf)
+  client.settings = { ['conc-lsp'] = settings }
+  client:notify('workspace/didChangeConfiguration', { settings = client.settings })
+end
+
+-- The hints once `changed(hints)` holds and they have stopped changing for
+-- a while (a refresh may follow: more answers, resolved labels).
+local function settled_hints(buf, what, changed)
+  wait_for(what, function()
+    return changed(hints_of(buf))
+  end)
+  local last, stable_since = vim.json.encode(hints_of(buf)), vim.uv.now()
+  wait_for('stable inlay hints', function()
+    local now = vim.json.encode(hints_of(buf))
+    if now ~= last then
+      last, stable_since = now, vim.uv.now()
+    end
+    return vim.uv.now() - stable_since >= 500
+  end)
+  return hints_of(buf)
+end
+
 local wide_buf, fix_buf
 
--- 1. Inlay hints, with non-ASCII text before an await.
+-- 1. Inlay hints, with non-ASCII text before an await: the whole map
+-- (hints.show = 'all'; by default the file's bare checkpoints have none).
 step('hints', function()
   wide_buf = open(work .. '/wide.py')
   result.filetype = vim.bo[wide_buf].filetype
   result.offset_encoding = client_for(wide_buf).offset_encoding
   result.inlay_hints_enabled = vim.lsp.inlay_hint.is_enabled({ bufnr = wide_buf })
-  -- wait for hints, then until they stop changing (a refresh may follow)
-  wait_for('inlay hints', function()
-    return #vim.lsp.inlay_hint.get({ bufnr = wide_buf }) > 0
+  set_settings(wide_buf, { hints = { show = 'all' } })
+  result.hints = settled_hints(wide_buf, 'inlay hints', function(hints)
+    return #hints > 0
   end)
-  local last, stable_since = vim.json.encode(hints_of(wide_buf)), vim.uv.now()
-  wait_for('stable inlay hints', function()
-    local now = vim.json.encode(hints_of(wide_buf))
-    if now ~= last then
-      last, stable_since = now, vim.uv.now()
-    end
-    return vim.uv.now() - stable_since >= 300
-  end)
-  result.hints = hints_of(wide_buf)
   result.wide_lines = vim.api.nvim_buf_get_lines(wide_buf, 0, -1, false)
+end)
+
+-- 1b. hints.show: 'all' (set above), then the default ('context') on the same file.
+step('show', function()
+  local buf = open(work .. '/cache.py')
+  vim.api.nvim_win_set_cursor(0, { 66, 0 })
+  vim.cmd('normal! zz')
+  result.show_all = settled_hints(buf, 'inlay hints', function(hints)
+    return #hints > 0
+  end)
+  set_settings(buf, vim.empty_dict())
+  result.show_context = settled_hints(buf, 'fewer hints', function(hints)
+    return #hints > 0 and #hints < #result.show_all
+  end)
+  result.show_lines = vim.api.nvim_buf_get_lines(buf, 0, -1, false)
 end)
 
 -- 2. Diagnostics (pulled by Neovim 0.11) and 3. a quick fix applied through
@@ -322,12 +355,6 @@ local function lenses_of(buf)
     return a.line < b.line
   end)
   return found
-end
-
-local function set_settings(buf, settings)
-  local client = client_for(buf)
-  client.settings = { ['conc-lsp'] = settings }
-  client:notify('workspace/didChangeConfiguration', { settings = client.settings })
 end
 
 local function has_code_at(buf, code, lnum)

