@@ -35,6 +35,8 @@ vsix="$(bash "$here/build.sh" "$tmp/conc-lsp.vsix" 2>"$tmp/build.log" | tail -1)
 # A user's project: the example in a folder named like the repository.
 mkdir -p "$tmp/conc-lsp"
 cp "$repo/examples/cache.py" "$tmp/conc-lsp/cache.py"
+# CONC101 is opt-in: the project selects it (the finding the picture shows)
+printf '[tool.conc-lsp]\nextend-select = ["CONC101"]\n' > "$tmp/conc-lsp/pyproject.toml"
 # (check exits 1 when it finds something, as here)
 line="$({ "$server" check "$tmp/conc-lsp/cache.py" || true; } | grep -m1 ' CONC101 ' | cut -d: -f2)"
 [ -n "$line" ] || die "examples/cache.py has no CONC101 finding any more: pick another line"
