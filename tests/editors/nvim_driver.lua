@@ -14,6 +14,7 @@
 
 local mode, config_dir, work, out = arg[1], arg[2], arg[3], arg[4]
 local TIMEOUT = 15000 -- ms, per wait
+local RESOLVE_TIMEOUT = 45000 -- ms: jedi's first answer (a worker process starts)
 
 local result = { mode = mode, errors = {}, notes = {} }
 
@@ -512,6 +513,44 @@ step('visible', function()
   wait_for('a request for the lines on screen after a scroll', last_is_visible)
   result.visible_after_scroll = { ranges = vim.deepcopy(ranges), visible = visible() }
   client.request = nil
+end)
+
+-- 10. A resolved label survives an edit elsewhere: a function added above
+-- moves the line down, and every hint Neovim holds for it afterwards is the
+-- resolved one (never the plain label while the server works again).
+step('resolved_edit', function()
+  vim.cmd('silent! only')
+  local buf = open(work .. '/resolved.py')
+  local line = 11 -- `await helper()` (0-based)
+  local function labels_at(lnum)
+    local found = {}
+    for _, hint in ipairs(hints_of(buf)) do
+      if hint.line == lnum then
+        table.insert(found, hint.label)
+      end
+    end
+    return table.concat(found, ' | ')
+  end
+  wait_for('the resolved label', function()
+    return labels_at(line):find('<- no checkpoint', 1, true) == 1
+  end, RESOLVE_TIMEOUT)
+  result.resolved_before = labels_at(line)
+  local added = { '', '', 'async def other(ev: trio.Event) -> None:', '    await ev.wait()' }
+  vim.api.nvim_buf_set_lines(buf, 2, 2, false, added)
+  local moved = line + #added
+  local seen, last, since = {}, nil, vim.uv.now()
+  wait_for('the hints of the edited text, settled', function()
+    local now = labels_at(moved)
+    if now ~= '' and now ~= seen[#seen] then
+      table.insert(seen, now)
+    end
+    if now ~= last then
+      last, since = now, vim.uv.now()
+    end
+    return now ~= '' and vim.uv.now() - since >= 1500
+  end, RESOLVE_TIMEOUT)
+  result.resolved_seen_after_edit = seen
+  result.resolved_text = buffer_text(buf)
 end)
 
 write_result()

