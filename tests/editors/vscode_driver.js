@@ -478,9 +478,10 @@ async function testMode() {
     await step('show', async () => {
         // hints.show: the default ("context") and "all" on the same lines
         await openFile(config.show);
-        await waitFor('the hints', async () => (await viewLines()).some((line) => line.includes('\u200a<- ')), HINTS_TIMEOUT);
         await goToLine(config.show_line);
+        await waitFor('the hints', async () => (await viewLines()).some((line) => line.includes('\u200a<- ')), HINTS_TIMEOUT);
         result.show_context = await settledLines();
+        result.show_problems = await problemsCount();
         await screenshot('show-context');
         await changeSettings({ 'conc-lsp.hints.show': 'all' }, config.show);
         await waitFor('the bare checkpoints', async () =>
