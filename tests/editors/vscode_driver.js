@@ -760,6 +760,7 @@ async function missingMode() {
 async function screenshotMode() {
     await step('open', async () => {
         await openFile(config.file);
+        await goToLine(config.line); // the finding's lines, with their hints and squiggles
     });
     await step('hints', async () => {
         await waitForAnalysis(HINTS_TIMEOUT);
