@@ -57,6 +57,19 @@ FIX_INPUT = REPO / "tests" / "fixtures" / "fixes" / "conc101_trio.input.py"
 FIX_EXPECTED = REPO / "tests" / "fixtures" / "fixes" / "conc101_trio.expected.py"
 EXAMPLE = REPO / "examples" / "cache.py"  # the docs' file: hints.show side by side
 EXAMPLE_LINE = 66  # the line put in the middle of the view: the example's second half
+RESOLVED = """import trio
+
+
+async def helper() -> None:
+    print("never yields")
+
+
+async def main(ev: trio.Event) -> None:
+    try:
+        await ev.wait()
+    finally:
+        await helper()
+"""
 SKIP_VARIABLE = "CONC_LSP_SKIP_EDITOR_TESTS"
 CHROMIUM = (Path("/usr/lib/chromium/chromium"), Path("/usr/bin/chromium"))
 BUILD_TIMEOUT = 300  # seconds: the first build installs the extension's npm tools
@@ -286,6 +299,7 @@ def session(
     shutil.copyfile(FIX_INPUT, work / "noqa.py")
     shutil.copyfile(FIX_INPUT, work / "syntax.py")
     shutil.copyfile(EXAMPLE, work / "cache.py")
+    (work / "resolved.py").write_text(RESOLVED, encoding="utf-8")
     # CONC101 is opt-in (precision on real code below 0.8): the project selects it.
     (work / "pyproject.toml").write_text(SEED_PYPROJECT + 'ignore = ["CONC102"]\n')
     result = drive(
@@ -302,6 +316,7 @@ def session(
             "syntax": "syntax.py",
             "show": "cache.py",
             "show_line": EXAMPLE_LINE,
+            "resolved": "resolved.py",
         },
         "session",
     )
@@ -543,6 +558,17 @@ def test_the_lens_setting_off(session: dict[str, Any]) -> None:
     assert session["codelenses_off"] == []
 
 
+def test_resolved_labels_survive_an_edit_elsewhere(session: dict[str, Any]) -> None:
+    """jedi finds that `helper` never yields (compact: `∅ F U` instead of
+    `⇄ F U`); a function typed above moves the await down, and its label never
+    goes back to the plain one while the server answers for the new text."""
+    check_steps(session, "resolved_edit")
+    assert session["resolved_before"] == "∅ F U"
+    assert session["resolved_seen_after_edit"] == ["∅ F U"]
+    lines = session["resolved_lines"]
+    assert any(line.startswith("async def other(ev): await ev.wait()") for line in lines), lines
+
+
 def test_restart_server(session: dict[str, Any]) -> None:
     check_steps(session, "restart")
     assert session["starts_before_restart"] == 1
@@ -556,7 +582,7 @@ def test_no_message_when_all_is_well(session: dict[str, Any]) -> None:
     check_steps(
         session,
         *("open", "hints", "show", "settings", "problem", "quickfix", "analyse", "report_link"),
-        *("analyse_selection", "restart", "noqa", "syntax", "lens_off"),
+        *("analyse_selection", "restart", "noqa", "syntax", "lens_off", "resolved_edit"),
     )
     assert session["toasts"] == []
 
@@ -577,6 +603,8 @@ def test_screenshots_of_every_step(session: dict[str, Any]) -> None:
         "11-after-restart.png",
         "12-disable-for-this-line.png",
         "13-diagnostics-through-a-syntax-error.png",
+        "14-resolved-label.png",
+        "15-resolved-label-after-an-edit.png",
     ], session["shots"]
     for name in shots:
         assert (session["shots"] / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -18,7 +18,8 @@
 // syntax (test mode: two more copies of the file, for "Disable CONC101 for
 // this line" and for a syntax error typed above the finding), show and
 // show_line (test mode: a file shown with hints.show "context", the default,
-// then "all", around that 1-based line)}.
+// then "all", around that 1-based line), resolved (test mode: a file whose
+// await in `finally` calls a function that never yields)}.
 //
 // Modes: "test" (hints, hints.show, squiggles, a quick fix by keyboard, the file saved,
 // Analyse concurrency, a setting changed), "missing" (no server: the
@@ -703,6 +704,43 @@ async function testMode() {
         await focusEditor(config.syntax);
         await waitFor('no code lens', async () => (await codeLenses()).length === 0);
         result.codelenses_off = await codeLenses();
+    });
+    await step('resolved_edit', async () => {
+        // A resolved label (jedi: `helper` never yields) and an edit elsewhere
+        // (a function added above, moving the line down): the label must not
+        // turn back into the plain one while the server works again.
+        await openFile(config.resolved);
+        const labelOf = (lines) => {
+            const line = lines.find((text) => text.includes('await helper()'));
+            return line === undefined ? null : line.split('await helper()')[1].trim();
+        };
+        await waitFor('the resolved label', async () => (labelOf(await viewLines()) ?? '').startsWith('∅'), HINTS_TIMEOUT);
+        result.resolved_before = labelOf(await viewLines());
+        await screenshot('resolved-label');
+        await goToLine(3);
+        if ((await cursorPosition()) !== 'Ln 3, Col 1') {
+            await press('Home');
+        }
+        await waitFor('the cursor at the start of line 3', async () => (await cursorPosition()) === 'Ln 3, Col 1');
+        await page.keyboard.insertText('async def other(ev): await ev.wait()\n');
+        const seen = [];
+        let last = null;
+        let since = Date.now();
+        await waitFor('the hint of the new function, then settled labels', async () => {
+            const lines = await viewLines();
+            const now = labelOf(lines);
+            if (now !== null && now !== seen[seen.length - 1]) {
+                seen.push(now);
+            }
+            if (now !== last) {
+                [last, since] = [now, Date.now()];
+            }
+            const answered = lines.some((text) => text.startsWith('async def other') && text.includes('⇄'));
+            return answered && Date.now() - since >= 2000;
+        }, HINTS_TIMEOUT, 25);
+        result.resolved_seen_after_edit = seen;
+        result.resolved_lines = await viewLines();
+        await screenshot('resolved-label-after-an-edit');
     });
     result.toasts.push(...(await toasts()));
 }
