@@ -4,7 +4,11 @@
 # the hints and a diagnostic; the pane is captured with its colours and drawn
 # as a PNG by ansi2png.py.
 #
-#   editors/nvim/screenshot.sh [OUT.png]
+#   editors/nvim/screenshot.sh [--show all] [OUT.png]
+#
+# By default the hints are the server's default map (hints.show = "context");
+# `--show all` sets hints.show = "all" (every checkpoint) and writes
+# docs/neovim-all.png unless OUT.png is given.
 #
 # Needs: tmux, python3 with Pillow and the DejaVu fonts
 # (Debian: apt-get install tmux python3-pil fonts-dejavu-core fonts-dejavu-extra),
@@ -14,7 +18,17 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 repo="$(cd "$here/../.." && pwd -P)"
-out="$(realpath -m "${1:-$repo/docs/neovim.png}")"
+show=context
+if [ "${1:-}" = "--show" ]; then
+    show="${2:?--show needs context or all}"
+    shift 2
+fi
+case "$show" in
+    context) default_out="$repo/docs/neovim.png" ;;
+    all) default_out="$repo/docs/neovim-all.png" ;;
+    *) echo "screenshot.sh: --show context or --show all" >&2; exit 2 ;;
+esac
+out="$(realpath -m "${1:-$default_out}")"
 columns=164
 rows=50
 top_line=38        # first line of examples/cache.py in view
@@ -50,6 +64,9 @@ PATH="$repo/.venv/bin:$PATH" bash "$here/install.sh" >/dev/null
 # Looks only, plus a signal when the hints and the diagnostics are in.
 cat > "$XDG_CONFIG_HOME/nvim/init.lua" <<EOF
 vim.o.termguicolors = true
+if '$show' == 'all' then
+  vim.lsp.config('conc_lsp', { settings = { ['conc-lsp'] = { hints = { show = 'all' } } } })
+end
 vim.o.number = true
 vim.o.signcolumn = 'yes'
 vim.o.cursorline = true
@@ -87,7 +104,8 @@ EOF
 
 mkdir -p "$tmp/conc-lsp/examples"
 cp "$repo/examples/cache.py" "$tmp/conc-lsp/examples/cache.py"
-touch "$tmp/conc-lsp/pyproject.toml"
+# CONC101 is opt-in: the project selects it (the finding the picture shows)
+printf '[tool.conc-lsp]\nextend-select = ["CONC101"]\n' > "$tmp/conc-lsp/pyproject.toml"
 cat > "$tmp/tmux.conf" <<'EOF'
 set -g default-terminal "tmux-256color"
 set -as terminal-features ",*:RGB"

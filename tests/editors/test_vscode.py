@@ -32,7 +32,19 @@ from typing import Any
 import pytest
 
 from conc_lsp import config
-from conc_lsp.labels import LABEL_STYLES
+from conc_lsp.analysis.parse import analyse_lines
+from conc_lsp.analysis.text import split_lines
+from conc_lsp.labels import (
+    ARROW,
+    COMPACT,
+    DEFAULT_MAX_LENGTH,
+    LABEL_STYLES,
+    SHOW_ALL,
+    SHOW_CONTEXT,
+    SHOW_MODES,
+    is_shown,
+    label,
+)
 from tests.rule_settings import SEED_PYPROJECT
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,6 +55,21 @@ INSTALLER = HERE / "install_code_server.sh"
 ARTIFACTS = HERE / "artifacts" / "vscode"
 FIX_INPUT = REPO / "tests" / "fixtures" / "fixes" / "conc101_trio.input.py"
 FIX_EXPECTED = REPO / "tests" / "fixtures" / "fixes" / "conc101_trio.expected.py"
+EXAMPLE = REPO / "examples" / "cache.py"  # the docs' file: hints.show side by side
+EXAMPLE_LINE = 66  # the line put in the middle of the view: the example's second half
+RESOLVED = """import trio
+
+
+async def helper() -> None:
+    print("never yields")
+
+
+async def main(ev: trio.Event) -> None:
+    try:
+        await ev.wait()
+    finally:
+        await helper()
+"""
 SKIP_VARIABLE = "CONC_LSP_SKIP_EDITOR_TESTS"
 CHROMIUM = (Path("/usr/lib/chromium/chromium"), Path("/usr/bin/chromium"))
 BUILD_TIMEOUT = 300  # seconds: the first build installs the extension's npm tools
@@ -55,6 +82,8 @@ SERVER_SETTINGS = {
     "hints_enabled": "hints.enabled",
     "hint_kinds": "hints.kinds",
     "label_style": "hints.labelStyle",
+    "hints_show": "hints.show",
+    "hints_max_length": "hints.maxLength",
     "diagnostics_enabled": "diagnostics.enabled",
     "select": "select",
     "ignore": "ignore",
@@ -114,11 +143,14 @@ def test_settings_mirror_the_server() -> None:
     kinds = settings["hints.kinds"]["properties"]
     assert set(kinds) == {kind.value for kind in config.ALL_KINDS}
     assert settings["hints.labelStyle"]["enum"] == list(LABEL_STYLES)
+    assert settings["hints.show"]["enum"] == list(SHOW_MODES)
     assert settings["lens"]["enum"] == list(config.LENS_CHOICES)
     assert settings["severity"]["additionalProperties"]["enum"] == list(config.SEVERITIES)
     for key, value in [
         ("hints.kinds", {"spawn": False}),
         ("hints.labelStyle", "compact"),
+        ("hints.show", "all"),
+        ("hints.maxLength", 0),
         ("select", ["CONC1"]),
         ("extend-select", ["CONC401"]),
         ("ignore", ["CONC103"]),
@@ -266,6 +298,8 @@ def session(
     shutil.copyfile(FIX_INPUT, work / "fix.py")
     shutil.copyfile(FIX_INPUT, work / "noqa.py")
     shutil.copyfile(FIX_INPUT, work / "syntax.py")
+    shutil.copyfile(EXAMPLE, work / "cache.py")
+    (work / "resolved.py").write_text(RESOLVED, encoding="utf-8")
     # CONC101 is opt-in (precision on real code below 0.8): the project selects it.
     (work / "pyproject.toml").write_text(SEED_PYPROJECT + 'ignore = ["CONC102"]\n')
     result = drive(
@@ -280,6 +314,9 @@ def session(
             "expected": str(FIX_EXPECTED),
             "noqa": "noqa.py",
             "syntax": "syntax.py",
+            "show": "cache.py",
+            "show_line": EXAMPLE_LINE,
+            "resolved": "resolved.py",
         },
         "session",
     )
@@ -339,6 +376,38 @@ def hinted(line: str, label: str) -> str:
     return line.replace(f"\u200a{label}", "", 1)
 
 
+def expected_labels(path: Path, show: str, style: str = ARROW) -> dict[int, list[str]]:
+    """0-based line -> the labels the server shows before any resolution."""
+    found: dict[int, list[str]] = {}
+    for hint in analyse_lines(split_lines(path.read_text(encoding="utf-8"))).hints:
+        if is_shown(hint, show=show):
+            text = label(hint, style, max_length=DEFAULT_MAX_LENGTH)
+            found.setdefault(hint.line, []).append(text)
+    return found
+
+
+def shown_labels(source: list[str], lines: list[dict[str, Any]]) -> dict[int, list[str]]:
+    """1-based line -> the hints VS Code shows in it: the text around the
+    line's own, each hint after its hair space (paddingLeft)."""
+    found: dict[int, list[str]] = {}
+    for line in lines:
+        number, text = line["number"], line["text"]
+        assert isinstance(number, int), lines
+        own = source[number - 1] if number <= len(source) else ""
+        start = 0
+        while start < min(len(own), len(text)) and own[start] == text[start]:
+            start += 1
+        end = 0
+        while end < len(own) - start and own[-1 - end] == text[-1 - end]:
+            end += 1
+        inserted = text[start : len(text) - end]
+        labels = [part for part in inserted.split("\u200a") if part]
+        assert inserted.startswith("\u200a") or not inserted, (number, text)
+        if labels:
+            found[number] = labels
+    return found
+
+
 def test_vsix_installed_in_a_fresh_profile(session: dict[str, Any]) -> None:
     check_steps(session, "open")
     assert "successfully installed" in session["install"]
@@ -351,11 +420,12 @@ def test_hints_squiggles_and_lenses(session: dict[str, Any]) -> None:
     lines = session["lines"]
     assert len(lines) >= len(source)
     # Every line as in the file, the hints inside the two awaits' lines.
-    serve = next(i for i, text in enumerate(source) if "await ipc_server.serve()" in text)
+    # hints.show = "context" (the default): the bare checkpoint of the serve
+    # has no hint, the wait in `finally` has its context
     wait = next(i for i, text in enumerate(source) if "wait_for_no_more_peers" in text)
-    assert hinted(lines[serve], "<- checkpoint") == source[serve]
-    assert hinted(lines[wait], "<- checkpoint · in finally") == source[wait]
-    others = [i for i in range(len(source)) if i not in (serve, wait)]
+    assert expected_labels(FIX_INPUT, SHOW_CONTEXT) == {wait: ["<- finally · unshielded"]}
+    assert hinted(lines[wait], "<- finally · unshielded") == source[wait]
+    others = [i for i in range(len(source)) if i != wait]
     assert [lines[i] for i in others] == [source[i] for i in others]
     assert session["squiggles"] >= 1
     # pyproject.toml ignores CONC102: the extension did not override it with
@@ -369,10 +439,42 @@ def test_a_changed_setting_reaches_the_server(session: dict[str, Any]) -> None:
     check_steps(session, "settings")
     source = FIX_INPUT.read_text(encoding="utf-8").splitlines()
     lines = session["lines_compact"]
-    wait = next(i for i, text in enumerate(source) if "wait_for_no_more_peers" in text)
-    assert hinted(lines[wait], "⇄ F") == source[wait]
-    assert not any("<- checkpoint" in line for line in lines)
-    assert session["problems_after_settings"] == "Warnings: 1"  # pyproject.toml still applies
+    # hints.show is "all" since the step before: the serve's bare checkpoint too
+    expected = expected_labels(FIX_INPUT, SHOW_ALL, COMPACT)
+    assert len(expected) == 2
+    for number, (shown,) in expected.items():
+        assert hinted(lines[number], shown) == source[number]
+    assert not any("<-" in line for line in lines)
+    # pyproject.toml still applies: the same problems as before the change
+    # (fix.py's one warning and cache.py's, opened by the step before)
+    assert session["problems_after_settings"] == session["show_problems"]
+
+
+def test_hints_show_context_and_all_side_by_side(session: dict[str, Any]) -> None:
+    """The same lines of examples/cache.py with hints.show = "context" (the
+    default) and "all", at VS Code's default inlayHints.maximumLength (43)."""
+    check_steps(session, "show")
+    source = EXAMPLE.read_text(encoding="utf-8").splitlines()
+    context, every = session["show_context"], session["show_all"]
+    assert [line["number"] for line in context] == [line["number"] for line in every]
+    in_view = {line["number"] for line in context}
+    assert EXAMPLE_LINE in in_view
+    shown_context = shown_labels(source, context)
+    shown_all = shown_labels(source, every)
+    # fewer hints by default, every one of them also in "all"
+    assert sum(map(len, shown_context.values())) < sum(map(len, shown_all.values()))
+    assert set(shown_context) <= set(shown_all)
+    # a bare checkpoint: only in "all"
+    bare = [number for number, labels in shown_all.items() if "<- checkpoint" in labels]
+    assert bare, shown_all
+    assert not any("<- checkpoint" in labels for labels in shown_context.values())
+    # what the analysis shows by default (before resolution) is on screen
+    expected = {n + 1 for n in expected_labels(EXAMPLE, SHOW_CONTEXT)} & in_view
+    assert expected and expected <= set(shown_context), (expected, shown_context)
+    assert shown_context[79] == ["<- finally · unshielded"]  # the seed's bug, whole
+    # the server's cap, under VS Code's own: nothing cut by VS Code
+    labels = [text for found in (shown_context, shown_all) for on in found.values() for text in on]
+    assert all(len(text) <= DEFAULT_MAX_LENGTH for text in labels), labels
 
 
 def test_quick_fix_with_the_keyboard(session: dict[str, Any]) -> None:
@@ -456,6 +558,17 @@ def test_the_lens_setting_off(session: dict[str, Any]) -> None:
     assert session["codelenses_off"] == []
 
 
+def test_resolved_labels_survive_an_edit_elsewhere(session: dict[str, Any]) -> None:
+    """jedi finds that `helper` never yields (compact: `∅ F U` instead of
+    `⇄ F U`); a function typed above moves the await down, and its label never
+    goes back to the plain one while the server answers for the new text."""
+    check_steps(session, "resolved_edit")
+    assert session["resolved_before"] == "∅ F U"
+    assert session["resolved_seen_after_edit"] == ["∅ F U"]
+    lines = session["resolved_lines"]
+    assert any(line.startswith("async def other(ev): await ev.wait()") for line in lines), lines
+
+
 def test_restart_server(session: dict[str, Any]) -> None:
     check_steps(session, "restart")
     assert session["starts_before_restart"] == 1
@@ -468,8 +581,8 @@ def test_restart_server(session: dict[str, Any]) -> None:
 def test_no_message_when_all_is_well(session: dict[str, Any]) -> None:
     check_steps(
         session,
-        *("open", "hints", "settings", "problem", "quickfix", "analyse", "report_link"),
-        *("analyse_selection", "restart", "noqa", "syntax", "lens_off"),
+        *("open", "hints", "show", "settings", "problem", "quickfix", "analyse", "report_link"),
+        *("analyse_selection", "restart", "noqa", "syntax", "lens_off", "resolved_edit"),
     )
     assert session["toasts"] == []
 
@@ -478,16 +591,20 @@ def test_screenshots_of_every_step(session: dict[str, Any]) -> None:
     shots = sorted(path.name for path in session["shots"].glob("*.png"))
     assert shots == [
         "01-hints-and-squiggles.png",
-        "02-compact-hints.png",
-        "03-problem.png",
-        "04-quick-fix-menu.png",
-        "05-fixed-and-saved.png",
-        "06-report.png",
-        "07-report-link-followed.png",
-        "08-report-of-selection.png",
-        "09-after-restart.png",
-        "10-disable-for-this-line.png",
-        "11-diagnostics-through-a-syntax-error.png",
+        "02-show-context.png",
+        "03-show-all.png",
+        "04-compact-hints.png",
+        "05-problem.png",
+        "06-quick-fix-menu.png",
+        "07-fixed-and-saved.png",
+        "08-report.png",
+        "09-report-link-followed.png",
+        "10-report-of-selection.png",
+        "11-after-restart.png",
+        "12-disable-for-this-line.png",
+        "13-diagnostics-through-a-syntax-error.png",
+        "14-resolved-label.png",
+        "15-resolved-label-after-an-edit.png",
     ], session["shots"]
     for name in shots:
         assert (session["shots"] / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

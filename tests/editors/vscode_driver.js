@@ -16,9 +16,12 @@
 // (PATH for code-server and so for the extension), viewport ({width, height}),
 // hide_sidebar (screenshot mode), settings (more user settings), noqa and
 // syntax (test mode: two more copies of the file, for "Disable CONC101 for
-// this line" and for a syntax error typed above the finding)}.
+// this line" and for a syntax error typed above the finding), show and
+// show_line (test mode: a file shown with hints.show "context", the default,
+// then "all", around that 1-based line), resolved (test mode: a file whose
+// await in `finally` calls a function that never yields)}.
 //
-// Modes: "test" (hints, squiggles, a quick fix by keyboard, the file saved,
+// Modes: "test" (hints, hints.show, squiggles, a quick fix by keyboard, the file saved,
 // Analyse concurrency, a setting changed), "missing" (no server: the
 // message, its Open Settings button), "screenshot" (docs/vscode.png).
 //
@@ -179,6 +182,56 @@ async function viewLines() {
     }, EDITOR);
 }
 
+/** The visible lines with their 1-based numbers: [{number, text}]. */
+async function numberedLines() {
+    return page.evaluate((EDITOR) => {
+        const root = document.querySelector(EDITOR);
+        if (!root) {
+            return [];
+        }
+        const numbers = new Map();
+        for (const number of root.querySelectorAll('.margin-view-overlays .line-numbers')) {
+            const top = parseFloat(number.parentElement.style.top || number.style.top) || 0;
+            numbers.set(top, parseInt(number.textContent, 10));
+        }
+        return [...root.querySelectorAll('.view-lines .view-line')]
+            .map((line) => ({
+                top: parseFloat(line.style.top) || 0,
+                text: line.textContent.replace(/\u00a0/g, ' '),
+            }))
+            .sort((a, b) => a.top - b.top)
+            .map((line) => ({ number: numbers.get(line.top) ?? null, text: line.text }));
+    }, EDITOR);
+}
+
+/** Waits until the visible lines stop changing for `quiet` ms (hints that
+ * arrive in more than one answer, resolved labels) and returns them. */
+async function settledLines(quiet = 1500) {
+    let last = JSON.stringify(await numberedLines());
+    let since = Date.now();
+    await waitFor('the hints to settle', async () => {
+        const now = JSON.stringify(await numberedLines());
+        if (now !== last) {
+            [last, since] = [now, Date.now()];
+        }
+        return Date.now() - since >= quiet;
+    }, HINTS_TIMEOUT);
+    return JSON.parse(last);
+}
+
+/** Sets user settings in settings.json as a person would (in the editor,
+ * saved with Ctrl+S), then goes back to the editor of `file`. */
+async function changeSettings(changes, file) {
+    await runCommand('Preferences: Open User Settings (JSON)');
+    await waitFor('settings.json in an editor', async () => (await tabs()).some((tab) => tab.startsWith('settings.json')));
+    await focusEditor('settings.json');
+    const settings = JSON.parse(fs.readFileSync(path.join(userData, 'User', 'settings.json'), 'utf8'));
+    Object.assign(settings, changes);
+    await replaceAndSave(path.join(userData, 'User', 'settings.json'), JSON.stringify(settings));
+    await press('Control+W');
+    await focusEditor(file);
+}
+
 async function squiggles() {
     return page.evaluate(
         (editor) =>
@@ -332,7 +385,7 @@ async function runCommand(title) {
 async function waitForAnalysis(timeout) {
     await waitFor(
         'the inlay hints',
-        async () => (await viewLines()).some((line) => line.includes('<- checkpoint')),
+        async () => (await viewLines()).some((line) => line.includes('\u200a<- ')),
         timeout,
     );
     await waitFor('the squiggles', async () => (await squiggles()) > 0, TIMEOUT);
@@ -422,6 +475,23 @@ async function testMode() {
         result.problems = await problemsCount();
         result.toasts.push(...(await toasts()));
         await screenshot('hints-and-squiggles');
+    });
+    await step('show', async () => {
+        // hints.show: the default ("context") and "all" on the same lines
+        await openFile(config.show);
+        await goToLine(config.show_line);
+        await waitFor('the hints', async () => (await viewLines()).some((line) => line.includes('\u200a<- ')), HINTS_TIMEOUT);
+        result.show_context = await settledLines();
+        result.show_problems = await problemsCount();
+        await screenshot('show-context');
+        await changeSettings({ 'conc-lsp.hints.show': 'all' }, config.show);
+        await waitFor('the bare checkpoints', async () =>
+            (await viewLines()).some((line) => line.includes('\u200a<- checkpoint') && !line.includes('<- checkpoint (')),
+        );
+        result.show_all = await settledLines();
+        await screenshot('show-all');
+        // "all" stays for the rest of the session: the steps below look at bare awaits
+        await openFile(config.file);
     });
     await step('settings', async () => {
         // A setting changed as a person would: in the user settings.json.
@@ -635,6 +705,43 @@ async function testMode() {
         await waitFor('no code lens', async () => (await codeLenses()).length === 0);
         result.codelenses_off = await codeLenses();
     });
+    await step('resolved_edit', async () => {
+        // A resolved label (jedi: `helper` never yields) and an edit elsewhere
+        // (a function added above, moving the line down): the label must not
+        // turn back into the plain one while the server works again.
+        await openFile(config.resolved);
+        const labelOf = (lines) => {
+            const line = lines.find((text) => text.includes('await helper()'));
+            return line === undefined ? null : line.split('await helper()')[1].trim();
+        };
+        await waitFor('the resolved label', async () => (labelOf(await viewLines()) ?? '').startsWith('∅'), HINTS_TIMEOUT);
+        result.resolved_before = labelOf(await viewLines());
+        await screenshot('resolved-label');
+        await goToLine(3);
+        if ((await cursorPosition()) !== 'Ln 3, Col 1') {
+            await press('Home');
+        }
+        await waitFor('the cursor at the start of line 3', async () => (await cursorPosition()) === 'Ln 3, Col 1');
+        await page.keyboard.insertText('async def other(ev): await ev.wait()\n');
+        const seen = [];
+        let last = null;
+        let since = Date.now();
+        await waitFor('the hint of the new function, then settled labels', async () => {
+            const lines = await viewLines();
+            const now = labelOf(lines);
+            if (now !== null && now !== seen[seen.length - 1]) {
+                seen.push(now);
+            }
+            if (now !== last) {
+                [last, since] = [now, Date.now()];
+            }
+            const answered = lines.some((text) => text.startsWith('async def other') && text.includes('⇄'));
+            return answered && Date.now() - since >= 2000;
+        }, HINTS_TIMEOUT, 25);
+        result.resolved_seen_after_edit = seen;
+        result.resolved_lines = await viewLines();
+        await screenshot('resolved-label-after-an-edit');
+    });
     result.toasts.push(...(await toasts()));
 }
 
@@ -691,6 +798,7 @@ async function missingMode() {
 async function screenshotMode() {
     await step('open', async () => {
         await openFile(config.file);
+        await goToLine(config.line); // the finding's lines, with their hints and squiggles
     });
     await step('hints', async () => {
         await waitForAnalysis(HINTS_TIMEOUT);

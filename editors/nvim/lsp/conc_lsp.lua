@@ -20,7 +20,11 @@
 --       kinds = { ... },            -- all kinds; a list ({ 'await', 'async-with' }) or an
 --                                   -- object ({ spawn = false }); kinds: await, async-with,
 --                                   -- async-for, acm-yield, event-set, lock-release, spawn
---       labelStyle = 'arrow',       -- 'arrow' (<- checkpoint) or 'compact' (⇄, ⇄ F, ...)
+--       labelStyle = 'arrow',       -- 'arrow' (<- finally · unshielded) or 'compact' (⇄ F U)
+--       show = 'context',           -- 'context': only what changes the reader's mind (no
+--                                   -- bare <- checkpoint); 'all': every checkpoint
+--       maxLength = 32,             -- characters of a label (0: no cap, else at least 10);
+--                                   -- the hover keeps the words cut
 --     },
 --     diagnostics = { enabled = true },  -- run the rules in the editor
 --     select = { 'CONC' },          -- rule code prefixes to run ('ALL' for every rule)

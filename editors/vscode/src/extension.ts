@@ -29,6 +29,8 @@ export const SERVER_KEYS = [
     'hints.enabled',
     'hints.kinds',
     'hints.labelStyle',
+    'hints.show',
+    'hints.maxLength',
     'diagnostics.enabled',
     'select',
     'extend-select',
