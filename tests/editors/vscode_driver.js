@@ -687,7 +687,10 @@ async function testMode() {
         await waitFor('the cursor at the start of line 11', async () => (await cursorPosition()) === 'Ln 11, Col 1');
         await page.keyboard.insertText('    x =\n');
         await waitFor('the broken line in the editor', async () => (await viewLines()).some((line) => line.includes('x =')));
-        await sleep(3000); // the server's answer for the broken text has come by now
+        await sleep(3000); // the server's answer for the broken text, usually
+        // ... or later on a busy machine: the warning must be (still) there then.
+        await waitFor('the warning kept on the wait', async () => (await squiggledLines()).some(
+            (line) => line.includes('await ipc_server.wait_for_no_more_peers()')), HINTS_TIMEOUT);
         result.syntax_lines = await viewLines();
         result.syntax_during = await squiggledLines();
         result.syntax_problems = await problemsCount();
