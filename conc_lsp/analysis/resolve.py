@@ -379,6 +379,8 @@ class Resolver:
             if behaviour is None:
                 return None
             verdict = Verdict(behaviour)
+            if verdict is Verdict.MAY_NOT_YIELD and _gathers_coroutines(entry.name, expression):
+                verdict = Verdict.ALWAYS  # its one fast path is gather() of nothing
             return Resolution(
                 verdict,
                 entry.name,
@@ -588,3 +590,14 @@ def keyed_hints(hints: list[Hint]) -> dict[HintKey, Hint]:
 # The resolvers of the language server's resolver process, by (root, interpreter)
 # (see ``resolve_process.py``; tests clear it).
 _RESOLVERS: dict[tuple[str | None, str], Resolver] = {}
+
+
+def _gathers_coroutines(name: str, expression: ast.expr) -> bool:
+    """`asyncio.gather(fetch(), other())`: the coroutines are wrapped in new tasks
+    that have not run yet, so awaiting the result always suspends (the table's
+    "may not yield" is for `gather()` of nothing or of finished futures)."""
+    return (
+        name == "asyncio.gather"
+        and isinstance(expression, ast.Call)
+        and any(isinstance(argument, ast.Call) for argument in expression.args)
+    )
