@@ -155,7 +155,7 @@ def _private_method(module: ModuleFacts, call: Event) -> FunctionFacts | None:
     name = call.method or ""
     if not name.startswith("_") or name.startswith("__") or call.receiver is None:
         return None
-    found = [other for other in module.functions if other.name == name]
+    found = module.functions_named(name)
     return found[0] if len(found) == 1 else None
 
 

@@ -221,6 +221,17 @@ class ModuleFacts:
         found: FunctionFacts | None = memo.get(qualname)
         return found
 
+    def functions_named(self, name: str) -> list[FunctionFacts]:
+        """Every function whose own name is ``name`` (`stop` of `Server.stop`), in order."""
+        memo = self.memo.get("functions-by-name")
+        if not isinstance(memo, dict):
+            by_name: dict[str, list[FunctionFacts]] = {}
+            for function in self.functions:
+                by_name.setdefault(function.name, []).append(function)
+            memo = self.memo["functions-by-name"] = by_name
+        found: list[FunctionFacts] = memo.get(name, [])
+        return found
+
     def calls(self, method: str) -> Iterator[tuple[FunctionFacts, Event]]:
         """The calls of ``method`` (`x.method()` or `method()`), in order."""
         memo = self.memo.get("calls-by-method")

@@ -89,22 +89,16 @@ def local_function(
     module: ModuleFacts, owner: FunctionFacts, target: ast.expr
 ) -> FunctionFacts | None:
     """`worker` or `self.worker` as a function of this module (one of that name)."""
-    memo = module.memo.get("functions-by-name")
-    by_name: dict[str, list[FunctionFacts]] = {}
-    if isinstance(memo, dict):
-        by_name = memo
-    else:
-        for function in module.functions:
-            by_name.setdefault(function.name, []).append(function)
-        module.memo["functions-by-name"] = by_name
     if isinstance(target, ast.Name):
-        matches = [f for f in by_name.get(target.id, []) if f.class_name is None]
+        matches = [f for f in module.functions_named(target.id) if f.class_name is None]
     elif (
         isinstance(target, ast.Attribute)
         and isinstance(target.value, ast.Name)
         and target.value.id in ("self", "cls")
     ):
-        matches = [f for f in by_name.get(target.attr, []) if f.class_name == owner.class_name]
+        matches = [
+            f for f in module.functions_named(target.attr) if f.class_name == owner.class_name
+        ]
     else:
         return None
     return matches[0] if len(matches) == 1 else None

@@ -106,20 +106,12 @@ def _callee(module: ModuleFacts, caller: FunctionFacts, call: Event) -> Function
     same class, or a module-level `f()`; None when unknown or ambiguous."""
     if not call.awaited or not call.method:
         return None
+    named = module.functions_named(call.method)
     if call.receiver in ("self", "cls"):
-        found = [
-            f
-            for f in module.functions
-            if f.name == call.method and f.class_name == caller.class_name and f.is_async
-        ]
+        found = [f for f in named if f.class_name == caller.class_name and f.is_async]
     elif call.receiver is None:
         found = [
-            f
-            for f in module.functions
-            if f.name == call.method
-            and f.class_name is None
-            and "<locals>" not in f.qualname
-            and f.is_async
+            f for f in named if f.class_name is None and "<locals>" not in f.qualname and f.is_async
         ]
     else:
         return None
