@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
-from typing import TypeGuard
 
 from conc_lsp.analysis.events import FunctionFacts, ModuleFacts
+from conc_lsp.analysis.task_blocks import started
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,14 +49,9 @@ def _all_handoffs(
         spawner = isinstance(node.func, ast.Attribute) and node.func.attr in spawners
         target: ast.expr = node.func
         arguments, keywords = node.args, node.keywords
-        if spawner and node.args:
-            first = node.args[0]
-            if _is_partial(first):  # start_soon(partial(f, name))
-                target, arguments, keywords = first.args[0], first.args[1:], first.keywords
-            elif isinstance(first, ast.Call):  # create_task(f(name))
-                target, arguments, keywords = first.func, first.args, first.keywords
-            else:  # start_soon(f, name)
-                target, arguments, keywords = first, node.args[1:], []
+        launched = started(node) if spawner else None
+        if launched is not None:
+            target, arguments, keywords = launched
         if not any(isinstance(a, ast.Name) for a in arguments) and not any(
             isinstance(k.value, ast.Name) for k in keywords
         ):
@@ -124,11 +119,3 @@ def _into(held: frozenset[str], spawn: ast.Call) -> bool:
         and isinstance(func.value, ast.Name)
         and func.value.id in held
     )
-
-
-def _is_partial(node: ast.expr) -> TypeGuard[ast.Call]:
-    if not isinstance(node, ast.Call) or not node.args:
-        return False
-    func = node.func
-    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-    return name == "partial"

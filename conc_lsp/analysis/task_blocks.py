@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from conc_lsp.analysis.checkpoints import NURSERIES
 from conc_lsp.analysis.events import Event, FunctionFacts, ModuleFacts
@@ -42,16 +43,30 @@ class TaskBlock:
         return self.runs(waiter, wait) and self.runs(setter, step)
 
 
-def spawned_name(call: ast.Call) -> str | None:
+def started(call: ast.Call) -> tuple[ast.expr, list[ast.expr], list[ast.keyword]] | None:
+    """What a spawn call (`start_soon`, `start`, `create_task`) starts, and the
+    arguments it gets: `start_soon(f, a)`, `start_soon(partial(f, a, k=b))`,
+    `create_task(f(a))`."""
     if not call.args:
         return None
-    target = call.args[0]
-    if isinstance(target, ast.Call):  # create_task(worker(...)), partial(worker, ...)
-        if target.args and last_name(dotted(target.func)) == "partial":
-            target = target.args[0]
-        else:
-            target = target.func
-    return last_name(dotted(target)) or None
+    first = call.args[0]
+    if is_partial(first):
+        return first.args[0], first.args[1:], first.keywords
+    if isinstance(first, ast.Call):
+        return first.func, first.args, first.keywords
+    return first, call.args[1:], []
+
+
+def is_partial(node: ast.expr) -> TypeGuard[ast.Call]:
+    """`partial(f, ...)` / `functools.partial(f, ...)`."""
+    return (
+        isinstance(node, ast.Call) and bool(node.args) and last_name(dotted(node.func)) == "partial"
+    )
+
+
+def spawned_name(call: ast.Call) -> str | None:
+    found = started(call)
+    return (last_name(dotted(found[0])) or None) if found is not None else None
 
 
 def dotted(node: ast.expr) -> str:
