@@ -5,7 +5,10 @@ into short or long methods, for what a rule costs per line as functions grow
 from __future__ import annotations
 
 import ast
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 
 HEADER = '''\
 """Generated: one pool whose methods are {size} lines long."""
@@ -106,3 +109,21 @@ def cache_copies(total: int) -> str:
         )
         copy += 1
     return text + "# padding\n" * (total - text.count("\n"))
+
+
+def counted_calls(work: Callable[[], object]) -> int:
+    """How many Python and C calls ``work`` makes: a cost that does not depend
+    on how busy the machine is (the scaling tests compare these, never times)."""
+    count = 0
+
+    def counter(frame: FrameType, event: str, arg: object) -> None:
+        nonlocal count
+        if event in ("call", "c_call"):
+            count += 1
+
+    sys.setprofile(counter)
+    try:
+        work()
+    finally:
+        sys.setprofile(None)
+    return count

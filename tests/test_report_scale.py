@@ -6,9 +6,6 @@ time), and its diffs of a big module are numbered as in the whole file."""
 from __future__ import annotations
 
 import re
-import sys
-from collections.abc import Callable
-from types import FrameType
 
 import pytest
 
@@ -18,7 +15,7 @@ from conc_lsp.diagnose import check_lines
 from conc_lsp.report import build, build_report
 from conc_lsp.rules import all_rules
 from conc_lsp.rules.story import WHOLE_DIFF_LINES, unified_diff
-from tests.long_code import cache_copies
+from tests.long_code import cache_copies, counted_calls
 
 SETTINGS = Settings(select=("ALL",))  # every rule: opt-in ones find most here
 
@@ -47,28 +44,12 @@ def test_a_report_details_the_most_serious_findings_and_counts_the_others() -> N
     assert len(seen) == build.MAX_DETAILED + 1
 
 
-def _calls(work: Callable[[], object]) -> int:
-    count = 0
-
-    def counter(frame: FrameType, event: str, arg: object) -> None:
-        nonlocal count
-        if event in ("call", "c_call"):
-            count += 1
-
-    sys.setprofile(counter)
-    try:
-        work()
-    finally:
-        sys.setprofile(None)
-    return count
-
-
 def test_a_report_costs_its_module_plus_its_findings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(build, "MAX_DETAILED", 8)
 
     def report_calls(size: int) -> int:
         lines = split_lines(cache_copies(size))
-        return _calls(lambda: build_report(lines, settings=SETTINGS))
+        return counted_calls(lambda: build_report(lines, settings=SETTINGS))
 
     short = report_calls(1200)
     assert report_calls(2400) <= 2.3 * short

@@ -7,35 +7,15 @@ quadratic work quadruples.
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable
-from types import FrameType
-
 import pytest
 
 from conc_lsp.analysis.flow import module_facts
 from conc_lsp.analysis.text import split_lines
 from conc_lsp.diagnose import module_tree
 from conc_lsp.rules import all_rules
-from tests.long_code import long_methods
+from tests.long_code import counted_calls, long_methods
 
 LINES = 500
-
-
-def _calls(work: Callable[[], object]) -> int:
-    count = 0
-
-    def counter(frame: FrameType, event: str, arg: object) -> None:
-        nonlocal count
-        if event in ("call", "c_call"):
-            count += 1
-
-    sys.setprofile(counter)
-    try:
-        work()
-    finally:
-        sys.setprofile(None)
-    return count
 
 
 def _rule_calls(code: str, lines: int) -> int:
@@ -43,7 +23,7 @@ def _rule_calls(code: str, lines: int) -> int:
     tree, _ = module_tree(text)
     facts = module_facts(tree, text)
     rule = all_rules()[code]
-    return _calls(lambda: list(rule.check(facts)))
+    return counted_calls(lambda: list(rule.check(facts)))
 
 
 @pytest.mark.parametrize("code", sorted(all_rules()))
@@ -57,7 +37,7 @@ def test_facts_cost_grows_linearly_with_function_length() -> None:
     def facts_calls(lines: int) -> int:
         text = split_lines(long_methods(lines, lines))
         tree, _ = module_tree(text)
-        return _calls(lambda: module_facts(tree, text))
+        return counted_calls(lambda: module_facts(tree, text))
 
     short = facts_calls(LINES)
     assert facts_calls(2 * LINES) <= 2.3 * short
