@@ -139,19 +139,25 @@ def apply(settings: Settings, data: Any, source: str) -> Loaded:
     return loaded
 
 
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"expected true or false, got {value!r}")
+    return value
+
+
+def _choice(value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"expected one of {', '.join(choices)}, got {value!r}")
+    return str(value)
+
+
 def _set(settings: Settings, key: str, value: Any) -> Settings:
     if key == "hints.enabled":
-        if not isinstance(value, bool):
-            raise TypeError(f"expected true or false, got {value!r}")
-        return replace(settings, hints_enabled=value)
+        return replace(settings, hints_enabled=_flag(value))
     if key == "hints.label-style":
-        if value not in LABEL_STYLES:
-            raise ValueError(f"expected one of {', '.join(LABEL_STYLES)}, got {value!r}")
-        return replace(settings, label_style=value)
+        return replace(settings, label_style=_choice(value, LABEL_STYLES))
     if key == "hints.show":
-        if value not in SHOW_MODES:
-            raise ValueError(f"expected one of {', '.join(SHOW_MODES)}, got {value!r}")
-        return replace(settings, hints_show=value)
+        return replace(settings, hints_show=_choice(value, SHOW_MODES))
     if key == "hints.max-length":
         characters = isinstance(value, int) and not isinstance(value, bool)
         if not characters or not (value == 0 or value >= MIN_LABEL_LENGTH):
@@ -163,9 +169,7 @@ def _set(settings: Settings, key: str, value: Any) -> Settings:
     if key == "hints.kinds":
         return replace(settings, hint_kinds=_kinds(value))
     if key == "diagnostics.enabled":
-        if not isinstance(value, bool):
-            raise TypeError(f"expected true or false, got {value!r}")
-        return replace(settings, diagnostics_enabled=value)
+        return replace(settings, diagnostics_enabled=_flag(value))
     if key in ("select", "ignore", "extend-select"):
         codes = _codes(value)
         if key == "extend-select":
@@ -178,9 +182,7 @@ def _set(settings: Settings, key: str, value: Any) -> Settings:
             raise ValueError(f"expected a positive number of seconds, got {value!r}")
         return replace(settings, cleanup_timeout=float(value))
     if key == "resolve.enabled":
-        if not isinstance(value, bool):
-            raise TypeError(f"expected true or false, got {value!r}")
-        return replace(settings, resolve_enabled=value)
+        return replace(settings, resolve_enabled=_flag(value))
     if key == "resolve.budget":
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise ValueError(f"expected a positive number of seconds, got {value!r}")
@@ -197,17 +199,11 @@ def _set(settings: Settings, key: str, value: Any) -> Settings:
     if key == "exclude":
         return replace(settings, exclude=tuple(_strings(value)))
     if key == "lens":
-        if value not in LENS_CHOICES:
-            raise ValueError(f"expected one of {', '.join(LENS_CHOICES)}, got {value!r}")
-        return replace(settings, lens=value)
+        return replace(settings, lens=_choice(value, LENS_CHOICES))
     if key == "force-exclude":
-        if not isinstance(value, bool):
-            raise TypeError(f"expected true or false, got {value!r}")
-        return replace(settings, force_exclude=value)
+        return replace(settings, force_exclude=_flag(value))
     if key == "fail-on":
-        if value not in SEVERITIES:
-            raise ValueError(f"expected one of {', '.join(SEVERITIES)}, got {value!r}")
-        return replace(settings, fail_on=value)
+        return replace(settings, fail_on=_choice(value, SEVERITIES))
     if key.startswith("per-file-ignores"):
         table = value if key == "per-file-ignores" else {key.split(".", 1)[1]: value}
         if not isinstance(table, Mapping):
