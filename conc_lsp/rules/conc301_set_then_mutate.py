@@ -156,19 +156,28 @@ def _event_sources(function: FunctionFacts, receiver: str) -> set[str]:
     sources.add(base)
     if not receiver.isidentifier():
         return sources
-    for value in _assigned_values(function).get(receiver, ()):
+    for value in _bindings(function).by_name.get(receiver, ()):
         for part in ast.walk(value):
             if isinstance(part, (ast.Name, ast.Attribute)):
                 sources.add(_text(part))
     return sources
 
 
-def _assigned_values(function: FunctionFacts) -> dict[str, list[ast.expr]]:
-    """Local name -> the values it is bound to (`for`, `=`, `:=`), found in one walk."""
-    memo = function.memo.get("conc301-assigned")
-    if isinstance(memo, dict):
+@dataclass(frozen=True, slots=True)
+class _Bindings:
+    """What one walk of a function finds about its assignments."""
+
+    by_name: dict[str, list[ast.expr]]  # local name -> values bound (`for`, `=`, `:=`)
+    by_target: dict[int, ast.expr]  # id of an `=` target node -> its value
+    first_writes: dict[str, int]  # state -> order of its first write
+
+
+def _bindings(function: FunctionFacts) -> _Bindings:
+    """Once per function: the rule stays linear in its length."""
+    memo = function.memo.get("conc301-bindings")
+    if isinstance(memo, _Bindings):
         return memo
-    found: dict[str, list[ast.expr]] = {}
+    found = _Bindings({}, {}, {})
     for node in ast.walk(function.node):
         value: ast.expr | None = None
         targets: list[ast.expr] = []
@@ -176,6 +185,7 @@ def _assigned_values(function: FunctionFacts) -> dict[str, list[ast.expr]]:
             targets, value = [node.target], node.iter
         elif isinstance(node, ast.Assign):
             targets, value = node.targets, node.value
+            found.by_target.update((id(target), node.value) for target in node.targets)
         elif isinstance(node, ast.NamedExpr):
             targets, value = [node.target], node.value
         if value is None:
@@ -184,8 +194,11 @@ def _assigned_values(function: FunctionFacts) -> dict[str, list[ast.expr]]:
             name.id for target in targets for name in ast.walk(target) if isinstance(name, ast.Name)
         }
         for name in names:
-            found.setdefault(name, []).append(value)
-    function.memo["conc301-assigned"] = found
+            found.by_name.setdefault(name, []).append(value)
+    for event in function.events:
+        if event.kind is EventKind.WRITE and event.state is not None:
+            found.first_writes.setdefault(event.state, event.order)
+    function.memo["conc301-bindings"] = found
     return found
 
 
@@ -195,32 +208,11 @@ def _publishes(function: FunctionFacts, setter: Event, write: Event) -> bool:
     before the set. The waiter runs after it and reads what the setter meant."""
     if write.removal or write.augmented or write.method:
         return False
-    values, first_writes = _assignments(function)
-    value = values.get(id(write.node))
+    bindings = _bindings(function)
+    value = bindings.by_target.get(id(write.node))
     if value is None or _is_reset(value):
         return False
-    return first_writes.get(write.state or "", write.order) >= setter.order
-
-
-def _assignments(function: FunctionFacts) -> tuple[dict[int, ast.expr], dict[str, int]]:
-    """The value assigned to each target node, and the order of each state's first
-    write (once per function: the rule stays linear in its length)."""
-    memo = function.memo.get("conc301-assignments")
-    if isinstance(memo, tuple):
-        return memo
-    values = {
-        id(target): node.value
-        for node in ast.walk(function.node)
-        if isinstance(node, ast.Assign)
-        for target in node.targets
-    }
-    first_writes: dict[str, int] = {}
-    for event in function.events:
-        if event.kind is EventKind.WRITE and event.state is not None:
-            first_writes.setdefault(event.state, event.order)
-    found = (values, first_writes)
-    function.memo["conc301-assignments"] = found
-    return found
+    return bindings.first_writes.get(write.state or "", write.order) >= setter.order
 
 
 def _is_reset(value: ast.expr) -> bool:
