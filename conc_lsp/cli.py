@@ -64,6 +64,9 @@ def _report_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> 
     # loaded only by the subcommand that needs it (start-up cost)
     from conc_lsp.report.build import progress_printer
 
+    # loaded only by the subcommand that needs it (start-up cost)
+    from conc_lsp.report.render import link_from
+
     try:
         name, target = parse_report_target(arguments.target)
     except ValueError as error:
@@ -85,7 +88,9 @@ def _report_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> 
         except ValueError as error:
             print(f"conc-lsp: error: {error}", file=err)
             return 2
-    link = None if arguments.no_links else path.resolve().as_uri()
+    # Relative to the current folder, where a report written to stdout is
+    # usually kept (`conc-lsp report src/x.py > report.md`).
+    link = None if arguments.no_links else link_from(Path.cwd(), name)
     try:
         result = build_report(
             lines,
@@ -337,7 +342,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report_parser.add_argument("--format", choices=("markdown", "json"), default="markdown")
     report_parser.add_argument(
-        "--no-links", action="store_true", help="plain `L12` line references, no file links"
+        "--no-links",
+        action="store_true",
+        help="plain `L12` line references, no links to the file (by default they link "
+        "relative to the current folder: `[L12](src/x.py#L12)`)",
     )
     report_parser.add_argument(
         "--select", metavar="CODES", help="the rules whose findings it traces (comma-separated)"

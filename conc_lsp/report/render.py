@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from conc_lsp.report.model import REF, Report, StateRow
 from conc_lsp.rules.story import ref
@@ -10,6 +13,18 @@ from conc_lsp.rules.story import ref
 
 def _capital(text: str) -> str:
     return text if text.isupper() else text[:1].upper() + text[1:]
+
+
+def link_from(folder: Path, source: str) -> str:
+    """The address line references link to, for a report read in ``folder``:
+    the source file relative to it (VS Code's preview opens ``file.py#L12`` at
+    the line, and shows ``file:`` links as plain text: markdown-it does not
+    follow them), URL-quoted; a ``file:`` URI only across drives (Windows)."""
+    try:
+        relative = os.path.relpath(source, folder)
+    except ValueError:
+        return Path(source).resolve().as_uri()
+    return quote(Path(relative).as_posix())
 
 
 def _links(text: str, link: str | None) -> str:

@@ -27,7 +27,6 @@ import stat
 from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams
@@ -36,6 +35,7 @@ from pygls.uris import to_fs_path
 from conc_lsp.analysis.text import split_lines
 from conc_lsp.config import Settings
 from conc_lsp.jobs import compute_lenses, compute_report
+from conc_lsp.report.render import link_from
 from conc_lsp.server.diagnostics import JOB_SECONDS
 from conc_lsp.server.positions import to_lsp
 from conc_lsp.server.workers import JobFailed, OutOfTime
@@ -209,16 +209,8 @@ def report_path(uri: str, name: str, target: Target) -> Path:
 
 
 def report_link(source: str | None, report: Path) -> str | None:
-    """The address line references link to: the source file relative to the
-    report (VS Code's preview opens ``file.py#L12`` at the line, and refuses
-    ``file:`` links: markdown-it renders them as text), URL-quoted."""
-    if source is None:
-        return None
-    try:
-        relative = os.path.relpath(source, report.parent)
-    except ValueError:  # another drive (Windows)
-        return Path(source).as_uri()
-    return quote(Path(relative).as_posix())
+    """The address line references link to: the source file relative to the report."""
+    return None if source is None else link_from(report.parent, source)
 
 
 def _display_name(ls: ConcLanguageServer, uri: str, path: str | None) -> str:
