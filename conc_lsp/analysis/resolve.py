@@ -27,7 +27,7 @@ import ast
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,7 +44,15 @@ from conc_lsp.analysis.jedi_setup import (
     one_inference_state,
     speed_up_parso,
 )
-from conc_lsp.analysis.model import Hint, HintKey, HintKind, Resolution, Verdict, anchor_keys
+from conc_lsp.analysis.model import (
+    Anchor,
+    Hint,
+    HintKey,
+    HintKind,
+    Resolution,
+    Verdict,
+    anchor_keys,
+)
 from conc_lsp.analysis.parse import analyse_lines
 from conc_lsp.analysis.resolve_cache import (
     Entry,
@@ -146,8 +154,12 @@ class Resolver:
         first_lines: tuple[int, int] | None = None,
         progress: Progress | None = None,
         stop_after_shown: bool = False,
+        wanted: Collection[HintKey] | None = None,
+        hint_keys: dict[Anchor, HintKey] | None = None,
     ) -> DocumentResolution:
-        """Resolve every checkpoint of a document's text (``path`` may not exist on disk).
+        """Resolve every checkpoint of a document's text (``path`` may not exist on disk),
+        or only those of ``wanted`` (what the rules read: ``conc_lsp/resolve_demand.py``);
+        ``hint_keys``: the checkpoints' keys by anchor, when the caller has them.
 
         Checkpoints on ``first_lines`` (0-based, end exclusive: what the
         editor shows) go first; the rest follow while the budget lasts (with
@@ -169,12 +181,13 @@ class Resolver:
         if (
             stored
             and stored.resolutions is not None
+            and stored.covers(wanted)
             and self._files.unchanged(stored.document_stamps)
         ):
             result.resolutions = dict(stored.resolutions)
             result.total = stored.total
             result.resolved = len(stored.resolutions)
-            result.attempted = set(stored.resolutions)
+            result.attempted = set(stored.resolutions) | (stored.attempted or set())
             result.cached = True
             result.seconds = time.monotonic() - started
             return result
@@ -184,11 +197,20 @@ class Resolver:
         if source.tree is None:
             return result
         stored = self._entry(key, source)
-        keys = anchor_keys(analyse_lines(lines).hints)
+        if (
+            not source.done
+            and stored.attempted is not None
+            and stored.resolutions is not None
+            and self._files.unchanged(stored.document_stamps)
+        ):  # an earlier run's pass over fewer checkpoints: go on from there
+            source.done = {done: stored.resolutions.get(done) for done in stored.attempted}
+            source.done_files = set(stored.document_stamps)
+        keys = hint_keys if hint_keys is not None else anchor_keys(analyse_lines(lines).hints)
         targets = [
             (hint_key, target)
             for target in checkpoint_nodes(source.tree, lines)
             if (hint_key := keys.get((target.line, target.column, target.kind))) is not None
+            and (wanted is None or hint_key in wanted)
         ]
         result.total = len(targets)
         shown = 0  # checkpoints on ``first_lines``: they go first
@@ -224,6 +246,7 @@ class Resolver:
         result.resolved = len(result.resolutions)
         if result.complete and self.cache is not None and key != "<buffer>":
             stored.resolutions = dict(result.resolutions)
+            stored.attempted = None if wanted is None else set(source.done)
             stored.total = result.total
             stored.document_stamps = source.done_stamps
             stored.dirty = True
