@@ -90,10 +90,13 @@ def resolve_for_rules(
     (``rules_path``: the path the rules see, for per-file settings)."""
     started = time.monotonic()
     keys = anchor_keys(analyse_lines(lines).hints)
+    if not keys:  # no checkpoint at all
+        return DocumentResolution(complete=True)
     tree, _ = module_tree(lines)
-    wanted: set[HintKey] = set()
-    known: dict[Anchor, Resolution] = {}
-    result: DocumentResolution | None = None
+    # What earlier runs found: often all the rules ask for (one round, no jedi).
+    result = resolver.known(lines, path)
+    wanted = set(result.attempted)
+    known = _by_anchor(keys, result.resolutions)
     for _round in range(MAX_ROUNDS):
         asked = asked_checkpoints(tree, lines, settings, rules_path, known)
         new = {keys[anchor] for anchor in asked if anchor in keys} - wanted
@@ -104,8 +107,12 @@ def resolve_for_rules(
         result = resolver.resolve_lines(lines, path, left, wanted=wanted, hint_keys=keys)
         if not result.complete:
             break
-        found = result.resolutions
-        known = {anchor: found[key] for anchor, key in keys.items() if key in found}
-    if result is None:  # nothing to resolve: no rule reads a verdict here
-        return DocumentResolution(seconds=time.monotonic() - started)
+        known = _by_anchor(keys, result.resolutions)
+    result.seconds = time.monotonic() - started
     return result
+
+
+def _by_anchor(
+    keys: dict[Anchor, HintKey], found: dict[HintKey, Resolution]
+) -> dict[Anchor, Resolution]:
+    return {anchor: found[key] for anchor, key in keys.items() if key in found}

@@ -65,14 +65,16 @@ from conc_lsp.analysis.resolve_cache import (
 from conc_lsp.analysis.resolve_effects import (
     BudgetSpent,
     JediEffects,
-    behaviour_words,
     combined,
     described,
     in_abstract_class,
-    library_reason,
+    library_awaited,
+    library_entered,
+    library_iterated,
     override_point,
     table_entry,
 )
+from conc_lsp.analysis.resolve_local import describes_library, local_callee, local_names
 from conc_lsp.analysis.resolve_sources import Source, Sources, Target, checkpoint_nodes
 from conc_lsp.analysis.text import utf8_to_codepoint
 
@@ -254,6 +256,25 @@ class Resolver:
         result.seconds = time.monotonic() - started
         return result
 
+    def known(self, lines: list[str], path: str) -> DocumentResolution:
+        """What earlier passes over this text found (this run's or the cache's),
+        without resolving anything: ``attempted`` says which checkpoints they did."""
+        result = DocumentResolution(cached=True)
+        text = "\n".join(lines)
+        source = self._sources.get(path)
+        if source is not None and source.stamp == text and source.done:
+            if self._files.unchanged(source.done_stamps):
+                result.attempted = set(source.done)
+                result.resolutions = {k: v for k, v in source.done.items() if v is not None}
+            return result
+        if self.cache is None:
+            return result
+        stored = self.cache.load(path, text_hash(text))
+        if stored.resolutions is not None and self._files.unchanged(stored.document_stamps):
+            result.resolutions = dict(stored.resolutions)
+            result.attempted = set(stored.resolutions) | (stored.attempted or set())
+        return result
+
     def forget(self, path: str) -> None:
         source = self._sources.pop(path, None)
         if source is not None:
@@ -335,6 +356,10 @@ class Resolver:
     def _resolve_target(self, key: str, source: Source, target: Target) -> Resolution | None:
         if time.monotonic() > self._deadline:
             raise BudgetSpent
+        if target.kind is HintKind.AWAIT:
+            local, found = self.local_awaited(key, source, target.expression, depth=0)
+            if local:
+                return found
         names = self._infer(key, source, target.expression)
         if not names:
             return None
@@ -396,23 +421,40 @@ class Resolver:
     def _awaited(self, name: Name, expression: ast.expr, depth: int) -> Resolution | None:
         entry = table_entry(name)
         if entry is not None:
-            behaviour = entry.await_
-            if behaviour is None and isinstance(expression, ast.Call):
-                return None  # e.g. awaiting something the table only knows as a class
-            if behaviour is None:
-                return None
-            verdict = Verdict(behaviour)
-            if verdict is Verdict.MAY_NOT_YIELD and _gathers_coroutines(entry.name, expression):
-                verdict = Verdict.ALWAYS  # its one fast path is gather() of nothing
-            return Resolution(
-                verdict,
-                entry.name,
-                library_reason(entry.name, verdict, entry.note),
-                (f"`{entry.name}`: {behaviour_words(verdict)}: {entry.note} ({entry.source})",),
-            )
+            return library_awaited(entry, expression)
         if name.type != "function":
             return None
-        function = self._function_verdict(name, depth)
+        path = str(name.module_path) if name.module_path else None
+        if path is None or not path.endswith(".py") or name.line is None:
+            return None
+        source = self._file(path)
+        if source is None:
+            return None
+        node = source.functions.get(name.line)
+        if not isinstance(node, ast.AsyncFunctionDef):
+            return None  # a sync def returning an awaitable
+        return self._function_resolution(path, source, node, name.full_name or node.name, depth)
+
+    def local_awaited(
+        self, path: str, source: Source, expression: ast.expr, depth: int
+    ) -> tuple[bool, Resolution | None]:
+        """What awaiting ``expression`` does when its callee is an `async def`
+        of the same module that the tree alone finds (``resolve_local.py``):
+        (True, the resolution or None), else (False, None): ask jedi."""
+        if path == "<buffer>" or source.tree is None or describes_library(path):
+            return False, None
+        if source.local is None:
+            source.local = local_names(source.tree)
+        node = local_callee(source.local, expression)
+        if node is None:
+            return False, None
+        self._read_from({path})
+        return True, self._function_resolution(path, source, node, node.name, depth)
+
+    def _function_resolution(
+        self, path: str, source: Source, node: ast.AsyncFunctionDef, qualname: str, depth: int
+    ) -> Resolution | None:
+        function = self._function_verdict(path, source, node, qualname, depth)
         if function is None:
             return None
         verdict = function.verdict
@@ -423,20 +465,7 @@ class Resolver:
     def _entered(self, name: Name, expression: ast.expr) -> Resolution | None:
         entry = table_entry(name)
         if entry is not None and (entry.enter is not None or entry.exit is not None):
-            enter = Verdict(entry.enter) if entry.enter else Verdict.UNKNOWN
-            exit_ = Verdict(entry.exit) if entry.exit else Verdict.UNKNOWN
-            overall = combined(enter, exit_)
-            return Resolution(
-                overall,
-                entry.name,
-                library_reason(entry.name, overall, entry.note),
-                (
-                    f"`{entry.name}`: enter {behaviour_words(enter)}, exit "
-                    f"{behaviour_words(exit_)}: {entry.note} ({entry.source})",
-                ),
-                enter=enter,
-                exit=exit_,
-            )
+            return library_entered(entry)
         # A class of the user's with async __aenter__ / __aexit__.
         klass = self._class_of(name)
         if klass is not None:
@@ -460,34 +489,20 @@ class Resolver:
         entry = table_entry(name)
         if entry is None or entry.iteration is None:
             return None
-        verdict = Verdict(entry.iteration)
-        return Resolution(
-            verdict,
-            entry.name,
-            library_reason(entry.name, verdict, entry.note),
-            (
-                f"`{entry.name}`: each step {behaviour_words(verdict)}: {entry.note} "
-                f"({entry.source})",
-            ),
-        )
+        return library_iterated(entry)
 
     # -- functions -----------------------------------------------------------
 
-    def _function_verdict(self, name: Name, depth: int) -> FunctionVerdict | None:
-        path = str(name.module_path) if name.module_path else None
-        if path is None or not path.endswith(".py") or name.line is None:
-            return None
-        source = self._file(path)
-        if source is None:
-            return None
-        node = source.functions.get(name.line)
-        if not isinstance(node, ast.AsyncFunctionDef) or is_generator(node):
-            return None  # a sync def returning an awaitable, or an async generator
+    def _function_verdict(
+        self, path: str, source: Source, node: ast.AsyncFunctionDef, qualname: str, depth: int
+    ) -> FunctionVerdict | None:
+        if is_generator(node):
+            return None  # an async generator
         if override_point(node, source) or in_abstract_class(source, node):
             return None  # abstract, protocol or stub: its overrides decide (unknown)
         if any(decorator_name(d) in ACM_DECORATORS for d in node.decorator_list):
             return None
-        return self._verdict_of(path, source, node, name.full_name or node.name, depth)
+        return self._verdict_of(path, source, node, qualname, depth)
 
     def _method_verdict(
         self, path: str, klass: ast.ClassDef, method: str
@@ -613,14 +628,3 @@ def keyed_hints(hints: list[Hint]) -> dict[HintKey, Hint]:
 # The resolvers of the language server's resolver process, by (root, interpreter)
 # (see ``resolve_process.py``; tests clear it).
 _RESOLVERS: dict[tuple[str | None, str], Resolver] = {}
-
-
-def _gathers_coroutines(name: str, expression: ast.expr) -> bool:
-    """`asyncio.gather(fetch(), other())`: the coroutines are wrapped in new tasks
-    that have not run yet, so awaiting the result always suspends (the table's
-    "may not yield" is for `gather()` of nothing or of finished futures)."""
-    return (
-        name == "asyncio.gather"
-        and isinstance(expression, ast.Call)
-        and any(isinstance(argument, ast.Call) for argument in expression.args)
-    )

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from conc_lsp.analysis.fragments import PARSE_ERRORS, parse_fragment
 from conc_lsp.analysis.model import HintKey, HintKind, Resolution
 from conc_lsp.analysis.resolve_cache import Entry, FunctionVerdict, Stamps, text_hash
+from conc_lsp.analysis.resolve_local import LocalNames
 from conc_lsp.analysis.text import end_position, split_lines
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ class Source:
     # the other files each verdict was read from, as they were then
     verdict_stamps: dict[int, Stamps] = field(default_factory=dict)
     entry: Entry | None = None  # what the cache on disk holds for this text
+    local: LocalNames | None = None  # its own async defs, found by the tree
     # A document's checkpoints resolved so far (None: not found), kept between
     # passes over the same text so that a pass goes on where the last stopped.
     done: dict[HintKey, Resolution | None] = field(default_factory=dict)
