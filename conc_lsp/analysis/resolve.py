@@ -74,7 +74,7 @@ from conc_lsp.analysis.resolve_effects import (
     override_point,
     table_entry,
 )
-from conc_lsp.analysis.resolve_local import describes_library, local_callee, local_names
+from conc_lsp.analysis.resolve_local import local_callee, local_names, table_knows
 from conc_lsp.analysis.resolve_sources import Source, Sources, Target, checkpoint_nodes
 from conc_lsp.analysis.text import utf8_to_codepoint
 
@@ -441,13 +441,14 @@ class Resolver:
         """What awaiting ``expression`` does when its callee is an `async def`
         of the same module that the tree alone finds (``resolve_local.py``):
         (True, the resolution or None), else (False, None): ask jedi."""
-        if path == "<buffer>" or source.tree is None or describes_library(path):
+        if path == "<buffer>" or source.tree is None:
             return False, None
         if source.local is None:
             source.local = local_names(source.tree)
-        node = local_callee(source.local, expression)
-        if node is None:
+        found = local_callee(source.local, expression)
+        if found is None or table_knows(path, found[1]):
             return False, None
+        node = found[0]
         self._read_from({path})
         return True, self._function_resolution(path, source, node, node.name, depth)
 

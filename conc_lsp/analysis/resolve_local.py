@@ -6,8 +6,8 @@ nowhere else, and `await self._helper()` in a method of a class that defines
 price of parsing the module again with parso and inferring: most awaits of
 an application are of this shape. Anything less plain (a decorated
 function, a name bound twice, a method its class does not define itself, a
-module of a library the knowledge table describes, whose own names the
-table knows) goes to jedi as before.
+function of a library whose name the knowledge table may know) goes to
+jedi as before.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import ast
 import functools
 from dataclasses import dataclass, field
-from pathlib import PurePath
+from pathlib import Path
 
 Function = ast.AsyncFunctionDef | ast.FunctionDef
 
@@ -31,18 +31,27 @@ class LocalNames:
 
 
 @functools.cache
-def _table_libraries() -> frozenset[str]:
+def module_name(path: str) -> str:
+    """The dotted name of a module file, by the packages (`__init__.py`) around it."""
+    file = Path(path)
+    parts = [] if file.stem == "__init__" else [file.stem]
+    folder = file.parent
+    while (folder / "__init__.py").is_file() and folder.parent != folder:
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    return ".".join(parts)
+
+
+def table_knows(path: str, qualname: str) -> bool:
+    """Whether the knowledge table may describe this function of a module
+    (a library's own source): then jedi's full name decides, as before."""
     # the table loads only when resolving (start-up cost)
-    from conc_lsp.knowledge import load_table
+    from conc_lsp.knowledge import lookup
 
-    return frozenset(name.split(".", 1)[0] for name in load_table())
-
-
-def describes_library(path: str) -> bool:
-    """A file of a library the knowledge table knows (its names are looked up there)."""
-    parts = PurePath(path).parts
-    libraries = _table_libraries()
-    return any(part in libraries for part in parts[:-1]) or PurePath(path).stem in libraries
+    module = module_name(path)
+    top = module.split(".", 1)[0]
+    candidates = {f"{module}.{qualname}", f"{top}.{qualname}", qualname}
+    return any(lookup(candidate) is not None for candidate in candidates if candidate)
 
 
 def local_names(tree: ast.Module) -> LocalNames:
@@ -89,19 +98,25 @@ def local_names(tree: ast.Module) -> LocalNames:
     return found
 
 
-def local_callee(names: LocalNames, expression: ast.expr) -> ast.AsyncFunctionDef | None:
+def local_callee(
+    names: LocalNames, expression: ast.expr
+) -> tuple[ast.AsyncFunctionDef, str] | None:
     """The module's own `async def` that ``expression`` (`helper(...)`,
-    `self.method(...)`) calls, when the tree alone says which it is."""
+    `self.method(...)`) calls, when the tree alone says which it is, and its
+    qualified name in the module."""
     if not isinstance(expression, ast.Call):
         return None
     func = expression.func
     if isinstance(func, ast.Name):
-        return names.functions.get(func.id)
+        found = names.functions.get(func.id)
+        return (found, found.name) if found is not None else None
     if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
         owner = names.owners.get(id(func))
         if owner is None or func.value.id != owner[1]:
             return None
-        return names.methods.get(id(owner[0]), {}).get(func.attr)
+        klass = owner[0]
+        method = names.methods.get(id(klass), {}).get(func.attr)
+        return (method, f"{klass.name}.{method.name}") if method is not None else None
     return None
 
 
