@@ -18,7 +18,7 @@ from conc_lsp.config import Settings
 from conc_lsp.diagnose import check_lines
 from conc_lsp.resolve_demand import resolve_for_rules
 
-MODULE = '''\
+MODULE = """\
 import trio
 
 async def helper():
@@ -52,7 +52,7 @@ class Client:
         async def inner():
             await self._send()
         return inner
-'''
+"""
 
 
 @pytest.fixture(autouse=True)
@@ -121,7 +121,7 @@ def test_local_callees_resolve_without_jedi(
     assert sorted(set(asked)) == [20, 25, 27, 28]
 
 
-DEMAND = '''\
+DEMAND = """\
 import trio
 
 async def log_only():
@@ -134,7 +134,7 @@ async def work():
         await log_only()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(work)
-'''
+"""
 
 
 def test_only_the_checkpoints_a_rule_reads_are_resolved(tmp_path: Path) -> None:
