@@ -6,13 +6,16 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import parso.cache
 import pytest
 
+from conc_lsp.analysis import resolve
 from conc_lsp.analysis.model import Verdict
 from conc_lsp.analysis.parse import analyse_lines
 from conc_lsp.analysis.resolve import Resolver, keyed_hints
 from conc_lsp.analysis.resolve_cache import Entry, _entry_from, _entry_to
 from conc_lsp.analysis.resolve_local import local_callee, local_names
+from conc_lsp.analysis.resolve_process import resolve_document
 from conc_lsp.analysis.text import split_lines
 from conc_lsp.config import Settings
 from conc_lsp.diagnose import check_lines
@@ -186,3 +189,20 @@ def test_the_checkpoints_a_pass_looked_at_survive_the_disk() -> None:
     assert _entry_from(_entry_to(Entry(resolutions={}))).attempted is None
     assert entry.covers({key}) and not entry.covers(None) and not entry.covers({(*key[:3], 1)})
     assert Entry(resolutions={}).covers(None) and not Entry().covers({key})
+
+
+def test_the_servers_resolver_lets_a_finished_document_go(tmp_path: Path) -> None:
+    path = tmp_path / "app.py"
+    path.write_text(DEMAND, encoding="utf-8")
+    lines = split_lines(DEMAND)
+    try:
+        found, stats = resolve_document(str(tmp_path), "", str(path), lines, 60.0, None)
+        assert stats["complete"] and found
+        resolver = resolve._RESOLVERS[(str(tmp_path), "")]
+        assert str(path) not in resolver._sources and resolver._state is None
+        trees = [key for cache in parso.cache.parser_cache.values() for key in cache]
+        assert str(path) not in {str(key) for key in trees}
+        again, stats = resolve_document(str(tmp_path), "", str(path), lines, 60.0, None)
+        assert stats["cached"] and again == found  # from the disk, nothing inferred
+    finally:
+        resolve._RESOLVERS.clear()

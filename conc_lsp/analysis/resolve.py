@@ -28,7 +28,6 @@ import logging
 import os
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,13 +39,13 @@ from conc_lsp.analysis.control_paths import (
 )
 from conc_lsp.analysis.jedi_setup import (
     environment_key,
+    forget_parsed,
     make_environment,
     one_inference_state,
     speed_up_parso,
 )
 from conc_lsp.analysis.model import (
     Anchor,
-    Hint,
     HintKey,
     HintKind,
     Resolution,
@@ -75,7 +74,14 @@ from conc_lsp.analysis.resolve_effects import (
     table_entry,
 )
 from conc_lsp.analysis.resolve_local import local_callee, local_names, table_knows
-from conc_lsp.analysis.resolve_sources import Source, Sources, Target, checkpoint_nodes
+from conc_lsp.analysis.resolve_sources import (
+    DocumentResolution,
+    Source,
+    Sources,
+    Target,
+    checkpoint_nodes,
+    keyed_hints,
+)
 from conc_lsp.analysis.text import utf8_to_codepoint
 
 if TYPE_CHECKING:
@@ -95,21 +101,6 @@ MAX_CANDIDATES = 4  # callees of one await followed when jedi finds several
 Progress = Callable[[int, int], None]
 
 __all__ = ["DocumentResolution", "FunctionVerdict", "Resolver", "keyed_hints"]
-
-
-@dataclass(slots=True)
-class DocumentResolution:
-    """The resolved checkpoints of one document version."""
-
-    resolutions: dict[HintKey, Resolution] = field(default_factory=dict)
-    total: int = 0  # checkpoints in the document
-    resolved: int = 0  # checkpoints whose callee jedi found
-    complete: bool = True  # False when the time budget ran out
-    seconds: float = 0.0
-    # The checkpoints looked at so far (in this pass and the earlier ones over
-    # the same text), found or not: a checkpoint not in it is still to come.
-    attempted: set[HintKey] = field(default_factory=set)
-    cached: bool = False  # read from the cache on disk, nothing inferred
 
 
 class Resolver:
@@ -199,13 +190,10 @@ class Resolver:
         if source.tree is None:
             return result
         stored = self._entry(key, source)
-        if (
-            not source.done
-            and stored.attempted is not None
-            and stored.resolutions is not None
-            and self._files.unchanged(stored.document_stamps)
-        ):  # an earlier run's pass over fewer checkpoints: go on from there
-            source.done = {done: stored.resolutions.get(done) for done in stored.attempted}
+        earlier, some = stored.resolutions, stored.attempted  # an earlier run did some
+        fresh = not source.done and self._files.unchanged(stored.document_stamps)
+        if fresh and earlier is not None and some is not None:
+            source.done = {done: earlier.get(done) for done in some}
             source.done_files = set(stored.document_stamps)
         keys = hint_keys if hint_keys is not None else anchor_keys(analyse_lines(lines).hints)
         targets = [
@@ -279,6 +267,14 @@ class Resolver:
         source = self._sources.pop(path, None)
         if source is not None:
             self._save(path, source)
+
+    def release(self, path: str) -> None:
+        """Let a finished document's trees go, and jedi's values (they hold its
+        parso tree): the server's resolver stays the size of one document and the
+        libraries, not of every file opened (what was found is on disk)."""
+        self.forget(path)
+        self._drop_state()
+        forget_parsed(path)
 
     def save(self) -> None:
         """Write the new verdicts to the cache on disk."""
@@ -438,9 +434,8 @@ class Resolver:
     def local_awaited(
         self, path: str, source: Source, expression: ast.expr, depth: int
     ) -> tuple[bool, Resolution | None]:
-        """What awaiting ``expression`` does when its callee is an `async def`
-        of the same module that the tree alone finds (``resolve_local.py``):
-        (True, the resolution or None), else (False, None): ask jedi."""
+        """(True, what awaiting ``expression`` does) when the module's tree alone
+        finds its callee (``resolve_local.py``); else (False, None): ask jedi."""
         if path == "<buffer>" or source.tree is None:
             return False, None
         if source.local is None:
@@ -614,16 +609,6 @@ class Resolver:
 
 
 # -- helpers ------------------------------------------------------------------
-
-
-def keyed_hints(hints: list[Hint]) -> dict[HintKey, Hint]:
-    """Checkpoint hints by their key (for tests and the command line)."""
-    keys = anchor_keys(hints)
-    return {
-        keys[(hint.line, hint.column, hint.kind)]: hint
-        for hint in sorted(hints, key=lambda hint: (hint.line, hint.column))
-        if hint.kind.is_checkpoint
-    }
 
 
 # The resolvers of the language server's resolver process, by (root, interpreter)
