@@ -206,3 +206,39 @@ def test_the_servers_resolver_lets_a_finished_document_go(tmp_path: Path) -> Non
         assert stats["cached"] and again == found  # from the disk, nothing inferred
     finally:
         resolve._RESOLVERS.clear()
+
+
+def test_a_function_imported_from_a_module_of_the_package_is_followed_by_its_tree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package = tmp_path / "app"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("", encoding="utf-8")
+    (package / "sub" / "__init__.py").write_text("", encoding="utf-8")
+    (package / "helpers.py").write_text(
+        "async def log_only():\n    print('x')\n\nasync def log_twice():\n    print('y')\n\n"
+        "log_twice = None\n",
+        encoding="utf-8",
+    )
+    text = (
+        "from ..helpers import log_only, log_twice\n\n"
+        "async def main():\n    await log_only()\n    await log_twice()\n"
+    )
+    path = package / "sub" / "main.py"
+    path.write_text(text, encoding="utf-8")
+    asked: list[int] = []
+    infer = Resolver._infer
+
+    def counted(self: Resolver, key: str, source: object, expression: ast.expr) -> object:
+        asked.append(expression.lineno)
+        return infer(self, key, source, expression)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Resolver, "_infer", counted)
+    lines = split_lines(text)
+    result = Resolver(str(tmp_path)).resolve_lines(lines, str(path), budget=60)
+    by_line = {
+        hint.keyword_line + 1: result.resolutions.get(key)
+        for key, hint in keyed_hints(analyse_lines(lines).hints).items()
+    }
+    assert by_line[4] is not None and by_line[4].verdict is Verdict.NEVER
+    assert asked == [5]  # log_twice is bound twice in its module: jedi decides

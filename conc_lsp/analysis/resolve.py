@@ -73,7 +73,7 @@ from conc_lsp.analysis.resolve_effects import (
     override_point,
     table_entry,
 )
-from conc_lsp.analysis.resolve_local import local_callee, local_names, table_knows
+from conc_lsp.analysis.resolve_local import local_definition
 from conc_lsp.analysis.resolve_sources import (
     DocumentResolution,
     Source,
@@ -436,14 +436,10 @@ class Resolver:
     ) -> tuple[bool, Resolution | None]:
         """(True, what awaiting ``expression`` does) when the module's tree alone
         finds its callee (``resolve_local.py``); else (False, None): ask jedi."""
-        if path == "<buffer>" or source.tree is None:
+        found = local_definition(path, source, expression, self._file)
+        if found is None:
             return False, None
-        if source.local is None:
-            source.local = local_names(source.tree)
-        found = local_callee(source.local, expression)
-        if found is None or table_knows(path, found[1]):
-            return False, None
-        node = found[0]
+        path, source, node = found
         self._read_from({path})
         return True, self._function_resolution(path, source, node, node.name, depth)
 

@@ -1,8 +1,9 @@
 """Callees found by the module's own tree, before asking jedi.
 
 `await helper()` where `helper` is an `async def` of the same module, bound
-nowhere else, and `await self._helper()` in a method of a class that defines
-`_helper` once (and never assigns it) are what jedi would answer too, at the
+nowhere else (or imported by `from .helpers import helper` from a module
+file of the same package), and `await self._helper()` in a method of a class
+that defines `_helper` once (and never assigns it) are what jedi would answer too, at the
 price of parsing the module again with parso and inferring: most awaits of
 an application are of this shape. Anything less plain (a decorated
 function, a name bound twice, a method its class does not define itself, a
@@ -14,8 +15,13 @@ from __future__ import annotations
 
 import ast
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from conc_lsp.analysis.resolve_sources import Source
 
 Function = ast.AsyncFunctionDef | ast.FunctionDef
 
@@ -28,6 +34,8 @@ class LocalNames:
     methods: dict[int, dict[str, ast.AsyncFunctionDef]] = field(default_factory=dict)
     # id(node) -> (the class, its method's `self` name) for nodes inside a method
     owners: dict[int, tuple[ast.ClassDef, str]] = field(default_factory=dict)
+    # name -> (level, module, its name there): `from .helpers import fetch` at the top
+    imported: dict[str, tuple[int, str, str]] = field(default_factory=dict)
 
 
 @functools.cache
@@ -54,6 +62,28 @@ def table_knows(path: str, qualname: str) -> bool:
     return any(lookup(candidate) is not None for candidate in candidates if candidate)
 
 
+def local_definition(
+    path: str, source: Source, expression: ast.expr, file_of: Callable[[str], Source | None]
+) -> tuple[str, Source, ast.AsyncFunctionDef] | None:
+    """The `async def` that ``expression`` calls, with its file and text, when the
+    trees alone tell (``file_of`` reads another module of the package); else None."""
+    if path == "<buffer>" or source.tree is None:
+        return None
+    if source.local is None:
+        source.local = local_names(source.tree)
+    found = local_callee(source.local, expression)
+    if found is None and (elsewhere := imported_callee(source.local, path, expression)):
+        path, name = elsewhere  # a function of another module of the package
+        other = file_of(path)
+        if other is None or other.tree is None:
+            return None
+        source, other.local = other, other.local or local_names(other.tree)
+        found = local_callee(other.local, call_of(name))
+    if found is None or table_knows(path, found[1]):
+        return None
+    return path, source, found[0]
+
+
 def local_names(tree: ast.Module) -> LocalNames:
     found = LocalNames()
     bound: dict[str, int] = {}  # every binding of each name, in any scope
@@ -74,6 +104,12 @@ def local_names(tree: ast.Module) -> LocalNames:
             and bound.get(statement.name) == 1
         ):
             found.functions[statement.name] = statement
+    for statement in tree.body:
+        if isinstance(statement, ast.ImportFrom) and statement.level > 0:
+            for alias in statement.names:
+                name = alias.asname or alias.name
+                if bound.get(name) == 1 and alias.name != "*":
+                    found.imported[name] = (statement.level, statement.module or "", alias.name)
     for klass in (node for node in ast.walk(tree) if isinstance(node, ast.ClassDef)):
         defined: dict[str, list[ast.stmt]] = {}
         for statement in klass.body:
@@ -118,6 +154,31 @@ def local_callee(
         method = names.methods.get(id(klass), {}).get(func.attr)
         return (method, f"{klass.name}.{method.name}") if method is not None else None
     return None
+
+
+def imported_callee(names: LocalNames, path: str, expression: ast.expr) -> tuple[str, str] | None:
+    """(the module file, the name there) of `helper(...)` when `helper` comes from
+    `from .module import helper` and that module is a file of the package."""
+    if not isinstance(expression, ast.Call) or not isinstance(expression.func, ast.Name):
+        return None
+    found = names.imported.get(expression.func.id)
+    if found is None:
+        return None
+    level, module, name = found
+    folder = Path(path).parent
+    for _ in range(level - 1):
+        folder = folder.parent
+    base = folder.joinpath(*module.split(".")) if module else folder
+    # as Python finds it: a package (a folder with __init__.py) before a module file
+    for candidate in (base / "__init__.py", base.with_suffix(".py")):
+        if module and candidate.is_file():
+            return str(candidate), name
+    return None
+
+
+def call_of(name: str) -> ast.Call:
+    """`name()`: how another module calls a function of this one."""
+    return ast.Call(func=ast.Name(id=name, ctx=ast.Load()), args=[], keywords=[])
 
 
 def _self_name(method: Function) -> str | None:
