@@ -1,7 +1,8 @@
 """Does this await really checkpoint? Follow callees to their definitions with jedi.
 
 For each checkpoint of a document (await, async with, async for), jedi finds
-what the callee is: a library primitive is looked up in the knowledge table
+what the callee is (a plain call of the module's own `async def` is found by
+its tree: ``resolve_local.py``): a library primitive is looked up in the knowledge table
 (``conc_lsp/knowledge/apis.toml``); a user's own ``async def`` is analysed
 (``analysis/control_paths.py``) to see whether every path reaches a checkpoint,
 following its own awaits the same way, across modules, with recursion and
