@@ -104,7 +104,12 @@ def check_file(job: CheckJob, path: Path) -> FileOutcome:
         if warning:
             outcome.warnings.append(warning)
         if resolver is not None:
-            found = resolver.resolve_lines(lines, str(path.resolve()), job.resolve.budget)
+            # jedi's side loads only when a run resolves (start-up cost)
+            from conc_lsp.resolve_demand import resolve_for_rules
+
+            found = resolve_for_rules(
+                resolver, lines, str(path.resolve()), job.settings, job.resolve.budget, str(path)
+            )
             resolutions = found.resolutions
     settings = job.settings
     cacheable = True

@@ -65,6 +65,16 @@ def tolerate_broken_cache() -> None:
     parso.cache._load_from_file_system = tolerant
 
 
+def forget_parsed(path: str) -> None:
+    """Drop parso's in-memory tree of one file (kept for diff parsing, never evicted)."""
+    # jedi loads only when resolving (start-up cost)
+    import parso.cache
+
+    for trees in parso.cache.parser_cache.values():
+        for key in [key for key in trees if str(key) == path]:
+            del trees[key]
+
+
 def make_environment(interpreter: str | None) -> Any:
     """jedi's view of an interpreter: the configured one, else our own (in process)."""
     # jedi loads only when resolving (start-up cost)

@@ -1,7 +1,8 @@
 """Does this await really checkpoint? Follow callees to their definitions with jedi.
 
 For each checkpoint of a document (await, async with, async for), jedi finds
-what the callee is: a library primitive is looked up in the knowledge table
+what the callee is (a plain call of the module's own `async def` is found by
+its tree: ``resolve_local.py``): a library primitive is looked up in the knowledge table
 (``conc_lsp/knowledge/apis.toml``); a user's own ``async def`` is analysed
 (``analysis/control_paths.py``) to see whether every path reaches a checkpoint,
 following its own awaits the same way, across modules, with recursion and
@@ -27,8 +28,7 @@ import ast
 import logging
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,11 +40,19 @@ from conc_lsp.analysis.control_paths import (
 )
 from conc_lsp.analysis.jedi_setup import (
     environment_key,
+    forget_parsed,
     make_environment,
     one_inference_state,
     speed_up_parso,
 )
-from conc_lsp.analysis.model import Hint, HintKey, HintKind, Resolution, Verdict, anchor_keys
+from conc_lsp.analysis.model import (
+    Anchor,
+    HintKey,
+    HintKind,
+    Resolution,
+    Verdict,
+    anchor_keys,
+)
 from conc_lsp.analysis.parse import analyse_lines
 from conc_lsp.analysis.resolve_cache import (
     Entry,
@@ -57,15 +65,24 @@ from conc_lsp.analysis.resolve_cache import (
 from conc_lsp.analysis.resolve_effects import (
     BudgetSpent,
     JediEffects,
-    behaviour_words,
     combined,
     described,
     in_abstract_class,
-    library_reason,
+    library_awaited,
+    library_entered,
+    library_iterated,
     override_point,
     table_entry,
 )
-from conc_lsp.analysis.resolve_sources import Source, Sources, Target, checkpoint_nodes
+from conc_lsp.analysis.resolve_local import local_definition
+from conc_lsp.analysis.resolve_sources import (
+    DocumentResolution,
+    Source,
+    Sources,
+    Target,
+    checkpoint_nodes,
+    keyed_hints,
+)
 from conc_lsp.analysis.text import utf8_to_codepoint
 
 if TYPE_CHECKING:
@@ -85,21 +102,6 @@ MAX_CANDIDATES = 4  # callees of one await followed when jedi finds several
 Progress = Callable[[int, int], None]
 
 __all__ = ["DocumentResolution", "FunctionVerdict", "Resolver", "keyed_hints"]
-
-
-@dataclass(slots=True)
-class DocumentResolution:
-    """The resolved checkpoints of one document version."""
-
-    resolutions: dict[HintKey, Resolution] = field(default_factory=dict)
-    total: int = 0  # checkpoints in the document
-    resolved: int = 0  # checkpoints whose callee jedi found
-    complete: bool = True  # False when the time budget ran out
-    seconds: float = 0.0
-    # The checkpoints looked at so far (in this pass and the earlier ones over
-    # the same text), found or not: a checkpoint not in it is still to come.
-    attempted: set[HintKey] = field(default_factory=set)
-    cached: bool = False  # read from the cache on disk, nothing inferred
 
 
 class Resolver:
@@ -146,8 +148,12 @@ class Resolver:
         first_lines: tuple[int, int] | None = None,
         progress: Progress | None = None,
         stop_after_shown: bool = False,
+        wanted: Collection[HintKey] | None = None,
+        hint_keys: dict[Anchor, HintKey] | None = None,
     ) -> DocumentResolution:
-        """Resolve every checkpoint of a document's text (``path`` may not exist on disk).
+        """Resolve every checkpoint of a document's text (``path`` may not exist on disk),
+        or only those of ``wanted`` (what the rules read: ``conc_lsp/resolve_demand.py``);
+        ``hint_keys``: the checkpoints' keys by anchor, when the caller has them.
 
         Checkpoints on ``first_lines`` (0-based, end exclusive: what the
         editor shows) go first; the rest follow while the budget lasts (with
@@ -169,12 +175,13 @@ class Resolver:
         if (
             stored
             and stored.resolutions is not None
+            and stored.covers(wanted)
             and self._files.unchanged(stored.document_stamps)
         ):
             result.resolutions = dict(stored.resolutions)
             result.total = stored.total
             result.resolved = len(stored.resolutions)
-            result.attempted = set(stored.resolutions)
+            result.attempted = set(stored.resolutions) | (stored.attempted or set())
             result.cached = True
             result.seconds = time.monotonic() - started
             return result
@@ -184,11 +191,17 @@ class Resolver:
         if source.tree is None:
             return result
         stored = self._entry(key, source)
-        keys = anchor_keys(analyse_lines(lines).hints)
+        earlier, some = stored.resolutions, stored.attempted  # an earlier run did some
+        fresh = not source.done and self._files.unchanged(stored.document_stamps)
+        if fresh and earlier is not None and some is not None:
+            source.done = {done: earlier.get(done) for done in some}
+            source.done_files = set(stored.document_stamps)
+        keys = hint_keys if hint_keys is not None else anchor_keys(analyse_lines(lines).hints)
         targets = [
             (hint_key, target)
             for target in checkpoint_nodes(source.tree, lines)
             if (hint_key := keys.get((target.line, target.column, target.kind))) is not None
+            and (wanted is None or hint_key in wanted)
         ]
         result.total = len(targets)
         shown = 0  # checkpoints on ``first_lines``: they go first
@@ -224,6 +237,7 @@ class Resolver:
         result.resolved = len(result.resolutions)
         if result.complete and self.cache is not None and key != "<buffer>":
             stored.resolutions = dict(result.resolutions)
+            stored.attempted = None if wanted is None else set(source.done)
             stored.total = result.total
             stored.document_stamps = source.done_stamps
             stored.dirty = True
@@ -231,10 +245,37 @@ class Resolver:
         result.seconds = time.monotonic() - started
         return result
 
+    def known(self, lines: list[str], path: str) -> DocumentResolution:
+        """What earlier passes over this text found (this run's or the cache's),
+        without resolving anything: ``attempted`` says which checkpoints they did."""
+        result = DocumentResolution(cached=True)
+        text = "\n".join(lines)
+        source = self._sources.get(path)
+        if source is not None and source.stamp == text and source.done:
+            if self._files.unchanged(source.done_stamps):
+                result.attempted = set(source.done)
+                result.resolutions = {k: v for k, v in source.done.items() if v is not None}
+            return result
+        if self.cache is None:
+            return result
+        stored = self.cache.load(path, text_hash(text))
+        if stored.resolutions is not None and self._files.unchanged(stored.document_stamps):
+            result.resolutions = dict(stored.resolutions)
+            result.attempted = set(stored.resolutions) | (stored.attempted or set())
+        return result
+
     def forget(self, path: str) -> None:
         source = self._sources.pop(path, None)
         if source is not None:
             self._save(path, source)
+
+    def release(self, path: str) -> None:
+        """Let a finished document's trees go, and jedi's values (they hold its
+        parso tree): the server's resolver stays the size of one document and the
+        libraries, not of every file opened (what was found is on disk)."""
+        self.forget(path)
+        self._drop_state()
+        forget_parsed(path)
 
     def save(self) -> None:
         """Write the new verdicts to the cache on disk."""
@@ -312,6 +353,10 @@ class Resolver:
     def _resolve_target(self, key: str, source: Source, target: Target) -> Resolution | None:
         if time.monotonic() > self._deadline:
             raise BudgetSpent
+        if target.kind is HintKind.AWAIT:
+            local, found = self.local_awaited(key, source, target.expression, depth=0)
+            if local:
+                return found
         names = self._infer(key, source, target.expression)
         if not names:
             return None
@@ -373,23 +418,36 @@ class Resolver:
     def _awaited(self, name: Name, expression: ast.expr, depth: int) -> Resolution | None:
         entry = table_entry(name)
         if entry is not None:
-            behaviour = entry.await_
-            if behaviour is None and isinstance(expression, ast.Call):
-                return None  # e.g. awaiting something the table only knows as a class
-            if behaviour is None:
-                return None
-            verdict = Verdict(behaviour)
-            if verdict is Verdict.MAY_NOT_YIELD and _gathers_coroutines(entry.name, expression):
-                verdict = Verdict.ALWAYS  # its one fast path is gather() of nothing
-            return Resolution(
-                verdict,
-                entry.name,
-                library_reason(entry.name, verdict, entry.note),
-                (f"`{entry.name}`: {behaviour_words(verdict)}: {entry.note} ({entry.source})",),
-            )
+            return library_awaited(entry, expression)
         if name.type != "function":
             return None
-        function = self._function_verdict(name, depth)
+        path = str(name.module_path) if name.module_path else None
+        if path is None or not path.endswith(".py") or name.line is None:
+            return None
+        source = self._file(path)
+        if source is None:
+            return None
+        node = source.functions.get(name.line)
+        if not isinstance(node, ast.AsyncFunctionDef):
+            return None  # a sync def returning an awaitable
+        return self._function_resolution(path, source, node, name.full_name or node.name, depth)
+
+    def local_awaited(
+        self, path: str, source: Source, expression: ast.expr, depth: int
+    ) -> tuple[bool, Resolution | None]:
+        """(True, what awaiting ``expression`` does) when the module's tree alone
+        finds its callee (``resolve_local.py``); else (False, None): ask jedi."""
+        found = local_definition(path, source, expression, self._file)
+        if found is None:
+            return False, None
+        path, source, node = found
+        self._read_from({path})
+        return True, self._function_resolution(path, source, node, node.name, depth)
+
+    def _function_resolution(
+        self, path: str, source: Source, node: ast.AsyncFunctionDef, qualname: str, depth: int
+    ) -> Resolution | None:
+        function = self._function_verdict(path, source, node, qualname, depth)
         if function is None:
             return None
         verdict = function.verdict
@@ -400,20 +458,7 @@ class Resolver:
     def _entered(self, name: Name, expression: ast.expr) -> Resolution | None:
         entry = table_entry(name)
         if entry is not None and (entry.enter is not None or entry.exit is not None):
-            enter = Verdict(entry.enter) if entry.enter else Verdict.UNKNOWN
-            exit_ = Verdict(entry.exit) if entry.exit else Verdict.UNKNOWN
-            overall = combined(enter, exit_)
-            return Resolution(
-                overall,
-                entry.name,
-                library_reason(entry.name, overall, entry.note),
-                (
-                    f"`{entry.name}`: enter {behaviour_words(enter)}, exit "
-                    f"{behaviour_words(exit_)}: {entry.note} ({entry.source})",
-                ),
-                enter=enter,
-                exit=exit_,
-            )
+            return library_entered(entry)
         # A class of the user's with async __aenter__ / __aexit__.
         klass = self._class_of(name)
         if klass is not None:
@@ -437,34 +482,20 @@ class Resolver:
         entry = table_entry(name)
         if entry is None or entry.iteration is None:
             return None
-        verdict = Verdict(entry.iteration)
-        return Resolution(
-            verdict,
-            entry.name,
-            library_reason(entry.name, verdict, entry.note),
-            (
-                f"`{entry.name}`: each step {behaviour_words(verdict)}: {entry.note} "
-                f"({entry.source})",
-            ),
-        )
+        return library_iterated(entry)
 
     # -- functions -----------------------------------------------------------
 
-    def _function_verdict(self, name: Name, depth: int) -> FunctionVerdict | None:
-        path = str(name.module_path) if name.module_path else None
-        if path is None or not path.endswith(".py") or name.line is None:
-            return None
-        source = self._file(path)
-        if source is None:
-            return None
-        node = source.functions.get(name.line)
-        if not isinstance(node, ast.AsyncFunctionDef) or is_generator(node):
-            return None  # a sync def returning an awaitable, or an async generator
+    def _function_verdict(
+        self, path: str, source: Source, node: ast.AsyncFunctionDef, qualname: str, depth: int
+    ) -> FunctionVerdict | None:
+        if is_generator(node):
+            return None  # an async generator
         if override_point(node, source) or in_abstract_class(source, node):
             return None  # abstract, protocol or stub: its overrides decide (unknown)
         if any(decorator_name(d) in ACM_DECORATORS for d in node.decorator_list):
             return None
-        return self._verdict_of(path, source, node, name.full_name or node.name, depth)
+        return self._verdict_of(path, source, node, qualname, depth)
 
     def _method_verdict(
         self, path: str, klass: ast.ClassDef, method: str
@@ -577,27 +608,6 @@ class Resolver:
 # -- helpers ------------------------------------------------------------------
 
 
-def keyed_hints(hints: list[Hint]) -> dict[HintKey, Hint]:
-    """Checkpoint hints by their key (for tests and the command line)."""
-    keys = anchor_keys(hints)
-    return {
-        keys[(hint.line, hint.column, hint.kind)]: hint
-        for hint in sorted(hints, key=lambda hint: (hint.line, hint.column))
-        if hint.kind.is_checkpoint
-    }
-
-
 # The resolvers of the language server's resolver process, by (root, interpreter)
 # (see ``resolve_process.py``; tests clear it).
 _RESOLVERS: dict[tuple[str | None, str], Resolver] = {}
-
-
-def _gathers_coroutines(name: str, expression: ast.expr) -> bool:
-    """`asyncio.gather(fetch(), other())`: the coroutines are wrapped in new tasks
-    that have not run yet, so awaiting the result always suspends (the table's
-    "may not yield" is for `gather()` of nothing or of finished futures)."""
-    return (
-        name == "asyncio.gather"
-        and isinstance(expression, ast.Call)
-        and any(isinstance(argument, ast.Call) for argument in expression.args)
-    )

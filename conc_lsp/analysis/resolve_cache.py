@@ -25,7 +25,7 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ from conc_lsp.fingerprint import program_fingerprint
 
 logger = logging.getLogger("conc_lsp")
 
-FORMAT = 1  # bump when the entries' layout or the verdicts' meaning changes
+FORMAT = 2  # bump when the entries' layout or the verdicts' meaning changes
 MAX_BYTES = 64 * 1024 * 1024
 PRUNE_EVERY = 200  # entries written between two looks at the folder's size
 
@@ -77,9 +77,19 @@ class Entry:
 
     verdicts: dict[int, tuple[FunctionVerdict, Stamps]] = field(default_factory=dict)
     resolutions: dict[HintKey, Resolution] | None = None  # a finished pass's
+    # the checkpoints that pass looked at, found or not (None: all of them)
+    attempted: set[HintKey] | None = None
     total: int = 0  # that pass's checkpoints
     document_stamps: Stamps = field(default_factory=dict)
     dirty: bool = False
+
+    def covers(self, wanted: Collection[HintKey] | None) -> bool:
+        """Whether the finished pass looked at every checkpoint of ``wanted`` (None: all)."""
+        if self.resolutions is None:
+            return False
+        if self.attempted is None:
+            return True
+        return wanted is not None and all(key in self.attempted for key in wanted)
 
 
 class VerdictCache:
@@ -231,6 +241,10 @@ def _resolution_from(raw: list[Any]) -> Resolution:
     )
 
 
+def _key_from(raw: list[Any]) -> HintKey:
+    return (str(raw[0]), str(raw[1]), str(raw[2]), int(raw[3]))
+
+
 def _stamps_from(raw: Mapping[str, Any]) -> Stamps:
     return {str(path): (int(m), int(s), str(h)) for path, (m, s, h) in raw.items()}
 
@@ -247,6 +261,9 @@ def _entry_to(entry: Entry) -> dict[str, Any]:
     }
     if entry.resolutions is not None:
         raw["document"] = {
+            "attempted": None
+            if entry.attempted is None
+            else [list(key) for key in sorted(entry.attempted)],
             "total": entry.total,
             "stamps": entry.document_stamps,
             "resolutions": [
@@ -268,7 +285,8 @@ def _entry_from(raw: dict[str, Any]) -> Entry:
         entry.total = int(document["total"])
         entry.document_stamps = _stamps_from(document["stamps"])
         entry.resolutions = {
-            (str(k[0]), str(k[1]), str(k[2]), int(k[3])): _resolution_from(value)
-            for k, value in document["resolutions"]
+            _key_from(k): _resolution_from(value) for k, value in document["resolutions"]
         }
+        attempted = document.get("attempted")
+        entry.attempted = None if attempted is None else {_key_from(k) for k in attempted}
     return entry

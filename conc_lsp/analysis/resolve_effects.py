@@ -39,10 +39,14 @@ class JediEffects:
         return self.resolver._infer(self.path, self.source, expression)
 
     def awaited(self, node: ast.Await) -> Verdict:
-        names = self._names(node.value)
-        if not names:
-            return Verdict.UNKNOWN
-        found = self.resolver.awaited_any(names, node.value, self.depth + 1)
+        local, found = self.resolver.local_awaited(
+            self.path, self.source, node.value, self.depth + 1
+        )
+        if not local:
+            names = self._names(node.value)
+            if not names:
+                return Verdict.UNKNOWN
+            found = self.resolver.awaited_any(names, node.value, self.depth + 1)
         if found is None:
             return Verdict.UNKNOWN
         self.found[id(node)] = found
@@ -92,6 +96,62 @@ def table_entry(name: Name) -> Any:
         # trio._core._run.open_nursery -> trio.open_nursery
         return lookup(f"{module.split('.', 1)[0]}.{full[len(module) + 1 :]}")
     return None
+
+
+def library_awaited(entry: Any, expression: ast.expr) -> Resolution | None:
+    """What awaiting a library callee the knowledge table knows does."""
+    behaviour = entry.await_
+    if behaviour is None:
+        return None  # e.g. awaiting something the table only knows as a class
+    verdict = Verdict(behaviour)
+    if verdict is Verdict.MAY_NOT_YIELD and _gathers_coroutines(entry.name, expression):
+        verdict = Verdict.ALWAYS  # its one fast path is gather() of nothing
+    return Resolution(
+        verdict,
+        entry.name,
+        library_reason(entry.name, verdict, entry.note),
+        (f"`{entry.name}`: {behaviour_words(verdict)}: {entry.note} ({entry.source})",),
+    )
+
+
+def library_entered(entry: Any) -> Resolution:
+    """`async with` on a library object the table knows (it has enter or exit)."""
+    enter = Verdict(entry.enter) if entry.enter else Verdict.UNKNOWN
+    exit_ = Verdict(entry.exit) if entry.exit else Verdict.UNKNOWN
+    overall = combined(enter, exit_)
+    return Resolution(
+        overall,
+        entry.name,
+        library_reason(entry.name, overall, entry.note),
+        (
+            f"`{entry.name}`: enter {behaviour_words(enter)}, exit "
+            f"{behaviour_words(exit_)}: {entry.note} ({entry.source})",
+        ),
+        enter=enter,
+        exit=exit_,
+    )
+
+
+def library_iterated(entry: Any) -> Resolution:
+    """`async for` over a library object the table knows (it has iteration)."""
+    verdict = Verdict(entry.iteration)
+    return Resolution(
+        verdict,
+        entry.name,
+        library_reason(entry.name, verdict, entry.note),
+        (f"`{entry.name}`: each step {behaviour_words(verdict)}: {entry.note} ({entry.source})",),
+    )
+
+
+def _gathers_coroutines(name: str, expression: ast.expr) -> bool:
+    """`asyncio.gather(fetch(), other())`: the coroutines are wrapped in new tasks
+    that have not run yet, so awaiting the result always suspends (the table's
+    "may not yield" is for `gather()` of nothing or of finished futures)."""
+    return (
+        name == "asyncio.gather"
+        and isinstance(expression, ast.Call)
+        and any(isinstance(argument, ast.Call) for argument in expression.args)
+    )
 
 
 def combined(enter: Verdict, exit_: Verdict) -> Verdict:

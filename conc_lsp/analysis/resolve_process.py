@@ -34,6 +34,8 @@ def resolve_document(
         _RESOLVERS[(root, interpreter)] = resolver
     # The lines on screen are handed over as soon as they are done.
     result = resolver.resolve_lines(lines, path, budget, first_lines, stop_after_shown=True)
+    if result.complete and path is not None and resolver.cache is not None:
+        resolver.release(path)  # bounded memory: what it found is on disk
     stats = {
         "total": result.total,
         "resolved": result.resolved,

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from conc_lsp.analysis.fragments import PARSE_ERRORS, parse_fragment
-from conc_lsp.analysis.model import HintKey, HintKind, Resolution
+from conc_lsp.analysis.model import Hint, HintKey, HintKind, Resolution, anchor_keys
 from conc_lsp.analysis.resolve_cache import Entry, FunctionVerdict, Stamps, text_hash
+from conc_lsp.analysis.resolve_local import LocalNames
 from conc_lsp.analysis.text import end_position, split_lines
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ class Source:
     # the other files each verdict was read from, as they were then
     verdict_stamps: dict[int, Stamps] = field(default_factory=dict)
     entry: Entry | None = None  # what the cache on disk holds for this text
+    local: LocalNames | None = None  # its own async defs, found by the tree
     # A document's checkpoints resolved so far (None: not found), kept between
     # passes over the same text so that a pass goes on where the last stopped.
     done: dict[HintKey, Resolution | None] = field(default_factory=dict)
@@ -99,6 +101,31 @@ class Sources(OrderedDict[str, Source]):
             if oldest == key:
                 break
             self.save(oldest, self.pop(oldest))
+
+
+@dataclass(slots=True)
+class DocumentResolution:
+    """The resolved checkpoints of one document version."""
+
+    resolutions: dict[HintKey, Resolution] = field(default_factory=dict)
+    total: int = 0  # checkpoints in the document
+    resolved: int = 0  # checkpoints whose callee jedi found
+    complete: bool = True  # False when the time budget ran out
+    seconds: float = 0.0
+    # The checkpoints looked at so far (in this pass and the earlier ones over
+    # the same text), found or not: a checkpoint not in it is still to come.
+    attempted: set[HintKey] = field(default_factory=set)
+    cached: bool = False  # read from the cache on disk, nothing inferred
+
+
+def keyed_hints(hints: list[Hint]) -> dict[HintKey, Hint]:
+    """Checkpoint hints by their key (for tests and the command line)."""
+    keys = anchor_keys(hints)
+    return {
+        keys[(hint.line, hint.column, hint.kind)]: hint
+        for hint in sorted(hints, key=lambda hint: (hint.line, hint.column))
+        if hint.kind.is_checkpoint
+    }
 
 
 @dataclass(frozen=True, slots=True)
