@@ -60,6 +60,7 @@ _VERDICT_WORDS = {
     Verdict.NEVER: "no checkpoint",
     Verdict.MAY_NOT_YIELD: "may not yield",
 }
+ASYNCIO = "asyncio"  # Resolution.fast_path of asyncio's own fast paths
 _EXCEPT_TEXT = 16  # characters of an except clause's exception kept in a label
 
 # For clients without tooltips (Neovim): what the compact symbols mean.
@@ -88,7 +89,11 @@ def is_shown(hint: Hint, resolution: Resolution | None = None, show: str = SHOW_
         return hint.in_async_function
     if hint.waits_for_children or has_context(hint):
         return True
-    return resolution is not None and _surprising(hint, resolution)
+    return (
+        resolution is not None
+        and _surprising(hint, resolution)
+        and not _asyncio_norm(hint, resolution)
+    )
 
 
 def has_context(hint: Hint) -> bool:
@@ -107,6 +112,19 @@ def _surprising(hint: Hint, resolution: Resolution) -> bool:
     if hint.kind is HintKind.ASYNC_WITH and resolution.enter is not None:
         return bool(_surprising_sides(hint, resolution))
     return not resolution.verdict.guaranteed
+
+
+def _asyncio_norm(hint: Hint, resolution: Resolution) -> bool:
+    """Only an asyncio fast path may skip the yield: asyncio never promises that
+    an await yields (a done future, a set event return at once), so in asyncio
+    code that is how every await works, not news; "all" and hover still say it."""
+    if resolution.fast_path != ASYNCIO:
+        return False
+    if hint.kind is HintKind.ASYNC_WITH and resolution.enter is not None:
+        verdicts = [verdict for _side, verdict in _surprising_sides(hint, resolution)]
+    else:
+        verdicts = [resolution.verdict]
+    return all(verdict is Verdict.MAY_NOT_YIELD for verdict in verdicts)
 
 
 def _surprising_sides(hint: Hint, resolution: Resolution) -> list[tuple[str, Verdict]]:

@@ -206,6 +206,35 @@ def test_context_default_shows_what_changes_the_readers_mind() -> None:
     assert is_shown(hint(HintKind.ASYNC_WITH), odd, SHOW_CONTEXT)
 
 
+def test_an_asyncio_fast_path_is_no_surprise_by_default() -> None:
+    """asyncio never promises that an await yields: `await future` on a done
+    future is how it works. The default leaves it out; "all" says it."""
+    future = Resolution(
+        Verdict.MAY_NOT_YIELD, "asyncio.Future", "asyncio fast path", (), None, None, "asyncio"
+    )
+    assert not is_shown(hint(), future, SHOW_CONTEXT)
+    assert is_shown(hint(), future, SHOW_ALL)
+    assert label(hint(), resolution=future) == "<- may not yield (asyncio fast path)"
+    # its context still shows it, with the verdict first
+    assert is_shown(hint(in_finally=True), future, SHOW_CONTEXT)
+    # anyio and trio promise a checkpoint: their fast paths are news
+    anyio = replace(future, callee="anyio.abc.AsyncResource.aclose", fast_path="anyio")
+    assert is_shown(hint(), anyio, SHOW_CONTEXT)
+    # a side that never yields is news even when the other is asyncio's fast path
+    lock = Resolution(
+        Verdict.MAY_NOT_YIELD,
+        "asyncio.Lock",
+        "asyncio fast path",
+        (),
+        Verdict.MAY_NOT_YIELD,
+        Verdict.MAY_NOT_YIELD,
+        "asyncio",
+    )
+    assert not is_shown(hint(HintKind.ASYNC_WITH), lock, SHOW_CONTEXT)
+    odd = replace(lock, exit=Verdict.NEVER)
+    assert is_shown(hint(HintKind.ASYNC_WITH), odd, SHOW_CONTEXT)
+
+
 def test_look_alikes_in_sync_callbacks_are_hidden_by_default() -> None:
     source = (
         "import trio\n\n\n"
@@ -233,8 +262,11 @@ def test_compact_legend_explains_every_symbol() -> None:
         assert f"`{letter}`" in COMPACT_LEGEND
 
 
-def test_a_helpers_fast_path_names_its_library(tmp_path: Path) -> None:
+def test_a_helpers_fast_path_names_its_library(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Not "outer:  fast path in inner" (double space, no library)."""
+    monkeypatch.setenv("CONC_LSP_CACHE_DIR", str(tmp_path / "cache"))
     package = tmp_path / "app"
     package.mkdir()
     (package / "__init__.py").write_text("", encoding="utf-8")
@@ -256,3 +288,12 @@ def test_a_helpers_fast_path_names_its_library(tmp_path: Path) -> None:
     result = Resolver(str(tmp_path)).resolve_lines(lines, str(main), budget=120)
     reasons = {key[0]: found.reason for key, found in result.resolutions.items()}
     assert reasons["main"] == "outer: asyncio fast path in inner"
+    # the library travels as data through both helpers, and through the cache
+    again = Resolver(str(tmp_path)).resolve_lines(lines, str(main), budget=120)
+    for found in (result, again):
+        assert {key[0]: r.fast_path for key, r in found.resolutions.items()} == {
+            "Worker.inner": "asyncio",
+            "Worker.outer": "asyncio",
+            "main": "asyncio",
+        }
+    assert again.cached

@@ -92,6 +92,9 @@ class Resolution:
     chain: tuple[str, ...] = ()  # the steps behind the verdict, for hover
     enter: Verdict | None = None  # async with: each side on its own
     exit: Verdict | None = None
+    # may-not-yield: the library whose fast path returns without yielding
+    # ("asyncio", "anyio"; "" if unknown or another verdict).
+    fast_path: str = ""
 
 
 # A checkpoint hint's identity across edits elsewhere in the file: its

@@ -453,7 +453,13 @@ class Resolver:
         verdict = function.verdict
         if verdict is Verdict.ASSUMED and not self._in_progress:
             verdict = Verdict.ALWAYS  # vacuously: it never returns without one
-        return Resolution(verdict, function.qualname, function.reason, function.chain)
+        return Resolution(
+            verdict,
+            function.qualname,
+            function.reason,
+            function.chain,
+            fast_path=function.fast_path,
+        )
 
     def _entered(self, name: Name, expression: ast.expr) -> Resolution | None:
         entry = table_entry(name)

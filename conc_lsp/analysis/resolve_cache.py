@@ -35,7 +35,7 @@ from conc_lsp.fingerprint import program_fingerprint
 
 logger = logging.getLogger("conc_lsp")
 
-FORMAT = 2  # bump when the entries' layout or the verdicts' meaning changes
+FORMAT = 3  # bump when the entries' layout or the verdicts' meaning changes
 MAX_BYTES = 64 * 1024 * 1024
 PRUNE_EVERY = 200  # entries written between two looks at the folder's size
 
@@ -69,6 +69,7 @@ class FunctionVerdict:
     where: str  # "helpers.py:12"
     reason: str  # "returns at L40 without one", "never yields"
     chain: tuple[str, ...]
+    fast_path: str = ""  # may-not-yield: whose fast path ("asyncio"), as in Resolution
 
 
 @dataclass(slots=True)
@@ -226,11 +227,12 @@ def _resolution_to(resolution: Resolution) -> list[Any]:
         list(resolution.chain),
         resolution.enter.value if resolution.enter else None,
         resolution.exit.value if resolution.exit else None,
+        resolution.fast_path,
     ]
 
 
 def _resolution_from(raw: list[Any]) -> Resolution:
-    verdict, callee, reason, chain, enter, exit_ = raw
+    verdict, callee, reason, chain, enter, exit_, fast_path = raw
     return Resolution(
         Verdict(verdict),
         str(callee),
@@ -238,6 +240,7 @@ def _resolution_from(raw: list[Any]) -> Resolution:
         tuple(str(step) for step in chain),
         Verdict(enter) if enter else None,
         Verdict(exit_) if exit_ else None,
+        str(fast_path),
     )
 
 
@@ -253,7 +256,7 @@ def _entry_to(entry: Entry) -> dict[str, Any]:
     raw: dict[str, Any] = {
         "verdicts": {
             str(line): [
-                [v.verdict.value, v.qualname, v.where, v.reason, list(v.chain)],
+                [v.verdict.value, v.qualname, v.where, v.reason, list(v.chain), v.fast_path],
                 stamps,
             ]
             for line, (v, stamps) in entry.verdicts.items()
@@ -277,8 +280,10 @@ def _entry_to(entry: Entry) -> dict[str, Any]:
 def _entry_from(raw: dict[str, Any]) -> Entry:
     entry = Entry()
     for line, (verdict, stamps) in raw["verdicts"].items():
-        value, qualname, where, reason, chain = verdict
-        stored = FunctionVerdict(Verdict(value), qualname, where, reason, tuple(chain))
+        value, qualname, where, reason, chain, fast_path = verdict
+        stored = FunctionVerdict(
+            Verdict(value), qualname, where, reason, tuple(chain), str(fast_path)
+        )
         entry.verdicts[int(line)] = (stored, _stamps_from(stamps))
     document = raw.get("document")
     if document is not None:

@@ -111,6 +111,7 @@ def library_awaited(entry: Any, expression: ast.expr) -> Resolution | None:
         entry.name,
         library_reason(entry.name, verdict, entry.note),
         (f"`{entry.name}`: {behaviour_words(verdict)}: {entry.note} ({entry.source})",),
+        fast_path=fast_path_of(entry.name, verdict),
     )
 
 
@@ -129,6 +130,7 @@ def library_entered(entry: Any) -> Resolution:
         ),
         enter=enter,
         exit=exit_,
+        fast_path=fast_path_of(entry.name, overall),
     )
 
 
@@ -140,6 +142,7 @@ def library_iterated(entry: Any) -> Resolution:
         entry.name,
         library_reason(entry.name, verdict, entry.note),
         (f"`{entry.name}`: each step {behaviour_words(verdict)}: {entry.note} ({entry.source})",),
+        fast_path=fast_path_of(entry.name, verdict),
     )
 
 
@@ -176,10 +179,14 @@ def behaviour_words(verdict: Verdict) -> str:
     }[verdict]
 
 
+def fast_path_of(name: str, verdict: Verdict) -> str:
+    """The library whose fast path a table entry's may-not-yield verdict is."""
+    return name.split(".", 1)[0] if verdict is Verdict.MAY_NOT_YIELD else ""
+
+
 def library_reason(name: str, verdict: Verdict, note: str) -> str:
-    library = name.split(".", 1)[0]
     if verdict is Verdict.MAY_NOT_YIELD:
-        return f"{library} fast path"
+        return f"{fast_path_of(name, verdict)} fast path"
     if verdict is Verdict.NEVER:
         return f"{name} never yields"
     return ""
@@ -260,6 +267,7 @@ def described(
     # in the fixpoint; shown as "always" once the cycle is done.
     vacuous = not result.all_escapes and not result.possible
     next_round = Verdict.ASSUMED if vacuous else verdict
+    fast_path = ""
     if next_round is Verdict.ASSUMED:
         reason = f"{short} never returns normally"
     elif verdict is Verdict.ALWAYS:
@@ -276,9 +284,8 @@ def described(
             None,
         )
         fast = found.callee if found is not None else ""
-        # A helper of the user's (`inner`, no dot) names its library in its own reason.
-        library = fast.split(".", 1)[0] if "." in fast else fast_path_library(found)
-        place = f"{library} fast path" if library else "a fast path"
+        fast_path = found.fast_path if found is not None else ""
+        place = f"{fast_path} fast path" if fast_path else "a fast path"
         reason = f"{short}: {place} in {fast}" if fast else f"{short}: a fast path"
     else:
         first = min(result.escapes)
@@ -302,11 +309,4 @@ def described(
         found = found_by.get(id(weak.node))
         if found is not None and found.chain:
             chain.extend(f"  {step}" for step in found.chain[:2])
-    return FunctionVerdict(next_round, short, where, reason, tuple(chain))
-
-
-def fast_path_library(found: Resolution | None) -> str:
-    """`asyncio` in "inner: asyncio fast path in asyncio.Lock.acquire" ("" if none)."""
-    before, marker, _ = (found.reason if found is not None else "").partition(" fast path")
-    word = before.split()[-1] if marker and before.split() else ""
-    return "" if word == "a" else word
+    return FunctionVerdict(next_round, short, where, reason, tuple(chain), fast_path)
