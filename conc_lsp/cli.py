@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from collections.abc import Sequence
@@ -13,10 +12,8 @@ from typing import TYPE_CHECKING, TextIO
 
 from conc_lsp import __version__, config
 from conc_lsp.analysis.model import HintKind
-from conc_lsp.cli_check import check_command, settings_for
 from conc_lsp.config import SEVERITIES
 from conc_lsp.labels import LABEL_STYLES
-from conc_lsp.sources import UndecodableSource, read_source_file
 
 if TYPE_CHECKING:
     from conc_lsp import report
@@ -59,10 +56,12 @@ def parse_report_target(spec: str) -> tuple[str, report.Target]:
 
 def _report_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     # loaded only by the subcommand that needs it (start-up cost)
-    from conc_lsp.report import TargetNotFound, build_report, render_markdown, to_json
+    import json
 
-    # loaded only by the subcommand that needs it (start-up cost)
-    from conc_lsp.report.build import progress_printer
+    from conc_lsp.cli_check import settings_for  # start-up cost, as above
+    from conc_lsp.report import TargetNotFound, build_report, render_markdown, to_json
+    from conc_lsp.report.build import progress_printer  # start-up cost, as above
+    from conc_lsp.sources import UndecodableSource, read_source_file  # start-up cost, as above
 
     try:
         name, target = parse_report_target(arguments.target)
@@ -371,6 +370,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except BrokenPipeError:
             return 0
     if arguments.command == "check":
+        # the checks, the cache and the pool load only for this command (start-up cost)
+        from conc_lsp.cli_check import check_command
+
         try:
             return check_command(arguments, sys.stdout, sys.stderr)
         except BrokenPipeError:
