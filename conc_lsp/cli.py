@@ -222,8 +222,16 @@ def _serve(tcp: str | None, err: TextIO) -> int:
             print(f"conc-lsp: error: --tcp expects HOST:PORT (port 0-65535), got {tcp!r}", file=err)
             return 2
         address = (match.group("host").strip("[]") or "127.0.0.1", int(match.group("port")))
-    from conc_lsp.server.app import serve  # pygls loads only for the server (start-up cost)
+    # Loading the server (lsprotocol's thousand classes) makes no garbage: the cyclic
+    # collector would only traverse it again and again, a tenth of the time to answer
+    # `initialize`. Loaded, it stays for good: frozen out of the collector's passes.
+    gc.disable()
+    try:
+        from conc_lsp.server.app import serve  # pygls loads only for the server (start-up cost)
 
+        gc.freeze()
+    finally:
+        gc.enable()
     try:
         serve(f"{address[0]}:{address[1]}" if address else None)
     except OSError as error:  # cannot bind: address in use, unknown host, ...

@@ -4,6 +4,7 @@ close to a bare `python -c pass`. Figures: benchmarks/startup.py."""
 
 from __future__ import annotations
 
+import gc
 import json
 import shutil
 import subprocess
@@ -75,3 +76,23 @@ def test_the_help_is_as_wide_as_argparse_makes_it(
     else:
         monkeypatch.setenv("COLUMNS", columns)
     assert cli._help_width() == shutil.get_terminal_size().columns - 2
+
+
+def test_the_server_runs_with_the_collector_on_and_its_modules_frozen(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`serve` loads the server with the cyclic collector off (start-up), then
+    freezes what it loaded and turns the collector back on before serving."""
+    from conc_lsp.server import app
+
+    seen: list[tuple[bool, int]] = []
+    monkeypatch.setattr(
+        app, "serve", lambda tcp=None: seen.append((gc.isenabled(), gc.get_freeze_count()))
+    )
+    try:
+        assert cli.main(["serve"]) == 0
+    finally:
+        gc.unfreeze()  # this test process goes on
+    assert len(seen) == 1
+    enabled, frozen = seen[0]
+    assert enabled and frozen > 0
