@@ -20,9 +20,7 @@ import contextlib
 import dataclasses
 import enum
 import hashlib
-import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,6 +74,8 @@ class Cache:
         return self.folder / key[:2] / f"{key}.json"
 
     def load(self, key: str) -> CachedResult | None:
+        import json  # only when the cache is used (start-up cost of a --no-cache run)
+
         entry = self._entry(key)
         try:
             data = json.loads(entry.read_bytes())
@@ -96,6 +96,8 @@ class Cache:
     def run_facts(self) -> dict[str, Any]:
         """What earlier runs with the same program and settings worked out once
         (such as whether a rule wants jedi), so that a cached run need not load the rules."""
+        import json  # only when the cache is used (start-up cost of a --no-cache run)
+
         try:
             data = json.loads(self._run_entry().read_bytes())
         except (OSError, ValueError):
@@ -106,10 +108,15 @@ class Cache:
         self._write(self._run_entry(), facts)
 
     def _write(self, entry: Path, data: Any) -> None:
+        import json  # only when the cache is used (start-up cost of a --no-cache run)
+
         text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
         with contextlib.suppress(OSError):
             entry.parent.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(dir=entry.parent, prefix=".", suffix=".tmp")
+            # A name no other process or thread picks (as tempfile.mkstemp, whose
+            # import costs more than this whole write): the process and 48 random bits.
+            temporary = entry.parent / f".{os.getpid()}-{os.urandom(6).hex()}.tmp"
+            handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
                 with os.fdopen(handle, "wb") as stream:
                     stream.write(text.encode("utf-8"))
@@ -138,6 +145,8 @@ def open_cache(root: Path, settings: Settings, folder: str | None = None) -> Cac
 
 def settings_fingerprint(settings: Settings) -> str:
     """The settings as canonical JSON (sets sorted: their order changes between runs)."""
+    import json  # only when the cache is used (start-up cost of a --no-cache run)
+
     return json.dumps(_plain(settings), sort_keys=True)
 
 

@@ -3,7 +3,6 @@ and the summary under the text."""
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 from dataclasses import dataclass
@@ -97,6 +96,8 @@ def text(results: list[FileResult], colour: bool = False) -> str:
 
 def as_json(results: list[FileResult]) -> str:
     """A list of records; a syntax error is one with ``"code": null`` (as ruff has it)."""
+    import json  # only for this format (start-up cost of a text run)
+
     records: list[dict[str, object]] = []
     for result in results:
         for problem in result.problems:
@@ -161,6 +162,8 @@ SYNTAX_ERROR_RULE = {
 
 
 def sarif(results: list[FileResult]) -> str:
+    import json  # only for this format (start-up cost of a text run)
+
     rules = _rules()
     broken = any(result.problems for result in results)
     document = {

@@ -6,7 +6,6 @@ become warnings (shown to the user once), never errors.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from fnmatch import fnmatch
@@ -299,6 +298,8 @@ def from_pyproject(settings: Settings, path: Path | None) -> Loaded:
     """Overlay ``[tool.conc-lsp]`` of a pyproject.toml, if there is one."""
     if path is None:
         return Loaded(settings)
+    import tomllib  # only when there is a pyproject.toml to read (start-up cost)
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:

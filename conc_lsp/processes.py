@@ -15,7 +15,6 @@ The server's side is conc_lsp/server/workers.py.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import pickle
@@ -64,6 +63,8 @@ def _ask_kernel_for_death_signal() -> None:
     server's event loop, which lives as long as the server)."""
     if not sys.platform.startswith("linux"):
         return
+    import ctypes  # in the worker only: the server imports this module too (start-up cost)
+
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)

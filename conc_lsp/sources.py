@@ -16,7 +16,6 @@ import hashlib
 import os
 import re
 import stat
-import tempfile
 import tokenize
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -288,6 +287,8 @@ def _replace(target: Path, data: bytes) -> None:
     # honour the file's own bits as its owner's intent.
     if not os.access(target, os.W_OK) or not mode & 0o222:
         raise SourceNotWritten(f"read-only (mode {mode:o})")
+    import tempfile  # only when a fix is written (start-up cost)
+
     try:
         handle, temporary = tempfile.mkstemp(
             dir=target.parent, prefix=f".{target.name}.", suffix=".conc-lsp-tmp"

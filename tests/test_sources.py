@@ -240,7 +240,7 @@ def test_a_failure_mid_write_leaves_the_original_intact(
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     if failing == "create":
-        monkeypatch.setattr(sources.tempfile, "mkstemp", no_space)
+        monkeypatch.setattr(tempfile, "mkstemp", no_space)  # sources imports it when writing
     elif failing == "write":
         real_fdopen = os.fdopen
         monkeypatch.setattr(

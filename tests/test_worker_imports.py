@@ -1,15 +1,20 @@
-"""The rules and report workers import no LSP code (issue 15, start-up): their
-jobs live in conc_lsp/jobs.py, not in the server package, so a worker does
-not pay for lsprotocol and pygls when it starts or runs a job."""
+"""The rules, report and resolver workers import no LSP code (issue 15,
+start-up): their jobs live in conc_lsp/jobs.py and
+conc_lsp/analysis/resolve_process.py, not in the server package, so a worker
+does not pay for lsprotocol and pygls when it starts or runs a job."""
 
 from __future__ import annotations
 
 import asyncio
+import sys
+from pathlib import Path
 
+from conc_lsp.analysis.resolve_process import resolve_document
 from conc_lsp.analysis.text import split_lines
 from conc_lsp.jobs import compute_lenses, compute_report
 from conc_lsp.report import Target
 from conc_lsp.server.diagnostics import JOB_SECONDS, Worker
+from conc_lsp.server.resolution import Resolutions
 from tests.rule_settings import SEED_SETTINGS
 
 LSP_MODULES = (
@@ -57,3 +62,29 @@ def test_the_workers_run_every_job_without_importing_lsp_code() -> None:
     assert findings and others and "CONC101" in report  # every job ran
     assert in_rules == []
     assert in_reports == []
+
+
+def test_the_resolver_resolves_without_importing_lsp_code(tmp_path: Path) -> None:
+    resolver = Resolutions().worker  # the server's resolver process, as it starts it
+    lines = split_lines("import trio\n\n\nasync def main():\n    await trio.sleep(1)\n")
+
+    async def scenario() -> tuple[dict[object, object], list[str]]:
+        try:
+            found, _ = await resolver.run(
+                resolve_document,
+                str(tmp_path),
+                sys.executable,
+                None,
+                lines,
+                60.0,
+                None,
+                timeout=JOB_SECONDS,
+            )
+            modules: list[str] = await resolver.run(eval, LSP_MODULES)
+            return found, modules
+        finally:
+            resolver.shutdown()
+
+    found, modules = asyncio.run(scenario())
+    assert found  # jedi ran: the await of trio.sleep was resolved
+    assert modules == []

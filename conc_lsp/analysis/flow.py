@@ -13,9 +13,9 @@ path it is on, so that rules can tell two events on exclusive branches apart.
 from __future__ import annotations
 
 import ast
-import logging
 from dataclasses import dataclass, replace
 
+from conc_lsp import log
 from conc_lsp.analysis.checkpoints import (
     ACM_DECORATORS,
     AEXIT_NAMES,
@@ -45,8 +45,6 @@ from conc_lsp.analysis.shapes import (
     statement_blocks,
 )
 from conc_lsp.analysis.text import end_position, utf8_to_codepoint
-
-logger = logging.getLogger("conc_lsp")
 
 
 class _Walker:
@@ -123,7 +121,7 @@ class _Walker:
         try:
             walk.block(node.body, _State(context=Context(in_aexit=node.name in AEXIT_NAMES)))
         except RecursionError:  # deeper than Python's stack: keep the events found so far
-            logger.warning("line %d: `%s` nests too deeply: facts cut", node.lineno, facts.qualname)
+            log.warning("line %d: `%s` nests too deeply: facts cut", node.lineno, facts.qualname)
 
 
 @dataclass(frozen=True, slots=True)

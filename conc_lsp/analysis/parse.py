@@ -15,12 +15,12 @@ the hints of its last good parse, moved through the edits.
 from __future__ import annotations
 
 import ast
-import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import pairwise
 
+from conc_lsp import log
 from conc_lsp.analysis.checkpoints import Collector
 from conc_lsp.analysis.chunks import (
     Chunk,
@@ -50,8 +50,6 @@ from conc_lsp.analysis.model import Hint, ModuleAnalysis
 # we look for the end of a string or bracket that the heuristics split.
 GREEDY_EXTENSION = 8
 DEF_START = re.compile(r"@|(?:async\s+def|def|class)\b")
-
-logger = logging.getLogger("conc_lsp")
 
 
 @dataclass(slots=True)
@@ -454,7 +452,7 @@ class Analyzer:
         except RecursionError:
             # Nested deeper than Python's stack: keep the hints found so far.
             hints = collector.hints
-            logger.warning(
+            log.warning(
                 "lines %d-%d nest too deeply: their hints stop after %d",
                 region.start + 1,
                 region.start + region.length,

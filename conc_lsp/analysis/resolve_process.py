@@ -8,7 +8,6 @@ import time
 from typing import Any
 
 from conc_lsp.analysis.model import HintKey, Resolution
-from conc_lsp.analysis.resolve import _RESOLVERS, Resolver
 
 
 def resolve_document(
@@ -20,6 +19,9 @@ def resolve_document(
     first_lines: tuple[int, int] | None,
 ) -> tuple[dict[HintKey, Resolution], dict[str, Any]]:
     """Resolve one document's checkpoints (runs in the resolver process)."""
+    # loads in the resolver process, not in the server that only names the job (start-up cost)
+    from conc_lsp.analysis.resolve import _RESOLVERS, Resolver
+
     warning = ""
     resolver = _RESOLVERS.get((root, interpreter))
     if resolver is None:
@@ -64,5 +66,7 @@ def warm_up(root: str | None, interpreter: str) -> float:
 
 
 def forget_document(path: str) -> None:
+    from conc_lsp.analysis.resolve import _RESOLVERS  # as above (start-up cost)
+
     for resolver in _RESOLVERS.values():
         resolver.forget(path)

@@ -9,7 +9,6 @@ renderer turns them into links or plain ``L12``.
 from __future__ import annotations
 
 import ast
-import difflib
 import io
 import re
 import tokenize
@@ -219,6 +218,8 @@ def unified_diff(lines: list[str], edits: Iterable[TextEdit], name: str) -> str:
             for edit in edits
         ]
     new = apply_edits(lines, edits)
+    import difflib  # only for the report's sketches (start-up cost of `check`)
+
     diff = difflib.unified_diff(
         lines, new, fromfile=f"a/{name}", tofile=f"b/{name}", n=2, lineterm=""
     )
