@@ -65,10 +65,8 @@ def _report_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> 
     from conc_lsp.cli_check import settings_for  # start-up cost, as above
     from conc_lsp.report import TargetNotFound, build_report, render_markdown, to_json
     from conc_lsp.report.build import progress_printer  # start-up cost, as above
+    from conc_lsp.report.render import link_from  # start-up cost, as above
     from conc_lsp.sources import UndecodableSource, read_source_file  # start-up cost, as above
-
-    # loaded only by the subcommand that needs it (start-up cost)
-    from conc_lsp.report.render import link_from
 
     try:
         name, target = parse_report_target(arguments.target)
