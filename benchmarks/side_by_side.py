@@ -72,6 +72,18 @@ def corpus_files(corpus: Path | None) -> list[Path]:
     )
 
 
+def write_bytecode() -> None:
+    """conc-lsp's bytecode, as a user's install has it (PYTHONDONTWRITEBYTECODE,
+    set here, would leave every run compiling the package's modules again)."""
+    spec = importlib.util.find_spec("conc_lsp")  # finds, does not import, the package
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit(f"side_by_side: conc_lsp is not installed in {sys.prefix}")
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    folder = spec.submodule_search_locations[0]
+    command = [sys.executable, "-m", "compileall", "-q", folder]
+    subprocess.run(command, env=environment, capture_output=True, check=True)
+
+
 def conc_lsp_command() -> list[str]:
     return [sys.executable, "-m", "conc_lsp"]
 
@@ -139,6 +151,7 @@ def main() -> int:
     )
     arguments = parser.parse_args()
     print(fingerprint.describe())
+    write_bytecode()
     files = corpus_files(arguments.corpus)
     lines = sum(path.read_bytes().count(b"\n") for path in files)
     folders = sorted({str(path.parent) for path in files})

@@ -138,21 +138,28 @@ class FunctionFacts:
             walk(self)
         return self
 
+    # The three lists below are read in the rules' inner loops: no call once walked.
+
     @property
     def events(self) -> list[Event]:
-        return self.walked().found_events
+        if self.walk is not None:
+            self.walked()
+        return self.found_events
 
     @property
     def loops(self) -> list[Loop]:
         """The `for` loops over shared state."""
-        return self.walked().found_loops
+        if self.walk is not None:
+            self.walked()
+        return self.found_loops
 
     @property
     def scopes(self) -> list[Scope]:
-        """The bounded cancel scopes (`with move_on_after(...)`)."""
-        if not self.may_have_scopes:
-            return self.found_scopes  # empty: a walk would find none
-        return self.walked().found_scopes
+        """The bounded cancel scopes (`with move_on_after(...)`); without a
+        `with` that opens one, empty without a walk."""
+        if self.walk is not None and self.may_have_scopes:
+            self.walked()
+        return self.found_scopes
 
     @property
     def checkpoints(self) -> list[Event]:
@@ -352,7 +359,9 @@ class _NameText:
         text = "\n".join(lines)
         if not text.isascii():
             lines = [
-                unicodedata.normalize("NFKC", line).encode("ascii", "replace").decode("ascii")
+                line
+                if line.isascii()
+                else unicodedata.normalize("NFKC", line).encode("ascii", "replace").decode("ascii")
                 for line in lines
             ]
             text = "\n".join(lines)

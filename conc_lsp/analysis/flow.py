@@ -93,18 +93,21 @@ class _Walker:
         for definition in self.outline.functions:
             node = definition.node
             is_async = isinstance(node, ast.AsyncFunctionDef)
-            decorators = (self.table.resolve(callee(each)) for each in node.decorator_list)
             facts = FunctionFacts(
                 qualname=definition.qualname,
                 name=node.name,
                 node=node,
                 class_name=definition.class_name,
                 is_async=is_async,
-                is_acm=is_async and any(last_name(name) in ACM_DECORATORS for name in decorators),
+                is_acm=is_async and self._is_acm(node),
                 walk=self.walk_function,
                 may_have_scopes=any(map(self._opens_timeout_scope, definition.withs)),
             )
             self.functions.append(facts)
+
+    def _is_acm(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+        names = (self.table.resolve(callee(each)) for each in node.decorator_list)
+        return any(last_name(name) in ACM_DECORATORS for name in names)
 
     def _opens_timeout_scope(self, node: ast.With | ast.AsyncWith) -> bool:
         """Whether the walk makes a ``Scope`` of an item of this `with`."""
