@@ -304,13 +304,15 @@ class ModuleFacts:
         lines, so a rule looking for an event named so can skip the other
         functions without walking them."""
         functions = self.functions if among is None else among
+        if not functions:
+            return []
         names = self._names()
-        spans = [names.span(function.node) for function in functions]
         text, lowered, backwards = names.text, names.lowered, names.backwards
+        # All functions: the whole text at once (the lines between them count for none).
+        spans = None if among is None else [names.span(function.node) for function in among]
+        searched = [(0, len(text))] if spans is None else _merged(spans)
         found: list[int] = []  # where accepted names start
         accepted: dict[str, bool] = {}
-        # All functions: the whole text at once (the lines between them count for none).
-        searched = [(0, len(text))] if among is None else _merged(spans)
         for word in _shortest(words):
             for low, high in searched:
                 at = lowered.find(word, low, high)
@@ -323,8 +325,12 @@ class ModuleFacts:
                         taken = accepted[name] = accept(name)
                     if taken:
                         found.append(at)
-                    at = lowered.find(word, end, high)
+                    at = lowered.find(word, max(end, at + 1), high)
+        if not found:
+            return []
         found.sort()
+        if spans is None:
+            spans = [names.span(function.node) for function in functions]
         return [
             function
             for function, (low, high) in zip(functions, spans, strict=True)
