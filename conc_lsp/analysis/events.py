@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import accumulate
+from operator import add
 
 from conc_lsp.analysis.libraries import ImportTable
 from conc_lsp.analysis.library_choice import (
@@ -328,13 +329,12 @@ class ModuleFacts:
                     at = lowered.find(word, max(end, at + 1), high)
         if not found:
             return []
-        found.sort()
-        if spans is None:
-            spans = [names.span(function.node) for function in functions]
+        starts = names.starts
+        lines = sorted({bisect.bisect_right(starts, at) for at in found})  # 1-based
         return [
             function
-            for function, (low, high) in zip(functions, spans, strict=True)
-            if _any_between(found, low, high - 1)
+            for function in functions
+            if _any_between(lines, function.node.lineno, function.node.end_lineno)
         ]
 
     def _names(self) -> _NameText:
@@ -358,7 +358,7 @@ class _NameText:
     text: str
     lowered: str
     backwards: str
-    ends: list[int]  # the total length of the lines up to each, without line ends
+    starts: list[int]  # where each line starts
 
     @classmethod
     def of(cls, lines: list[str]) -> _NameText:
@@ -371,17 +371,16 @@ class _NameText:
                 for line in lines
             ]
             text = "\n".join(lines)
-        return cls(text, text.lower(), text[::-1], list(accumulate(map(len, lines))))
-
-    def start(self, line: int) -> int:
-        """The offset where 1-based ``line`` starts (the text's length after the last)."""
-        if line > len(self.ends):
-            return len(self.text)
-        return (self.ends[line - 2] if line > 1 else 0) + line - 1
+        # A line starts after the lines before it and their line ends (in C: many lines).
+        starts = [0, *map(add, accumulate(map(len, lines)), range(1, len(lines)))]
+        return cls(text, text.lower(), text[::-1], starts)
 
     def span(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[int, int]:
         """The offsets of the node's lines, from the start of the first to the end of the last."""
-        return self.start(node.lineno), self.start((node.end_lineno or node.lineno) + 1)
+        after = node.end_lineno or node.lineno  # 0-based index of the line after
+        return self.starts[node.lineno - 1], (
+            self.starts[after] if after < len(self.starts) else len(self.text)
+        )
 
 
 def _name_end(text: str, at: int) -> int:

@@ -13,7 +13,6 @@ path it is on, so that rules can tell two events on exclusive branches apart.
 from __future__ import annotations
 
 import ast
-import logging
 from dataclasses import dataclass, replace
 
 from conc_lsp.analysis.checkpoints import (
@@ -30,6 +29,7 @@ from conc_lsp.analysis.function_list import outline
 from conc_lsp.analysis.libraries import ImportTable, imports_of, last_name
 from conc_lsp.analysis.library_choice import module_library
 from conc_lsp.analysis.locks import MUTEX_TYPES, is_lock_text, is_mutex
+from conc_lsp.analysis.log import warn
 from conc_lsp.analysis.model import EMPTY_CONTEXT, Context, HintKind, Location, Resolution, Verdict
 from conc_lsp.analysis.shapes import (
     MUTATING_METHODS,
@@ -44,8 +44,6 @@ from conc_lsp.analysis.shapes import (
     state_globals,
 )
 from conc_lsp.analysis.text import end_position, utf8_to_codepoint
-
-logger = logging.getLogger("conc_lsp")
 
 
 class _Walker:
@@ -125,7 +123,7 @@ class _Walker:
         try:
             walk.block(node.body, _State(context=Context(in_aexit=node.name in AEXIT_NAMES)))
         except RecursionError:  # deeper than Python's stack: keep the events found so far
-            logger.warning("line %d: `%s` nests too deeply: facts cut", node.lineno, facts.qualname)
+            warn("line %d: `%s` nests too deeply: facts cut", node.lineno, facts.qualname)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,6 @@ the hints of its last good parse, moved through the edits.
 from __future__ import annotations
 
 import ast
-import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -44,14 +43,13 @@ from conc_lsp.analysis.fragments import (
 )
 from conc_lsp.analysis.keywords import keyword_line_counts, line_starts_of
 from conc_lsp.analysis.libraries import ImportFact, ImportTable
+from conc_lsp.analysis.log import warn
 from conc_lsp.analysis.model import Hint, ModuleAnalysis
 
 # How many further statement-looking lines a broken piece may swallow while
 # we look for the end of a string or bracket that the heuristics split.
 GREEDY_EXTENSION = 8
 DEF_START = re.compile(r"@|(?:async\s+def|def|class)\b")
-
-logger = logging.getLogger("conc_lsp")
 
 
 @dataclass(slots=True)
@@ -454,7 +452,7 @@ class Analyzer:
         except RecursionError:
             # Nested deeper than Python's stack: keep the hints found so far.
             hints = collector.hints
-            logger.warning(
+            warn(
                 "lines %d-%d nest too deeply: their hints stop after %d",
                 region.start + 1,
                 region.start + region.length,
