@@ -152,3 +152,20 @@ def test_a_text_without_carriage_returns_splits_as_the_regex_does() -> None:
     parts = LINE_ENDING.split(text)
     assert source.lines == tuple(parts[0::2])
     assert source.endings == tuple(parts[1::2])
+
+
+def test_only_a_function_opening_a_timeout_scope_is_walked_for_its_scopes() -> None:
+    facts = facts_of(
+        "import trio\n"
+        "from trio import move_on_after as bounded\n\n"
+        "def reads(path):\n"
+        "    with open(path) as handle, trio.CancelScope() as scope:\n"
+        "        return handle.read()\n\n"
+        "async def waits(event):\n"
+        "    with bounded(5):\n"
+        "        await event.wait()\n"
+    )
+    reads, waits = facts.functions
+    assert reads.scopes == [] and reads.walk is not None  # no deadline: no scope, no walk
+    (scope,) = waits.scopes
+    assert waits.walk is None and scope.checkpoints == 1

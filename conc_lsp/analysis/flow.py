@@ -25,7 +25,7 @@ from conc_lsp.analysis.checkpoints import (
     scope_effect,
 )
 from conc_lsp.analysis.events import Event, EventKind, FunctionFacts, Loop, ModuleFacts, Scope
-from conc_lsp.analysis.function_list import outline
+from conc_lsp.analysis.function_list import opens_timeout_scope, outline
 from conc_lsp.analysis.libraries import ImportTable, imports_of, last_name
 from conc_lsp.analysis.library_choice import module_library
 from conc_lsp.analysis.locks import MUTEX_TYPES, is_lock_text, is_mutex
@@ -99,23 +99,15 @@ class _Walker:
                 is_async=is_async,
                 is_acm=is_async and self._is_acm(node),
                 walk=self.walk_function,
-                may_have_scopes=any(map(self._opens_timeout_scope, definition.withs)),
+                may_have_scopes=any(
+                    opens_timeout_scope(each, self.table) for each in definition.withs
+                ),
             )
             self.functions.append(facts)
 
     def _is_acm(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
         names = (self.table.resolve(callee(each)) for each in node.decorator_list)
         return any(last_name(name) in ACM_DECORATORS for name in names)
-
-    def _opens_timeout_scope(self, node: ast.With | ast.AsyncWith) -> bool:
-        """Whether the walk makes a ``Scope`` of an item of this `with`."""
-        for item in node.items:
-            effect = scope_effect(item.context_expr, self.table)
-            if effect.is_cancel_scope and (
-                effect.bounded or is_timeout_call(item.context_expr, self.table)
-            ):
-                return True
-        return False
 
     def walk_function(self, facts: FunctionFacts) -> None:
         node = facts.node

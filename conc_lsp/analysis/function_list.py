@@ -11,7 +11,13 @@ from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
+from conc_lsp.analysis.checkpoints import TIMEOUT_SCOPES, scope_effect
+from conc_lsp.analysis.libraries import ImportTable, last_name
+from conc_lsp.analysis.shapes import is_timeout_call
+
 Block = list[ast.stmt]
+# The last names of the calls that open a timeout's cancel scope.
+TIMEOUT_SCOPE_NAMES = TIMEOUT_SCOPES | {"CancelScope", "timeout", "timeout_at"}
 
 
 @dataclass(slots=True)
@@ -105,3 +111,19 @@ def outline(module: ast.Module) -> Outline:
         else:
             stack.pop()
     return found
+
+
+def opens_timeout_scope(node: ast.With | ast.AsyncWith, table: ImportTable) -> bool:
+    """Whether the flow walker makes a ``Scope`` (a bounded cancel scope) of an
+    item of this `with`: a function without one has no scopes, unwalked."""
+    for item in node.items:
+        call = item.context_expr
+        # Only these make a bounded cancel scope (``scope_effect``), and cheaply told.
+        if not isinstance(call, ast.Call) or (
+            last_name(table.resolve(call.func)) not in TIMEOUT_SCOPE_NAMES
+        ):
+            continue
+        effect = scope_effect(call, table)
+        if effect.is_cancel_scope and (effect.bounded or is_timeout_call(call, table)):
+            return True
+    return False
