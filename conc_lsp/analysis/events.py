@@ -16,8 +16,13 @@ from __future__ import annotations
 import ast
 import bisect
 import enum
-from collections.abc import Iterator
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import accumulate
+from operator import add
 
 from conc_lsp.analysis.libraries import ImportTable
 from conc_lsp.analysis.library_choice import (
@@ -29,6 +34,9 @@ from conc_lsp.analysis.library_choice import (
 )
 from conc_lsp.analysis.model import Context, HintKind, Location, Resolution, Verdict
 from conc_lsp.analysis.text import end_position
+
+# The characters of a name in ASCII source.
+NAME_CHARACTERS = re.compile(r"[A-Za-z0-9_]*")
 
 
 class EventKind(enum.Enum):
@@ -102,18 +110,57 @@ class Scope:
     node: ast.With | ast.AsyncWith | None = None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class FunctionFacts:
+    """One function's facts. Its events, loops and scopes come from a walk of
+    its body made on first use (``walk``, set by ``flow.py``): the default
+    rules read the events of few functions, so most are never walked."""
+
     qualname: str
     name: str
     node: ast.FunctionDef | ast.AsyncFunctionDef
     class_name: str | None
     is_async: bool
     is_acm: bool
-    events: list[Event] = field(default_factory=list)
-    loops: list[Loop] = field(default_factory=list)
-    scopes: list[Scope] = field(default_factory=list)
     memo: dict[str, object] = field(default_factory=dict)  # per-function caches of the rules
+    walk: Callable[[FunctionFacts], None] | None = None  # fills the three lists below, once
+    # False when no `with` of the function opens a timeout scope: ``scopes`` is
+    # then empty without a walk.
+    may_have_scopes: bool = True
+    found_events: list[Event] = field(default_factory=list)
+    found_loops: list[Loop] = field(default_factory=list)
+    found_scopes: list[Scope] = field(default_factory=list)
+
+    def walked(self) -> FunctionFacts:
+        """The facts, once the walk has run (it runs at most once)."""
+        walk = self.walk
+        if walk is not None:
+            self.walk = None  # first: the walk reads its own events as it goes
+            walk(self)
+        return self
+
+    # The three lists below are read in the rules' inner loops: no call once walked.
+
+    @property
+    def events(self) -> list[Event]:
+        if self.walk is not None:
+            self.walked()
+        return self.found_events
+
+    @property
+    def loops(self) -> list[Loop]:
+        """The `for` loops over shared state."""
+        if self.walk is not None:
+            self.walked()
+        return self.found_loops
+
+    @property
+    def scopes(self) -> list[Scope]:
+        """The bounded cancel scopes (`with move_on_after(...)`); without a
+        `with` that opens one, empty without a walk."""
+        if self.walk is not None and self.may_have_scopes:
+            self.walked()
+        return self.found_scopes
 
     @property
     def checkpoints(self) -> list[Event]:
@@ -245,11 +292,128 @@ class ModuleFacts:
         found: list[tuple[FunctionFacts, Event]] = memo.get(method, [])
         return iter(found)
 
+    def functions_naming(
+        self,
+        words: frozenset[str],
+        accept: Callable[[str], bool],
+        among: list[FunctionFacts] | None = None,
+    ) -> list[FunctionFacts]:
+        """The functions (of ``among``, default all), in order, whose lines hold
+        a name that contains one of ``words`` (any case) and that ``accept``
+        takes: `functions_naming(LOCK_WORDS, is_lock_text)`. The names of a
+        function's events (its states, methods, receivers) all stand in its own
+        lines, so a rule looking for an event named so can skip the other
+        functions without walking them."""
+        functions = self.functions if among is None else among
+        if not functions:
+            return []
+        names = self._names()
+        text, lowered, backwards = names.text, names.lowered, names.backwards
+        # All functions: the whole text at once (the lines between them count for none).
+        spans = None if among is None else [names.span(function.node) for function in among]
+        searched = [(0, len(text))] if spans is None else _merged(spans)
+        found: list[int] = []  # where accepted names start
+        accepted: dict[str, bool] = {}
+        for word in _shortest(words):
+            for low, high in searched:
+                at = lowered.find(word, low, high)
+                while at >= 0:
+                    start = len(text) - _name_end(backwards, len(text) - at)
+                    end = _name_end(text, at)
+                    name = text[start:end]
+                    taken = accepted.get(name)
+                    if taken is None:
+                        taken = accepted[name] = accept(name)
+                    if taken:
+                        found.append(at)
+                    at = lowered.find(word, max(end, at + 1), high)
+        if not found:
+            return []
+        starts = names.starts
+        lines = sorted({bisect.bisect_right(starts, at) for at in found})  # 1-based
+        return [
+            function
+            for function in functions
+            if _any_between(lines, function.node.lineno, function.node.end_lineno)
+        ]
+
+    def _names(self) -> _NameText:
+        memo = self.memo.get("name-text")
+        if not isinstance(memo, _NameText):
+            memo = self.memo["name-text"] = _NameText.of(self.lines)
+        return memo
+
     def source(self, span: Location) -> str:
         """The first line of the source at ``span``, stripped."""
         if 0 <= span.line < len(self.lines):
             return self.lines[span.line].strip()
         return ""
+
+
+@dataclass(frozen=True, slots=True)
+class _NameText:
+    """A module's text as the parser reads its names (NFKC; any other non-ASCII
+    character a `?`), in lower case and backwards too, with its line lengths."""
+
+    text: str
+    lowered: str
+    backwards: str
+    starts: list[int]  # where each line starts
+
+    @classmethod
+    def of(cls, lines: list[str]) -> _NameText:
+        text = "\n".join(lines)
+        if not text.isascii():
+            lines = [
+                line
+                if line.isascii()
+                else unicodedata.normalize("NFKC", line).encode("ascii", "replace").decode("ascii")
+                for line in lines
+            ]
+            text = "\n".join(lines)
+        # A line starts after the lines before it and their line ends (in C: many lines).
+        starts = [0, *map(add, accumulate(map(len, lines)), range(1, len(lines)))]
+        return cls(text, text.lower(), text[::-1], starts)
+
+    def span(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[int, int]:
+        """The offsets of the node's lines, from the start of the first to the end of the last."""
+        after = node.end_lineno or node.lineno  # 0-based index of the line after
+        return self.starts[node.lineno - 1], (
+            self.starts[after] if after < len(self.starts) else len(self.text)
+        )
+
+
+def _name_end(text: str, at: int) -> int:
+    """Where the name characters from ``at`` end."""
+    match = NAME_CHARACTERS.match(text, at)
+    return match.end() if match else at
+
+
+@lru_cache(maxsize=64)
+def _shortest(words: frozenset[str]) -> frozenset[str]:
+    """The words in lower case, less those holding another ("lock" finds "locks")."""
+    lowered = {word.lower() for word in words}
+    return frozenset(
+        word for word in lowered if not any(other != word and other in word for other in lowered)
+    )
+
+
+def _merged(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Offset ranges, sorted, overlapping ones joined (a nested function's lies in its parent's)."""
+    merged: list[tuple[int, int]] = []
+    for low, high in sorted(spans):
+        if merged and low <= merged[-1][1]:
+            if high > merged[-1][1]:
+                merged[-1] = (merged[-1][0], high)
+        else:
+            merged.append((low, high))
+    return merged
+
+
+def _any_between(ordered: list[int], first: int, last: int | None) -> bool:
+    """Whether a number of ``ordered`` lies in [first, last]."""
+    index = bisect.bisect_left(ordered, first)
+    return index < len(ordered) and ordered[index] <= (last or first)
 
 
 def exclusive(first: Event, second: Event) -> bool:

@@ -26,6 +26,7 @@ from conc_lsp.analysis.checkpoints import (
     scope_effect,
 )
 from conc_lsp.analysis.events import Event, EventKind, FunctionFacts, Loop, ModuleFacts, Scope
+from conc_lsp.analysis.function_list import opens_timeout_scope, outline
 from conc_lsp.analysis.libraries import ImportTable, imports_of, last_name
 from conc_lsp.analysis.library_choice import module_library
 from conc_lsp.analysis.locks import MUTEX_TYPES, is_lock_text, is_mutex
@@ -35,14 +36,12 @@ from conc_lsp.analysis.shapes import (
     POST_VISITED,
     READING_METHODS,
     child_nodes,
-    definitions,
     falls_through,
     is_timeout_call,
     iterated_state,
     membership_state,
     node_text,
     state_globals,
-    statement_blocks,
 )
 from conc_lsp.analysis.text import end_position, utf8_to_codepoint
 
@@ -59,9 +58,9 @@ class _Walker:
         self.table = table
         self.resolved = resolved or {}
         self.functions: list[FunctionFacts] = []
-        classes, declared_global = definitions(module)
-        self.classes = frozenset(classes)
-        self.state_globals = frozenset(state_globals(module) | declared_global)
+        self.outline = outline(module)
+        self.classes = frozenset(self.outline.classes)
+        self.state_globals = frozenset(state_globals(module) | self.outline.declared_global)
         self._ids = 0
 
     def _new_id(self) -> int:
@@ -88,35 +87,30 @@ class _Walker:
     # -- module --------------------------------------------------------------
 
     def walk_module(self, module: ast.Module) -> None:
-        self.definitions(module.body, prefix="", class_name=None)
+        """List the module's functions; each is walked on first use of its events."""
+        for definition in self.outline.functions:
+            node = definition.node
+            is_async = isinstance(node, ast.AsyncFunctionDef)
+            facts = FunctionFacts(
+                qualname=definition.qualname,
+                name=node.name,
+                node=node,
+                class_name=definition.class_name,
+                is_async=is_async,
+                is_acm=is_async and self._is_acm(node),
+                walk=self.walk_function,
+                may_have_scopes=any(
+                    opens_timeout_scope(each, self.table) for each in definition.withs
+                ),
+            )
+            self.functions.append(facts)
 
-    def definitions(self, body: list[ast.stmt], prefix: str, class_name: str | None) -> None:
-        for statement in body:
-            if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                self._function(statement, prefix, class_name)
-            elif isinstance(statement, ast.ClassDef):
-                self.definitions(statement.body, f"{prefix}{statement.name}.", statement.name)
-            elif isinstance(statement, (ast.If, ast.Try, ast.TryStar, ast.With)):
-                for block in statement_blocks(statement):
-                    self.definitions(block, prefix, class_name)
+    def _is_acm(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+        names = (self.table.resolve(callee(each)) for each in node.decorator_list)
+        return any(last_name(name) in ACM_DECORATORS for name in names)
 
-    def _function(
-        self, node: ast.FunctionDef | ast.AsyncFunctionDef, prefix: str, class_name: str | None
-    ) -> None:
-        is_async = isinstance(node, ast.AsyncFunctionDef)
-        facts = FunctionFacts(
-            qualname=f"{prefix}{node.name}",
-            name=node.name,
-            node=node,
-            class_name=class_name,
-            is_async=is_async,
-            is_acm=is_async
-            and any(
-                last_name(self.table.resolve(callee(decorator))) in ACM_DECORATORS
-                for decorator in node.decorator_list
-            ),
-        )
-        self.functions.append(facts)
+    def walk_function(self, facts: FunctionFacts) -> None:
+        node = facts.node
         walk = _FunctionWalk(self, facts)
         try:
             walk.block(node.body, _State(context=Context(in_aexit=node.name in AEXIT_NAMES)))
@@ -187,16 +181,13 @@ class _FunctionWalk:
 
     def statement(self, node: ast.stmt, state: _State) -> None:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            # Its defaults run here; its body is its own (``_Walker.walk_module`` listed it).
             for default in [*node.args.defaults, *node.args.kw_defaults]:
                 if default is not None:
                     self.expression(default, state)
-            self.walker._function(node, f"{self.facts.qualname}.<locals>.", None)
             return
         if isinstance(node, ast.ClassDef):
-            self.walker.definitions(
-                node.body, f"{self.facts.qualname}.<locals>.{node.name}.", node.name
-            )
-            return
+            return  # its methods are functions of their own
         if isinstance(node, ast.Global):
             self.globals.update(node.names)
             return

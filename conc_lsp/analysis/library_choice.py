@@ -91,7 +91,18 @@ def package_root(path: Path) -> Path | None:
 def package_libraries(path: str) -> frozenset[str]:
     """The async libraries the modules of ``path``'s package import (by family)."""
     try:
-        root = package_root(Path(path).resolve())
+        if os.path.islink(path):
+            return _folder_libraries(str(Path(path).resolve().parent))
+    except (OSError, ValueError):
+        return frozenset()
+    # A file's folder is the same for all of its neighbours (resolved once).
+    return _folder_libraries(os.path.dirname(os.path.abspath(path)))
+
+
+@lru_cache(maxsize=256)
+def _folder_libraries(folder: str) -> frozenset[str]:
+    try:
+        root = package_root(Path(folder).resolve() / "module.py")
     except (OSError, ValueError):
         return frozenset()
     if root is None:

@@ -99,21 +99,6 @@ def child_nodes(node: ast.AST) -> list[ast.AST]:
     return found
 
 
-def statement_blocks(statement: ast.stmt) -> list[list[ast.stmt]]:
-    if isinstance(statement, ast.If):
-        return [statement.body, statement.orelse]
-    if isinstance(statement, (ast.Try, ast.TryStar)):
-        return [
-            statement.body,
-            *[handler.body for handler in statement.handlers],
-            statement.orelse,
-            statement.finalbody,
-        ]
-    if isinstance(statement, ast.With):
-        return [statement.body]
-    return []
-
-
 def is_timeout_call(node: ast.expr, table: ImportTable) -> bool:
     if not isinstance(node, ast.Call):
         return False
@@ -140,24 +125,6 @@ def state_globals(module: ast.Module) -> set[str]:
         if value is not None and is_container(value):
             names.update(target.id for target in targets if isinstance(target, ast.Name))
     return names
-
-
-def definitions(module: ast.Module) -> tuple[set[str], set[str]]:
-    """Class names (nested ones too) and names declared `global`, walking statements only."""
-    classes: set[str] = set()
-    declared: set[str] = set()
-    pending: list[ast.AST] = list(module.body)
-    while pending:
-        node = pending.pop()
-        if isinstance(node, ast.ClassDef):
-            classes.add(node.name)
-        elif isinstance(node, ast.Global):
-            declared.update(node.names)
-        for name in ("body", "orelse", "finalbody", "handlers", "cases"):
-            children = getattr(node, name, None)
-            if children:
-                pending.extend(children)
-    return classes, declared
 
 
 def is_container(node: ast.expr) -> bool:

@@ -393,7 +393,12 @@ class UndrainedPipe(Evidence):
 
 
 def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
-    for function in module.functions:
+    # A starter is named in the function's lines, or imported under another name.
+    aliases = {
+        alias for alias, target in module.table.names.items() if last_name(target) in STARTERS
+    }
+    names = STARTERS | frozenset(aliases)
+    for function in module.functions_naming(names, names.__contains__):
         if not any(
             event.kind is EventKind.CALL and last_name(event.callee or event.method) in STARTERS
             for event in function.events

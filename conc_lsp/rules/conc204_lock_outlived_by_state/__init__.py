@@ -65,7 +65,7 @@ from conc_lsp.analysis.events import (
     event_name,
     exclusive,
 )
-from conc_lsp.analysis.locks import holds_locks
+from conc_lsp.analysis.locks import LOCK_WORDS, holds_locks, is_lock_text
 from conc_lsp.analysis.program import Program
 from conc_lsp.analysis.reach import function_parents
 from conc_lsp.analysis.waits import is_wait_call
@@ -80,6 +80,8 @@ from conc_lsp.rules.conc204_lock_outlived_by_state.story import (
 from conc_lsp.rules.story import ProposedFix, Trace, TraceBuilder
 
 SPAWNERS = frozenset({"start", "start_soon", "create_task", "ensure_future"})
+# The names a removal is written with: `del d[k]`, `d.pop(k)`, ... (the walker's).
+REMOVALS = frozenset({"del", "pop", "popitem", "popleft", "remove", "discard", "clear"})
 
 
 def _task_functions(module: ModuleFacts) -> dict[str, tuple[FunctionFacts, Event]]:
@@ -215,43 +217,47 @@ def _inside(parents: dict[ast.AST, tuple[ast.AST, str]], ancestor: ast.AST, node
 
 
 def _check(rule: Rule, module: ModuleFacts) -> Iterator[Detection]:
-    tasks = _task_functions(module)
+    # The lock removals first: most modules have none (and then need no tasks),
+    # and only functions naming both a lock and a removal can hold one.
+    removing = module.functions_naming(REMOVALS, REMOVALS.__contains__)
+    removals = [
+        (function, event)
+        for function in module.functions_naming(LOCK_WORDS, is_lock_text, removing)
+        for event in function.events
+        if event.kind is EventKind.WRITE
+        and event.removal
+        and event.key is not None
+        and holds_locks(event.state)
+    ]
+    tasks = _task_functions(module) if removals else {}
     if not tasks:
         return
-    for function in module.functions:
-        for event in function.events:
-            if not (
-                event.kind is EventKind.WRITE
-                and event.removal
-                and event.key is not None
-                and holds_locks(event.state)
-            ):
+    for function, event in removals:
+        for qualname, (spawner, start) in tasks.items():
+            task = module.function(qualname)
+            if task is None or task is function:
                 continue
-            for qualname, (spawner, start) in tasks.items():
-                task = module.function(qualname)
-                if task is None or task is function:
-                    continue
-                late = _late_removal(task, event.owner)
-                if late is None:
-                    continue
-                checkpoint, removal = late
-                if _waits_for_task(function, event, task, removal, spawner, start):
-                    continue
-                yield rule.detect(
-                    function,
-                    event.location,
-                    f"`{event.state}` entry is removed here while `{task.qualname}` (started "
-                    f"at line {start.location.line + 1}) may still be tearing down "
-                    f"`{removal.state}` (line {removal.location.line + 1}, after a checkpoint): "
-                    "the next task gets a new lock and sees half-torn-down state",
-                    LockOutlived(event, task, removal, checkpoint, spawner, start),
-                    [
-                        (removal.location, f"state removed later by {task.qualname}"),
-                        (checkpoint.location, f"checkpoint in {task.qualname} before it"),
-                        (start.location, "the task is started here"),
-                    ],
-                )
-                break
+            late = _late_removal(task, event.owner)
+            if late is None:
+                continue
+            checkpoint, removal = late
+            if _waits_for_task(function, event, task, removal, spawner, start):
+                continue
+            yield rule.detect(
+                function,
+                event.location,
+                f"`{event.state}` entry is removed here while `{task.qualname}` (started "
+                f"at line {start.location.line + 1}) may still be tearing down "
+                f"`{removal.state}` (line {removal.location.line + 1}, after a checkpoint): "
+                "the next task gets a new lock and sees half-torn-down state",
+                LockOutlived(event, task, removal, checkpoint, spawner, start),
+                [
+                    (removal.location, f"state removed later by {task.qualname}"),
+                    (checkpoint.location, f"checkpoint in {task.qualname} before it"),
+                    (start.location, "the task is started here"),
+                ],
+            )
+            break
 
 
 class LockOutlivedByState(Rule):
