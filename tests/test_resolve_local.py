@@ -75,6 +75,19 @@ def callees(text: str) -> dict[str, str | None]:
     return found
 
 
+def jedi_questions(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The lines of the expressions jedi is asked to infer, from now on."""
+    asked: list[int] = []
+    infer = Resolver._infer
+
+    def counted(self: Resolver, key: str, source: object, expression: ast.expr) -> object:
+        asked.append(expression.lineno)
+        return infer(self, key, source, expression)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Resolver, "_infer", counted)
+    return asked
+
+
 def test_plain_callees_of_the_module_are_found_by_its_tree() -> None:
     assert callees(MODULE) == {
         "self._send()": "Client._send",
@@ -102,14 +115,7 @@ def test_local_callees_resolve_without_jedi(
     path.write_text(MODULE, encoding="utf-8")
     lines = split_lines(MODULE)
     resolver = Resolver(str(tmp_path))
-    asked: list[int] = []
-    infer = Resolver._infer
-
-    def counted(self: Resolver, key: str, source: object, expression: ast.expr) -> object:
-        asked.append(expression.lineno)
-        return infer(self, key, source, expression)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(Resolver, "_infer", counted)
+    asked = jedi_questions(monkeypatch)
     result = resolver.resolve_lines(lines, str(path), budget=60)
     assert result.complete
     by_line = {
@@ -226,14 +232,7 @@ def test_a_function_imported_from_a_module_of_the_package_is_followed_by_its_tre
     )
     path = package / "sub" / "main.py"
     path.write_text(text, encoding="utf-8")
-    asked: list[int] = []
-    infer = Resolver._infer
-
-    def counted(self: Resolver, key: str, source: object, expression: ast.expr) -> object:
-        asked.append(expression.lineno)
-        return infer(self, key, source, expression)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(Resolver, "_infer", counted)
+    asked = jedi_questions(monkeypatch)
     lines = split_lines(text)
     result = Resolver(str(tmp_path)).resolve_lines(lines, str(path), budget=60)
     by_line = {

@@ -106,43 +106,38 @@ def library_awaited(entry: Any, expression: ast.expr) -> Resolution | None:
     verdict = Verdict(behaviour)
     if verdict is Verdict.MAY_NOT_YIELD and _gathers_coroutines(entry.name, expression):
         verdict = Verdict.ALWAYS  # its one fast path is gather() of nothing
-    return Resolution(
-        verdict,
-        entry.name,
-        library_reason(entry.name, verdict, entry.note),
-        (f"`{entry.name}`: {behaviour_words(verdict)}: {entry.note} ({entry.source})",),
-        fast_path=fast_path_of(entry.name, verdict),
-    )
+    return _from_table(entry, verdict, behaviour_words(verdict))
 
 
 def library_entered(entry: Any) -> Resolution:
     """`async with` on a library object the table knows (it has enter or exit)."""
     enter = Verdict(entry.enter) if entry.enter else Verdict.UNKNOWN
     exit_ = Verdict(entry.exit) if entry.exit else Verdict.UNKNOWN
-    overall = combined(enter, exit_)
-    return Resolution(
-        overall,
-        entry.name,
-        library_reason(entry.name, overall, entry.note),
-        (
-            f"`{entry.name}`: enter {behaviour_words(enter)}, exit "
-            f"{behaviour_words(exit_)}: {entry.note} ({entry.source})",
-        ),
-        enter=enter,
-        exit=exit_,
-        fast_path=fast_path_of(entry.name, overall),
-    )
+    sides = f"enter {behaviour_words(enter)}, exit {behaviour_words(exit_)}"
+    return _from_table(entry, combined(enter, exit_), sides, enter, exit_)
 
 
 def library_iterated(entry: Any) -> Resolution:
     """`async for` over a library object the table knows (it has iteration)."""
     verdict = Verdict(entry.iteration)
+    return _from_table(entry, verdict, f"each step {behaviour_words(verdict)}")
+
+
+def _from_table(
+    entry: Any,
+    verdict: Verdict,
+    behaviour: str,
+    enter: Verdict | None = None,
+    exit_: Verdict | None = None,
+) -> Resolution:
     return Resolution(
         verdict,
         entry.name,
         library_reason(entry.name, verdict, entry.note),
-        (f"`{entry.name}`: each step {behaviour_words(verdict)}: {entry.note} ({entry.source})",),
-        fast_path=fast_path_of(entry.name, verdict),
+        (f"`{entry.name}`: {behaviour}: {entry.note} ({entry.source})",),
+        enter,
+        exit_,
+        fast_path_of(entry.name, verdict),
     )
 
 
