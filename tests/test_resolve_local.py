@@ -10,7 +10,7 @@ import parso.cache
 import pytest
 
 from conc_lsp.analysis import resolve
-from conc_lsp.analysis.model import Verdict
+from conc_lsp.analysis.model import HintKey, Verdict
 from conc_lsp.analysis.parse import analyse_lines
 from conc_lsp.analysis.resolve import Resolver, keyed_hints
 from conc_lsp.analysis.resolve_cache import Entry, _entry_from, _entry_to
@@ -146,13 +146,19 @@ async def work():
 """
 
 
-def test_only_the_checkpoints_a_rule_reads_are_resolved(tmp_path: Path) -> None:
-    path = tmp_path / "app.py"
+def demand_app(folder: Path) -> tuple[Path, list[str], dict[int, HintKey]]:
+    """DEMAND written to ``folder``: its path, lines and checkpoint keys by 1-based line."""
+    path = folder / "app.py"
     path.write_text(DEMAND, encoding="utf-8")
     lines = split_lines(DEMAND)
     keys = {
         hint.keyword_line + 1: key for key, hint in keyed_hints(analyse_lines(lines).hints).items()
     }
+    return path, lines, keys
+
+
+def test_only_the_checkpoints_a_rule_reads_are_resolved(tmp_path: Path) -> None:
+    path, lines, keys = demand_app(tmp_path)
     settings = Settings()  # the default rules: CONC110 reads the timeout's body
     found = resolve_for_rules(Resolver(str(tmp_path)), lines, str(path), settings, 60.0)
     assert found.complete
@@ -172,12 +178,7 @@ def test_only_the_checkpoints_a_rule_reads_are_resolved(tmp_path: Path) -> None:
 
 
 def test_a_document_cached_for_fewer_checkpoints_is_resolved_further(tmp_path: Path) -> None:
-    path = tmp_path / "app.py"
-    path.write_text(DEMAND, encoding="utf-8")
-    lines = split_lines(DEMAND)
-    keys = {
-        hint.keyword_line + 1: key for key, hint in keyed_hints(analyse_lines(lines).hints).items()
-    }
+    path, lines, keys = demand_app(tmp_path)
     first = Resolver(str(tmp_path)).resolve_lines(lines, str(path), 60.0, wanted={keys[10]})
     assert first.attempted == {keys[10]}
     again = Resolver(str(tmp_path)).resolve_lines(lines, str(path), 60.0, wanted={keys[10]})
