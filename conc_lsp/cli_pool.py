@@ -110,6 +110,7 @@ def run_in_order(
     context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
     # The largest files go first, so that no worker is left with a big one at the end.
     order = sorted(range(len(paths)), key=lambda index: -_size(paths[index]))
+    batches = _batches(order, jobs)
     results: dict[int, Outcome] = {}
     with ProcessPoolExecutor(max_workers=min(jobs, len(paths)), mp_context=context) as pool:
         # Frozen while the workers fork (on the first submit): their collections then
@@ -117,17 +118,39 @@ def run_in_order(
         # object that became garbage would never be collected.
         gc.freeze()
         try:
-            futures = {pool.submit(work, job, paths[index]): index for index in order}
+            futures = {
+                pool.submit(_work_on, work, job, [paths[index] for index in batch]): batch
+                for batch in batches
+            }
         finally:
             gc.unfreeze()
         try:
             for future in as_completed(futures):
-                results[futures[future]] = future.result()
-                progress.advance()
+                for index, outcome in zip(futures[future], future.result(), strict=True):
+                    results[index] = outcome
+                    progress.advance()
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
     return [results[index] for index in range(len(paths))]
+
+
+def _batches(order: list[int], jobs: int) -> list[list[int]]:
+    """Files in small batches: one task per file spends more on the pool's
+    messages (the job pickled each time) than a small file takes to check;
+    about eight batches per worker still lets the big files spread."""
+    size = max(1, len(order) // (jobs * 8))
+    batches: list[list[int]] = []
+    for index in order:
+        # a big file (the first ones) goes alone
+        if not batches or len(batches[-1]) >= size or len(batches) <= jobs:
+            batches.append([])
+        batches[-1].append(index)
+    return batches
+
+
+def _work_on(work: Callable[[Job, Path], Outcome], job: Job, paths: list[Path]) -> list[Outcome]:
+    return [work(job, path) for path in paths]
 
 
 def _size(path: Path) -> int:

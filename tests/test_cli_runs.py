@@ -15,6 +15,7 @@ import pytest
 from conc_lsp import cache, fingerprint
 from conc_lsp.analysis.model import Finding, Location, Severity
 from conc_lsp.cli import main
+from conc_lsp.cli_pool import _batches
 from conc_lsp.config import Settings
 from tests.rule_settings import SELECT_ARGUMENT
 
@@ -271,3 +272,17 @@ def test_the_pool_leaves_the_garbage_collector_as_it_found_it(tmp_path: Path) ->
     project = tree(tmp_path / "project")
     assert main(["check", "--no-cache", "--jobs", "2", str(project)]) == 1
     assert gc.get_freeze_count() == 0
+
+
+def test_the_pool_batches_every_file_once_biggest_alone() -> None:
+    """Files go to the workers in small batches (one message per file cost more
+    than checking a small one): each exactly once, in the given order, the
+    first (biggest) ones alone so that they spread over the workers."""
+    order = list(range(190))
+    for jobs in (2, 3, 8):
+        batches = _batches(order, jobs)
+        assert [index for batch in batches for index in batch] == order
+        assert all(len(batch) == 1 for batch in batches[:jobs])
+        assert len(batches) >= jobs * 4
+    assert _batches([4, 2], 2) == [[4], [2]]
+    assert _batches([], 2) == []
