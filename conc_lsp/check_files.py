@@ -75,11 +75,12 @@ def cached_outcome(job: CheckJob, path: Path) -> FileOutcome | None:
     return FileOutcome(str(path), found.findings, found.problems, from_cache=True)
 
 
-def load_rules() -> None:
-    """Load the checks and the rules once, before the pool forks its workers
-    (``check_file`` defers them: start-up cost of a run the cache answers)."""
+def load_rules(settings: Settings) -> None:
+    """Load the checks and the rules ``settings`` run once, before the pool forks
+    its workers (``check_file`` defers them: start-up cost of a run the cache
+    answers; per-file ignores only take rules away)."""
     importlib.import_module("conc_lsp.diagnose")
-    importlib.import_module("conc_lsp.rules").all_rules()
+    importlib.import_module("conc_lsp.rules").enabled_rules(settings)
 
 
 def check_file(job: CheckJob, path: Path) -> FileOutcome:

@@ -106,7 +106,9 @@ def check_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> in
     missing = [path for path, outcome in zip(selection.files, outcomes, strict=True) if not outcome]
     progress = Progress(len(missing), err, arguments.progress, "checked")
     jobs = jobs_wanted(arguments)
-    computed = iter(run_in_order(check_file, job, missing, jobs, progress, load_rules))
+    computed = iter(
+        run_in_order(check_file, job, missing, jobs, progress, lambda: load_rules(job.settings))
+    )
     progress.finish()
     done = [outcome or next(computed) for outcome in outcomes]
     if job.cache is not None and missing:
@@ -127,12 +129,9 @@ def _resolve_wanted(
     if isinstance(facts.get("resolve"), bool):
         return bool(facts["resolve"])
     # The rules load only when the cache does not know (start-up cost)
-    from conc_lsp.rules import all_rules
+    from conc_lsp.rules import enabled_rules
 
-    wanted = any(
-        rule.uses_resolution and settings.rule_enabled(rule.code, opt_in=rule.opt_in)
-        for rule in all_rules().values()
-    )
+    wanted = any(rule.uses_resolution for rule in enabled_rules(settings))
     if cache is not None:
         cache.store_run_facts({**facts, "resolve": wanted})
     return wanted

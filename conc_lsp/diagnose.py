@@ -29,7 +29,7 @@ from conc_lsp.analysis.parse import Analyzer, analyse_lines
 from conc_lsp.analysis.text import apply_edits
 from conc_lsp.config import Settings
 from conc_lsp.fixes.context import FixContext
-from conc_lsp.rules import all_rules
+from conc_lsp.rules import enabled_rules, rule_for
 from conc_lsp.rules.base import Detection
 
 MAX_FIX_ROUNDS = 10
@@ -111,9 +111,7 @@ def check_lines(
     findings: list[Finding] = []
     errors: list[str] = []
     detections: dict[FindingKey, Detection] = {}
-    for rule in all_rules().values():
-        if not settings.rule_enabled(rule.code, path, opt_in=rule.opt_in):
-            continue
+    for rule in enabled_rules(settings, path):
         try:
             produced = list(rule.check(facts))
         except Exception as error:  # noqa: BLE001 - one broken rule must not hide the others
@@ -141,7 +139,7 @@ def check_lines(
 def fix_for(result: CheckResult, finding: Finding, context: FixContext) -> Fix | None:
     """The quick fix of a finding, or None when no sound mechanical fix exists."""
     detection = result.detection(finding)
-    rule = all_rules().get(finding.code)
+    rule = rule_for(finding.code)
     if detection is None or rule is None or result.facts is None:
         return None
     try:

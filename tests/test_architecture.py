@@ -16,6 +16,7 @@ from conc_lsp import docs
 from conc_lsp.analysis.flow import module_facts
 from conc_lsp.rules import all_rules, scaffold
 from conc_lsp.rules.base import EFFORTS, Rule
+from conc_lsp.rules.index import RULES
 
 PACKAGE = Path(__file__).parent.parent / "conc_lsp"
 MAX_LINES = 620
@@ -178,6 +179,17 @@ def test_rule_codes_and_ranks_are_unique() -> None:
     rules = list(all_rules().values())
     assert len({rule.name for rule in rules}) == len(rules)
     assert len({rule.rank for rule in rules}) == len(rules)
+
+
+def test_the_rule_index_names_every_rule_and_its_opt_in() -> None:
+    """conc_lsp/rules/index.py lets a run load only the rules it runs: it must
+    say what the rules say (else rewrite it from the expected table below)."""
+    expected = {
+        code: (type(rule).__module__.split(".")[2], rule.opt_in)
+        for code, rule in all_rules().items()
+    }
+    assert expected == RULES, f"RULES: dict[str, tuple[str, bool]] = {expected!r}"
+    assert list(RULES) == sorted(RULES)
 
 
 def test_scaffold_writes_a_rule_the_registry_accepts(

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from conc_lsp import cli
+from conc_lsp.rules.index import RULES
 
 # Loaded only by what needs them: a pyproject.toml to read, a cache, the json or
 # sarif format, a warning, a report's diff, a fix to write; argparse's help width.
@@ -55,6 +56,17 @@ def test_a_plain_check_loads_no_module_it_does_not_use(tmp_path: Path) -> None:
     loaded = _modules_after(["check", "--no-cache", "tiny.py"], tmp_path)
     assert "conc_lsp.diagnose" in loaded  # the file was checked
     assert sorted(name for name in NOT_FOR_A_PLAIN_CHECK if name in loaded) == []
+    # the rules it runs, and no other (three of sixteen by default)
+    rules = {name.split(".")[2] for name in loaded if name.startswith("conc_lsp.rules.conc")}
+    default = {module for module, opt_in in RULES.values() if not opt_in}
+    assert rules == default
+
+
+def test_a_selected_rule_is_loaded_and_runs(tmp_path: Path) -> None:
+    (tmp_path / "tiny.py").write_text("x = 1\n", encoding="utf-8")
+    loaded = _modules_after(["check", "--no-cache", "--select", "CONC111", "tiny.py"], tmp_path)
+    rules = {name.split(".")[2] for name in loaded if name.startswith("conc_lsp.rules.conc")}
+    assert rules == {RULES["CONC111"][0]}
 
 
 def test_what_a_check_uses_it_loads(tmp_path: Path) -> None:
