@@ -197,8 +197,19 @@ def test_scaffold_writes_a_rule_the_registry_accepts(
 ) -> None:
     monkeypatch.setattr(scaffold, "RULES", tmp_path)
     monkeypatch.setattr(scaffold, "FIXTURES", tmp_path)
-    module_path, fixture = scaffold.scaffold("CONC299", "lock-held-across-yield")
+    index = tmp_path / "index.py"
+    index.write_text((PACKAGE / "rules" / "index.py").read_text(encoding="utf-8"), "utf-8")
+    module_path, fixture, _index = scaffold.scaffold("CONC299", "lock-held-across-yield")
     assert module_path.name == "conc299_lock_held_across_yield.py" and fixture.exists()
+    (table,) = [
+        node.value
+        for node in ast.parse(index.read_text(encoding="utf-8")).body
+        if isinstance(node, ast.AnnAssign) and node.value is not None
+    ]
+    rows = ast.literal_eval(table)
+    assert isinstance(rows, dict) and list(rows) == sorted(rows)
+    assert rows["CONC299"] == ("conc299_lock_held_across_yield", False)
+    assert {code: row for code, row in rows.items() if code != "CONC299"} == RULES
     spec = importlib.util.spec_from_file_location("scaffolded", module_path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -127,7 +127,23 @@ def scaffold(code: str, name: str) -> list[Path]:
         encoding="utf-8",
     )
     fixture.write_text(FIXTURE.format(code=code, name=name), encoding="utf-8")
+    index = RULES / "index.py"
+    if index.exists():
+        _add_to_index(index, code, stem)
+        return [module, fixture, index]
     return [module, fixture]
+
+
+def _add_to_index(index: Path, code: str, stem: str) -> None:
+    """The new rule's line in index.py's table, in code order (a rule starts as
+    on by default, as the template's class does)."""
+    lines = index.read_text(encoding="utf-8").splitlines(keepends=True)
+    entry = f'    "{code}": ("{stem}", False),\n'
+    rows = [n for n, line in enumerate(lines) if re.match(r'    "CONC[0-9]{3}": ', line)]
+    later = [n for n in rows if lines[n][5:12] > code]
+    position = later[0] if later else rows[-1] + 1
+    lines.insert(position, entry)
+    index.write_text("".join(lines), encoding="utf-8")
 
 
 def main(argv: list[str]) -> int:
