@@ -18,7 +18,7 @@ from conc_lsp.check_files import (
     load_rules,
 )
 from conc_lsp.cli_files import select_files
-from conc_lsp.cli_pool import Progress, default_jobs, run_in_order
+from conc_lsp.cli_pool import Progress, default_jobs, print_notes, run_in_order
 
 
 def project_root(paths: Sequence[str]) -> Path:
@@ -146,12 +146,7 @@ def _report(
 ) -> int:
     warned: set[str] = set()
     for outcome in outcomes:
-        for warning in outcome.warnings:
-            if warning not in warned:
-                warned.add(warning)
-                print(warning, file=err)
-        for message in outcome.messages:
-            print(message, file=err)
+        print_notes(outcome, warned, err)
     unreadable = sum(1 for outcome in outcomes if outcome.failed)
     results = [
         check_output.FileResult(outcome.path, outcome.findings, outcome.problems)

@@ -16,7 +16,7 @@ from conc_lsp.analysis.parse import analyse_lines
 from conc_lsp.check_files import ResolveOptions, resolver_for_process
 from conc_lsp.cli_check import jobs_wanted, resolve_options, settings_for
 from conc_lsp.cli_files import select_files
-from conc_lsp.cli_pool import Progress, run_in_order
+from conc_lsp.cli_pool import Progress, print_notes, run_in_order
 from conc_lsp.labels import SHOW_ALL, is_shown, label
 from conc_lsp.sources import UndecodableSource, read_source_file
 
@@ -122,12 +122,7 @@ def hints_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> in
     warned: set[str] = set()
     records: list[dict[str, object]] = []
     for outcome in outcomes:
-        for warning in outcome.warnings:
-            if warning not in warned:
-                warned.add(warning)
-                print(warning, file=err)
-        for message in outcome.messages:
-            print(message, file=err)
+        print_notes(outcome, warned, err)
         for line in outcome.lines:
             print(line, file=out)
         records.extend(outcome.records)

@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO, TypeVar
+from typing import Protocol, TextIO, TypeVar
 
 Job = TypeVar("Job")
 Outcome = TypeVar("Outcome")
@@ -151,6 +151,23 @@ def _batches(order: list[int], jobs: int) -> list[list[int]]:
 
 def _work_on(work: Callable[[Job, Path], Outcome], job: Job, paths: list[Path]) -> list[Outcome]:
     return [work(job, path) for path in paths]
+
+
+class Notes(Protocol):
+    """What one file's outcome has to say on stderr."""
+
+    warnings: list[str]  # once per run
+    messages: list[str]  # each time, in order
+
+
+def print_notes(outcome: Notes, warned: set[str], err: TextIO) -> None:
+    """A file's warnings (those not yet in ``warned``) and messages, on stderr."""
+    for warning in outcome.warnings:
+        if warning not in warned:
+            warned.add(warning)
+            print(warning, file=err)
+    for message in outcome.messages:
+        print(message, file=err)
 
 
 def _size(path: Path) -> int:
