@@ -22,8 +22,10 @@ BROKEN = "async def ok():\n    await a()\n\ndef broken(:\n    pass\n"
 
 
 def run(
-    *arguments: str, cwd: Path = ROOT, env: dict[str, str] | None = None
+    *arguments: str, cwd: Path = ROOT, env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
+    """`python -m conc_lsp ARGUMENTS` with no progress line and no colour
+    variables but those ``env`` names."""
     environment = {**os.environ, "CONC_LSP_PROGRESS": "0", **(env or {})}
     for name in ("NO_COLOR", "FORCE_COLOR"):
         if env is None or name not in env:
@@ -35,7 +37,7 @@ def run(
         text=True,
         encoding="utf-8",
         env=environment,
-        timeout=120,
+        timeout=timeout,
     )
 
 

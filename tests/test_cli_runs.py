@@ -18,12 +18,10 @@ from conc_lsp.cli import main
 from conc_lsp.cli_pool import _batches
 from conc_lsp.config import Settings
 from tests.rule_settings import SELECT_ARGUMENT
+from tests.test_cli_manners import BUGGY
+from tests.test_cli_manners import run as run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
-BUGGY = (
-    "import trio\n\nasync def f(ev: trio.Event):\n    try:\n        pass\n"
-    "    finally:\n        await ev.wait()\n        ev.owner.release()\n"
-)
 FIXABLE = (
     "import trio\n\n\nasync def f(ev: trio.Event) -> None:\n    try:\n        pass\n"
     "    finally:\n        await ev.wait()\n"
@@ -31,20 +29,8 @@ FIXABLE = (
 
 
 def run(*arguments: str, cache_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "CONC_LSP_PROGRESS": "0"}
-    environment.pop("NO_COLOR", None)
-    environment.pop("FORCE_COLOR", None)
-    if cache_dir is not None:
-        environment["CONC_LSP_CACHE_DIR"] = str(cache_dir)
-    return subprocess.run(
-        [sys.executable, "-m", "conc_lsp", *arguments],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        env=environment,
-        timeout=180,
-    )
+    env = None if cache_dir is None else {"CONC_LSP_CACHE_DIR": str(cache_dir)}
+    return run_cli(*arguments, env=env, timeout=180)
 
 
 def tree(folder: Path) -> Path:
