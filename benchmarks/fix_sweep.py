@@ -20,9 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-from conc_lsp.analysis.text import split_lines
-from conc_lsp.sources import read_source
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the property checker lives beside its test
 
@@ -30,7 +27,7 @@ from tests.fix_properties import (  # noqa: E402
     PROPERTIES,
     Tally,
     detection_gap,
-    sweep_module,
+    sweep,
     table,
 )
 
@@ -47,14 +44,6 @@ def package_files(name: str) -> list[Path]:
     if spec is None or not spec.submodule_search_locations:
         sys.exit(f"fix_sweep: {name} is not installed")
     return sorted(Path(spec.submodule_search_locations[0]).rglob("*.py"))
-
-
-def sweep(paths: list[Path], base: Path) -> Tally:
-    tally = Tally()
-    for path in paths:
-        lines = split_lines(read_source(path))
-        tally.add(sweep_module(str(path.relative_to(base)), lines))
-    return tally
 
 
 def main() -> int:

@@ -33,31 +33,14 @@ from conc_lsp.diagnose import check_lines
 from conc_lsp.report import build_report, render_markdown
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # tests.long_code
 import fingerprint
 from synth import trio_module
 
-ROOT = Path(__file__).resolve().parent
+from tests.long_code import cache_copies
+
 LINES = 500
 REQUIREMENT = 1.0  # seconds
-
-
-def findings_module(total: int) -> str:
-    """The seed's cache example, renamed copy after copy, padded to ``total`` lines."""
-    source = (ROOT.parent / "tests" / "fixtures" / "report" / "cache.py").read_text("utf-8")
-    head, _, body = source.partition("import trio\n")
-    head += "import trio\n"
-    text = head
-    copy = 0
-    while text.count("\n") + body.count("\n") <= total:
-        text += (
-            body.replace("_Cache", f"_Cache{copy}")
-            .replace("maybe_open_context", f"maybe_open_context{copy}")
-            .replace("run_ctx", f"run_ctx{copy}")
-        )
-        copy += 1
-    while text.count("\n") < total:
-        text += "# padding\n"
-    return text
 
 
 def build(lines: list[str]) -> tuple[str, dict[str, float], int]:
@@ -114,7 +97,7 @@ def main() -> int:
     before = fingerprint.describe()
     print(before)
     measure("synth", trio_module(LINES).text, arguments.repeat)
-    measure("findings", findings_module(LINES), arguments.repeat)
+    measure("findings", cache_copies(LINES), arguments.repeat)
     if fingerprint.describe() != before:
         print("warning: the conc_lsp sources changed while this ran")
     return 0

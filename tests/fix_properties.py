@@ -29,12 +29,14 @@ import symtable
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from conc_lsp.analysis.fragments import PARSE_ERRORS, parse_fragment
 from conc_lsp.analysis.model import Finding, Fix
-from conc_lsp.analysis.text import apply_edits
+from conc_lsp.analysis.text import apply_edits, split_lines
 from conc_lsp.config import Settings
 from conc_lsp.diagnose import check_lines
+from conc_lsp.sources import read_source
 
 LIBRARIES = ("trio", "anyio", "asyncio")
 PROPERTIES = ("parses", "names", "unset", "jumps", "library", "gone", "no new")
@@ -350,3 +352,12 @@ def table(tally: Tally) -> list[str]:
             f"{tally.applied[(code, safe)]:>7}  {cells}"
         )
     return rows
+
+
+def sweep(paths: list[Path], base: Path) -> Tally:
+    """Every fix offered on each file, named relative to ``base``, checked."""
+    tally = Tally()
+    for path in paths:
+        lines = split_lines(read_source(path))
+        tally.add(sweep_module(str(path.relative_to(base)), lines))
+    return tally

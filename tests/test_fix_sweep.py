@@ -19,14 +19,13 @@ import pytest
 from conc_lsp.analysis.model import Fix, TextEdit
 from conc_lsp.analysis.text import split_lines
 from conc_lsp.diagnose import check_lines
-from conc_lsp.sources import read_source
 from tests.fix_properties import (
     EVERY_RULE,
     Tally,
     broken_properties,
     detection_gap,
     must_hold,
-    sweep_module,
+    sweep,
 )
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -38,14 +37,6 @@ def broken(tally: Tally) -> list[str]:
         for f in tally.failures
         if must_hold(f) and not detection_gap(f)
     ]
-
-
-def sweep(paths: list[Path], base: Path) -> Tally:
-    tally = Tally()
-    for path in paths:
-        lines = split_lines(read_source(path))
-        tally.add(sweep_module(str(path.relative_to(base)), lines))
-    return tally
 
 
 def test_every_fix_offered_on_the_fixtures_keeps_its_properties() -> None:
