@@ -16,20 +16,11 @@ from conc_lsp.report import Target
 from conc_lsp.server.diagnostics import JOB_SECONDS, Worker
 from conc_lsp.server.resolution import Resolutions
 from tests.rule_settings import SEED_SETTINGS
+from tests.test_processes import TEXT
 
 LSP_MODULES = (
     "sorted(m for m in __import__('sys').modules if m.split('.')[0] in ('lsprotocol', 'pygls'))"
 )
-TEXT = """import trio
-
-
-async def handler(event, registry):
-    try:
-        pass
-    finally:
-        await event.wait()
-        registry.pop(event)
-"""
 
 
 def test_the_workers_run_every_job_without_importing_lsp_code() -> None:

@@ -28,6 +28,7 @@ import pytest
 from conc_lsp.analysis.parse import analyse_lines
 from conc_lsp.analysis.text import split_lines
 from conc_lsp.labels import DEFAULT_MAX_LENGTH, SHOW_CONTEXT, is_shown, label
+from tests.editors.test_vscode import RESOLVED  # the same module in both editors
 from tests.rule_settings import SEED_PYPROJECT
 
 REPO = Path(__file__).resolve().parents[2]
@@ -133,19 +134,6 @@ def drive(nvim: Path, mode: str, work: Path, home: Path) -> dict[str, Any]:
 
 
 QUIET = "\n\nasync def quiet() -> None:\n    await trio.sleep(0)\n"
-RESOLVED = """import trio
-
-
-async def helper() -> None:
-    print("never yields")
-
-
-async def main(ev: trio.Event) -> None:
-    try:
-        await ev.wait()
-    finally:
-        await helper()
-"""
 LONG = "import trio\n" + "".join(
     f"\n\nasync def step_{n}(ev: trio.Event) -> None:\n    await ev.wait()\n" for n in range(100)
 )
