@@ -12,6 +12,14 @@ The folder is ``.conc_lsp_cache/`` beside the project's ``pyproject.toml``
 temporary file renamed into place, so concurrent runs see a whole entry or
 none; an entry that cannot be read or parsed is a miss. The folder is
 bounded: past ``MAX_BYTES`` the least recently used entries are removed.
+
+Beside the entries, a *status index* per program and settings (as git's
+index): each file's size, times and inode when it was checked, with its
+result. A file whose status is the one recorded is neither read nor hashed
+again, and the whole index is one read, so that a run over an unchanged
+tree costs little more than the interpreter's start. A file changed in the
+last seconds before it was checked is not recorded (its time may not tell
+a second change in the same tick): it is hashed each run until it settles.
 """
 
 from __future__ import annotations
@@ -21,26 +29,30 @@ import dataclasses
 import enum
 import hashlib
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from conc_lsp.analysis.model import (
-    Finding,
-    Fix,
-    Location,
-    Related,
-    Severity,
-    SyntaxProblem,
-)
 from conc_lsp.config import Settings
 from conc_lsp.fingerprint import program_fingerprint
+
+if TYPE_CHECKING:
+    from conc_lsp.analysis.model import (
+        Finding,
+        Location,
+        SyntaxProblem,
+    )
 
 FOLDER_NAME = ".conc_lsp_cache"
 FORMAT = "v1"  # bump when the entries' shape changes
 MAX_BYTES = 64 * 1024 * 1024
 PRUNED_TO = 0.75  # of MAX_BYTES, so that pruning does not run on every write
 ENVIRONMENT_VARIABLE = "CONC_LSP_CACHE_DIR"
+INDEX_LIMIT = 100_000  # files in one status index; those of the last run are kept first
+SETTLED_SECONDS = 2.0  # a file changed more recently than this is not indexed
+
+FileStatus = tuple[int, int, int, int]  # size, mtime, ctime (ns), inode
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +100,19 @@ class Cache:
 
     def store(self, key: str, result: CachedResult) -> None:
         """Write an entry atomically; a cache that cannot be written is no error."""
-        self._write(self._entry(key), _result_to_json(result))
+        self.write_json(self._entry(key), _result_to_json(result))
+
+    def status_index(self) -> StatusIndex:
+        """This program's and settings' status index (empty when absent or damaged)."""
+        import json  # only when the cache is used (start-up cost of a --no-cache run)
+
+        path = self.folder / f"index-{self.program[:32]}.json"
+        try:
+            data = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            data = None
+        entries = data if isinstance(data, dict) else {}
+        return StatusIndex(self, path, entries)
 
     def _run_entry(self) -> Path:
         return self.folder / f"run-{self.program[:32]}.json"
@@ -105,9 +129,9 @@ class Cache:
         return data if isinstance(data, dict) else {}
 
     def store_run_facts(self, facts: dict[str, Any]) -> None:
-        self._write(self._run_entry(), facts)
+        self.write_json(self._run_entry(), facts)
 
-    def _write(self, entry: Path, data: Any) -> None:
+    def write_json(self, entry: Path, data: Any) -> None:
         import json  # only when the cache is used (start-up cost of a --no-cache run)
 
         text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
@@ -124,6 +148,63 @@ class Cache:
             except OSError:
                 with contextlib.suppress(OSError):
                     os.unlink(temporary)
+
+
+def file_status(path: Path | str) -> FileStatus | None:
+    """What the status index compares, taken before the file is read; None when
+    the file cannot be seen or changed in the last ``SETTLED_SECONDS``."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    settled = time.time_ns() - int(SETTLED_SECONDS * 1e9)
+    if max(status.st_mtime_ns, status.st_ctime_ns) > settled:
+        return None
+    return (status.st_size, status.st_mtime_ns, status.st_ctime_ns, status.st_ino)
+
+
+class StatusIndex:
+    """Results by file status, read once per run and written once at its end."""
+
+    def __init__(self, cache: Cache, path: Path, entries: dict[str, Any]) -> None:
+        self.cache = cache
+        self.path = path
+        self.entries = entries
+        self.seen: set[str] = set()  # keys of this run, kept first when the index is full
+        self.changed = False
+
+    @staticmethod
+    def _key(path: str, fixes: bool) -> str:
+        return f"{'F' if fixes else 'P'}{path}"
+
+    def lookup(self, path: str, fixes: bool, status: FileStatus) -> CachedResult | None:
+        key = self._key(path, fixes)
+        entry = self.entries.get(key)
+        if not isinstance(entry, list) or len(entry) != 2 or entry[0] != list(status):
+            return None
+        try:
+            result = _result_from_json(entry[1])
+        except (ValueError, KeyError, TypeError):
+            return None
+        self.seen.add(key)
+        return result
+
+    def record(self, path: str, fixes: bool, status: FileStatus, result: CachedResult) -> None:
+        key = self._key(path, fixes)
+        self.entries[key] = [list(status), _result_to_json(result)]
+        self.seen.add(key)
+        self.changed = True
+
+    def save(self) -> None:
+        """Write the index when this run changed it (atomically, as an entry)."""
+        if not self.changed:
+            return
+        entries = self.entries
+        if len(entries) > INDEX_LIMIT:
+            kept = [key for key in entries if key in self.seen]
+            kept += [key for key in entries if key not in self.seen]
+            entries = {key: entries[key] for key in kept[:INDEX_LIMIT]}
+        self.cache.write_json(self.path, entries)
 
 
 def open_cache(root: Path, settings: Settings, folder: str | None = None) -> Cache | None:
@@ -222,6 +303,11 @@ def _result_to_json(result: CachedResult) -> dict[str, Any]:
 
 
 def _result_from_json(data: dict[str, Any]) -> CachedResult:
+    if not data["findings"] and not data["problems"]:
+        return CachedResult([], [])  # most files: no need to load the model
+    # The model loads for a result that has something (start-up cost of a cached run)
+    from conc_lsp.analysis.model import Finding, Fix, Location, Related, Severity, SyntaxProblem
+
     findings = [
         Finding(
             code=str(item["code"]),

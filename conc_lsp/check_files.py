@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from conc_lsp.analysis.model import Finding, HintKey, Resolution, SyntaxProblem
-from conc_lsp.cache import Cache, CachedResult
+from conc_lsp.cache import Cache, CachedResult, FileStatus, StatusIndex, file_status
 from conc_lsp.config import Settings
 from conc_lsp.sources import SourceNotWritten, UndecodableSource, read_source_file, write_source
 
 if TYPE_CHECKING:
+    from conc_lsp.analysis.model import Finding, HintKey, Resolution, SyntaxProblem
     from conc_lsp.analysis.resolve import Resolver
 
 
@@ -59,20 +59,40 @@ class FileOutcome:
     failed: bool = False  # not read, or its fixes not written: the run exits 2
     fixed: int = 0
     from_cache: bool = False
+    # The file's status before it was read, when its result went into the cache
+    # (the status index records it).
+    cached_status: FileStatus | None = None
 
 
-def cached_outcome(job: CheckJob, path: Path) -> FileOutcome | None:
-    """The file's outcome from the cache, when it holds one the job can use."""
+def cached_outcome(job: CheckJob, path: Path, index: StatusIndex | None) -> FileOutcome | None:
+    """The file's outcome from the cache, when it holds one the job can use: by its
+    status from ``index`` (no read), else by its content from the entries."""
     if job.cache is None:
         return None
-    try:
-        content = hashlib.sha256(path.read_bytes()).digest()
-    except OSError:
-        return None
-    found = job.cache.load(job.cache.key(str(path), content, job.with_fixes))
+    name = str(path)
+    status = file_status(path) if index is not None else None
+    found = None
+    if index is not None and status is not None:
+        found = index.lookup(name, job.with_fixes, status)
+    if found is None:
+        try:
+            content = hashlib.sha256(path.read_bytes()).digest()
+        except OSError:
+            return None
+        found = job.cache.load(job.cache.key(name, content, job.with_fixes))
+        if found is not None and index is not None and status is not None:
+            index.record(name, job.with_fixes, status, found)
     if found is None or (job.fix and found.has_fix(job.unsafe)):
         return None  # a file --fix would rewrite is checked again, never taken from here
-    return FileOutcome(str(path), found.findings, found.problems, from_cache=True)
+    return FileOutcome(name, found.findings, found.problems, from_cache=True)
+
+
+def index_outcomes(index: StatusIndex, job: CheckJob, outcomes: list[FileOutcome]) -> None:
+    """Record in ``index`` the results this run computed and cached."""
+    for outcome in outcomes:
+        if outcome.cached_status is not None:
+            result = CachedResult(outcome.findings, outcome.problems)
+            index.record(outcome.path, job.with_fixes, outcome.cached_status, result)
 
 
 def load_rules(settings: Settings) -> None:
@@ -86,6 +106,7 @@ def load_rules(settings: Settings) -> None:
 def check_file(job: CheckJob, path: Path) -> FileOutcome:
     """Check (and with ``job.fix``, fix) one file."""
     outcome = FileOutcome(str(path))
+    status = file_status(path) if job.cache is not None else None  # before the read
     try:
         source = read_source_file(path)
     except OSError as error:
@@ -140,6 +161,7 @@ def check_file(job: CheckJob, path: Path) -> FileOutcome:
     if job.cache is not None and cacheable and not result.rule_errors:
         key = job.cache.key(str(path), source.digest, job.with_fixes)
         job.cache.store(key, CachedResult(result.findings, result.problems))
+        outcome.cached_status = status
     return outcome
 
 

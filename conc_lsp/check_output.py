@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
 from conc_lsp import __version__
-from conc_lsp.analysis.model import Finding, Location, SyntaxProblem
 from conc_lsp.config import SEVERITIES
 
 if TYPE_CHECKING:
+    from conc_lsp.analysis.model import Finding, Location, SyntaxProblem
     from conc_lsp.rules.base import Rule
 
 SARIF_LEVELS = {"error": "error", "warning": "warning", "information": "note", "hint": "note"}
@@ -141,12 +141,7 @@ def _sarif_syntax_errors(results: list[FileResult]) -> list[dict[str, object]]:
                 "text": f"{problem.message} (lines {problem.start_line + 1}-{problem.end_line} "
                 "not checked)"
             },
-            "locations": [
-                _sarif_location(
-                    result.path,
-                    Location(problem.line, problem.column, problem.line, problem.column),
-                )
-            ],
+            "locations": [_sarif_location(result.path, _point(problem.line, problem.column))],
         }
         for result in results
         for problem in result.problems
@@ -321,3 +316,10 @@ def summary(results: list[FileResult], totals: Totals) -> str:
 
 def _fails(level: str, totals: Totals) -> bool:
     return SEVERITIES.index(level) <= SEVERITIES.index(totals.fail_on)
+
+
+def _point(line: int, column: int) -> Location:
+    # The model loads when output needs it (start-up cost of a run the cache answers)
+    from conc_lsp.analysis.model import Location
+
+    return Location(line, column, line, column)

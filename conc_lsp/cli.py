@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from conc_lsp import __version__, config
-from conc_lsp.analysis.model import HintKind
+from conc_lsp.analysis.kinds import HintKind
 from conc_lsp.config import SEVERITIES
-from conc_lsp.labels import LABEL_STYLES
+from conc_lsp.label_options import LABEL_STYLES
 
 if TYPE_CHECKING:
     from conc_lsp import report

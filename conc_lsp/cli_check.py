@@ -15,6 +15,7 @@ from conc_lsp.check_files import (
     ResolveOptions,
     cached_outcome,
     check_file,
+    index_outcomes,
     load_rules,
 )
 from conc_lsp.cli_files import select_files
@@ -102,7 +103,10 @@ def check_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> in
         cache=cache if options is None else None,
         resolve=options,
     )
-    outcomes: list[FileOutcome | None] = [cached_outcome(job, path) for path in selection.files]
+    index = job.cache.status_index() if job.cache is not None else None
+    outcomes: list[FileOutcome | None] = [
+        cached_outcome(job, path, index) for path in selection.files
+    ]
     missing = [path for path, outcome in zip(selection.files, outcomes, strict=True) if not outcome]
     progress = Progress(len(missing), err, arguments.progress, "checked")
     jobs = jobs_wanted(arguments)
@@ -111,6 +115,9 @@ def check_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> in
     )
     progress.finish()
     done = [outcome or next(computed) for outcome in outcomes]
+    if index is not None:
+        index_outcomes(index, job, done)
+        index.save()
     if job.cache is not None and missing:
         results_cache.prune(job.cache)
     return _report(arguments, settings, done, out, err)

@@ -12,8 +12,8 @@ from fnmatch import fnmatch
 from pathlib import Path, PurePath
 from typing import Any
 
-from conc_lsp.analysis.model import HintKind
-from conc_lsp.labels import ARROW, DEFAULT_MAX_LENGTH, LABEL_STYLES, SHOW_CONTEXT, SHOW_MODES
+from conc_lsp.analysis.kinds import HintKind
+from conc_lsp.label_options import ARROW, DEFAULT_MAX_LENGTH, LABEL_STYLES, SHOW_CONTEXT, SHOW_MODES
 
 ALL_KINDS = frozenset(HintKind)
 # Rules that are off unless selected by code: pedantic for most code bases,

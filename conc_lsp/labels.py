@@ -12,16 +12,15 @@ from __future__ import annotations
 
 from conc_lsp.analysis.model import Context, Hint, HintKind, Resolution, Shield, Verdict
 
-ARROW = "arrow"
-COMPACT = "compact"
-LABEL_STYLES = (ARROW, COMPACT)
+# Re-exported: the labels' callers name the choices from here.
+from conc_lsp.label_options import ARROW as ARROW
+from conc_lsp.label_options import COMPACT as COMPACT
+from conc_lsp.label_options import DEFAULT_MAX_LENGTH as DEFAULT_MAX_LENGTH
+from conc_lsp.label_options import LABEL_STYLES as LABEL_STYLES
+from conc_lsp.label_options import SHOW_ALL as SHOW_ALL
+from conc_lsp.label_options import SHOW_CONTEXT as SHOW_CONTEXT
+from conc_lsp.label_options import SHOW_MODES as SHOW_MODES
 
-# hints.show: "context" shows what changes the reader's mind, "all" the whole map.
-SHOW_CONTEXT = "context"
-SHOW_ALL = "all"
-SHOW_MODES = (SHOW_CONTEXT, SHOW_ALL)
-
-DEFAULT_MAX_LENGTH = 32  # characters; 0: no cap. Keeps `<- teardown · shielded · bounded` whole
 ELLIPSIS = "…"
 SEPARATOR = " · "
 ARROW_PREFIX = "<- "

@@ -21,9 +21,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from conc_lsp.analysis.model import SyntaxProblem
 from conc_lsp.analysis.text import changed_span
+
+if TYPE_CHECKING:
+    from conc_lsp.analysis.model import SyntaxProblem
 
 # Python ends a line at \r\n, \r or \n; the group keeps the ending in re.split.
 LINE_ENDING = re.compile(r"(\r\n|\r|\n)")
@@ -46,6 +49,9 @@ class UndecodableSource(ValueError):
 
     def problem(self) -> SyntaxProblem:
         """The error as a syntax problem covering the whole file (none of it is read)."""
+        # The model loads when a file needs it (start-up cost of a run the cache answers)
+        from conc_lsp.analysis.model import SyntaxProblem
+
         return SyntaxProblem(self.line, self.column, self.reason, 0, self.line_count)
 
 

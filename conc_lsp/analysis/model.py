@@ -10,25 +10,10 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-
-class HintKind(enum.StrEnum):
-    """What kind of construct a hint marks."""
-
-    AWAIT = "await"
-    ASYNC_WITH = "async-with"
-    ASYNC_FOR = "async-for"
-    ACM_YIELD = "acm-yield"
-    EVENT_SET = "event-set"
-    LOCK_RELEASE = "lock-release"
-    SPAWN = "spawn"
-
-    @property
-    def is_checkpoint(self) -> bool:
-        """True for the constructs where the scheduler may switch tasks."""
-        return self in CHECKPOINT_KINDS
-
-
-CHECKPOINT_KINDS = frozenset({HintKind.AWAIT, HintKind.ASYNC_WITH, HintKind.ASYNC_FOR})
+# Re-exported: the analysis speaks of them as part of its model.
+from conc_lsp.analysis.kinds import CHECKPOINT_KINDS as CHECKPOINT_KINDS
+from conc_lsp.analysis.kinds import HintKind as HintKind
+from conc_lsp.analysis.kinds import Severity as Severity
 
 
 class Shield(enum.Enum):
@@ -182,15 +167,6 @@ class ModuleAnalysis:
     libraries: frozenset[str]
     problems: list[SyntaxProblem]
     stale_hints: int = 0  # hints carried from an older parse through the edits
-
-
-class Severity(enum.StrEnum):
-    """How loud a finding is; the editor maps these to its own levels."""
-
-    ERROR = "error"
-    WARNING = "warning"
-    INFORMATION = "information"
-    HINT = "hint"
 
 
 @dataclass(frozen=True, slots=True)
