@@ -29,11 +29,16 @@ import dataclasses
 import enum
 import hashlib
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from conc_lsp.cache_files import (
+    FORMAT,
+    FileStatus,
+    cache_base,
+    write_json_atomically,
+)
 from conc_lsp.config import Settings
 from conc_lsp.fingerprint import program_fingerprint
 
@@ -44,15 +49,9 @@ if TYPE_CHECKING:
         SyntaxProblem,
     )
 
-FOLDER_NAME = ".conc_lsp_cache"
-FORMAT = "v1"  # bump when the entries' shape changes
 MAX_BYTES = 64 * 1024 * 1024
 PRUNED_TO = 0.75  # of MAX_BYTES, so that pruning does not run on every write
-ENVIRONMENT_VARIABLE = "CONC_LSP_CACHE_DIR"
 INDEX_LIMIT = 100_000  # files in one status index; those of the last run are kept first
-SETTLED_SECONDS = 2.0  # a file changed more recently than this is not indexed
-
-FileStatus = tuple[int, int, int, int]  # size, mtime, ctime (ns), inode
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,35 +131,7 @@ class Cache:
         self.write_json(self._run_entry(), facts)
 
     def write_json(self, entry: Path, data: Any) -> None:
-        import json  # only when the cache is used (start-up cost of a --no-cache run)
-
-        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-        with contextlib.suppress(OSError):
-            entry.parent.mkdir(parents=True, exist_ok=True)
-            # A name no other process or thread picks (as tempfile.mkstemp, whose
-            # import costs more than this whole write): the process and 48 random bits.
-            temporary = entry.parent / f".{os.getpid()}-{os.urandom(6).hex()}.tmp"
-            handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                with os.fdopen(handle, "wb") as stream:
-                    stream.write(text.encode("utf-8"))
-                os.replace(temporary, entry)
-            except OSError:
-                with contextlib.suppress(OSError):
-                    os.unlink(temporary)
-
-
-def file_status(path: Path | str) -> FileStatus | None:
-    """What the status index compares, taken before the file is read; None when
-    the file cannot be seen or changed in the last ``SETTLED_SECONDS``."""
-    try:
-        status = os.stat(path)
-    except OSError:
-        return None
-    settled = time.time_ns() - int(SETTLED_SECONDS * 1e9)
-    if max(status.st_mtime_ns, status.st_ctime_ns) > settled:
-        return None
-    return (status.st_size, status.st_mtime_ns, status.st_ctime_ns, status.st_ino)
+        write_json_atomically(entry, data)
 
 
 class StatusIndex:
@@ -210,8 +181,7 @@ class StatusIndex:
 def open_cache(root: Path, settings: Settings, folder: str | None = None) -> Cache | None:
     """The cache for a run whose project root is ``root``: in ``folder`` if given, else
     $CONC_LSP_CACHE_DIR, else ``root/.conc_lsp_cache`` (None when it cannot be made)."""
-    chosen = folder or os.environ.get(ENVIRONMENT_VARIABLE)
-    base = Path(chosen) if chosen else root / FOLDER_NAME
+    base = cache_base(root, folder)
     try:
         base.mkdir(parents=True, exist_ok=True)
         ignore = base / ".gitignore"

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from conc_lsp.cache import Cache, CachedResult, FileStatus, StatusIndex, file_status
+from conc_lsp.cache import Cache, CachedResult, StatusIndex
+from conc_lsp.cache_files import FileStatus, file_status
 from conc_lsp.config import Settings
 from conc_lsp.sources import SourceNotWritten, UndecodableSource, read_source_file, write_source
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
 from conc_lsp import __version__
-from conc_lsp.config import SEVERITIES
+from conc_lsp.analysis.kinds import SEVERITIES
 
 if TYPE_CHECKING:
     from conc_lsp.analysis.model import Finding, Location, SyntaxProblem

@@ -9,17 +9,19 @@ import os
 import re
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
 
-from conc_lsp import __version__, config
-from conc_lsp.analysis.kinds import HintKind
-from conc_lsp.config import SEVERITIES
+from conc_lsp import __version__, run_memo
+from conc_lsp.analysis.kinds import SEVERITIES, HintKind
+from conc_lsp.cli_pool import PROGRESS_VARIABLE
 from conc_lsp.label_options import LABEL_STYLES
 
+# Not `typing.TYPE_CHECKING`: importing typing costs a run the memo answers 3 ms.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import TextIO
+
     from conc_lsp import report
 
 DESCRIPTION = """\
@@ -61,7 +63,9 @@ def parse_report_target(spec: str) -> tuple[str, report.Target]:
 def _report_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     # loaded only by the subcommand that needs it (start-up cost)
     import json
+    from dataclasses import replace  # start-up cost, as above
 
+    from conc_lsp import config  # start-up cost, as above
     from conc_lsp.cli_check import settings_for  # start-up cost, as above
     from conc_lsp.report import TargetNotFound, build_report, render_markdown, to_json
     from conc_lsp.report.build import progress_printer  # start-up cost, as above
@@ -391,6 +395,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_memo(arguments: argparse.Namespace) -> Path | None:
+    """Where this `check` run is recorded and may be replayed from (run_memo), or
+    None for a run that writes files, resolves, shows progress or has no cache."""
+    if arguments.no_cache or arguments.fix or arguments.unsafe_fixes or arguments.resolve:
+        return None
+    if arguments.progress or os.environ.get(PROGRESS_VARIABLE) == "1":
+        return None
+    return run_memo.memo_path(arguments.paths, arguments.cache_dir)
+
+
 @cache
 def _freeze_at_exit() -> None:
     """At exit, what is left leaves the cyclic garbage collector: its last passes
@@ -419,11 +433,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         except BrokenPipeError:
             return 0
     if arguments.command == "check":
-        # the checks, the cache and the pool load only for this command (start-up cost)
-        from conc_lsp.cli_check import check_command
-
+        arguments.argv = list(sys.argv[1:] if argv is None else argv)
         try:
-            return check_command(arguments, sys.stdout, sys.stderr)
+            memo = _check_memo(arguments)
+            if memo is not None:
+                replayed = run_memo.replay(arguments.argv, memo, sys.stdout, sys.stderr)
+                if replayed is not None:
+                    return replayed
+            # the checks, the cache and the pool load only for this command (start-up cost)
+            from conc_lsp.cli_check import check_command
+
+            return check_command(arguments, sys.stdout, sys.stderr, memo)
         except BrokenPipeError:
             return 0
     if arguments.command == "rule":

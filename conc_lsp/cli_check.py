@@ -20,6 +20,8 @@ from conc_lsp.check_files import (
 )
 from conc_lsp.cli_files import select_files
 from conc_lsp.cli_pool import Progress, default_jobs, print_notes, run_in_order
+from conc_lsp.project import pyproject_search
+from conc_lsp.run_memo import Recorder
 
 
 def project_root(paths: Sequence[str]) -> Path:
@@ -29,9 +31,14 @@ def project_root(paths: Sequence[str]) -> Path:
     return pyproject.parent if pyproject else Path.cwd()
 
 
-def settings_for(paths: Sequence[str], err: TextIO) -> config.Settings:
+def settings_for(
+    paths: Sequence[str], err: TextIO, recorder: Recorder | None = None
+) -> config.Settings:
     start = Path(paths[0]).resolve() if paths else Path.cwd()
-    loaded = config.from_pyproject(config.Settings(), config.find_pyproject(start))
+    pyproject, looked = pyproject_search(start)
+    if recorder is not None:  # before the read (see Recorder)
+        recorder.read([*looked, *([pyproject] if pyproject else [])])
+    loaded = config.from_pyproject(config.Settings(), pyproject)
     for warning in loaded.warnings:
         print(f"conc-lsp: warning: {warning}", file=err)
     return loaded.settings
@@ -79,14 +86,24 @@ def _command_line_settings(
     return loaded.settings
 
 
-def check_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    settings = _command_line_settings(arguments, settings_for(arguments.paths, err), err)
+def check_command(
+    arguments: argparse.Namespace, out: TextIO, err: TextIO, memo: Path | None = None
+) -> int:
+    """The run; with ``memo``, recorded there for the next identical one (run_memo)."""
+    progress_err = err  # the progress line is never recorded: a replay shows none
+    recorder = None
+    if memo is not None:
+        recorder = Recorder(arguments.argv, out, err)
+        out, err = recorder.out, recorder.err
+    settings = _command_line_settings(arguments, settings_for(arguments.paths, err, recorder), err)
     if settings is None:
         return 2
     root = project_root(arguments.paths)
     selection = select_files(
         arguments.paths, settings.exclude, force_exclude=settings.force_exclude, root=root
     )
+    if recorder is not None:
+        recorder.read([*selection.consulted, *selection.files])
     for folder in selection.empty_folders:
         print(f"conc-lsp: warning: no Python files in {folder}", file=err)
     cache = None
@@ -108,7 +125,7 @@ def check_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> in
         cached_outcome(job, path, index) for path in selection.files
     ]
     missing = [path for path, outcome in zip(selection.files, outcomes, strict=True) if not outcome]
-    progress = Progress(len(missing), err, arguments.progress, "checked")
+    progress = Progress(len(missing), progress_err, arguments.progress, "checked")
     jobs = jobs_wanted(arguments)
     computed = iter(
         run_in_order(check_file, job, missing, jobs, progress, lambda: load_rules(job.settings))
@@ -120,7 +137,10 @@ def check_command(arguments: argparse.Namespace, out: TextIO, err: TextIO) -> in
         index.save()
     if job.cache is not None and missing:
         results_cache.prune(job.cache)
-    return _report(arguments, settings, done, out, err)
+    code = _report(arguments, settings, done, out, err)
+    if recorder is not None and memo is not None and job.cache is not None:
+        recorder.save(memo, code)
+    return code
 
 
 def _resolve_wanted(

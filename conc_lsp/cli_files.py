@@ -32,10 +32,12 @@ DEFAULT_EXCLUDES = (
 
 @dataclass(slots=True)
 class Selection:
-    """The files to read, and the folders given that held none."""
+    """The files to read, the folders given that held none, and what the choice
+    read: the folders listed and the .gitignore files (the run memo's reads)."""
 
     files: list[Path] = field(default_factory=list)
     empty_folders: list[str] = field(default_factory=list)
+    consulted: list[Path] = field(default_factory=list)
 
 
 def _gitignore_patterns(directory: Path) -> list[str]:
@@ -72,11 +74,13 @@ class Patterns:
         return any(self.names.match(part) for part in relative.parts)
 
 
-def _walk(folder: Path, patterns: Patterns) -> list[Path]:
-    """The .py files under ``folder``, never descending into an excluded folder."""
+def _walk(folder: Path, patterns: Patterns, listed: list[Path]) -> list[Path]:
+    """The .py files under ``folder``, never descending into an excluded folder;
+    each folder listed goes to ``listed``."""
     found = []
     for directory, folders, names in os.walk(folder):
         here = Path(directory)
+        listed.append(here)
         base = here.relative_to(folder)
         folders[:] = [
             name for name in folders if not patterns.name(name) and not patterns.path(base / name)
@@ -102,15 +106,25 @@ def select_files(
     for name in paths:
         path = Path(name)
         if path.is_dir():
-            found = _walk(path, Patterns([*DEFAULT_EXCLUDES, *exclude, *_gitignore_patterns(path)]))
+            selection.consulted.extend(_existing_gitignore(path))
+            patterns = Patterns([*DEFAULT_EXCLUDES, *exclude, *_gitignore_patterns(path)])
+            found = _walk(path, patterns, selection.consulted)
             if not found:
                 selection.empty_folders.append(name)
             selection.files.extend(found)
-        elif force_exclude and _named_file_excluded(path, exclude, root or Path.cwd()):
-            continue
+        elif force_exclude:
+            project = root or Path.cwd()
+            selection.consulted += [project, *_existing_gitignore(project)]
+            if not _named_file_excluded(path, exclude, project):
+                selection.files.append(path)
         else:
             selection.files.append(path)
     return selection
+
+
+def _existing_gitignore(folder: Path) -> list[Path]:
+    ignore = folder / ".gitignore"
+    return [ignore] if ignore.exists() else []
 
 
 def _named_file_excluded(path: Path, exclude: Sequence[str], root: Path) -> bool:

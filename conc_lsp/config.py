@@ -12,8 +12,9 @@ from fnmatch import fnmatch
 from pathlib import Path, PurePath
 from typing import Any
 
-from conc_lsp.analysis.kinds import HintKind
+from conc_lsp.analysis.kinds import SEVERITIES, HintKind
 from conc_lsp.label_options import ARROW, DEFAULT_MAX_LENGTH, LABEL_STYLES, SHOW_CONTEXT, SHOW_MODES
+from conc_lsp.project import find_pyproject as find_pyproject
 
 ALL_KINDS = frozenset(HintKind)
 # Rules that are off unless selected by code: pedantic for most code bases,
@@ -224,9 +225,6 @@ def _set(settings: Settings, key: str, value: Any) -> Settings:
     raise KeyError(key)
 
 
-SEVERITIES = ("error", "warning", "information", "hint")
-
-
 def _glob_match(path: str, pattern: str) -> bool:
 
     pure = PurePath(path)
@@ -282,16 +280,6 @@ def _kinds(value: Any) -> frozenset[HintKind]:
             raise ValueError(f"unknown hint kind(s) {unknown}; known: {', '.join(known)}")
         return frozenset(known[name] for name in value)
     raise TypeError(f"expected a list of kinds or an object of kind: true/false, got {value!r}")
-
-
-def find_pyproject(start: Path) -> Path | None:
-    """The nearest pyproject.toml at or above ``start``."""
-    directory = start if start.is_dir() else start.parent
-    for candidate in [directory, *directory.parents]:
-        path = candidate / "pyproject.toml"
-        if path.is_file():
-            return path
-    return None
 
 
 def from_pyproject(settings: Settings, path: Path | None) -> Loaded:

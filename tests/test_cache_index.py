@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conc_lsp import cache
+from conc_lsp import cache, cache_files, run_memo
 from tests.rule_settings import SELECT_ARGUMENT
 from tests.test_cli_manners import BUGGY
 from tests.test_cli_runs import check_in_process
@@ -22,7 +22,7 @@ SETTLED = 1_000_000_000  # seconds since the epoch: long settled
 def settled_now(monkeypatch: pytest.MonkeyPatch) -> None:
     """Files written by the test count as settled at once (their change time, which
     no test can set back, is otherwise recent for two seconds)."""
-    monkeypatch.setattr(cache, "SETTLED_SECONDS", -3600.0)
+    monkeypatch.setattr(cache_files, "SETTLED_SECONDS", -3600.0)
 
 
 def settled_file(path: Path, text: str) -> Path:
@@ -36,6 +36,9 @@ def indexes(folder: Path) -> list[Path]:
 
 
 def tamper_index(folder: Path, old: str, new: str) -> None:
+    """Edit the indexed messages (and drop the run memo, which would print the
+    whole recorded output before the index is read)."""
+    (folder / cache.FORMAT / run_memo.MEMO_NAME).unlink(missing_ok=True)
     (index,) = indexes(folder)
     text = index.read_text(encoding="utf-8")
     assert old in text

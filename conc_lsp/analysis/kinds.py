@@ -34,3 +34,6 @@ class Severity(enum.StrEnum):
     WARNING = "warning"
     INFORMATION = "information"
     HINT = "hint"
+
+
+SEVERITIES = tuple(severity.value for severity in Severity)  # the least severe last
