@@ -4,7 +4,6 @@ line on stderr for runs long enough to need one."""
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
 import time
@@ -112,29 +111,32 @@ def run_in_order(
             outcomes.append(work(job, path))
             progress.advance()
         return outcomes
-    # multiprocessing loads only for a pool: a run the cache answers needs none (start-up cost)
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed  # start-up cost, too
-
-    # Forked workers start at once with this process's modules (no LSP among them);
-    # elsewhere they start afresh and import only what ``work`` needs.
-    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
     # The largest files go first, so that no worker is left with a big one at the end.
     order = sorted(range(len(paths)), key=lambda index: -_size(paths[index]))
     batches = _batches(order, jobs)
     results: dict[int, Outcome] = {}
+    if sys.platform == "linux":
+        # Only a pool needs its workers' side (start-up cost of a run the cache answers)
+        from conc_lsp.fork_pool import run_forked
+
+        # Forked workers start at once with this process's modules (no LSP among them).
+        tasks = [(work, job, [paths[index] for index in batch]) for batch in batches]
+        for number, outcomes in run_forked(_work_on, tasks, jobs):
+            for index, outcome in zip(batches[number], outcomes, strict=True):
+                results[index] = outcome
+                progress.advance()
+        return [results[index] for index in range(len(paths))]
+    # Elsewhere, workers start afresh and import only what ``work`` needs.
+    # multiprocessing loads only for such a pool (start-up cost)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed  # start-up cost, too
+
+    context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(jobs, len(paths)), mp_context=context) as pool:
-        # Frozen while the workers fork (on the first submit): their collections then
-        # leave the pages they inherit shared. Thawed at once here, where a frozen
-        # object that became garbage would never be collected.
-        gc.freeze()
-        try:
-            futures = {
-                pool.submit(_work_on, work, job, [paths[index] for index in batch]): batch
-                for batch in batches
-            }
-        finally:
-            gc.unfreeze()
+        futures = {
+            pool.submit(_work_on, work, job, [paths[index] for index in batch]): batch
+            for batch in batches
+        }
         try:
             for future in as_completed(futures):
                 for index, outcome in zip(futures[future], future.result(), strict=True):
