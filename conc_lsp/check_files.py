@@ -118,10 +118,11 @@ def check_file(job: CheckJob, path: Path) -> FileOutcome:
         outcome.problems.append(error.problem())
         return outcome
     # The rules load only for a file the cache could not answer (start-up cost).
-    from conc_lsp.diagnose import check_lines, fix_lines
+    from conc_lsp.diagnose import ParsedModule, check_lines, fix_lines, parse_module
 
     lines = list(source.lines)
     resolutions: dict[HintKey, Resolution] | None = None
+    parsed: ParsedModule | None = None
     if job.resolve is not None:
         resolver, warning = resolver_for_process(job.resolve)
         if warning:
@@ -130,8 +131,16 @@ def check_file(job: CheckJob, path: Path) -> FileOutcome:
             # jedi's side loads only when a run resolves (start-up cost)
             from conc_lsp.resolve_demand import resolve_for_rules
 
+            # Parsed once, for the resolution and the rules.
+            parsed = parse_module(lines)
             found = resolve_for_rules(
-                resolver, lines, str(path.resolve()), job.settings, job.resolve.budget, str(path)
+                resolver,
+                lines,
+                str(path.resolve()),
+                job.settings,
+                job.resolve.budget,
+                str(path),
+                parsed=parsed,
             )
             resolutions = found.resolutions
     settings = job.settings
@@ -154,7 +163,9 @@ def check_file(job: CheckJob, path: Path) -> FileOutcome:
             else:
                 outcome.fixed = applied
     else:
-        result = check_lines(lines, settings, str(path), fixes=job.fixes, resolutions=resolutions)
+        result = check_lines(
+            lines, settings, str(path), fixes=job.fixes, resolutions=resolutions, parsed=parsed
+        )
     for message in result.rule_errors:
         outcome.messages.append(f"{path}: internal error: {message}")
     outcome.findings = result.findings

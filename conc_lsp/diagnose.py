@@ -16,6 +16,7 @@ from conc_lsp.analysis.events import ModuleFacts
 from conc_lsp.analysis.flow import module_facts
 from conc_lsp.analysis.fragments import PARSE_ERRORS, parse_fragment
 from conc_lsp.analysis.model import (
+    Anchor,
     Finding,
     Fix,
     HintKey,
@@ -56,6 +57,29 @@ class CheckResult:
 
     def detection(self, finding: Finding) -> Detection | None:
         return self.detections.get(finding_key(finding))
+
+
+@dataclass(slots=True)
+class ParsedModule:
+    """A module's tree and its checkpoints' keys, made once for a file that is
+    both resolved and checked (each used to parse it again)."""
+
+    lines: list[str]
+    tree: ast.Module
+    problems: list[SyntaxProblem]
+    _keys: dict[Anchor, HintKey] | None = None
+
+    @property
+    def keys(self) -> dict[Anchor, HintKey]:
+        """Each checkpoint's resolution key, by its anchor in the tree."""
+        if self._keys is None:
+            self._keys = anchor_keys(analyse_lines(self.lines).hints)
+        return self._keys
+
+
+def parse_module(lines: list[str]) -> ParsedModule:
+    tree, problems = module_tree(lines)
+    return ParsedModule(lines, tree, problems)
 
 
 def module_tree(lines: list[str]) -> tuple[ast.Module, list[SyntaxProblem]]:
@@ -100,13 +124,16 @@ def check_lines(
     *,
     fixes: bool = False,
     resolutions: Mapping[HintKey, Resolution] | None = None,
+    parsed: ParsedModule | None = None,
 ) -> CheckResult:
     """Every finding of the enabled rules, after `noqa` and severity settings;
     with ``fixes``, each finding carries its quick fix when it has one;
     ``resolutions`` (from ``analysis/resolve.py``) tell the rules what the
-    callees of the checkpoints really do."""
-    tree, problems = module_tree(lines)
-    resolved = anchored(lines, resolutions) if resolutions else None
+    callees of the checkpoints really do; ``parsed``: ``lines`` already parsed."""
+    if parsed is None or parsed.lines is not lines:
+        parsed = parse_module(lines)
+    tree, problems = parsed.tree, parsed.problems
+    resolved = anchored(parsed.keys, resolutions) if resolutions else None
     facts = module_facts(tree, lines, resolved=resolved, path=path)
     findings: list[Finding] = []
     errors: list[str] = []
@@ -149,11 +176,12 @@ def fix_for(result: CheckResult, finding: Finding, context: FixContext) -> Fix |
 
 
 def anchored(
-    lines: list[str], resolutions: Mapping[HintKey, Resolution]
+    keys: dict[Anchor, HintKey], resolutions: Mapping[HintKey, Resolution]
 ) -> dict[tuple[int, int, HintKind], Resolution]:
-    """Resolutions by the anchor of the checkpoint they belong to in ``lines``."""
+    """Resolutions by the anchor of the checkpoint they belong to (``keys``:
+    ``ParsedModule.keys``)."""
     found: dict[tuple[int, int, HintKind], Resolution] = {}
-    for anchor, key in anchor_keys(analyse_lines(lines).hints).items():
+    for anchor, key in keys.items():
         resolution = resolutions.get(key)
         if resolution is not None:
             found[anchor] = resolution

@@ -21,11 +21,10 @@ import time
 from typing import Any
 
 from conc_lsp.analysis.flow import module_facts
-from conc_lsp.analysis.model import Anchor, HintKey, Resolution, anchor_keys
-from conc_lsp.analysis.parse import analyse_lines
+from conc_lsp.analysis.model import Anchor, HintKey, Resolution
 from conc_lsp.analysis.resolve import DocumentResolution, Resolver
 from conc_lsp.config import Settings
-from conc_lsp.diagnose import module_tree
+from conc_lsp.diagnose import ParsedModule, parse_module
 from conc_lsp.rules import all_rules
 
 MAX_ROUNDS = 8  # rules that keep asking for more stop here (each round adds some)
@@ -85,14 +84,18 @@ def resolve_for_rules(
     settings: Settings,
     budget: float,
     rules_path: str | None = None,
+    parsed: ParsedModule | None = None,
 ) -> DocumentResolution:
     """Resolve the checkpoints of a document that the enabled rules read
-    (``rules_path``: the path the rules see, for per-file settings)."""
+    (``rules_path``: the path the rules see, for per-file settings; ``parsed``:
+    ``lines`` already parsed, for the rules to check next)."""
     started = time.monotonic()
-    keys = anchor_keys(analyse_lines(lines).hints)
+    if parsed is None or parsed.lines is not lines:
+        parsed = parse_module(lines)
+    keys = parsed.keys
     if not keys:  # no checkpoint at all
         return DocumentResolution(complete=True)
-    tree, _ = module_tree(lines)
+    tree = parsed.tree
     # What earlier runs found: often all the rules ask for (one round, no jedi).
     result = resolver.known(lines, path)
     wanted = set(result.attempted)
