@@ -433,11 +433,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except BrokenPipeError:
             return 0
     if arguments.command == "check":
-        arguments.argv = list(sys.argv[1:] if argv is None else argv)
         try:
             memo = _check_memo(arguments)
             if memo is not None:
-                replayed = run_memo.replay(arguments.argv, memo, sys.stdout, sys.stderr)
+                replayed = run_memo.replay(arguments, memo, sys.stdout, sys.stderr)
                 if replayed is not None:
                     return replayed
             # the checks, the cache and the pool load only for this command (start-up cost)

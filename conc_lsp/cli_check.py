@@ -93,7 +93,7 @@ def check_command(
     progress_err = err  # the progress line is never recorded: a replay shows none
     recorder = None
     if memo is not None:
-        recorder = Recorder(arguments.argv, out, err)
+        recorder = Recorder(arguments, out, err)
         out, err = recorder.out, recorder.err
     settings = _command_line_settings(arguments, settings_for(arguments.paths, err, recorder), err)
     if settings is None:

@@ -7,7 +7,8 @@ memo goes one step further, as a build tool's up-to-date check does: it
 records what a run printed (stdout, stderr, exit code) with everything the
 output depends on:
 
-- the command line, the working folder, the environment variables the
+- the command line's options (but ``--jobs`` and ``--progress``, which never
+  change the output), the working folder, the environment variables the
   command reads, whether stdout and stderr are terminals, and the program
   (version, Python, the size and time of each of conc-lsp's own files);
 - the status (size, times, inode) of every file and folder the run read: the
@@ -15,7 +16,7 @@ output depends on:
   folder's times), the `.gitignore` files, the pyproject.toml and every
   folder searched for one.
 
-A later run with the same command line whose recorded statuses all still
+A later run with the same options whose recorded statuses all still
 hold prints the recorded output and stops, before the settings, the model
 or the checks load. Anything changed, or changed in the last seconds (see
 ``cache_files.file_status``), and the run goes the usual way. Runs that
@@ -45,12 +46,15 @@ from conc_lsp.project import pyproject_search
 # Not `typing.TYPE_CHECKING`: importing typing costs a run the memo answers 3 ms.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from argparse import Namespace
     from typing import TextIO
 
 MEMO_NAME = "runs.json"
 RUNS_KEPT = 8  # command lines remembered per cache folder, the most recent first
 MAX_OUTPUT = 4 * 1024 * 1024  # characters of output above which a run is not recorded
 # What the output of `check` reads from the environment (colour, progress, cache).
+# Options that do not change what a run prints (tests/test_cli_runs.py for --jobs).
+UNPRINTED_OPTIONS = frozenset({"jobs", "progress"})
 ENVIRONMENT = (PROGRESS_VARIABLE, ENVIRONMENT_VARIABLE, "NO_COLOR", "FORCE_COLOR", "TERM")
 
 
@@ -62,18 +66,28 @@ def memo_path(paths: Sequence[str], cache_dir: str | None) -> Path:
     return cache_base(root, cache_dir) / FORMAT / MEMO_NAME
 
 
-def run_key(argv: Sequence[str], out: TextIO, err: TextIO) -> dict[str, object]:
-    """Everything besides the files that the output of a run depends on."""
-    return {
-        "argv": list(argv),
+def run_key(arguments: Namespace, out: TextIO, err: TextIO) -> dict[str, object]:
+    """Everything besides the files that the output of a run depends on, as
+    JSON would give it back."""
+    import json  # only when the cache is used (start-up cost of a --no-cache run)
+
+    options = {
+        name: value
+        for name, value in sorted(vars(arguments).items())
+        if name not in UNPRINTED_OPTIONS
+    }
+    key = {
+        "options": options,
         "cwd": os.getcwd(),
         "env": {name: os.environ.get(name) for name in ENVIRONMENT},
         "terminals": [is_terminal(out), is_terminal(err)],
         "program": program_fingerprint(),
     }
+    normal: dict[str, object] = json.loads(json.dumps(key, default=str))
+    return normal
 
 
-def replay(argv: Sequence[str], memo: Path, out: TextIO, err: TextIO) -> int | None:
+def replay(arguments: Namespace, memo: Path, out: TextIO, err: TextIO) -> int | None:
     """Print a recorded run's output and give its exit code, when the memo holds
     one for this command line whose reads all still hold; else None."""
     import json  # only when the cache is used (start-up cost of a --no-cache run)
@@ -84,7 +98,7 @@ def replay(argv: Sequence[str], memo: Path, out: TextIO, err: TextIO) -> int | N
         return None
     if not isinstance(records, list):
         return None
-    key = run_key(argv, out, err)
+    key = run_key(arguments, out, err)
     for record in records:
         if not isinstance(record, dict) or record.get("key") != key:
             continue
@@ -134,11 +148,11 @@ class _Tee(io.StringIO):
 class Recorder:
     """What one run read and printed, for the memo."""
 
-    def __init__(self, argv: Sequence[str], out: TextIO, err: TextIO) -> None:
+    def __init__(self, arguments: Namespace, out: TextIO, err: TextIO) -> None:
         # Statuses are trusted only when nothing changed since shortly before the run
         # began: a change while the run read a file or listed a folder is never recorded.
         self.started = time.time_ns()
-        self.key = run_key(argv, out, err)
+        self.key = run_key(arguments, out, err)
         self._out = _Tee(out)
         self._err = _Tee(err)
         self.reads: dict[str, list[int] | None] = {}

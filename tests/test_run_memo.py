@@ -121,6 +121,17 @@ def test_any_change_runs_the_check_again(
     assert code == 1
 
 
+def test_options_that_print_nothing_differently_share_the_record(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = project(tmp_path / "p")
+    monkeypatch.chdir(root)
+    replayed(capsys, root)  # recorded with --jobs 1
+    capsys.readouterr()
+    main(["check", "--jobs", "2", "--no-progress", "--select", SELECT_ARGUMENT, "."])
+    assert "REPLAYED" in capsys.readouterr().out
+
+
 def test_runs_that_write_resolve_or_skip_the_cache_are_never_recorded(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
