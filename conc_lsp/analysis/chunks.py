@@ -32,6 +32,7 @@ class Chunk:
     indent: str = ""  # a method parsed apart from its class: the class body's indent
     prefix: str = ""  # ... and the class name, for function names
     statements: StatementState | None = None  # a large chunk's tree, for statement edits
+    edited: bool = False  # edited by statement edits since the last refresh
 
     @property
     def end(self) -> int:

@@ -48,6 +48,7 @@ from conc_lsp.analysis.statement_edit import (
     edit_statement,
     kept_statements,
     resolve_problem,
+    settle_statement_edits,
 )
 
 
@@ -174,10 +175,8 @@ class Analyzer(Recovery):
 
     def refresh(self, heal: int = 3) -> None:
         """Parse the dirty chunks again (``heal``: how many more passes may heal pieces)."""
-        if not any(chunk.dirty for chunk in self.chunks):
+        if not settle_statement_edits(self.chunks, self.lines):
             return
-        for chunk in self.chunks:
-            resolve_problem(chunk, self.lines, keep_state=False)
         parsed: list[_Parsed] = []
         new_chunks: list[Chunk] = []
         chunks = self.chunks

@@ -183,6 +183,27 @@ def resolve_problem(chunk: Chunk, lines: list[str], *, keep_state: bool) -> None
     chunk.problem = syntax_problem(dedent, len(indent))
 
 
+def settle_statement_edits(chunks: list[Chunk], lines: list[str]) -> bool:
+    """Before parse.py refreshes: whether any chunk is dirty.  If one is, the
+    chunks edited here since the last refresh become dirty as parse.py would
+    have left them (their hints carried, which is what they hold), and the
+    broken ones forget their tree; parse.py then reworks them all together."""
+    if not any(chunk.dirty for chunk in chunks):
+        for chunk in chunks:
+            chunk.edited = False
+        return False
+    for chunk in chunks:
+        if chunk.edited:
+            chunk.edited = False
+            chunk.dirty = True
+            chunk.statements = None
+            if chunk.problem is PENDING:
+                chunk.problem = None
+        else:
+            resolve_problem(chunk, lines, keep_state=False)
+    return True
+
+
 def edit_statement(
     chunks: list[Chunk],
     index: int,
@@ -425,6 +446,7 @@ def _splice(
     chunk.hints = state.hints
     chunk.problem = None
     chunk.stale = 0
+    chunk.edited = True
     return True
 
 
@@ -474,7 +496,7 @@ def _broken(
             moved.append(hint)
     chunk.hints = moved
     chunk.stale = len(moved)
-    if chunk.problem is None:
-        chunk.problem = PENDING
+    chunk.problem = PENDING
+    chunk.edited = True
     state.broken = target
     return True
