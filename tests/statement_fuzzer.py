@@ -5,7 +5,8 @@ chunk keeps its tree from ``min_lines`` lines up), one with the chunk path
 alone (no chunk keeps a tree: the reference).  After every edit their hints
 must be equal, and, every few edits, their problems and stale-hint counts
 too; whenever the text parses, the hints must also equal those of a fresh
-analysis.  Edits type and delete characters (brackets, colons, quotes,
+analysis (now and then a few edits go in before the next request, as the
+changes of one notification do).  Edits type and delete characters (brackets, colons, quotes,
 backslashes, `#`), break and repair lines, change indentation, press Enter,
 and type whole lines that change the walk's state: `yield`, `with
 trio.CancelScope(shield=True):`, `scope = trio.CancelScope()`,
@@ -271,6 +272,8 @@ def run(seed: int, edits: int, units: int = 2, min_lines: int = 20) -> int:
             undo.append(_inverse(lines, start, end, typed))
         pair.edit(start, end, typed)
         assert pair.fast.lines == pair.reference.lines
+        if rng.random() < 0.3:
+            continue  # several edits before the next request (one notification)
         fast, reference = pair.hints()
         assert fast == reference, f"seed {seed}, edit {number}: hints differ"
         if number % 3 == 0 or rng.random() < 0.2:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from conc_lsp.analysis.libraries import ImportFact
 from conc_lsp.analysis.model import Hint, SyntaxProblem
-from conc_lsp.analysis.statement_state import StatementState
+from conc_lsp.analysis.statement_state import EditsSinceRefresh, StatementState
 
 CONTINUATION = re.compile(r"(else|elif|except|finally)\b")
 
@@ -32,7 +32,8 @@ class Chunk:
     indent: str = ""  # a method parsed apart from its class: the class body's indent
     prefix: str = ""  # ... and the class name, for function names
     statements: StatementState | None = None  # a large chunk's tree, for statement edits
-    edited: bool = False  # edited by statement edits since the last refresh
+    # Statement edits since the last refresh: the hints before them, and the edits.
+    edited: EditsSinceRefresh | None = None
 
     @property
     def end(self) -> int:

@@ -48,6 +48,7 @@ from conc_lsp.analysis.statement_edit import (
     edit_statement,
     kept_statements,
     resolve_problem,
+    settle_chunk,
     settle_statement_edits,
 )
 
@@ -88,6 +89,8 @@ class Analyzer(Recovery):
                 self.lines = lines_after
                 return
         touched = chunks[first : last + 1]
+        for chunk in touched:  # parse.py carries the hints it had
+            settle_chunk(chunk)
         merged_start = touched[0].start
         merged_length = sum(chunk.length for chunk in touched) + delta
         carried: list[Hint] = []

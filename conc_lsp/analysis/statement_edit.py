@@ -44,7 +44,11 @@ from conc_lsp.analysis.statement_checks import (
     group_splits_as_chunks,
     local_error,
 )
-from conc_lsp.analysis.statement_state import EditedStatement, StatementState
+from conc_lsp.analysis.statement_state import (
+    EditedStatement,
+    EditsSinceRefresh,
+    StatementState,
+)
 
 # Chunks shorter than this are parsed again whole: that is cheap, and keeping
 # a tree per chunk would cost memory for every open file.
@@ -184,24 +188,61 @@ def resolve_problem(chunk: Chunk, lines: list[str], *, keep_state: bool) -> None
 
 
 def settle_statement_edits(chunks: list[Chunk], lines: list[str]) -> bool:
-    """Before parse.py refreshes: whether any chunk is dirty.  If one is, the
-    chunks edited here since the last refresh become dirty as parse.py would
-    have left them (their hints carried, which is what they hold), and the
-    broken ones forget their tree; parse.py then reworks them all together."""
-    if not any(chunk.dirty for chunk in chunks):
-        for chunk in chunks:
-            chunk.edited = False
-        return False
+    """Before parse.py refreshes: whether any chunk is dirty.
+
+    The chunks edited here since the last refresh take the state parse.py
+    would have left them in: with work to do, dirty, carrying their hints of
+    the last refresh through the edits (parse.py then reworks them with the
+    rest); without, a broken one holds those carried hints (as parse.py's
+    stale piece would) and a good one its fresh hints."""
+    work = any(chunk.dirty for chunk in chunks)
     for chunk in chunks:
-        if chunk.edited:
-            chunk.edited = False
-            chunk.dirty = True
-            chunk.statements = None
-            if chunk.problem is PENDING:
-                chunk.problem = None
-        else:
+        if chunk.edited is not None and (work or chunk.problem is not None):
+            settle_chunk(chunk)
+            if work:
+                chunk.dirty = True
+                chunk.statements = None
+                if chunk.problem is PENDING:
+                    chunk.problem = None
+        chunk.edited = None
+        if work:
             resolve_problem(chunk, lines, keep_state=False)
-    return True
+    return work
+
+
+def settle_chunk(chunk: Chunk) -> None:
+    """Give the chunk the hints parse.py would carry: those of the last refresh
+    moved through the statement edits since."""
+    edited = chunk.edited
+    if edited is None:
+        return
+    hints = edited.hints
+    for chunk_start, start, end, new_lines in edited.edits:
+        hints = _moved(hints, chunk_start, start, end, new_lines)
+    chunk.hints = hints
+    chunk.stale = len(hints)
+    chunk.edited = None
+
+
+def _moved(
+    hints: list[Hint],
+    chunk_start: int,
+    start: tuple[int, int],
+    end: tuple[int, int],
+    new_lines: list[str],
+) -> list[Hint]:
+    """``hints`` moved through an edit that keeps the number of lines: only
+    those on the edited lines move."""
+    first_line, last_line = start[0] - chunk_start, end[0] - chunk_start
+    moved: list[Hint] = []
+    for hint in hints:
+        if first_line <= hint.line <= last_line or first_line <= hint.keyword_line <= last_line:
+            landed = move_hint(hint, chunk_start, start, end, new_lines)
+            if landed is not None:
+                moved.append(landed)
+        else:
+            moved.append(hint)
+    return moved
 
 
 def edit_statement(
@@ -254,14 +295,20 @@ def _edit(
     text = _statement_lines(state, target, lines_after, shift)
     if text is None:
         return False
+    since = chunk.edited or EditsSinceRefresh(chunk.hints, [])
     try:
         wrapped = parse_fragment(["if 1:", *text])
     except SyntaxError as error:
         edit = (start, end, new_lines)
-        return _broken(chunks, index, state, target, text, error, edit, lines_after)
+        done = _broken(chunks, index, state, target, text, error, edit, lines_after)
     except PARSE_ERRORS:
         return False
-    return _splice(chunk, state, target, text, wrapped, table)
+    else:
+        done = _splice(chunk, state, target, text, wrapped, table)
+    if done:
+        since.edits.append((chunk.start, start, end, new_lines))
+        chunk.edited = since
+    return done
 
 
 def find_statement(tree: ast.Module, first: int, last: int) -> EditedStatement | None:
@@ -446,7 +493,6 @@ def _splice(
     chunk.hints = state.hints
     chunk.problem = None
     chunk.stale = 0
-    chunk.edited = True
     return True
 
 
@@ -479,24 +525,17 @@ def _broken(
     if chunk.indent:
         if not group_splits_as_chunks(chunks, index, state, lines):
             return False
-    elif isinstance(root, ast.ClassDef) or not alone_at_column_zero(state.lines):
+    elif isinstance(root, ast.ClassDef) or not alone_at_column_zero(
+        lines[chunk.start : chunk.end]
+    ):
         # parse.py splits a broken class into its methods; note the statement
         # so that the piece it lands in keeps the tree (`transferred`).
         if isinstance(root, ast.ClassDef):
             state.broken = target
         return False
-    first_line, last_line = start[0] - chunk.start, end[0] - chunk.start
-    moved: list[Hint] = []
-    for hint in chunk.hints:
-        if first_line <= hint.line <= last_line or first_line <= hint.keyword_line <= last_line:
-            landed = move_hint(hint, chunk.start, start, end, new_lines)
-            if landed is not None:
-                moved.append(landed)
-        else:
-            moved.append(hint)
+    moved = _moved(chunk.hints, chunk.start, start, end, new_lines)
     chunk.hints = moved
     chunk.stale = len(moved)
     chunk.problem = PENDING
-    chunk.edited = True
     state.broken = target
     return True

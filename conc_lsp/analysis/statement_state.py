@@ -24,6 +24,16 @@ class EditedStatement:
 
 
 @dataclass(slots=True)
+class EditsSinceRefresh:
+    """A chunk's hints at the last refresh and the statement edits made since
+    (each: the chunk's first line then, start, end and the new lines); parse.py
+    would carry those hints through these edits."""
+
+    hints: list[Hint]
+    edits: list[tuple[int, tuple[int, int], tuple[int, int], list[str]]]
+
+
+@dataclass(slots=True)
 class StatementState:
     """A chunk's tree, the lines it was parsed from and its good hints.
 
