@@ -18,6 +18,7 @@ from conc_lsp.analysis.chunks import (
 from conc_lsp.analysis.statement_state import StatementState
 
 DEF_START = re.compile(r"@|(?:async\s+def|def|class)\b")
+CLASS_START = re.compile(r"@|class\b")
 CLAUSE = re.compile(r"(?:else|elif|except|finally|case)\b")
 # Tokens that no bracket can hold.
 NEVER_IN_BRACKETS = frozenset(
@@ -83,20 +84,22 @@ def local_error(text: list[str], error: SyntaxError) -> bool:
     return bool(code) and not code[-1].startswith("@") and not code[-1].endswith((":", "\\"))
 
 
-def alone_at_column_zero(lines: list[str]) -> bool:
-    """Only the function's first line (after its decorators) starts at column 0:
-    parse.py then keeps a broken function as one piece."""
-    seen_def = False
+def alone_at_column_zero(lines: list[str], start: re.Pattern[str] = DEF_START) -> bool:
+    """The first line starts the definition (its decorators, then its `def`)
+    and no later line stands at column 0 but comments: parse.py then keeps a
+    broken definition as one piece (it cuts at lines that look like
+    statement starts, and keeps blank lines above a statement apart)."""
+    if not lines or not start.match(lines[0]):
+        return False
+    seen_header = False
     for line in lines:
-        if not line.strip() or line.lstrip().startswith("#"):
+        if not line.strip() or line.lstrip().startswith("#") or line[0] in " \t\f":
             continue
-        if line[0] in " \t\f":
-            continue
-        if seen_def or not DEF_START.match(line):
+        if seen_header or not start.match(line):
             return False
         if not line.startswith("@"):
-            seen_def = True
-    return seen_def
+            seen_header = True
+    return seen_header
 
 
 def group_splits_as_chunks(
@@ -120,7 +123,7 @@ def _group_check(lines: list[str], group: tuple[Chunk, ...], chunk: Chunk) -> bo
     if header.indent or header is chunk or len(group) < 2:
         return False
     text = lines[header.start : group[-1].end]
-    if not __alone_at_column_zero_class(text):
+    if not alone_at_column_zero(text, CLASS_START):
         return False
     name = class_name_of(text)
     indent = body_indent(text) if name else None
@@ -132,20 +135,6 @@ def _group_check(lines: list[str], group: tuple[Chunk, ...], chunk: Chunk) -> bo
         if DEF_START.match(text[position][len(indent) :])
     ]
     return starts == [member.start - header.start for member in group[1:]]
-
-
-def __alone_at_column_zero_class(lines: list[str]) -> bool:
-    seen_class = False
-    for line in lines:
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        if line[0] in " \t\f":
-            continue
-        if seen_class or not re.match(r"@|class\b", line):
-            return False
-        if not line.startswith("@"):
-            seen_class = True
-    return seen_class
 
 
 def _same_chunks(

@@ -525,9 +525,7 @@ def _broken(
     if chunk.indent:
         if not group_splits_as_chunks(chunks, index, state, lines):
             return False
-    elif isinstance(root, ast.ClassDef) or not alone_at_column_zero(
-        lines[chunk.start : chunk.end]
-    ):
+    elif isinstance(root, ast.ClassDef) or not alone_at_column_zero(lines[chunk.start : chunk.end]):
         # parse.py splits a broken class into its methods; note the statement
         # so that the piece it lands in keeps the tree (`transferred`).
         if isinstance(root, ast.ClassDef):
