@@ -56,8 +56,11 @@ from conc_lsp.analysis.statement_edit import (
 class Analyzer(Recovery):
     """The analysis of one document, kept up to date through edits."""
 
-    def __init__(self, lines: list[str]) -> None:
+    def __init__(self, lines: list[str], *, keep_trees: bool = False) -> None:
+        """``keep_trees``: long functions keep their tree for statement edits
+        (statement_edit.py), for a document that will be edited."""
         self.lines = lines
+        self.keep_trees = keep_trees
         self.chunks: list[Chunk] = [Chunk(0, len(lines), dirty=True)]
         self.table = ImportTable()
 
@@ -449,7 +452,11 @@ class Analyzer(Recovery):
             starts = [0]
         else:
             starts = [0] + [statement_first_line(statement) for statement in body[1:]]
-        kept = kept_statements(region.tree, region.indent, starts, region.length)
+        kept = (
+            kept_statements(region.tree, region.indent, starts, region.length)
+            if self.keep_trees
+            else []
+        )
         collector = (RecordingCollector if kept else Collector)(
             region.lines,
             self.table,
