@@ -10,7 +10,15 @@ of drifts (requirement: 0), and the first drifts found.
 
 Exits 1 when a drift was found.
 
+With --keep-trees N, chunks from N lines up keep their tree for statement
+edits (issue 15; shipped: conc_lsp.analysis.statement_edit.MIN_LINES), so
+that the fuzzer's short functions take that path too.  With --statements,
+runs tests/statement_fuzzer.py instead: keystrokes inside long function
+bodies, compared after every edit with the chunk path and, when the text
+parses, with a fresh analysis.
+
     .venv/bin/python benchmarks/fuzz_edits.py [--edits N] [--run-length N] [--no-diagnostics]
+                                              [--keep-trees N] [--statements]
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from conc_lsp.analysis import statement_edit
+from tests import statement_fuzzer
 from tests.edit_fuzzer import run
 
 
@@ -30,9 +40,19 @@ def main() -> int:
     parser.add_argument("--edits", type=int, default=20_000, help="notifications per encoding")
     parser.add_argument("--run-length", type=int, default=500, help="notifications per seed")
     parser.add_argument("--no-diagnostics", action="store_true", help="compare hints only")
+    parser.add_argument(
+        "--keep-trees", type=int, default=None, help="chunks from N lines up keep their tree"
+    )
+    parser.add_argument(
+        "--statements", action="store_true", help="keystrokes inside long function bodies"
+    )
     args = parser.parse_args()
     warnings.simplefilter("ignore")  # SyntaxWarnings of random texts
     started = time.perf_counter()
+    if args.keep_trees is not None:
+        statement_edit.MIN_LINES = args.keep_trees
+    if args.statements:
+        return statement_edits(args.edits, args.run_length, started)
     drifts: list[str] = []
     for first_seed, encoding in ((0, "utf-16"), (100_000, "utf-8")):
         edits = compared = 0
@@ -52,6 +72,29 @@ def main() -> int:
     elapsed = time.perf_counter() - started
     verdict = "ok" if not drifts else "DRIFT"
     print(f"drifts: {len(drifts)} (requirement: 0) {verdict}; {elapsed:.0f} s")
+    for drift in drifts[:5]:
+        print(" ", drift[:400])
+    return 1 if drifts else 0
+
+
+def statement_edits(edits: int, run_length: int, started: float) -> int:
+    """tests/statement_fuzzer.py over seeds; an assertion error is a drift."""
+    done = seed = 0
+    drifts: list[str] = []
+    while done < edits:
+        length = min(run_length, edits - done)
+        try:
+            statement_fuzzer.run(seed, length)
+        except AssertionError as error:
+            drifts.append(f"seed {seed}: {error}")
+        done += length
+        seed += 1
+    elapsed = time.perf_counter() - started
+    verdict = "ok" if not drifts else "DRIFT"
+    print(
+        f"statement edits: {done:,} edits in {seed} runs, drifts: {len(drifts)} {verdict}; "
+        f"{elapsed:.0f} s"
+    )
     for drift in drifts[:5]:
         print(" ", drift[:400])
     return 1 if drifts else 0

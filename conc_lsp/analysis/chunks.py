@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from conc_lsp.analysis.libraries import ImportFact
 from conc_lsp.analysis.model import Hint, SyntaxProblem
+from conc_lsp.analysis.statement_state import EditsSinceRefresh, StatementState
 
 CONTINUATION = re.compile(r"(else|elif|except|finally)\b")
 
@@ -30,6 +31,9 @@ class Chunk:
     table_fingerprint: tuple[tuple[str, str], ...] = ()
     indent: str = ""  # a method parsed apart from its class: the class body's indent
     prefix: str = ""  # ... and the class name, for function names
+    statements: StatementState | None = None  # a large chunk's tree, for statement edits
+    # Statement edits since the last refresh: the hints before them, and the edits.
+    edited: EditsSinceRefresh | None = None
 
     @property
     def end(self) -> int:

@@ -23,6 +23,10 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE | re.MULTILINE,
 )
+# Where a rewrite can start: an f-string (an "f" just before a quote), a
+# `type X =` line; and `def name[` / `class name[` (see _may_need_rewrite).
+_FSTRING_START = re.compile(r"""[fF][rRbBuUfF]?["']""")
+_TYPE_LINE = re.compile(r"^[ \t]*type\s+[A-Za-z_]\w*\s*[\[=]", re.MULTILINE)
 _NAME_AND_BRACKET = re.compile(r"\s+[A-Za-z_]\w*\s*\[")
 _TYPE_ALIAS = re.compile(r"([ \t]*)type(\s+)([A-Za-z_]\w*)(\s*)(\[)?")
 
@@ -125,8 +129,27 @@ def _field_end(text: str, start: int, quote: str) -> tuple[int, bool]:
     return -1, needs_312
 
 
+def _may_need_rewrite(text: str) -> bool:
+    """Whether ``text`` holds what the scan below starts a rewrite from; a few
+    searches, where the scan costs as much as a parse of a long text."""
+    if _FSTRING_START.search(text) or ("type" in text and _TYPE_LINE.search(text)):
+        return True
+    for keyword in ("def", "class"):
+        index = text.find(keyword)
+        while index >= 0:
+            if _NAME_AND_BRACKET.match(text, index + len(keyword)):
+                return True
+            index = text.find(keyword, index + 1)
+    return False
+
+
 def downlevel(text: str) -> str | None:
     """``text`` with its 3.12+ syntax rewritten for 3.11; None if there was none."""
+    return _rewritten(text) if _may_need_rewrite(text) else None
+
+
+def _rewritten(text: str) -> str | None:
+    """The scan behind `downlevel`."""
     pieces: list[str] = []
     position = 0  # text before this index is in ``pieces``
     skip = 0  # matches before this index are inside a string or comment

@@ -15,10 +15,7 @@ the hints of its last good parse, moved through the edits.
 from __future__ import annotations
 
 import ast
-import re
 from collections.abc import Iterator
-from dataclasses import dataclass
-from itertools import pairwise
 
 from conc_lsp import log
 from conc_lsp.analysis.checkpoints import Collector
@@ -33,7 +30,6 @@ from conc_lsp.analysis.chunks import (
     merged,
     move_hint,
     owner_of,
-    statement_starts,
 )
 from conc_lsp.analysis.fragments import (
     PARSE_ERRORS,
@@ -45,28 +41,26 @@ from conc_lsp.analysis.fragments import (
 from conc_lsp.analysis.keywords import keyword_line_counts, line_starts_of
 from conc_lsp.analysis.libraries import ImportFact, ImportTable
 from conc_lsp.analysis.model import Hint, ModuleAnalysis
-
-# How many further statement-looking lines a broken piece may swallow while
-# we look for the end of a string or bracket that the heuristics split.
-GREEDY_EXTENSION = 8
-DEF_START = re.compile(r"@|(?:async\s+def|def|class)\b")
-
-
-@dataclass(slots=True)
-class _Parsed:
-    start: int
-    length: int
-    tree: ast.Module
-    lines: list[str]
-    indent: str = ""
-    prefix: str = ""
+from conc_lsp.analysis.recovery import Recovery, _Parsed
+from conc_lsp.analysis.statement_edit import (
+    RecordingCollector,
+    attach_states,
+    edit_statement,
+    kept_statements,
+    resolve_problem,
+    settle_chunk,
+    settle_statement_edits,
+)
 
 
-class Analyzer:
+class Analyzer(Recovery):
     """The analysis of one document, kept up to date through edits."""
 
-    def __init__(self, lines: list[str]) -> None:
+    def __init__(self, lines: list[str], *, keep_trees: bool = False) -> None:
+        """``keep_trees``: long functions keep their tree for statement edits
+        (statement_edit.py), for a document that will be edited."""
         self.lines = lines
+        self.keep_trees = keep_trees
         self.chunks: list[Chunk] = [Chunk(0, len(lines), dirty=True)]
         self.table = ImportTable()
 
@@ -89,7 +83,17 @@ class Analyzer:
         chunks = self.chunks
         first = self._chunk_index(start_line)
         last = self._chunk_index(end_line)
+        carried_state = None
+        if first == last:  # inside one statement of a long function: a cheap edit
+            done, carried_state = edit_statement(
+                chunks, first, start, end, new_lines, lines_after, self.table
+            )
+            if done:
+                self.lines = lines_after
+                return
         touched = chunks[first : last + 1]
+        for chunk in touched:  # parse.py carries the hints it had
+            settle_chunk(chunk)
         merged_start = touched[0].start
         merged_length = sum(chunk.length for chunk in touched) + delta
         carried: list[Hint] = []
@@ -105,6 +109,7 @@ class Analyzer:
             imports=[fact for chunk in touched for fact in chunk.imports],
             dirty=True,
             stale=len(carried),
+            statements=carried_state,
         )
         if all(
             chunk.indent == touched[0].indent and chunk.prefix == touched[0].prefix
@@ -147,6 +152,8 @@ class Analyzer:
     def analysis(self) -> ModuleAnalysis:
         """Bring every chunk up to date and return the module's analysis."""
         self.refresh()
+        for chunk in self.chunks:
+            resolve_problem(chunk, self.lines, keep_state=True)
         problems = [
             absolute_problem(chunk.problem, chunk.start)
             for chunk in self.chunks
@@ -174,7 +181,7 @@ class Analyzer:
 
     def refresh(self, heal: int = 3) -> None:
         """Parse the dirty chunks again (``heal``: how many more passes may heal pieces)."""
-        if not any(chunk.dirty for chunk in self.chunks):
+        if not settle_statement_edits(self.chunks, self.lines):
             return
         parsed: list[_Parsed] = []
         new_chunks: list[Chunk] = []
@@ -440,7 +447,17 @@ class Analyzer:
         """Collect a parsed region's hints and split it into statement chunks."""
         text = "\n".join(region.lines)
         counts = keyword_line_counts(text, line_starts_of(region.lines))
-        collector = Collector(
+        body = region.tree.body
+        if region.indent or len(body) <= 1:
+            starts = [0]
+        else:
+            starts = [0] + [statement_first_line(statement) for statement in body[1:]]
+        kept = (
+            kept_statements(region.tree, region.indent, starts, region.length)
+            if self.keep_trees
+            else []
+        )
+        collector = (RecordingCollector if kept else Collector)(
             region.lines,
             self.table,
             counts,
@@ -450,6 +467,7 @@ class Analyzer:
         try:
             hints = collector.collect(region.tree)
         except RecursionError:
+            kept = []
             # Nested deeper than Python's stack: keep the hints found so far.
             hints = collector.hints
             log.warning(
@@ -458,11 +476,6 @@ class Analyzer:
                 region.start + region.length,
                 len(hints),
             )
-        body = region.tree.body
-        if region.indent or len(body) <= 1:
-            starts = [0]
-        else:
-            starts = [0] + [statement_first_line(statement) for statement in body[1:]]
         chunks: list[Chunk] = []
         for position, start in enumerate(starts):
             end = starts[position + 1] if position + 1 < len(starts) else region.length
@@ -487,6 +500,8 @@ class Analyzer:
             owner = owner_of(starts, hint.keyword_line)
             chunk = chunks[owner]
             chunk.hints.append(hint.shifted(region.start - chunk.start))
+        if kept:
+            attach_states(region.tree, region.lines, counts, region.indent, chunks, kept)
         return chunks
 
     def _recollect(self, chunk: Chunk, fingerprint: tuple[tuple[str, str], ...]) -> list[Chunk]:
@@ -501,99 +516,6 @@ class Analyzer:
         if region is None:  # cannot happen for a chunk that parsed; stay safe
             return [chunk]
         return self._collect(region, top_level_imports(region.tree), fingerprint)
-
-    def _recover(self, chunk: Chunk) -> list[_Parsed | Chunk]:
-        """Split a chunk that does not parse into pieces that do and a rest that does not."""
-        lines = self.lines[chunk.start : chunk.end]
-        starts = statement_starts(lines) or [0]
-        if starts[0] != 0:
-            starts.insert(0, 0)
-        pieces: list[_Parsed | Chunk] = []
-        position = 0
-        while position < len(starts):
-            start = starts[position]
-            region = None
-            for extra in range(1, GREEDY_EXTENSION + 1):
-                if position + extra > len(starts):
-                    break
-                end = starts[position + extra] if position + extra < len(starts) else len(lines)
-                region = self._try_parse(chunk.start + start, chunk.start + end)
-                if region is not None:
-                    position += extra
-                    break
-            if region is not None:
-                pieces.append(region)
-                continue
-            end = starts[position + 1] if position + 1 < len(starts) else len(lines)
-            pieces.extend(self._broken_piece(chunk, start, end))
-            position += 1
-        return pieces
-
-    def _broken_piece(self, chunk: Chunk, start: int, end: int) -> list[_Parsed | Chunk]:
-        """A statement that does not parse; a class still yields its good methods."""
-        absolute_start = chunk.start + start
-        lines = self.lines[absolute_start : chunk.start + end]
-        class_name = class_name_of(lines)
-        indent = body_indent(lines) if class_name else None
-        if not class_name or not indent:
-            return [self._stale_piece(chunk, absolute_start, len(lines))]
-        method_starts = [
-            index
-            for index in statement_starts(lines, indent)
-            if DEF_START.match(lines[index][len(indent) :])
-        ]
-        boundaries = [0, *method_starts, len(lines)]
-        pieces: list[_Parsed | Chunk] = []
-        for first, last in pairwise(boundaries):
-            if first == last:
-                continue
-            if first == 0:  # the class header: give it a body so it parses alone
-                region = self._try_parse(
-                    absolute_start, absolute_start + last, suffix=(f"{indent}pass",)
-                )
-            else:
-                region = self._try_parse(
-                    absolute_start + first,
-                    absolute_start + last,
-                    indent=indent,
-                    prefix=f"{class_name}.",
-                )
-            if region is not None:
-                pieces.append(region)
-            else:
-                pieces.append(
-                    self._stale_piece(
-                        chunk,
-                        absolute_start + first,
-                        last - first,
-                        indent if first else "",
-                        f"{class_name}." if first else "",
-                    )
-                )
-        return pieces
-
-    def _stale_piece(
-        self, chunk: Chunk, start: int, length: int, indent: str = "", prefix: str = ""
-    ) -> Chunk:
-        carried = [
-            hint.shifted(chunk.start - start)
-            for hint in chunk.hints
-            if start <= hint.line + chunk.start < start + length
-        ]
-        lines = dedented(self.lines[start : start + length], indent)
-        if lines is None:
-            lines, indent = self.lines[start : start + length], ""
-        return Chunk(
-            start,
-            length,
-            hints=carried,
-            imports=list(chunk.imports),
-            dirty=True,
-            problem=syntax_problem(lines, len(indent)),
-            stale=len(carried),
-            indent=indent,
-            prefix=prefix,
-        )
 
 
 def analyse_lines(lines: list[str]) -> ModuleAnalysis:

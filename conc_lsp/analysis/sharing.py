@@ -49,9 +49,7 @@ def _shows_concurrency(function: FunctionFacts) -> bool:
         if event.method in SPAWN_METHODS:
             return True
         receiver = event.receiver or ""
-        if receiver.startswith("self.") and (
-            event.method in SIGNALS or is_lock_text(receiver)
-        ):
+        if receiver.startswith("self.") and (event.method in SIGNALS or is_lock_text(receiver)):
             return True
     return False
 

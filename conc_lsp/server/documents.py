@@ -66,7 +66,7 @@ class Document:
     @classmethod
     def open(cls, uri: str, version: int | None, text: str) -> Document:
         lines = split_lines(text)
-        analyzer = Analyzer(lines)
+        analyzer = Analyzer(lines, keep_trees=True)
         # Analyse now: if the user breaks the file before any request, its
         # last good hints must already exist to be carried through the edits.
         analyzer.refresh()
@@ -171,5 +171,5 @@ class Document:
         self._replace(start, end, inserted)
         if self.lines != new:  # never let the copy drift from the editor's text
             self.lines = new
-            self.analyzer = Analyzer(new)
+            self.analyzer = Analyzer(new, keep_trees=True)
             self._keys = None
