@@ -155,8 +155,10 @@ def initialize_response(message: Any, table: dict[str, Any]) -> dict[str, Any] |
     schema: dict[str, dict[str, list[Any]]] = table["schema"]
     if not fits(params, ["class", table["params_class"]], schema) or _has_message_inside(params):
         return None
+    capabilities = {**table["capabilities"], "positionEncoding": position_encoding(params)}
+    capabilities["textDocumentSync"] = text_document_sync(params, table)
     result = {
-        "capabilities": {**table["capabilities"], "positionEncoding": position_encoding(params)},
+        "capabilities": capabilities,
         "serverInfo": {**table["server_info"], "version": __version__},
     }
     return {"id": message["id"], "result": result, "jsonrpc": "2.0"}
@@ -169,6 +171,17 @@ def position_encoding(params: dict[str, Any]) -> str:
         if encoding in SUPPORTED_ENCODINGS:
             return str(encoding)
     return DEFAULT_ENCODING
+
+
+def text_document_sync(params: dict[str, Any], table: dict[str, Any]) -> dict[str, Any]:
+    """pygls's rule: willSave is the client's flag (when it sends one) and-ed with
+    whether the server handles the method; the same for willSaveWaitUntil."""
+    sync = dict(table["capabilities"]["textDocumentSync"])
+    client = (params["capabilities"].get("textDocument") or {}).get("synchronization") or {}
+    for key, handled in table["will_save"].items():
+        if client.get(key) is not None:
+            sync[key] = client[key] and handled
+    return sync
 
 
 def fits(value: Any, spec: Any, schema: dict[str, dict[str, list[Any]]]) -> bool:

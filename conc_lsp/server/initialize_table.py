@@ -1,7 +1,9 @@
 """Writes ``initialize_result.json``, what `early_init` answers `initialize` from.
 
-Taken from the real server: its capabilities as pygls computes them (all but the
-position encoding, which `early_init` negotiates per client), its serverInfo
+Taken from the real server: its capabilities as pygls computes them for a client
+without capabilities (`early_init` adds what pygls derives from the client's:
+the position encoding, and textDocumentSync's willSave flags, for which it
+records whether the server handles those methods), its serverInfo
 name, and the shape of lsprotocol's InitializeParams (field names as sent,
 types, required or not) so that `early_init` answers only params the server
 surely accepts. ``python -m conc_lsp.server.initialize_table`` rewrites the
@@ -86,6 +88,7 @@ def server_answer(params: types.InitializeParams) -> dict[str, Any]:
 
 
 def table() -> dict[str, Any]:
+    features = create_server().protocol.fm.features
     answer = server_answer(
         types.InitializeParams(capabilities=types.ClientCapabilities(), process_id=None)
     )
@@ -97,6 +100,10 @@ def table() -> dict[str, Any]:
         "params_class": PARAMS_CLASS.__name__,
         "capabilities": capabilities,
         "server_info": server_info,
+        "will_save": {  # textDocumentSync key -> the server handles that method
+            "willSave": types.TEXT_DOCUMENT_WILL_SAVE in features,
+            "willSaveWaitUntil": types.TEXT_DOCUMENT_WILL_SAVE_WAIT_UNTIL in features,
+        },
         "schema": schema(),
     }
 
