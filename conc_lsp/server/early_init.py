@@ -101,8 +101,11 @@ def answer_initialize(stdin: ByteSource, stdout: BinaryIO) -> EarlyStart:
     if answer is None:
         return EarlyStart(consumed)
     body = json.dumps(answer).encode("utf-8")  # ASCII: its length in bytes is in characters
-    stdout.write(HEADER % len(body) + body)  # the header as pygls writes it
-    stdout.flush()
+    try:
+        stdout.write(HEADER % len(body) + body)  # the header as pygls writes it
+        stdout.flush()
+    except OSError:  # the client is gone: the server finds out and ends as before
+        return EarlyStart(consumed)
     return EarlyStart(consumed, answer)
 
 

@@ -14,13 +14,14 @@ from typing import Any
 
 import pytest
 from cattrs import ClassValidationError
+from lsprotocol import types
 from pygls.protocol import default_converter
 from pytest_lsp.client import client_capabilities
 
 from conc_lsp.server import early_init, initialize_table, transport
 from conc_lsp.server.protocol import strict_converter
 
-from .conftest import SERVER_COMMAND
+from .conftest import CLIENTS, SERVER_COMMAND
 from .raw import WAIT
 
 EARLY_NOTE = b"answered before the server loaded"
@@ -156,11 +157,19 @@ def test_end_of_input_at_once_is_as_before(tmp_path: Path) -> None:
     assert both_ways(b"", tmp_path)[0] == []
 
 
-def test_the_protocol_tests_take_the_early_path(tmp_path: Path) -> None:
-    """tests/lsp/conftest.py starts the server with SERVER_COMMAND and pytest-lsp's
-    recorded capabilities: that start answers early."""
-    data = b"".join(frame(m) for m in [initialize(recorded("visual-studio-code")), *END])
-    messages, code, log = session(data, True, tmp_path)
+@pytest.mark.parametrize("client", list(CLIENTS))
+def test_the_protocol_tests_take_the_early_path(client: str, tmp_path: Path) -> None:
+    """conftest.py's sessions (SERVER_COMMAND, its initialize params as pytest-lsp
+    sends them) are answered early: the protocol tests run through early_init."""
+    params = types.InitializeParams(
+        capabilities=client_capabilities(client),
+        root_uri=tmp_path.as_uri(),
+        initialization_options={"resolve": {"enabled": False}},
+        process_id=os.getpid(),
+    )
+    sent = json.loads(json.dumps(default_converter().unstructure(params)))
+    message = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": sent}
+    messages, code, log = session(b"".join(frame(m) for m in [message, *END]), True, tmp_path)
     assert EARLY_NOTE in log
     assert code == 0 and messages[0]["id"] == 1
 
@@ -225,7 +234,7 @@ def test_what_early_init_accepts_the_server_accepts(client: str) -> None:
     table = json.loads(early_init.TABLE.read_bytes())
     message = initialize(recorded(client), initializationOptions={"a": 1})
     assert early_init.initialize_response(message, table) is not None
-    request_type = initialize_table.types.InitializeRequest
+    request_type = types.InitializeRequest
     accepted = 0
     for path in _leaves(message["params"]):
         for new in ODD_VALUES:
@@ -294,7 +303,7 @@ def test_every_client_flag_gets_the_servers_capabilities() -> None:
         early = early_init.initialize_response(message, table)
         if early is None:  # a required flag left out: the server refuses it too
             with pytest.raises(ClassValidationError):
-                converter.structure(message["params"], initialize_table.types.InitializeParams)
+                converter.structure(message["params"], types.InitializeParams)
             continue
-        params = converter.structure(message["params"], initialize_table.types.InitializeParams)
+        params = converter.structure(message["params"], types.InitializeParams)
         assert early["result"] == initialize_table.server_answer(params)
