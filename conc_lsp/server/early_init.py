@@ -96,7 +96,8 @@ def answer_initialize(stdin: ByteSource, stdout: BinaryIO) -> EarlyStart:
     try:
         table = json.loads(TABLE.read_bytes())
         answer = initialize_response(message, table)
-    except (OSError, ValueError, KeyError, TypeError):  # no usable table: the server answers
+    # No usable table, or params too deeply nested to walk here: the server answers.
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return EarlyStart(consumed)
     if answer is None:
         return EarlyStart(consumed)

@@ -4,6 +4,7 @@ clients' capabilities and for odd first messages."""
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import os
@@ -119,16 +120,32 @@ CASES = {
 }
 
 
+ROOTLESS = {"options as a list"}  # no workspace folder: no pyproject either
+PYPROJECT = '[tool.conc-lsp]\nselect = "CONC101"\nbogus = true\n[tool.conc-lsp.hints]\nshow = 1\n'
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_the_early_answer_is_the_servers_own(name: str, tmp_path: Path) -> None:
-    message = CASES[name]
-    if name != "options as a list":
+    """The whole session's output is the same with and without the early answer
+    (the answer, then the settings' warnings at `initialized`, ...)."""
+    message = copy.deepcopy(CASES[name])
+    if name not in ROOTLESS:
+        (tmp_path / "pyproject.toml").write_text(PYPROJECT, encoding="utf-8")
         message["params"]["workspaceFolders"] = [{"uri": tmp_path.as_uri(), "name": "root"}]
     messages, log = both_ways(b"".join(frame(m) for m in [message, *END]), tmp_path)
     assert EARLY_NOTE in log  # this case did take the early path
     answer = messages[0]
     assert answer["id"] == 1 and "capabilities" in answer["result"]
     assert {"id": 99, "jsonrpc": "2.0", "result": None} in messages
+
+
+def _deeply_nested(levels: int) -> bytes:
+    """An initialize whose options nest ``levels`` objects and lists (written out:
+    too deep for json.dumps)."""
+    message = json.dumps(initialize({}, initializationOptions="@")).encode("utf-8")
+    options = b'{"a": [' * (levels // 2) + b"1" + b"]}" * (levels // 2)
+    body = message.replace(b'"@"', options)
+    return b"Content-Length: %d\r\n\r\n" % len(body) + body
 
 
 ODD_FIRST = {
@@ -143,6 +160,8 @@ ODD_FIRST = {
     "a message inside the options": frame(initialize({}, initializationOptions={"jsonrpc": 1})),
     "blank lines first": b"\r\n\r\n" + frame(initialize({})),
     "a string id": frame({**initialize({}), "id": "first"}),
+    "options nested 1,000 deep": _deeply_nested(1000),
+    "options nested 10,000 deep": _deeply_nested(10_000),
 }
 
 
