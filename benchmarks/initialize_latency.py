@@ -43,8 +43,9 @@ async def main():
 VARIANTS = {"early answer": "1", "pygls answers (before)": "0"}
 
 
-def session(environment: dict[str, str], root: Path) -> dict[str, float]:
-    """Seconds from process start to each answer of one session."""
+def session(environment: dict[str, str], root: Path, delay: float) -> dict[str, float]:
+    """Seconds from process start to each answer of one session; `initialize`
+    written ``delay`` seconds after the start."""
     uri = (root / "example.py").as_uri()
     opened = [
         {"jsonrpc": "2.0", "method": "initialized", "params": {}},
@@ -88,6 +89,7 @@ def session(environment: dict[str, str], root: Path) -> dict[str, float]:
     assert server.stdin is not None and server.stdout is not None
     times: dict[str, float] = {}
     try:
+        time.sleep(delay)
         server.stdin.write(frame(request))
         server.stdin.flush()
         while len(times) < len(names):
@@ -124,6 +126,12 @@ def session(environment: dict[str, str], root: Path) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument(
+        "--delay",
+        type=float,
+        default=0.0,
+        help="seconds from process start to writing initialize (a slow client)",
+    )
     options = parser.parse_args()
     environment = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     results: dict[str, list[dict[str, float]]] = {name: [] for name in VARIANTS}
@@ -133,7 +141,9 @@ def main() -> int:
         try:
             for round_number in range(options.rounds + 1):
                 for name, flag in VARIANTS.items():
-                    times = session({**environment, "CONC_LSP_EARLY_INITIALIZE": flag}, root)
+                    times = session(
+                        {**environment, "CONC_LSP_EARLY_INITIALIZE": flag}, root, options.delay
+                    )
                     if round_number:  # the first round writes bytecode
                         results[name].append(times)
         except Failure as failure:
@@ -141,7 +151,8 @@ def main() -> int:
             return 1
     loads.append(os.getloadavg()[0])
     print(
-        f"{options.rounds} alternating rounds, medians from process start (ms); "
+        f"{options.rounds} alternating rounds, medians from process start (ms), initialize "
+        f"written after {options.delay * 1000:.0f} ms; "
         f"load average {loads[0]:.2f} before, {loads[1]:.2f} after"
     )
     keys = list(results["early answer"][0])

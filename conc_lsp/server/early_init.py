@@ -9,18 +9,22 @@ the server's capabilities, recorded from the real server in
 writes it; a test keeps it equal to the server's own answer), with the position
 encoding negotiated as pygls does.
 
-Either way, the bytes read are replayed to the server's message loop, so the
-server handles that first message exactly as without this module (settings,
-root, capabilities); the only difference is that its answer to an `initialize`
-already answered is not sent again (`protocol.ConcProtocol`). Anything not
-understood here (another method, odd framing or JSON, odd params) is simply
-left to the server: behaviour as before, errors included.
+The server loads in a thread meanwhile, as it loaded before while waiting for
+the client. Either way, the bytes read are replayed to the server's message
+loop, so the server handles that first message exactly as without this module
+(settings, root, capabilities); the only difference is that its answer to an
+`initialize` already answered is not sent again (`protocol.ConcProtocol`).
+Anything not understood here (another method, odd framing or JSON, odd params)
+is simply left to the server: behaviour as before, errors included.
 """
 
 from __future__ import annotations
 
+import gc
+import importlib
 import json
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +34,7 @@ from conc_lsp import __version__
 
 TABLE = Path(__file__).with_name("initialize_result.json")
 DISABLE_VARIABLE = "CONC_LSP_EARLY_INITIALIZE"  # "0": leave initialize to pygls
+SERVER_MODULE = "conc_lsp.server.app"  # loaded in the background meanwhile
 # The transport's limits (transport.MAX_HEADER_LINE, MAX_MESSAGE_BYTES), repeated
 # here because importing transport loads pygls; a test keeps them equal.
 MAX_HEADER_LINE = 8 * 1024
@@ -89,9 +94,35 @@ class EarlyStart:
 
 
 def answer_initialize(stdin: ByteSource, stdout: BinaryIO) -> EarlyStart:
-    """Read the first message; answer it when it is an `initialize` understood here."""
+    """Read the first message; answer it when it is an `initialize` understood here.
+
+    The server loads meanwhile, in a thread: a client that sends `initialize`
+    late waits no longer for its first hints than before (the server then loaded
+    while it had nothing to read). Returns once the server is loaded."""
+    if os.environ.get(DISABLE_VARIABLE) == "0":
+        return EarlyStart(b"")  # the server reads everything, as before early_init
+    collecting = gc.isenabled()
+    gc.disable()  # loading makes no garbage (see cli._serve): no collection meanwhile
+    loading = threading.Thread(target=_load_server, name="conc-lsp load", daemon=True)
+    loading.start()
+    try:
+        return _answer(stdin, stdout)
+    finally:
+        loading.join()
+        if collecting:
+            gc.enable()
+
+
+def _load_server() -> None:
+    try:
+        importlib.import_module(SERVER_MODULE)
+    except Exception:  # noqa: BLE001 - `serve` imports it again, and that import reports it
+        return
+
+
+def _answer(stdin: ByteSource, stdout: BinaryIO) -> EarlyStart:
     consumed, message = read_first_message(stdin)
-    if message is None or os.environ.get(DISABLE_VARIABLE) == "0":
+    if message is None:
         return EarlyStart(consumed)
     try:
         table = json.loads(TABLE.read_bytes())

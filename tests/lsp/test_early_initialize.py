@@ -9,6 +9,7 @@ import io
 import json
 import os
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -326,3 +327,30 @@ def test_every_client_flag_gets_the_servers_capabilities() -> None:
             continue
         params = converter.structure(message["params"], types.InitializeParams)
         assert early["result"] == initialize_table.server_answer(params)
+
+
+LOADED_AFTER_ANSWER = """\
+import io, sys
+from conc_lsp.server import early_init
+before = "lsprotocol.types" in sys.modules
+early = early_init.answer_initialize(io.BytesIO(sys.stdin.buffer.read()), io.BytesIO())
+print(before, early.answer is not None, early_init.SERVER_MODULE in sys.modules)
+"""
+
+
+@pytest.mark.parametrize(
+    ("flag", "expected"), [("1", "False True True"), ("0", "False False False")]
+)
+def test_the_server_loads_while_the_first_message_is_read(flag: str, expected: str) -> None:
+    """early_init itself loads no LSP code; the server is loaded by the time it
+    returns (loaded in a thread, not after the client's first message); with
+    CONC_LSP_EARLY_INITIALIZE=0 it does nothing (the server reads and loads)."""
+    done = subprocess.run(
+        [sys.executable, "-c", LOADED_AFTER_ANSWER],
+        input=frame(initialize({})),
+        capture_output=True,
+        env={**os.environ, early_init.DISABLE_VARIABLE: flag},
+        timeout=WAIT,
+        check=True,
+    )
+    assert done.stdout.decode().split() == expected.split()
