@@ -9,13 +9,14 @@ the server's capabilities, recorded from the real server in
 writes it; a test keeps it equal to the server's own answer), with the position
 encoding negotiated as pygls does.
 
-The server loads in a thread meanwhile, as it loaded before while waiting for
-the client. Either way, the bytes read are replayed to the server's message
-loop, so the server handles that first message exactly as without this module
-(settings, root, capabilities); the only difference is that its answer to an
-`initialize` already answered is not sent again (`protocol.ConcProtocol`).
-Anything not understood here (another method, odd framing or JSON, odd params)
-is simply left to the server: behaviour as before, errors included.
+Then the server loads (or meanwhile, for a client slow to send `initialize`:
+see `answer_initialize`). Either way, the bytes read are replayed to the
+server's message loop, so the server handles that first message exactly as
+without this module (settings, root, capabilities); the only difference is that
+its answer to an `initialize` already answered is not sent again
+(`protocol.ConcProtocol`). Anything not understood here (another method, odd
+framing or JSON, odd params) is simply left to the server: behaviour as
+before, errors included.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import gc
 import importlib
 import json
 import os
+import select
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,7 +36,8 @@ from conc_lsp import __version__
 
 TABLE = Path(__file__).with_name("initialize_result.json")
 DISABLE_VARIABLE = "CONC_LSP_EARLY_INITIALIZE"  # "0": leave initialize to pygls
-SERVER_MODULE = "conc_lsp.server.app"  # loaded in the background meanwhile
+SERVER_MODULE = "conc_lsp.server.app"
+FIRST_MESSAGE_WAIT = 0.05  # seconds: a client writes initialize at once, or is slow
 # The transport's limits (transport.MAX_HEADER_LINE, MAX_MESSAGE_BYTES), repeated
 # here because importing transport loads pygls; a test keeps them equal.
 MAX_HEADER_LINE = 8 * 1024
@@ -95,22 +98,46 @@ class EarlyStart:
 
 def answer_initialize(stdin: ByteSource, stdout: BinaryIO) -> EarlyStart:
     """Read the first message; answer it when it is an `initialize` understood here.
+    Returns once the server is loaded.
 
-    The server loads meanwhile, in a thread: a client that sends `initialize`
-    late waits no longer for its first hints than before (the server then loaded
-    while it had nothing to read). Returns once the server is loaded."""
+    A client writes `initialize` as it starts the server: it is read, answered,
+    then the server loads. When nothing comes within `FIRST_MESSAGE_WAIT`, the
+    server loads in a thread while the message is awaited, as it loaded before
+    while waiting for the client (both at once share the interpreter's lock:
+    the answer waits longer, so not for the common case)."""
     if os.environ.get(DISABLE_VARIABLE) == "0":
         return EarlyStart(b"")  # the server reads everything, as before early_init
     collecting = gc.isenabled()
     gc.disable()  # loading makes no garbage (see cli._serve): no collection meanwhile
-    loading = threading.Thread(target=_load_server, name="conc-lsp load", daemon=True)
-    loading.start()
     try:
-        return _answer(stdin, stdout)
+        if _readable(stdin, FIRST_MESSAGE_WAIT):
+            early = _answer(stdin, stdout)
+            _load_server()
+            return early
+        loading = threading.Thread(target=_load_server, name="conc-lsp load", daemon=True)
+        loading.start()
+        try:
+            return _answer(stdin, stdout)
+        finally:
+            loading.join()
     finally:
-        loading.join()
         if collecting:
             gc.enable()
+
+
+def _readable(stdin: ByteSource, timeout: float) -> bool:
+    """Input waits on ``stdin`` within ``timeout`` seconds."""
+    fileno = getattr(stdin, "fileno", None)
+    try:
+        descriptor = fileno() if fileno else None
+    except (OSError, ValueError):  # io.UnsupportedOperation: a stream in memory
+        descriptor = None
+    if not isinstance(descriptor, int):
+        return True  # not a file: its bytes are all there already
+    try:
+        return bool(select.select([descriptor], [], [], timeout)[0])
+    except (OSError, ValueError):  # no select for it (pipes on Windows): load meanwhile
+        return False
 
 
 def _load_server() -> None:

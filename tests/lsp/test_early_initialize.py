@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -333,24 +334,46 @@ LOADED_AFTER_ANSWER = """\
 import io, sys
 from conc_lsp.server import early_init
 before = "lsprotocol.types" in sys.modules
-early = early_init.answer_initialize(io.BytesIO(sys.stdin.buffer.read()), io.BytesIO())
+early = early_init.answer_initialize(sys.stdin.buffer, io.BytesIO())
 print(before, early.answer is not None, early_init.SERVER_MODULE in sys.modules)
 """
+LATE = early_init.FIRST_MESSAGE_WAIT * 4  # a client slow to send initialize
 
 
+def run_late(command: list[str], data: bytes, env: dict[str, str], delay: float) -> bytes:
+    """Run ``command``, write ``data`` ``delay`` seconds after its start; its stdout."""
+    process = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
+    )
+    time.sleep(delay)
+    output, _ = process.communicate(data, timeout=WAIT)
+    return output
+
+
+@pytest.mark.parametrize("delay", [0.0, LATE])
 @pytest.mark.parametrize(
     ("flag", "expected"), [("1", "False True True"), ("0", "False False False")]
 )
-def test_the_server_loads_while_the_first_message_is_read(flag: str, expected: str) -> None:
+def test_the_server_is_loaded_once_the_first_message_is_read(
+    flag: str, expected: str, delay: float
+) -> None:
     """early_init itself loads no LSP code; the server is loaded by the time it
-    returns (loaded in a thread, not after the client's first message); with
+    returns (after the answer, or meanwhile for a late message); with
     CONC_LSP_EARLY_INITIALIZE=0 it does nothing (the server reads and loads)."""
-    done = subprocess.run(
-        [sys.executable, "-c", LOADED_AFTER_ANSWER],
-        input=frame(initialize({})),
-        capture_output=True,
-        env={**os.environ, early_init.DISABLE_VARIABLE: flag},
-        timeout=WAIT,
-        check=True,
-    )
-    assert done.stdout.decode().split() == expected.split()
+    env = {**os.environ, early_init.DISABLE_VARIABLE: flag}
+    command = [sys.executable, "-c", LOADED_AFTER_ANSWER]
+    output = run_late(command, frame(initialize({})), env, delay)
+    assert output.decode().split() == expected.split()
+
+
+def test_a_late_initialize_gets_the_same_session(tmp_path: Path) -> None:
+    """A client that writes initialize late (the server loads meanwhile)."""
+    data = b"".join(frame(m) for m in [initialize(recorded("neovim")), *END])
+    sessions = [
+        parse(
+            run_late(SERVER_COMMAND, data, {**os.environ, early_init.DISABLE_VARIABLE: flag}, LATE)
+        )
+        for flag in ("1", "0")
+    ]
+    assert sessions[0] == sessions[1]
+    assert sessions[0][0]["result"]["capabilities"]["positionEncoding"] == "utf-8"
