@@ -37,7 +37,7 @@ from conc_lsp import __version__
 TABLE = Path(__file__).with_name("initialize_result.json")
 DISABLE_VARIABLE = "CONC_LSP_EARLY_INITIALIZE"  # "0": leave initialize to pygls
 SERVER_MODULE = "conc_lsp.server.app"
-FIRST_MESSAGE_WAIT = 0.05  # seconds: a client writes initialize at once, or is slow
+FIRST_MESSAGE_WAIT = 0.01  # seconds: initialize written at once is in the pipe by now
 # The transport's limits (transport.MAX_HEADER_LINE, MAX_MESSAGE_BYTES), repeated
 # here because importing transport loads pygls; a test keeps them equal.
 MAX_HEADER_LINE = 8 * 1024

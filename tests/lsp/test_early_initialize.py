@@ -337,7 +337,7 @@ before = "lsprotocol.types" in sys.modules
 early = early_init.answer_initialize(sys.stdin.buffer, io.BytesIO())
 print(before, early.answer is not None, early_init.SERVER_MODULE in sys.modules)
 """
-LATE = early_init.FIRST_MESSAGE_WAIT * 4  # a client slow to send initialize
+LATE = 0.5  # seconds: a client slow to send initialize (the server loads meanwhile)
 
 
 def run_late(command: list[str], data: bytes, env: dict[str, str], delay: float) -> bytes:
