@@ -229,6 +229,9 @@ def _serve(tcp: str | None, err: TextIO) -> int:
             print(f"conc-lsp: error: --tcp expects HOST:PORT (port 0-65535), got {tcp!r}", file=err)
             return 2
         address = (match.group("host").strip("[]") or "127.0.0.1", int(match.group("port")))
+    from conc_lsp.server import early_init  # for `serve` only (start-up cost)
+
+    early = None if address else early_init.answer_initialize(sys.stdin.buffer, sys.stdout.buffer)
     # Loading the server (lsprotocol's thousand classes) makes no garbage: the cyclic
     # collector would only traverse it again and again, a tenth of the time to answer
     # `initialize`. Loaded, it stays for good: frozen out of the collector's passes.
@@ -240,7 +243,7 @@ def _serve(tcp: str | None, err: TextIO) -> int:
     finally:
         gc.enable()
     try:
-        serve(f"{address[0]}:{address[1]}" if address else None)
+        serve(f"{address[0]}:{address[1]}" if address else None, early)
     except OSError as error:  # cannot bind: address in use, unknown host, ...
         print(f"conc-lsp: error: cannot listen on {tcp}: {error.strerror or error}", file=err)
         return 1

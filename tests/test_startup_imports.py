@@ -5,6 +5,7 @@ close to a bare `python -c pass`. Figures: benchmarks/startup.py."""
 from __future__ import annotations
 
 import gc
+import io
 import json
 import shutil
 import subprocess
@@ -99,8 +100,11 @@ def test_the_server_runs_with_the_collector_on_and_its_modules_frozen(
 
     seen: list[tuple[bool, int]] = []
     monkeypatch.setattr(
-        app, "serve", lambda tcp=None: seen.append((gc.isenabled(), gc.get_freeze_count()))
+        app,
+        "serve",
+        lambda tcp=None, early=None: seen.append((gc.isenabled(), gc.get_freeze_count())),
     )
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO()))  # early_init reads it
     try:
         assert cli.main(["serve"]) == 0
     finally:

@@ -27,6 +27,7 @@ from conc_lsp.analysis.model import Finding
 from conc_lsp.analysis.text import changed_span, split_lines
 from conc_lsp.server import actions, diagnostics, features, report_features, resolution, transport
 from conc_lsp.server.documents import Document
+from conc_lsp.server.early_init import ByteSource, EarlyStart
 from conc_lsp.server.kept_findings import KeptFindings, unchecked_regions
 from conc_lsp.server.positions import encoding_name
 from conc_lsp.server.protocol import ConcProtocol, strict_converter
@@ -321,7 +322,7 @@ class ConcLanguageServer(LanguageServer):
             return self.protocol.exit_code
         return 0 if self.protocol.shut_down else 1
 
-    def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
+    def start_io(self, stdin: ByteSource | None = None, stdout: BinaryIO | None = None) -> None:
         """Serve over stdin / stdout until `exit` or the end of input."""
         self._stop_event = Event()  # set by pygls's shutdown(); our loop ends on `exit`
         reader = transport.StdinReader(stdin or sys.stdin.buffer, self.thread_pool)
@@ -598,8 +599,9 @@ def create_server() -> ConcLanguageServer:
     return server
 
 
-def serve(tcp: str | None = None) -> None:
-    """Run the server over stdio, or over TCP at HOST:PORT; exit with LSP's code."""
+def serve(tcp: str | None = None, early: EarlyStart | None = None) -> None:
+    """Run the server over stdio (after ``early``: see early_init), or over TCP at
+    HOST:PORT; exit with LSP's code."""
     logging.basicConfig(
         level=os.environ.get("CONC_LSP_LOG_LEVEL", "WARNING").upper(),
         format="conc-lsp %(levelname)s %(name)s: %(message)s",
@@ -609,5 +611,6 @@ def serve(tcp: str | None = None) -> None:
         host, _, port = tcp.rpartition(":")
         server.start_tcp(host or "127.0.0.1", int(port))
     else:
-        server.start_io()
+        server.protocol.early_answer = early.answer if early else None
+        server.start_io(early.stream(sys.stdin.buffer) if early else None)
     sys.exit(server.exit_code)

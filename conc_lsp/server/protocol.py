@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import logging
 from typing import Any, TypeGuard
 
@@ -98,6 +99,8 @@ class ConcProtocol(LanguageServerProtocol):
     which LSP does not, so the server keeps the text itself."""
 
     exit_code: int | None = None  # set by `exit`: the message loop stops
+    # The response to `initialize` that early_init already sent: not sent twice.
+    early_answer: dict[str, Any] | None = None
 
     @property
     def shut_down(self) -> bool:
@@ -176,6 +179,23 @@ class ConcProtocol(LanguageServerProtocol):
             )
             return
         super().handle_message(message)
+
+    def _send_data(self, data: Any) -> None:
+        early = self.early_answer
+        if (
+            early is not None
+            and (hasattr(data, "result") or hasattr(data, "error"))
+            and type(getattr(data, "id", None)) is type(early["id"])
+            and data.id == early["id"]
+        ):
+            self.early_answer = None
+            ours = json.loads(json.dumps(data, default=self._serialize_message))
+            if ours != early:  # a bug of early_init (its test compares the two)
+                logger.error("initialize was answered early with %s, not %s", early, ours)
+            else:
+                logger.info("initialize: answered before the server loaded (early_init)")
+            return
+        super()._send_data(data)
 
     # -- the end of a session ---------------------------------------------
 

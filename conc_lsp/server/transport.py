@@ -13,8 +13,9 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
+from conc_lsp.server.early_init import ByteSource
 from conc_lsp.server.protocol import ConcProtocol
 
 logger = logging.getLogger("conc_lsp")
@@ -35,7 +36,7 @@ class Reader(Protocol):
 class StdinReader:
     """Blocking reads of stdin in a worker thread, each of bounded size."""
 
-    def __init__(self, stdin: BinaryIO, executor: ThreadPoolExecutor) -> None:
+    def __init__(self, stdin: ByteSource, executor: ThreadPoolExecutor) -> None:
         self.stdin = stdin
         self.executor = executor
 
