@@ -36,9 +36,12 @@ from conc_lsp.server.documents import Document
 from conc_lsp.server.resolution import IDLE_RELEASE
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # tests.live_processes
 import fingerprint
 import lspclient
 import synth
+
+from tests.live_processes import children as children_of
 
 RSS_LIMIT_MB = 300
 
@@ -172,20 +175,6 @@ async def resolved_memory(session: lspclient.Session, uris: list[str], failures:
             f"all processes, {moment}: {mb(total)} (server {mb(own)}; {parts}) "
             f"(requirement < {RSS_LIMIT_MB} MB: {verdict})"
         )
-
-
-def children_of(pid: int) -> list[int]:
-    """Processes whose parent is ``pid`` (the diagnostics worker)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                found.append(int(entry.name))
-    return found
 
 
 def main() -> int:

@@ -30,6 +30,11 @@ def _pids() -> list[int]:
     return [int(entry.name) for entry in PROC.iterdir() if entry.name.isdigit()]
 
 
+def children(parent: int) -> list[int]:
+    """The pids of ``parent``'s children, zombies included (not yet waited for)."""
+    return [pid for pid in _pids() if (stat := _stat(pid)) is not None and stat[1] == parent]
+
+
 def is_alive(process: Process) -> bool:
     """Running (a zombie has exited: only its parent has not looked yet)."""
     stat = _stat(process[0])

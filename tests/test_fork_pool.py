@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from conc_lsp.fork_pool import WorkerDied, run_forked
+from tests.live_processes import children
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the fork pool is Linux's")
 
@@ -34,17 +35,7 @@ def die_on_three(number: int, marker: str) -> int:
 
 
 def children_of_this_process() -> set[int]:
-    """Live (not zombie) and zombie children alike: /proc lists both."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == os.getpid():
-                found.add(int(entry.name))
-    return found
+    return set(children(os.getpid()))
 
 
 def test_every_result_comes_back_once_from_several_workers() -> None:
