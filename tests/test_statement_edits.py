@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from conc_lsp.analysis import statement_edit
+from conc_lsp.analysis.parse import Analyzer
 from tests import edit_fuzzer, statement_fuzzer
 
 
@@ -57,3 +58,69 @@ def test_edits_of_one_notification_carry_the_hints_of_the_last_request() -> None
     fast, reference = pair.analyses()
     assert fast.stale_hints and fast == reference
     assert any(hint.code == "trio.sleep(1)" for hint in fast.hints)
+
+
+CALLS = (
+    "import trio\n\n\nasync def f(self, key):\n"
+    "    value = await self.fetch(key, 1)\n"
+    "    with trio.CancelScope(shield=True):\n"
+    "        await trio.sleep(0)\n"
+    "    await self.done.wait()\n"
+    "    if key:\n"
+    "        await self.flush(key)\n"
+    "\n\nasync def g():\n"
+    "    await trio.sleep(1)\n"
+)
+
+
+def _taken(
+    pair: statement_fuzzer.Pair, start: tuple[int, int], end: tuple[int, int], text: str
+) -> bool:
+    """Apply the edit; whether the statement edit took it (the fast path)."""
+    counts = statement_fuzzer.Counts()
+    with statement_fuzzer.counting(counts):
+        pair.edit(start, end, text)
+    fast, reference = pair.analyses()
+    assert fast == reference
+    if statement_fuzzer.parses(pair.fast.lines):
+        assert fast.hints == Analyzer(list(pair.fast.lines)).analysis().hints
+    else:
+        assert fast.problems
+    statement_fuzzer.kept_statement_lines(pair.fast.analyzer.chunks)
+    return any(counts.results)
+
+
+def test_enter_and_backspace_inside_brackets_take_the_statement_edit() -> None:
+    """Lines added or removed inside one statement: the statement is parsed
+    again, what follows moves (hints, tree lines, the next function)."""
+    pair = statement_fuzzer.Pair.open(CALLS, min_lines=1)
+    pair.hints()
+    after_key = pair.fast.lines[4].index("key,") + 4
+    assert _taken(pair, (4, after_key), (4, after_key), "\n        ")  # Enter after `key,`
+    assert pair.fast.lines[5] == "         1)"
+    # Later edits below the moved lines: found by the moved tree lines.
+    sleep = pair.fast.lines[7].index("(0)") + 1
+    assert _taken(pair, (7, sleep), (7, sleep + 1), "")  # `trio.sleep(0)` -> `trio.sleep()`
+    assert _taken(pair, (7, sleep), (7, sleep), "0")
+    assert _taken(pair, (4, after_key), (5, 8), "")  # Backspace: the line joins back
+    assert pair.fast.lines == CALLS.split("\n")
+    assert _taken(pair, (4, after_key), (4, after_key), "\n        2,\n        key,")  # a paste
+    flush = pair.fast.lines[11].index("(") + 1
+    assert _taken(pair, (11, flush), (11, flush), "\n            ")  # in a nested block
+    assert pair.fast.lines[12] == "            key)"
+
+
+def test_line_changes_that_break_or_leave_the_statement_use_the_chunk_path() -> None:
+    pair = statement_fuzzer.Pair.open(CALLS, min_lines=1)
+    pair.hints()
+    assert not _taken(pair, (4, 10), (4, 10), "\n")  # Enter outside brackets: broken
+    assert not _taken(pair, (4, 10), (5, 0), "")  # back
+    assert not _taken(pair, (5, 0), (5, 0), "\n")  # a blank line between statements
+    assert not _taken(pair, (8, 26), (9, 0), "")  # two statements joined: broken
+
+
+def test_the_fuzzer_presses_enter_inside_statements() -> None:
+    counts = statement_fuzzer.Counts()
+    for seed in range(3):
+        statement_fuzzer.run(seed, edits=120, counts=counts)
+    assert counts.fast_line_changes >= 5

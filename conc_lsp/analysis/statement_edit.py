@@ -44,6 +44,14 @@ from conc_lsp.analysis.statement_checks import (
     group_splits_as_chunks,
     local_error,
 )
+from conc_lsp.analysis.statement_lines import (
+    first_line as _first_line,
+)
+from conc_lsp.analysis.statement_lines import (
+    moved_below,
+    shift_statements_below,
+    statement_blocks,
+)
 from conc_lsp.analysis.statement_state import (
     EditedStatement,
     EditsSinceRefresh,
@@ -57,7 +65,6 @@ MIN_LINES = 1500
 PENDING = SyntaxProblem(0, 0, "not parsed yet", 0, 0)
 _ENTRY = "_conc_entry"
 _EXIT = "_conc_exit"
-_BLOCK_FIELDS = ("body", "orelse", "finalbody")
 _DEFINITIONS = (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
 
 
@@ -231,17 +238,20 @@ def _moved(
     end: tuple[int, int],
     new_lines: list[str],
 ) -> list[Hint]:
-    """``hints`` moved through an edit that keeps the number of lines: only
-    those on the edited lines move."""
-    first_line, last_line = start[0] - chunk_start, end[0] - chunk_start
+    """``hints`` moved through an edit: those on the edited lines move as
+    parse.py moves them, those below by the lines the edit adds."""
+    low, high = start[0] - chunk_start, end[0] - chunk_start
+    delta = len(new_lines) - 1 - (end[0] - start[0])
     moved: list[Hint] = []
     for hint in hints:
-        if first_line <= hint.line <= last_line or first_line <= hint.keyword_line <= last_line:
+        if hint.line < low and hint.keyword_line < low:
+            moved.append(hint)
+        elif hint.line > high and hint.keyword_line > high:
+            moved.append(hint.shifted(delta) if delta else hint)
+        else:
             landed = move_hint(hint, chunk_start, start, end, new_lines)
             if landed is not None:
                 moved.append(landed)
-        else:
-            moved.append(hint)
     return moved
 
 
@@ -275,9 +285,10 @@ def _edit(
 ) -> bool:
     chunk = chunks[index]
     state = chunk.statements
-    if state is None or chunk.dirty or len(new_lines) - 1 != end[0] - start[0]:
+    if state is None or chunk.dirty:
         return False
-    if (chunk.problem is None) != (state.broken is None):
+    delta = len(new_lines) - 1 - (end[0] - start[0])
+    if (chunk.problem is None) != (state.broken is None) or (delta and state.broken):
         return False
     for other in chunks:
         if other is not chunk and (other.dirty or other.problem is not None):
@@ -292,22 +303,28 @@ def _edit(
         target = find_statement(state.tree, first_edited, last_edited)
         if target is None:
             return False
-    text = _statement_lines(state, target, lines_after, shift)
+    text = _statement_lines(state, target, lines_after, shift, delta)
     if text is None:
         return False
     since = chunk.edited or EditsSinceRefresh(chunk.hints, [])
     try:
         wrapped = parse_fragment(["if 1:", *text])
     except SyntaxError as error:
+        if delta:  # a broken statement keeps the lines of its last parse
+            return False
         edit = (start, end, new_lines)
         done = _broken(chunks, index, state, target, text, error, edit, lines_after)
     except PARSE_ERRORS:
         return False
     else:
-        done = _splice(chunk, state, target, text, wrapped, table)
+        done = _splice(chunk, state, target, text, wrapped, table, delta)
     if done:
         since.edits.append((chunk.start, start, end, new_lines))
         chunk.edited = since
+        if delta:
+            chunk.length += delta
+            for later in chunks[index + 1 :]:
+                later.start += delta
     return done
 
 
@@ -345,18 +362,7 @@ def find_statement(tree: ast.Module, first: int, last: int) -> EditedStatement |
 def _child_holding(
     node: ast.AST, first: int, last: int
 ) -> tuple[list[ast.stmt], int, ast.stmt] | None:
-    blocks: list[list[ast.stmt]] = []
-    for field in _BLOCK_FIELDS:
-        value = getattr(node, field, None)
-        if isinstance(value, list) and value:
-            blocks.append(value)
-    for handler in getattr(node, "handlers", ()):
-        blocks.append(handler.body)
-    for case in getattr(node, "cases", ()):
-        blocks.append(case.body)
-    for block in blocks:
-        if not isinstance(block[0], ast.stmt):
-            continue
+    for block in statement_blocks(node):
         position = bisect_right(block, first, key=_first_line) - 1
         if position < 0:
             continue
@@ -366,21 +372,19 @@ def _child_holding(
     return None
 
 
-def _first_line(statement: ast.stmt) -> int:
-    decorators: list[ast.expr] | None = getattr(statement, "decorator_list", None)
-    if decorators:
-        return min(statement.lineno, decorators[0].lineno)
-    return statement.lineno
-
-
 def _statement_lines(
-    state: StatementState, target: EditedStatement, lines_after: list[str], shift: int
+    state: StatementState,
+    target: EditedStatement,
+    lines_after: list[str],
+    shift: int,
+    delta: int,
 ) -> list[str] | None:
-    """The statement's lines after the edit, in tree form; None when its
-    indentation changed (the first line's, or a line less indented than it)."""
+    """The statement's lines after the edit (``delta`` lines more), in tree
+    form; None when its indentation changed (the first line's, or a line
+    less indented than it)."""
     strip = state.strip
     text: list[str] = []
-    for line_number in range(target.first, target.last + 1):
+    for line_number in range(target.first, target.last + delta + 1):
         line = lines_after[line_number - shift]
         if strip:
             if line.startswith(strip):
@@ -420,6 +424,7 @@ def _splice(
     text: list[str],
     wrapped: ast.Module,
     table: ImportTable,
+    delta: int,
 ) -> bool:
     outer = wrapped.body
     if len(outer) != 1 or not isinstance(outer[0], ast.If) or len(outer[0].body) != 1:
@@ -429,7 +434,7 @@ def _splice(
     if new.col_offset != old.col_offset:
         return False
     ast.increment_lineno(new, target.first - 2)
-    if _first_line(new) != target.first or new.end_lineno != target.last:
+    if _first_line(new) != target.first or new.end_lineno != target.last + delta:
         return False
     entry = getattr(old, _ENTRY, None)
     if not isinstance(entry, _Entry):
@@ -448,11 +453,12 @@ def _splice(
         ):
             return False
     flags = bytearray(state.flags)
-    for offset, line in enumerate(text):
-        flags[target.first + offset] = 1 if KEYWORDS.search(line) else 0
+    flags[target.first : target.last + 1] = bytes(
+        1 if KEYWORDS.search(line) else 0 for line in text
+    )
     counts = list(accumulate(flags))
     for ancestor in target.ancestors:
-        last = min(ancestor.end_lineno or ancestor.lineno, len(counts) - 1)
+        last = min((ancestor.end_lineno or ancestor.lineno) + delta, len(counts) - 1)
         if counts[last] - counts[_first_line(ancestor) - 1] <= 0:
             return False  # the walk would skip it now
     lines = list(state.lines)
@@ -486,6 +492,12 @@ def _splice(
     fresh = collector.hints
     if state.line_offset:
         fresh = [hint.shifted(-state.line_offset) for hint in fresh]
+    if delta:
+        below = moved_below(hints, high, delta)
+        if below is None:
+            return False
+        shift_statements_below(state.tree, target.last, delta, old)
+        hints = below
     siblings[target.index] = new
     state.lines, state.flags, state.counts = lines, flags, counts
     state.hints = [*hints[:cut], *fresh, *hints[cut + len(inside) :]]
