@@ -11,8 +11,8 @@ backslashes, `#`), break and repair lines, change indentation, press Enter,
 and type whole lines that change the walk's state: `yield`, `with
 trio.CancelScope(shield=True):`, `scope = trio.CancelScope()`,
 `scope.shield = True`, `try:` / `finally:`, `return`; Enter after an open
-bracket or a comma, a line joined to the one above, a few lines pasted
-(edits that change the number of lines: `Counts` tells how many took the
+bracket or a comma or at the end of a line, a line joined to the one above,
+a few lines pasted (edits that change the number of lines: `Counts` tells how many took the
 statement edit).  After every edit the kept trees' statements must sit on
 the lines a fresh parse gives them (statement_lines.py moves only those).
 
@@ -270,8 +270,10 @@ def random_edit(
         if indent and rng.random() < 0.5:
             return (line, 0), (line, min(4, indent)), ""
         return (line, 0), (line, 0), "    "
-    if choice < 0.84:  # Enter, or join with the next line
+    if choice < 0.84:  # Enter (often at the end of the line), or join with the next line
         if rng.random() < 0.6 or line + 1 >= len(lines):
+            if rng.random() < 0.4:
+                column = len(text)
             return (line, column), (line, column), "\n" + " " * indent
         return (line, len(text)), (line + 1, 0), ""
     if choice < 0.88:  # Enter after an open bracket or a comma, or paste lines there

@@ -110,12 +110,12 @@ def test_enter_and_backspace_inside_brackets_take_the_statement_edit() -> None:
     assert pair.fast.lines[12] == "            key)"
 
 
-def test_line_changes_that_break_or_leave_the_statement_use_the_chunk_path() -> None:
+def test_line_changes_that_break_the_statement_use_the_chunk_path() -> None:
     pair = statement_fuzzer.Pair.open(CALLS, min_lines=1)
     pair.hints()
     assert not _taken(pair, (4, 10), (4, 10), "\n")  # Enter outside brackets: broken
     assert not _taken(pair, (4, 10), (5, 0), "")  # back
-    assert not _taken(pair, (5, 0), (5, 0), "\n")  # a blank line between statements
+    assert _taken(pair, (5, 0), (5, 0), "\n")  # a blank line above: parsed with the one above
     assert not _taken(pair, (8, 26), (9, 0), "")  # two statements joined: broken
 
 
@@ -124,3 +124,30 @@ def test_the_fuzzer_presses_enter_inside_statements() -> None:
     for seed in range(3):
         statement_fuzzer.run(seed, edits=120, counts=counts)
     assert counts.fast_line_changes >= 5
+
+
+def test_a_new_line_typed_below_a_statement_takes_the_statement_edit() -> None:
+    """Enter at the end of a statement, a statement typed on the new line key
+    by key, then taken back: the statement and the blank lines below it (up
+    to its next sibling) are parsed again; a statement that ends a block
+    ends the blocks holding it where the new statements end."""
+    pair = statement_fuzzer.Pair.open(CALLS, min_lines=1)
+    pair.hints()
+    end = len(pair.fast.lines[4])
+    assert _taken(pair, (4, end), (4, end), "\n    ")  # Enter: a blank line below
+    typed = "await trio.sleep(2)"
+    for column, character in enumerate("await trio.sleep", start=4):
+        assert _taken(pair, (5, column), (5, column), character)
+    assert _taken(pair, (5, 20), (5, 20), "()")  # the editor closes the bracket
+    assert _taken(pair, (5, 21), (5, 21), "2")
+    assert pair.fast.lines[5] == f"    {typed}"
+    assert any(hint.code == "trio.sleep(2)" for hint in pair.analyses()[0].hints)
+    assert _taken(pair, (5, 4), (5, 4 + len(typed)), "")
+    assert _taken(pair, (4, end), (5, 4), "")  # Backspace: the blank line goes
+    assert pair.fast.lines == CALLS.split("\n")
+    # The last statement of `f`, inside an `if`: Enter below it is taken; a
+    # line typed there may belong to either block or to none (the chunk path).
+    end = len(pair.fast.lines[9])
+    assert _taken(pair, (9, end), (9, end), "\n        ")
+    assert _taken(pair, (9, end), (9, end), "\n    ")
+    assert not _taken(pair, (10, 8), (10, 8), "await trio.sleep(3)")

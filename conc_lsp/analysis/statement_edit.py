@@ -45,12 +45,15 @@ from conc_lsp.analysis.statement_checks import (
     local_error,
 )
 from conc_lsp.analysis.statement_lines import (
-    first_line as _first_line,
-)
-from conc_lsp.analysis.statement_lines import (
+    ancestor_ends,
     moved_below,
     shift_statements_below,
+    statement_and_gap,
     statement_blocks,
+    with_previous,
+)
+from conc_lsp.analysis.statement_lines import (
+    first_line as _first_line,
 )
 from conc_lsp.analysis.statement_state import (
     EditedStatement,
@@ -304,7 +307,12 @@ def _edit(
         if target is None:
             return False
     text = _statement_lines(state, target, lines_after, shift, delta)
-    if text is None:
+    if text is None and state.broken is None:
+        # A statement blanked or deleted: parse it with the one above.
+        target = with_previous(target)
+        if target is not None:
+            text = _statement_lines(state, target, lines_after, shift, delta)
+    if text is None or target is None:
         return False
     since = chunk.edited or EditsSinceRefresh(chunk.hints, [])
     try:
@@ -329,7 +337,9 @@ def _edit(
 
 
 def find_statement(tree: ast.Module, first: int, last: int) -> EditedStatement | None:
-    """The deepest statement inside a function whose lines hold lines first..last."""
+    """The deepest statement inside a function whose lines hold lines
+    first..last; or, when they reach into the blank or comment lines after
+    a statement (not the last of its block), that statement and those lines."""
     parent: ast.AST = tree
     ancestors: list[ast.stmt] = []
     found: EditedStatement | None = None
@@ -337,6 +347,19 @@ def find_statement(tree: ast.Module, first: int, last: int) -> EditedStatement |
     while True:
         child = _child_holding(parent, first, last)
         if child is None:
+            if in_function or isinstance(parent, ast.FunctionDef | ast.AsyncFunctionDef):
+                gap = statement_and_gap(parent, first, last)
+                if gap is not None:
+                    siblings, position, statement, end = gap
+                    return EditedStatement(
+                        statement,
+                        parent,
+                        siblings,
+                        position,
+                        _first_line(statement),
+                        end,
+                        ancestors,
+                    )
             break
         siblings, position, statement = child
         found = EditedStatement(
@@ -411,10 +434,10 @@ def _statement_lines(
 
 def _shares_a_line(target: EditedStatement) -> bool:
     """Another statement on the statement's first or last line (`a; b`)."""
-    siblings, index = target.siblings, target.index
+    siblings, index, following = target.siblings, target.index, target.index + target.count
     if index > 0 and (siblings[index - 1].end_lineno or 0) >= target.first:
         return True
-    return index + 1 < len(siblings) and _first_line(siblings[index + 1]) <= target.last
+    return following < len(siblings) and _first_line(siblings[following]) <= target.last
 
 
 def _splice(
@@ -427,29 +450,29 @@ def _splice(
     delta: int,
 ) -> bool:
     outer = wrapped.body
-    if len(outer) != 1 or not isinstance(outer[0], ast.If) or len(outer[0].body) != 1:
+    if len(outer) != 1 or not isinstance(outer[0], ast.If):
         return False
-    old = target.statement
-    new = outer[0].body[0]
-    if new.col_offset != old.col_offset:
+    old = target.statement  # the first edited statement
+    replaced_last = target.siblings[target.index + target.count - 1]
+    news = outer[0].body  # one statement, or more when lines were added
+    if news[0].col_offset != old.col_offset:
         return False
-    ast.increment_lineno(new, target.first - 2)
-    if _first_line(new) != target.first or new.end_lineno != target.last + delta:
+    for new in news:
+        ast.increment_lineno(new, target.first - 2)
+    if _first_line(news[0]) != target.first or (news[-1].end_lineno or 0) > target.last + delta:
         return False
     entry = getattr(old, _ENTRY, None)
     if not isinstance(entry, _Entry):
         return False
     parent, siblings = target.parent, target.siblings
-    replaced = [*siblings[: target.index], new, *siblings[target.index + 1 :]]
+    replaced = [*siblings[: target.index], *news, *siblings[target.index + target.count :]]
     if isinstance(parent, ast.If):
         # The walk of an `if` looks at how its branches end, and takes a
         # lone `if` in the `else` as an `elif`.
         if falls_through(siblings) != falls_through(replaced):
             return False
-        if (
-            siblings is parent.orelse
-            and len(siblings) == 1
-            and (isinstance(old, ast.If) or isinstance(new, ast.If))
+        if siblings is parent.orelse and any(
+            len(block) == 1 and isinstance(block[0], ast.If) for block in (siblings, replaced)
         ):
             return False
     flags = bytearray(state.flags)
@@ -457,9 +480,9 @@ def _splice(
         1 if KEYWORDS.search(line) else 0 for line in text
     )
     counts = list(accumulate(flags))
-    for ancestor in target.ancestors:
-        last = min((ancestor.end_lineno or ancestor.lineno) + delta, len(counts) - 1)
-        if counts[last] - counts[_first_line(ancestor) - 1] <= 0:
+    ends = ancestor_ends(target.ancestors, target.last, delta, news[-1].end_lineno or 0)
+    for ancestor, end in zip(target.ancestors, ends, strict=True):
+        if counts[min(end, len(counts) - 1)] - counts[_first_line(ancestor) - 1] <= 0:
             return False  # the walk would skip it now
     lines = list(state.lines)
     lines[target.first - 1 : target.last] = text
@@ -475,10 +498,10 @@ def _splice(
     )
     collector._scope_names = entry.scopes
     try:
-        collector._block([new], walked, entry.context, entry.prefix)
+        collector._block(news, walked, entry.context, entry.prefix)
     except RecursionError:
         return False
-    if getattr(new, _EXIT) != getattr(old, _EXIT):
+    if getattr(news[-1], _EXIT) != getattr(replaced_last, _EXIT):
         return False  # what follows is walked in another state
     low = target.first - 1 - state.line_offset
     high = target.last - 1 - state.line_offset
@@ -496,9 +519,11 @@ def _splice(
         below = moved_below(hints, high, delta)
         if below is None:
             return False
-        shift_statements_below(state.tree, target.last, delta, old)
+        shift_statements_below(state.tree, target.last, delta, replaced_last)
         hints = below
-    siblings[target.index] = new
+    for ancestor, end in zip(target.ancestors, ends, strict=True):
+        ancestor.end_lineno = end
+    siblings[target.index : target.index + target.count] = news
     state.lines, state.flags, state.counts = lines, flags, counts
     state.hints = [*hints[:cut], *fresh, *hints[cut + len(inside) :]]
     state.broken = None

@@ -18,6 +18,7 @@ import ast
 from bisect import bisect_right
 
 from conc_lsp.analysis.model import Hint
+from conc_lsp.analysis.statement_state import EditedStatement
 
 _BLOCK_FIELDS = ("body", "orelse", "finalbody")
 
@@ -43,19 +44,64 @@ def first_line(statement: ast.stmt) -> int:
     return statement.lineno
 
 
+def statement_and_gap(
+    node: ast.AST, first: int, last: int
+) -> tuple[list[ast.stmt], int, ast.stmt, int] | None:
+    """A statement of ``node``'s blocks that lines first..last start in, when
+    they end in the blank or comment lines before its next sibling (Enter
+    at the end of a statement, a line typed below it): the statement, where
+    it hangs and the last line before that sibling."""
+    for block in statement_blocks(node):
+        position = bisect_right(block, first, key=first_line) - 1
+        if 0 <= position < len(block) - 1:
+            following = first_line(block[position + 1])
+            if last < following:
+                return block, position, block[position], following - 1
+    return None
+
+
+def with_previous(target: EditedStatement) -> EditedStatement | None:
+    """The edited statements and the sibling above them (a statement whose
+    lines are deleted or blanked joins the one above it, with the blank
+    lines between them)."""
+    if target.index == 0:
+        return None
+    previous = target.siblings[target.index - 1]
+    return EditedStatement(
+        previous,
+        target.parent,
+        target.siblings,
+        target.index - 1,
+        first_line(previous),
+        target.last,
+        target.ancestors,
+        target.count + 1,
+    )
+
+
 def shift_statements_below(root: ast.AST, line: int, delta: int, skip: ast.stmt) -> None:
     """Move by ``delta`` lines every statement of ``root`` that starts below
-    ``line``, and the end of every statement that holds ``line`` (``skip``,
-    the statement being replaced, and what it holds stay as they are)."""
+    ``line`` (``skip``, the statement being replaced, and what it holds stay
+    as they are; so do the statements holding ``line``: see `ancestor_ends`)."""
     for block in statement_blocks(root):
         position = bisect_right(block, line, key=first_line)
         if position:
             holder = block[position - 1]
             if holder is not skip and (holder.end_lineno or holder.lineno) >= line:
-                holder.end_lineno = (holder.end_lineno or holder.lineno) + delta
                 shift_statements_below(holder, line, delta, skip)
         for statement in block[position:]:
             _shift_statement(statement, delta)
+
+
+def ancestor_ends(ancestors: list[ast.stmt], last: int, delta: int, new_end: int) -> list[int]:
+    """The last lines of the statements holding an edited region that ended on
+    ``last``: those going on below it move by ``delta``; those it ended
+    (its statement was their last) now end where the new statements end."""
+    ends: list[int] = []
+    for ancestor in ancestors:
+        end = ancestor.end_lineno or ancestor.lineno
+        ends.append(end + delta if end > last else new_end)
+    return ends
 
 
 def _shift_statement(statement: ast.stmt, delta: int) -> None:
