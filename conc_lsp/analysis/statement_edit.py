@@ -9,7 +9,16 @@ parse of that statement (its lines verbatim under `if 1:`, so columns stay
 exact) and a walk of it from its recorded state; when the walk leaves it in
 the recorded state, every later hint is unchanged.
 
-When the statement does not parse and nothing around it can heal it (no
+An edit that adds or removes lines (Enter inside brackets, a line joined to
+the one above, lines pasted) works the same way when the statement still
+parses: what follows moves (statement_lines.py).  So does an edit in the
+blank lines below a statement that has a next sibling (Enter at its end, a
+statement typed there): that statement and those lines are parsed again,
+and may become several statements; a statement blanked out is parsed with
+the sibling above it.
+
+When the statement does not parse after an edit that kept the number of
+lines, and nothing around it can heal it (no
 bracket, string or continuation left open, no clause or decorator waiting
 for a neighbour, the same indentation), the chunk keeps its hints moved
 through the edit, as parse.py does for a broken function; the syntax
