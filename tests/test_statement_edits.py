@@ -145,6 +145,11 @@ def test_a_new_line_typed_below_a_statement_takes_the_statement_edit() -> None:
     assert _taken(pair, (5, 4), (5, 4 + len(typed)), "")
     assert _taken(pair, (4, end), (5, 4), "")  # Backspace: the blank line goes
     assert pair.fast.lines == CALLS.split("\n")
+    # Backspace at the start of the statement below a blank line: the blank
+    # line and that statement join (two statements parsed again).
+    assert _taken(pair, (4, end), (4, end), "\n")
+    assert _taken(pair, (5, 0), (6, 0), "")
+    assert pair.fast.lines == CALLS.split("\n")
     # The last statement of `f`, inside an `if`: Enter below it is taken; a
     # line typed there may belong to either block or to none (the chunk path).
     end = len(pair.fast.lines[9])

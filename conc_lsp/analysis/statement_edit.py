@@ -57,8 +57,8 @@ from conc_lsp.analysis.statement_lines import (
     ancestor_ends,
     moved_below,
     shift_statements_below,
-    statement_and_gap,
     statement_blocks,
+    statements_and_gaps,
     with_previous,
 )
 from conc_lsp.analysis.statement_lines import (
@@ -348,7 +348,8 @@ def _edit(
 def find_statement(tree: ast.Module, first: int, last: int) -> EditedStatement | None:
     """The deepest statement inside a function whose lines hold lines
     first..last; or, when they reach into the blank or comment lines after
-    a statement (not the last of its block), that statement and those lines."""
+    a statement or into its next siblings, those statements and the blank
+    lines after them (`statements_and_gaps`)."""
     parent: ast.AST = tree
     ancestors: list[ast.stmt] = []
     found: EditedStatement | None = None
@@ -357,17 +358,13 @@ def find_statement(tree: ast.Module, first: int, last: int) -> EditedStatement |
         child = _child_holding(parent, first, last)
         if child is None:
             if in_function or isinstance(parent, ast.FunctionDef | ast.AsyncFunctionDef):
-                gap = statement_and_gap(parent, first, last)
-                if gap is not None:
-                    siblings, position, statement, end = gap
+                run = statements_and_gaps(parent, first, last)
+                if run is not None:
+                    siblings, position, count, end = run
+                    statement = siblings[position]
+                    first_of_run = _first_line(statement)
                     return EditedStatement(
-                        statement,
-                        parent,
-                        siblings,
-                        position,
-                        _first_line(statement),
-                        end,
-                        ancestors,
+                        statement, parent, siblings, position, first_of_run, end, ancestors, count
                     )
             break
         siblings, position, statement = child

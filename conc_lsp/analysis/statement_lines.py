@@ -44,19 +44,27 @@ def first_line(statement: ast.stmt) -> int:
     return statement.lineno
 
 
-def statement_and_gap(
+def statements_and_gaps(
     node: ast.AST, first: int, last: int
-) -> tuple[list[ast.stmt], int, ast.stmt, int] | None:
-    """A statement of ``node``'s blocks that lines first..last start in, when
-    they end in the blank or comment lines before its next sibling (Enter
-    at the end of a statement, a line typed below it): the statement, where
-    it hangs and the last line before that sibling."""
+) -> tuple[list[ast.stmt], int, int, int] | None:
+    """The statements of one of ``node``'s blocks that lines first..last start
+    in, when no one of them holds those lines: from the statement line
+    ``first`` is in (or in the blank and comment lines after) to the one line
+    ``last`` is in, with the blank and comment lines before the next sibling
+    (Enter at the end of a statement, a line typed below it, a blank line
+    deleted, two lines joined).  Returns the block, the first statement's
+    position, how many statements, and the region's last line."""
     for block in statement_blocks(node):
         position = bisect_right(block, first, key=first_line) - 1
-        if 0 <= position < len(block) - 1:
-            following = first_line(block[position + 1])
-            if last < following:
-                return block, position, block[position], following - 1
+        if position < 0:
+            continue
+        through = bisect_right(block, last, key=first_line) - 1
+        if through + 1 < len(block):
+            end = first_line(block[through + 1]) - 1
+        else:
+            end = block[through].end_lineno or block[through].lineno
+        if last <= end:
+            return block, position, through - position + 1, end
     return None
 
 
