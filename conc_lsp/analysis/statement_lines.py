@@ -38,6 +38,7 @@ def statement_blocks(node: ast.AST) -> list[list[ast.stmt]]:
 
 
 def first_line(statement: ast.stmt) -> int:
+    """The statement's first line, its decorators included."""
     decorators: list[ast.expr] | None = getattr(statement, "decorator_list", None)
     if decorators:
         return min(statement.lineno, decorators[0].lineno)
