@@ -81,10 +81,11 @@ def statement_edits(edits: int, run_length: int, started: float) -> int:
     """tests/statement_fuzzer.py over seeds; an assertion error is a drift."""
     done = seed = 0
     drifts: list[str] = []
+    counts = statement_fuzzer.Counts()
     while done < edits:
         length = min(run_length, edits - done)
         try:
-            statement_fuzzer.run(seed, length)
+            statement_fuzzer.run(seed, length, counts=counts)
         except AssertionError as error:
             drifts.append(f"seed {seed}: {error}")
         done += length
@@ -94,6 +95,10 @@ def statement_edits(edits: int, run_length: int, started: float) -> int:
     print(
         f"statement edits: {done:,} edits in {seed} runs, drifts: {len(drifts)} {verdict}; "
         f"{elapsed:.0f} s"
+    )
+    print(
+        f"  statement edits taken: {counts.fast:,}; edits changing the number of lines: "
+        f"{counts.line_changes:,}, taken by the statement edit: {counts.fast_line_changes:,}"
     )
     for drift in drifts[:5]:
         print(" ", drift[:400])

@@ -10,7 +10,11 @@ changes of one notification do).  Edits type and delete characters (brackets, co
 backslashes, `#`), break and repair lines, change indentation, press Enter,
 and type whole lines that change the walk's state: `yield`, `with
 trio.CancelScope(shield=True):`, `scope = trio.CancelScope()`,
-`scope.shield = True`, `try:` / `finally:`, `return`.
+`scope.shield = True`, `try:` / `finally:`, `return`; Enter after an open
+bracket or a comma or at the end of a line, a line joined to the one above,
+a few lines pasted (edits that change the number of lines: `Counts` tells how many took the
+statement edit).  After every edit the kept trees' statements must sit on
+the lines a fresh parse gives them (statement_lines.py moves only those).
 
 Used by tests/test_statement_edits.py (fixed seeds) and by
 benchmarks/fuzz_edits.py --statements (many seeds).
@@ -18,12 +22,14 @@ benchmarks/fuzz_edits.py --statements (many seeds).
 
 from __future__ import annotations
 
+import ast
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from conc_lsp.analysis import statement_edit
+from conc_lsp.analysis import parse, statement_edit
+from conc_lsp.analysis.chunks import Chunk
 from conc_lsp.analysis.fragments import PARSE_ERRORS, parse_fragment
 from conc_lsp.analysis.model import Hint, ModuleAnalysis
 from conc_lsp.analysis.parse import Analyzer
@@ -155,6 +161,61 @@ def keeping_trees(min_lines: int) -> Iterator[None]:
 
 
 @dataclass
+class Counts:
+    """Edits that change the number of lines inside a kept chunk: how many,
+    and how many the statement edit took."""
+
+    line_changes: int = 0
+    fast_line_changes: int = 0
+    fast: int = 0  # statement edits of any kind
+    results: list[bool] = field(default_factory=list)
+
+
+@contextmanager
+def counting(counts: Counts) -> Iterator[None]:
+    """Note in ``counts.results`` whether each statement edit was taken."""
+    original = parse.edit_statement
+
+    def noted(*arguments: object, **keywords: object) -> tuple[bool, object]:
+        done, state = original(*arguments, **keywords)  # type: ignore[arg-type]
+        counts.results.append(done)
+        return done, state
+
+    parse.edit_statement = noted  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        parse.edit_statement = original
+
+
+def kept_statement_lines(chunks: list[Chunk]) -> None:
+    """Every kept tree whose chunk parses has its statements on the lines a
+    fresh parse of its text gives them (raises AssertionError otherwise)."""
+    for chunk in chunks:
+        state = chunk.statements
+        if state is None or state.broken is not None or chunk.problem is not None:
+            continue
+        try:
+            fresh = parse_fragment(state.lines)
+        except PARSE_ERRORS:
+            continue  # text of other chunks of the region, edited since
+        root = state.tree.body[0]
+        match = [node for node in fresh.body if node.lineno == root.lineno]
+        assert match, f"no statement at line {root.lineno} of the kept text"
+        assert _statement_lines(root) == _statement_lines(match[0]), "kept tree lines moved"
+
+
+def _statement_lines(root: ast.AST) -> list[tuple[int, int | None, int]]:
+    found = []
+    for node in ast.walk(root):
+        if isinstance(node, ast.stmt):
+            decorators = getattr(node, "decorator_list", None)
+            first = decorators[0].lineno if decorators else node.lineno
+            found.append((node.lineno, node.end_lineno, first))
+    return found
+
+
+@dataclass
 class Pair:
     fast: Document
     reference: Document
@@ -209,10 +270,23 @@ def random_edit(
         if indent and rng.random() < 0.5:
             return (line, 0), (line, min(4, indent)), ""
         return (line, 0), (line, 0), "    "
-    if choice < 0.84:  # Enter, or join with the next line
+    if choice < 0.84:  # Enter (often at the end of the line), or join with the next line
         if rng.random() < 0.6 or line + 1 >= len(lines):
+            if rng.random() < 0.4:
+                column = len(text)
             return (line, column), (line, column), "\n" + " " * indent
         return (line, len(text)), (line + 1, 0), ""
+    if choice < 0.88:  # Enter after an open bracket or a comma, or paste lines there
+        openings = [at + 1 for at, character in enumerate(text) if character in "([{,"]
+        if openings:
+            column = rng.choice(openings)
+            deeper = "\n" + " " * (indent + 4)
+            if rng.random() < 0.7:
+                return (line, column), (line, column), deeper
+            return (line, column), (line, column), f"{deeper}1,{deeper}key,"
+        if line + 1 < len(lines):  # join the next line's code to this one
+            following = lines[line + 1]
+            return (line, len(text)), (line + 1, len(following) - len(following.lstrip())), " "
     if choice < 0.92:  # type a snippet inside the line
         return (line, column), (line, column), rng.choice(SNIPPETS)
     # delete a word
@@ -253,8 +327,11 @@ def _line_after(lines: list[str], header: str, rng: random.Random) -> int:
     return rng.randrange(len(lines))
 
 
-def run(seed: int, edits: int, units: int = 2, min_lines: int = 20) -> int:
+def run(
+    seed: int, edits: int, units: int = 2, min_lines: int = 20, counts: Counts | None = None
+) -> int:
     """Edit and compare; returns how many edits were compared (raises on a difference)."""
+    counts = counts if counts is not None else Counts()
     rng = random.Random(seed)
     text = source(units)
     pair = Pair.open(text, min_lines)
@@ -270,8 +347,16 @@ def run(seed: int, edits: int, units: int = 2, min_lines: int = 20) -> int:
             first = _line_after(lines, header, rng)
             start, end, typed = random_edit(rng, lines, first, first + units * 40)
             undo.append(_inverse(lines, start, end, typed))
-        pair.edit(start, end, typed)
+        del counts.results[:]
+        with counting(counts):
+            pair.edit(start, end, typed)
+        taken = any(counts.results)  # the reference keeps no tree: never taken
+        counts.fast += taken
+        if typed.count("\n") != end[0] - start[0]:
+            counts.line_changes += 1
+            counts.fast_line_changes += taken
         assert pair.fast.lines == pair.reference.lines
+        kept_statement_lines(pair.fast.analyzer.chunks)
         if rng.random() < 0.3:
             continue  # several edits before the next request (one notification)
         fast, reference = pair.hints()

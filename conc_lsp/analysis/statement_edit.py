@@ -9,7 +9,16 @@ parse of that statement (its lines verbatim under `if 1:`, so columns stay
 exact) and a walk of it from its recorded state; when the walk leaves it in
 the recorded state, every later hint is unchanged.
 
-When the statement does not parse and nothing around it can heal it (no
+An edit that adds or removes lines (Enter inside brackets, a line joined to
+the one above, lines pasted) works the same way when the statement still
+parses: what follows moves (statement_lines.py).  So does an edit in the
+blank lines below a statement that has a next sibling (Enter at its end, a
+statement typed there): that statement and those lines are parsed again,
+and may become several statements; a statement blanked out is parsed with
+the sibling above it.
+
+When the statement does not parse after an edit that kept the number of
+lines, and nothing around it can heal it (no
 bracket, string or continuation left open, no clause or decorator waiting
 for a neighbour, the same indentation), the chunk keeps its hints moved
 through the edit, as parse.py does for a broken function; the syntax
@@ -44,6 +53,17 @@ from conc_lsp.analysis.statement_checks import (
     group_splits_as_chunks,
     local_error,
 )
+from conc_lsp.analysis.statement_lines import (
+    ancestor_ends,
+    moved_below,
+    shift_statements_below,
+    statement_blocks,
+    statements_and_gaps,
+    with_previous,
+)
+from conc_lsp.analysis.statement_lines import (
+    first_line as _first_line,
+)
 from conc_lsp.analysis.statement_state import (
     EditedStatement,
     EditsSinceRefresh,
@@ -57,7 +77,6 @@ MIN_LINES = 1500
 PENDING = SyntaxProblem(0, 0, "not parsed yet", 0, 0)
 _ENTRY = "_conc_entry"
 _EXIT = "_conc_exit"
-_BLOCK_FIELDS = ("body", "orelse", "finalbody")
 _DEFINITIONS = (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
 
 
@@ -231,17 +250,20 @@ def _moved(
     end: tuple[int, int],
     new_lines: list[str],
 ) -> list[Hint]:
-    """``hints`` moved through an edit that keeps the number of lines: only
-    those on the edited lines move."""
-    first_line, last_line = start[0] - chunk_start, end[0] - chunk_start
+    """``hints`` moved through an edit: those on the edited lines move as
+    parse.py moves them, those below by the lines the edit adds."""
+    low, high = start[0] - chunk_start, end[0] - chunk_start
+    delta = len(new_lines) - 1 - (end[0] - start[0])
     moved: list[Hint] = []
     for hint in hints:
-        if first_line <= hint.line <= last_line or first_line <= hint.keyword_line <= last_line:
+        if hint.line < low and hint.keyword_line < low:
+            moved.append(hint)
+        elif hint.line > high and hint.keyword_line > high:
+            moved.append(hint.shifted(delta) if delta else hint)
+        else:
             landed = move_hint(hint, chunk_start, start, end, new_lines)
             if landed is not None:
                 moved.append(landed)
-        else:
-            moved.append(hint)
     return moved
 
 
@@ -275,9 +297,10 @@ def _edit(
 ) -> bool:
     chunk = chunks[index]
     state = chunk.statements
-    if state is None or chunk.dirty or len(new_lines) - 1 != end[0] - start[0]:
+    if state is None or chunk.dirty:
         return False
-    if (chunk.problem is None) != (state.broken is None):
+    delta = len(new_lines) - 1 - (end[0] - start[0])
+    if (chunk.problem is None) != (state.broken is None) or (delta and state.broken):
         return False
     for other in chunks:
         if other is not chunk and (other.dirty or other.problem is not None):
@@ -292,27 +315,41 @@ def _edit(
         target = find_statement(state.tree, first_edited, last_edited)
         if target is None:
             return False
-    text = _statement_lines(state, target, lines_after, shift)
-    if text is None:
+    text = _statement_lines(state, target, lines_after, shift, delta)
+    if text is None and state.broken is None:
+        # A statement blanked or deleted: parse it with the one above.
+        target = with_previous(target)
+        if target is not None:
+            text = _statement_lines(state, target, lines_after, shift, delta)
+    if text is None or target is None:
         return False
     since = chunk.edited or EditsSinceRefresh(chunk.hints, [])
     try:
         wrapped = parse_fragment(["if 1:", *text])
     except SyntaxError as error:
+        if delta:  # a broken statement keeps the lines of its last parse
+            return False
         edit = (start, end, new_lines)
         done = _broken(chunks, index, state, target, text, error, edit, lines_after)
     except PARSE_ERRORS:
         return False
     else:
-        done = _splice(chunk, state, target, text, wrapped, table)
+        done = _splice(chunk, state, target, text, wrapped, table, delta)
     if done:
         since.edits.append((chunk.start, start, end, new_lines))
         chunk.edited = since
+        if delta:
+            chunk.length += delta
+            for later in chunks[index + 1 :]:
+                later.start += delta
     return done
 
 
 def find_statement(tree: ast.Module, first: int, last: int) -> EditedStatement | None:
-    """The deepest statement inside a function whose lines hold lines first..last."""
+    """The deepest statement inside a function whose lines hold lines
+    first..last; or, when they reach into the blank or comment lines after
+    a statement or into its next siblings, those statements and the blank
+    lines after them (`statements_and_gaps`)."""
     parent: ast.AST = tree
     ancestors: list[ast.stmt] = []
     found: EditedStatement | None = None
@@ -320,6 +357,15 @@ def find_statement(tree: ast.Module, first: int, last: int) -> EditedStatement |
     while True:
         child = _child_holding(parent, first, last)
         if child is None:
+            if in_function or isinstance(parent, ast.FunctionDef | ast.AsyncFunctionDef):
+                run = statements_and_gaps(parent, first, last)
+                if run is not None:
+                    siblings, position, count, end = run
+                    statement = siblings[position]
+                    first_of_run = _first_line(statement)
+                    return EditedStatement(
+                        statement, parent, siblings, position, first_of_run, end, ancestors, count
+                    )
             break
         siblings, position, statement = child
         found = EditedStatement(
@@ -345,18 +391,7 @@ def find_statement(tree: ast.Module, first: int, last: int) -> EditedStatement |
 def _child_holding(
     node: ast.AST, first: int, last: int
 ) -> tuple[list[ast.stmt], int, ast.stmt] | None:
-    blocks: list[list[ast.stmt]] = []
-    for field in _BLOCK_FIELDS:
-        value = getattr(node, field, None)
-        if isinstance(value, list) and value:
-            blocks.append(value)
-    for handler in getattr(node, "handlers", ()):
-        blocks.append(handler.body)
-    for case in getattr(node, "cases", ()):
-        blocks.append(case.body)
-    for block in blocks:
-        if not isinstance(block[0], ast.stmt):
-            continue
+    for block in statement_blocks(node):
         position = bisect_right(block, first, key=_first_line) - 1
         if position < 0:
             continue
@@ -366,21 +401,19 @@ def _child_holding(
     return None
 
 
-def _first_line(statement: ast.stmt) -> int:
-    decorators: list[ast.expr] | None = getattr(statement, "decorator_list", None)
-    if decorators:
-        return min(statement.lineno, decorators[0].lineno)
-    return statement.lineno
-
-
 def _statement_lines(
-    state: StatementState, target: EditedStatement, lines_after: list[str], shift: int
+    state: StatementState,
+    target: EditedStatement,
+    lines_after: list[str],
+    shift: int,
+    delta: int,
 ) -> list[str] | None:
-    """The statement's lines after the edit, in tree form; None when its
-    indentation changed (the first line's, or a line less indented than it)."""
+    """The statement's lines after the edit (``delta`` lines more), in tree
+    form; None when its indentation changed (the first line's, or a line
+    less indented than it)."""
     strip = state.strip
     text: list[str] = []
-    for line_number in range(target.first, target.last + 1):
+    for line_number in range(target.first, target.last + delta + 1):
         line = lines_after[line_number - shift]
         if strip:
             if line.startswith(strip):
@@ -407,10 +440,10 @@ def _statement_lines(
 
 def _shares_a_line(target: EditedStatement) -> bool:
     """Another statement on the statement's first or last line (`a; b`)."""
-    siblings, index = target.siblings, target.index
+    siblings, index, following = target.siblings, target.index, target.index + target.count
     if index > 0 and (siblings[index - 1].end_lineno or 0) >= target.first:
         return True
-    return index + 1 < len(siblings) and _first_line(siblings[index + 1]) <= target.last
+    return following < len(siblings) and _first_line(siblings[following]) <= target.last
 
 
 def _splice(
@@ -420,40 +453,42 @@ def _splice(
     text: list[str],
     wrapped: ast.Module,
     table: ImportTable,
+    delta: int,
 ) -> bool:
     outer = wrapped.body
-    if len(outer) != 1 or not isinstance(outer[0], ast.If) or len(outer[0].body) != 1:
+    if len(outer) != 1 or not isinstance(outer[0], ast.If):
         return False
-    old = target.statement
-    new = outer[0].body[0]
-    if new.col_offset != old.col_offset:
+    old = target.statement  # the first edited statement
+    replaced_last = target.siblings[target.index + target.count - 1]
+    news = outer[0].body  # one statement, or more when lines were added
+    if news[0].col_offset != old.col_offset:
         return False
-    ast.increment_lineno(new, target.first - 2)
-    if _first_line(new) != target.first or new.end_lineno != target.last:
+    for new in news:
+        ast.increment_lineno(new, target.first - 2)
+    if _first_line(news[0]) != target.first or (news[-1].end_lineno or 0) > target.last + delta:
         return False
     entry = getattr(old, _ENTRY, None)
     if not isinstance(entry, _Entry):
         return False
     parent, siblings = target.parent, target.siblings
-    replaced = [*siblings[: target.index], new, *siblings[target.index + 1 :]]
+    replaced = [*siblings[: target.index], *news, *siblings[target.index + target.count :]]
     if isinstance(parent, ast.If):
         # The walk of an `if` looks at how its branches end, and takes a
         # lone `if` in the `else` as an `elif`.
         if falls_through(siblings) != falls_through(replaced):
             return False
-        if (
-            siblings is parent.orelse
-            and len(siblings) == 1
-            and (isinstance(old, ast.If) or isinstance(new, ast.If))
+        if siblings is parent.orelse and any(
+            len(block) == 1 and isinstance(block[0], ast.If) for block in (siblings, replaced)
         ):
             return False
     flags = bytearray(state.flags)
-    for offset, line in enumerate(text):
-        flags[target.first + offset] = 1 if KEYWORDS.search(line) else 0
+    flags[target.first : target.last + 1] = bytes(
+        1 if KEYWORDS.search(line) else 0 for line in text
+    )
     counts = list(accumulate(flags))
-    for ancestor in target.ancestors:
-        last = min(ancestor.end_lineno or ancestor.lineno, len(counts) - 1)
-        if counts[last] - counts[_first_line(ancestor) - 1] <= 0:
+    ends = ancestor_ends(target.ancestors, target.last, delta, news[-1].end_lineno or 0)
+    for ancestor, end in zip(target.ancestors, ends, strict=True):
+        if counts[min(end, len(counts) - 1)] - counts[_first_line(ancestor) - 1] <= 0:
             return False  # the walk would skip it now
     lines = list(state.lines)
     lines[target.first - 1 : target.last] = text
@@ -469,10 +504,10 @@ def _splice(
     )
     collector._scope_names = entry.scopes
     try:
-        collector._block([new], walked, entry.context, entry.prefix)
+        collector._block(news, walked, entry.context, entry.prefix)
     except RecursionError:
         return False
-    if getattr(new, _EXIT) != getattr(old, _EXIT):
+    if getattr(news[-1], _EXIT) != getattr(replaced_last, _EXIT):
         return False  # what follows is walked in another state
     low = target.first - 1 - state.line_offset
     high = target.last - 1 - state.line_offset
@@ -486,7 +521,15 @@ def _splice(
     fresh = collector.hints
     if state.line_offset:
         fresh = [hint.shifted(-state.line_offset) for hint in fresh]
-    siblings[target.index] = new
+    if delta:
+        below = moved_below(hints, high, delta)
+        if below is None:
+            return False
+        shift_statements_below(state.tree, target.last, delta, replaced_last)
+        hints = below
+    for ancestor, end in zip(target.ancestors, ends, strict=True):
+        ancestor.end_lineno = end
+    siblings[target.index : target.index + target.count] = news
     state.lines, state.flags, state.counts = lines, flags, counts
     state.hints = [*hints[:cut], *fresh, *hints[cut + len(inside) :]]
     state.broken = None

@@ -21,6 +21,7 @@ class EditedStatement:
     first: int  # tree lines (1-based) of the statement, decorators included
     last: int
     ancestors: list[ast.stmt]  # the enclosing statements, outermost first
+    count: int = 1  # siblings[index : index + count] are edited (first..last hold them)
 
 
 @dataclass(slots=True)
