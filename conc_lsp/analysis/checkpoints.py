@@ -163,16 +163,22 @@ class Collector:
         self, body: list[ast.stmt], function: _Function, context: Context, prefix: str
     ) -> None:
         for statement in body:
-            first = statement.lineno
-            decorators = getattr(statement, "decorator_list", None)
-            if decorators:
-                first = min(first, decorators[0].lineno)
-            if self._interesting(first, statement.end_lineno or first):
-                self._statement(statement, function, context, prefix)
-                if function.yield_pending:
-                    function.after_yield = True
-                    function.yield_pending = False
-            context = after_scope_assignment(statement, self._scope_names, context)
+            context = self._step(statement, function, context, prefix)
+
+    def _step(
+        self, statement: ast.stmt, function: _Function, context: Context, prefix: str
+    ) -> Context:
+        """One statement of a block: its hints; the context the next one starts in."""
+        first = statement.lineno
+        decorators = getattr(statement, "decorator_list", None)
+        if decorators:
+            first = min(first, decorators[0].lineno)
+        if self._interesting(first, statement.end_lineno or first):
+            self._statement(statement, function, context, prefix)
+            if function.yield_pending:
+                function.after_yield = True
+                function.yield_pending = False
+        return after_scope_assignment(statement, self._scope_names, context)
 
     def _statement(
         self, node: ast.stmt, function: _Function, context: Context, prefix: str

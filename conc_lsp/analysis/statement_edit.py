@@ -36,7 +36,6 @@ from conc_lsp.analysis.checkpoints import (
     Collector,
     ScopeEffect,
     _Function,
-    after_scope_assignment,
 )
 from conc_lsp.analysis.chunks import (
     Chunk,
@@ -103,22 +102,13 @@ class _Entry:
 class RecordingCollector(Collector):
     """The collector, noting on each statement it reaches its entry and exit state."""
 
-    def _block(
-        self, body: list[ast.stmt], function: _Function, context: Context, prefix: str
-    ) -> None:
-        for statement in body:
-            setattr(statement, _ENTRY, _Entry(function, context, prefix, self._scope_names))
-            first = statement.lineno
-            decorators = getattr(statement, "decorator_list", None)
-            if decorators:
-                first = min(first, decorators[0].lineno)
-            if self._interesting(first, statement.end_lineno or first):
-                self._statement(statement, function, context, prefix)
-                if function.yield_pending:
-                    function.after_yield = True
-                    function.yield_pending = False
-            context = after_scope_assignment(statement, self._scope_names, context)
-            setattr(statement, _EXIT, (context, function.after_yield, function.yield_pending))
+    def _step(
+        self, statement: ast.stmt, function: _Function, context: Context, prefix: str
+    ) -> Context:
+        setattr(statement, _ENTRY, _Entry(function, context, prefix, self._scope_names))
+        context = super()._step(statement, function, context, prefix)
+        setattr(statement, _EXIT, (context, function.after_yield, function.yield_pending))
+        return context
 
 
 def kept_statements(tree: ast.Module, indent: str, starts: list[int], length: int) -> list[int]:
