@@ -65,6 +65,18 @@ def offset_to_position(lines: list[str], offset: int) -> tuple[int, int]:
     return (len(lines) - 1, len(lines[-1]))
 
 
+def edit_at(document: Document, where: float, length: int, text: str) -> str:
+    """Replace ``length`` characters at the fraction ``where`` of the text by
+    ``text``; the whole text the edit should give."""
+    flat = "\n".join(document.lines)
+    start_offset = int(where * len(flat))
+    end_offset = min(start_offset + length, len(flat))
+    start = offset_to_position(document.lines, start_offset)
+    end = offset_to_position(document.lines, end_offset)
+    document.edit(start, end, text)
+    return flat[:start_offset] + text + flat[end_offset:]
+
+
 edits = st.lists(
     st.tuples(
         st.floats(min_value=0, max_value=1),
@@ -84,13 +96,7 @@ edits = st.lists(
 def test_random_edits_match_a_fresh_analysis(sequence: list[tuple[float, int, str]]) -> None:
     document = Document.open("file:///t.py", 1, SOURCE)
     for where, length, text in sequence:
-        flat = "\n".join(document.lines)
-        start_offset = int(where * len(flat))
-        end_offset = min(start_offset + length, len(flat))
-        start = offset_to_position(document.lines, start_offset)
-        end = offset_to_position(document.lines, end_offset)
-        document.edit(start, end, text)
-        expected_text = flat[:start_offset] + text + flat[end_offset:]
+        expected_text = edit_at(document, where, length, text)
         assert document.lines == split_lines(expected_text)
         analysis = document.analyzer.analysis()
         for hint in analysis.hints:  # every hint points into the current text
@@ -331,12 +337,7 @@ def test_random_edit_runs_that_drifted(seed: int, encoding: str) -> None:
 def test_a_string_closed_several_chunks_below_matches_a_fresh_analysis() -> None:
     document = Document.open("file:///t.py", 1, SOURCE)
     for where, length, text in [(0.5, 0, '"""'), (0.7452444492062783, 9, '"""')]:
-        flat = "\n".join(document.lines)
-        start_offset = int(where * len(flat))
-        end_offset = min(start_offset + length, len(flat))
-        start = offset_to_position(document.lines, start_offset)
-        end = offset_to_position(document.lines, end_offset)
-        document.edit(start, end, text)
+        edit_at(document, where, length, text)
     assert parses(document.lines)
     assert document.analyzer.analysis().problems == []
 
