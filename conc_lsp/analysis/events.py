@@ -32,7 +32,7 @@ from conc_lsp.analysis.library_choice import (
     families,
     function_library,
 )
-from conc_lsp.analysis.model import Context, HintKind, Location, Resolution, Verdict
+from conc_lsp.analysis.model import Context, Hint, HintKind, Location, Resolution, Verdict
 from conc_lsp.analysis.text import end_position
 
 # The characters of a name in ASCII source.
@@ -217,6 +217,13 @@ class ModuleFacts:
     # when unknown or mixed (see ``analysis/library_choice.py``).
     library: str | None = None
     memo: dict[str, object] = field(default_factory=dict)  # per-module caches of the rules
+    # The module's hints, from the walk that lists the events (``flow.py``): the
+    # functions whose events nobody has read yet are walked once for both.
+    walk_hints: Callable[[], list[Hint]] | None = None
+
+    def hints(self) -> list[Hint]:
+        """The module's hints (of the parsed tree the facts come from)."""
+        return self.walk_hints() if self.walk_hints is not None else []
 
     @property
     def libraries(self) -> frozenset[str]:

@@ -18,7 +18,6 @@ import ast
 from collections.abc import Iterator
 
 from conc_lsp import log
-from conc_lsp.analysis.checkpoints import Collector
 from conc_lsp.analysis.chunks import (
     Chunk,
     absolute_problem,
@@ -31,6 +30,7 @@ from conc_lsp.analysis.chunks import (
     move_hint,
     owner_of,
 )
+from conc_lsp.analysis.collector import Collector
 from conc_lsp.analysis.fragments import (
     PARSE_ERRORS,
     parse_fragment,

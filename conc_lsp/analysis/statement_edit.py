@@ -32,16 +32,12 @@ import ast
 from bisect import bisect_right
 from itertools import accumulate
 
-from conc_lsp.analysis.checkpoints import (
-    Collector,
-    ScopeEffect,
-    _Function,
-)
 from conc_lsp.analysis.chunks import (
     Chunk,
     dedented,
     move_hint,
 )
+from conc_lsp.analysis.collector import Collector
 from conc_lsp.analysis.fragments import PARSE_ERRORS, parse_fragment, syntax_problem
 from conc_lsp.analysis.keywords import KEYWORDS
 from conc_lsp.analysis.libraries import ImportTable
@@ -68,6 +64,8 @@ from conc_lsp.analysis.statement_state import (
     EditsSinceRefresh,
     StatementState,
 )
+from conc_lsp.analysis.walk import FunctionWalk
+from conc_lsp.analysis.walk_events import WalkState
 
 # Chunks shorter than this are parsed again whole: that is cheap, and keeping
 # a tree per chunk would cost memory for every open file.
@@ -82,33 +80,30 @@ _DEFINITIONS = (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
 class _Entry:
     """The walk's state when it reached a statement."""
 
-    __slots__ = ("after_yield", "context", "function", "prefix", "scopes", "yield_pending")
+    __slots__ = ("after_yield", "context", "function", "prefix", "scopes")
 
-    def __init__(
-        self,
-        function: _Function,
-        context: Context,
-        prefix: str,
-        scopes: dict[str, ScopeEffect],
-    ) -> None:
-        self.function = function
-        self.after_yield = function.after_yield
-        self.yield_pending = function.yield_pending
+    def __init__(self, walk: FunctionWalk, context: Context) -> None:
+        self.function = walk.function
+        self.after_yield = walk.after_yield
         self.context = context
-        self.prefix = prefix
-        self.scopes = scopes
+        self.prefix = walk.prefix
+        self.scopes = walk.scope_names
+
+
+class _RecordingWalk(FunctionWalk):
+    """The walk, noting on each statement it reaches its entry and exit state."""
+
+    def step(self, statement: ast.stmt, state: WalkState) -> WalkState:
+        setattr(statement, _ENTRY, _Entry(self, state.context))
+        state = super().step(statement, state)
+        setattr(statement, _EXIT, (state.context, self.after_yield))
+        return state
 
 
 class RecordingCollector(Collector):
     """The collector, noting on each statement it reaches its entry and exit state."""
 
-    def _step(
-        self, statement: ast.stmt, function: _Function, context: Context, prefix: str
-    ) -> Context:
-        setattr(statement, _ENTRY, _Entry(function, context, prefix, self._scope_names))
-        context = super()._step(statement, function, context, prefix)
-        setattr(statement, _EXIT, (context, function.after_yield, function.yield_pending))
-        return context
+    walk_type = _RecordingWalk
 
 
 def kept_statements(tree: ast.Module, indent: str, starts: list[int], length: int) -> list[int]:
@@ -483,18 +478,11 @@ def _splice(
     lines = list(state.lines)
     lines[target.first - 1 : target.last] = text
     collector = RecordingCollector(lines, table, counts, column_offset=state.column_offset)
-    function = entry.function
-    walked = _Function(
-        function.qualname,
-        function.is_acm,
-        function.in_aexit,
-        function.is_async,
-        entry.after_yield,
-        entry.yield_pending,
-    )
-    collector._scope_names = entry.scopes
+    walk = collector.walk(entry.function, entry.prefix)
+    walk.after_yield = entry.after_yield
+    walk.scope_names = entry.scopes
     try:
-        collector._block(news, walked, entry.context, entry.prefix)
+        walk.block(news, WalkState(context=entry.context))
     except RecursionError:
         return False
     if getattr(news[-1], _EXIT) != getattr(replaced_last, _EXIT):
