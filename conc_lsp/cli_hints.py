@@ -59,7 +59,12 @@ def hints_of_file(job: HintsJob, path: Path) -> HintsOutcome:
         if warning:
             outcome.warnings.append(warning)
         if resolver is not None:
-            found = resolver.resolve_lines(lines, str(path.resolve()), job.resolve.budget)
+            found = resolver.resolve_lines(
+                lines,
+                str(path.resolve()),
+                job.resolve.budget,
+                hint_keys=anchor_keys(analysis.hints),  # not parsed again for them
+            )
             resolved = found.resolutions
     for problem in analysis.problems:
         outcome.messages.append(

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from conc_lsp.analysis.collector import tree_hints
 from conc_lsp.analysis.events import ModuleFacts
 from conc_lsp.analysis.flow import module_facts
 from conc_lsp.analysis.fragments import PARSE_ERRORS, parse_fragment
@@ -26,7 +27,7 @@ from conc_lsp.analysis.model import (
     SyntaxProblem,
     anchor_keys,
 )
-from conc_lsp.analysis.parse import Analyzer, analyse_lines
+from conc_lsp.analysis.parse import Analyzer
 from conc_lsp.analysis.text import apply_edits
 from conc_lsp.config import Settings
 from conc_lsp.fixes.context import FixContext
@@ -62,7 +63,8 @@ class CheckResult:
 @dataclass(slots=True)
 class ParsedModule:
     """A module's tree and its checkpoints' keys, made once for a file that is
-    both resolved and checked (each used to parse it again)."""
+    both resolved and checked (each used to parse it again); the keys come
+    from the same tree."""
 
     lines: list[str]
     tree: ast.Module
@@ -73,7 +75,7 @@ class ParsedModule:
     def keys(self) -> dict[Anchor, HintKey]:
         """Each checkpoint's resolution key, by its anchor in the tree."""
         if self._keys is None:
-            self._keys = anchor_keys(analyse_lines(self.lines).hints)
+            self._keys = anchor_keys(tree_hints(self.tree, self.lines))
         return self._keys
 
 

@@ -15,7 +15,6 @@ from dataclasses import replace
 from typing import TextIO
 
 from conc_lsp.analysis.model import Finding, ModuleAnalysis
-from conc_lsp.analysis.parse import analyse_lines
 from conc_lsp.analysis.program import Program, program_of
 from conc_lsp.config import Settings
 from conc_lsp.diagnose import CheckResult, check_lines, fix_for
@@ -230,8 +229,9 @@ def build_report(
         result = check_lines(lines, settings, path)
     if result.facts is None:  # pragma: no cover - check_lines always gives facts
         raise ValueError("no facts for this text")
-    if analysis is None:
-        analysis = analyse_lines(lines)
+    # The hints of the checked tree (no second parse): the functions no rule
+    # read are walked once for their events and their hints.
+    hints = analysis.hints if analysis is not None else result.facts.hints()
     module = program_of(result.facts, lines)
     scope = scope_of(module, target)
     rules = all_rules()
@@ -271,7 +271,7 @@ def build_report(
             )
         )
     state = state_rows(module, scope)
-    marks = checkpoint_marks(module, scope, analysis.hints)
+    marks = checkpoint_marks(module, scope, hints)
     notes = [
         f"line {p.line + 1}: syntax error ({p.message}); lines {p.start_line + 1}-{p.end_line} "
         "are not analysed"
