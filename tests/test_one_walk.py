@@ -19,6 +19,7 @@ from conc_lsp.analysis.events import Event, EventKind, FunctionFacts, ModuleFact
 from conc_lsp.analysis.flow import module_facts
 from conc_lsp.analysis.model import Context, Hint, HintKind, anchor_keys
 from conc_lsp.analysis.parse import analyse_lines
+from conc_lsp.analysis.resolve import Resolver
 from conc_lsp.analysis.text import split_lines
 from conc_lsp.config import Settings
 from conc_lsp.diagnose import check_lines, module_tree, parse_module
@@ -186,3 +187,26 @@ def test_keys_and_report_do_not_parse_the_text_again(monkeypatch: pytest.MonkeyP
     report = build_report(lines, settings=Settings(), result=result)
     marks = [mark for function in report.checkpoints for mark in function.marks]
     assert len(marks) == len(expected) == 12  # every hint of the sample is in a function
+
+
+def test_the_resolver_keys_its_checkpoints_from_the_tree_it_parsed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The resolver process gets no keys from the server: it takes them from
+    # its own parse, not from a second (chunked) one, and resolves the same.
+    path = tmp_path / "main.py"
+    path.write_text(SAMPLE, encoding="utf-8")
+    lines = split_lines(SAMPLE)
+    keys = anchor_keys(analyse_lines(lines).hints)
+    monkeypatch.setenv("CONC_LSP_CACHE_DIR", str(tmp_path / "given"))
+    given = Resolver(str(tmp_path)).resolve_lines(lines, str(path), budget=60, hint_keys=keys)
+
+    def refuse(self: object) -> object:
+        raise AssertionError("the chunked analysis ran again")
+
+    monkeypatch.setattr(parse.Analyzer, "analysis", refuse)
+    monkeypatch.setenv("CONC_LSP_CACHE_DIR", str(tmp_path / "own"))
+    own = Resolver(str(tmp_path)).resolve_lines(lines, str(path), budget=60)
+    assert own.complete and given.complete and not own.cached
+    assert own.total == given.total == 9  # the sample's checkpoints
+    assert own.resolutions == given.resolutions

@@ -32,6 +32,7 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from conc_lsp.analysis.collector import tree_hints
 from conc_lsp.analysis.control_paths import (
     PathResult,
     PathWalker,
@@ -53,7 +54,6 @@ from conc_lsp.analysis.model import (
     Verdict,
     anchor_keys,
 )
-from conc_lsp.analysis.parse import analyse_lines
 from conc_lsp.analysis.resolve_cache import (
     Entry,
     FileHashes,
@@ -196,7 +196,8 @@ class Resolver:
         if fresh and earlier is not None and some is not None:
             source.done = {done: earlier.get(done) for done in some}
             source.done_files = set(stored.document_stamps)
-        keys = hint_keys if hint_keys is not None else anchor_keys(analyse_lines(lines).hints)
+        # The keys of the tree just parsed, not of a second parse.
+        keys = hint_keys if hint_keys is not None else anchor_keys(tree_hints(source.tree, lines))
         targets = [
             (hint_key, target)
             for target in checkpoint_nodes(source.tree, lines)
