@@ -83,8 +83,16 @@ POST_VISITED = (
 SKIPPED = (ast.expr_context, ast.operator, ast.boolop, ast.unaryop, ast.cmpop, ast.Constant)
 
 
-def child_nodes(node: ast.AST) -> list[ast.AST]:
-    """Child nodes that can hold events (faster than ast.iter_child_nodes)."""
+# Nodes that can never hold a checkpoint or a look-alike below them.
+BARREN = (*SKIPPED, ast.Name)
+
+
+def child_nodes(
+    node: ast.AST, skipped: tuple[type[ast.AST], ...] = SKIPPED, skip_chains: bool = False
+) -> list[ast.AST]:
+    """Child nodes that can hold events (faster than ast.iter_child_nodes), but
+    those of a ``skipped`` type, and with ``skip_chains`` the chains of names
+    (`a.b.c`, which hold no call and no await)."""
     found: list[ast.AST] = []
     for name in node._fields:
         value = getattr(node, name, None)
@@ -92,11 +100,22 @@ def child_nodes(node: ast.AST) -> list[ast.AST]:
             found.extend(
                 item
                 for item in value
-                if isinstance(item, ast.AST) and not isinstance(item, SKIPPED)
+                if isinstance(item, ast.AST) and not isinstance(item, skipped)
             )
-        elif isinstance(value, ast.AST) and not isinstance(value, SKIPPED):
+        elif (
+            isinstance(value, ast.AST)
+            and not isinstance(value, skipped)
+            and not (skip_chains and isinstance(value, ast.Attribute) and _name_chain(value))
+        ):
             found.append(value)
     return found
+
+
+def _name_chain(node: ast.Attribute) -> bool:
+    value: ast.expr = node
+    while isinstance(value, ast.Attribute):
+        value = value.value
+    return isinstance(value, ast.Name)
 
 
 def is_timeout_call(node: ast.expr, table: ImportTable) -> bool:

@@ -22,6 +22,7 @@ from conc_lsp.analysis.checkpoints import (
 from conc_lsp.analysis.libraries import ImportTable, last_name
 from conc_lsp.analysis.locks import is_lock_name
 from conc_lsp.analysis.model import Context, Hint, HintKind
+from conc_lsp.analysis.shapes import BARREN, child_nodes
 from conc_lsp.analysis.text import utf8_to_codepoint
 
 CODE_PREVIEW = 60
@@ -98,7 +99,7 @@ class HintRecorder:
                 yielded = self.yielded(node, function, context) or yielded
             elif isinstance(node, ast.comprehension) and node.is_async:
                 self.async_comprehension(node, function, context)
-            stack.extend(reversed(children_of(node)))  # pop in source order
+            stack.extend(reversed(child_nodes(node, BARREN, skip_chains=True)))  # in source order
         return yielded
 
     # -- one hook per construct ------------------------------------------------
@@ -260,46 +261,6 @@ class HintRecorder:
                 in_async_function=function.is_async,
             )
         )
-
-
-# Nodes that can never hold a checkpoint or a look-alike below them.
-_BARREN = (
-    ast.Name,
-    ast.Constant,
-    ast.expr_context,
-    ast.operator,
-    ast.boolop,
-    ast.unaryop,
-    ast.cmpop,
-)
-
-
-def children_of(node: ast.AST) -> list[ast.AST]:
-    """The child nodes worth visiting for hints (no leaves, no dotted-name chains)."""
-    children: list[ast.AST] = []
-    for name in node._fields:
-        value = getattr(node, name, None)
-        if isinstance(value, list):
-            children.extend(
-                item
-                for item in value
-                if isinstance(item, ast.AST) and not isinstance(item, _BARREN)
-            )
-        elif (
-            isinstance(value, ast.AST)
-            and not isinstance(value, _BARREN)
-            and not (isinstance(value, ast.Attribute) and _dotted(value))
-        ):
-            children.append(value)
-    return children
-
-
-def _dotted(node: ast.Attribute) -> bool:
-    """`a.b.c`: a chain of names, which holds no call and no await."""
-    value: ast.expr = node
-    while isinstance(value, ast.Attribute):
-        value = value.value
-    return isinstance(value, ast.Name)
 
 
 def _attribute_column(node: ast.Attribute) -> int:
