@@ -36,19 +36,22 @@ def parse_fragment(lines: list[str]) -> ast.Module:
 
 
 def top_level_imports(tree: ast.Module) -> list[ImportFact]:
+    """The imports of a module's body and of the ifs and trys in it, in source
+    order (a fix names a module by its first alias)."""
     facts: list[ImportFact] = []
-    pending: list[ast.stmt] = list(tree.body)
+    pending: list[ast.stmt] = list(reversed(tree.body))  # popped in source order
     while pending:
         statement = pending.pop()
         if isinstance(statement, (ast.Import, ast.ImportFrom)):
             facts.extend(imports_of(statement))
-        elif isinstance(statement, (ast.If, ast.Try, ast.TryStar)):
-            pending.extend(statement.body)
-            pending.extend(statement.orelse)
-            if not isinstance(statement, ast.If):
-                pending.extend(statement.finalbody)
-                for handler in statement.handlers:
-                    pending.extend(handler.body)
+        elif isinstance(statement, ast.If):
+            pending.extend(reversed([*statement.body, *statement.orelse]))
+        elif isinstance(statement, (ast.Try, ast.TryStar)):
+            inside = [*statement.body]
+            for handler in statement.handlers:
+                inside.extend(handler.body)
+            inside += [*statement.orelse, *statement.finalbody]
+            pending.extend(reversed(inside))
     return facts
 
 
