@@ -153,7 +153,7 @@ class Resolver:
     ) -> DocumentResolution:
         """Resolve every checkpoint of a document's text (``path`` may not exist on disk),
         or only those of ``wanted`` (what the rules read: ``conc_lsp/resolve_demand.py``);
-        ``hint_keys``: the checkpoints' keys by anchor, when the caller has them.
+        ``hint_keys``: the checkpoints' keys by anchor (else: of the tree parsed here).
 
         Checkpoints on ``first_lines`` (0-based, end exclusive: what the
         editor shows) go first; the rest follow while the budget lasts (with
@@ -196,7 +196,6 @@ class Resolver:
         if fresh and earlier is not None and some is not None:
             source.done = {done: earlier.get(done) for done in some}
             source.done_files = set(stored.document_stamps)
-        # The keys of the tree just parsed, not of a second parse.
         keys = hint_keys if hint_keys is not None else anchor_keys(tree_hints(source.tree, lines))
         targets = [
             (hint_key, target)
