@@ -16,7 +16,11 @@ a hang in the setter:
   private helper called (by name) only where it can be skipped:
   `self._mark_done()` at the end of a happy path is as fragile as a set
   written there, one called from a `finally` is as safe. Public functions
-  and callbacks may be called from anywhere and count as safe.
+  and callbacks may be called from anywhere and count as safe; a nested
+  function is called only where it is in scope; an async helper whose call
+  is handed to another call (`post(data=body())`, `create_task(work())`)
+  runs where that call runs it, not at the call (`await wait_for(work(), 5)`
+  runs it here).
 
 A set in `__init__` is the event's initial state (often replaced by a fresh
 event later) and is not a setter.
@@ -80,7 +84,7 @@ from conc_lsp.analysis.handoffs import Handoff, handoffs
 from conc_lsp.analysis.libraries import last_name
 from conc_lsp.analysis.model import Fix, Severity, Shield
 from conc_lsp.analysis.program import Program
-from conc_lsp.analysis.reach import awaited_call
+from conc_lsp.analysis.reach import awaited_call, function_parents
 from conc_lsp.analysis.task_blocks import TaskBlock, around, by_waiter, dotted, task_blocks
 from conc_lsp.fixes.context import FixContext
 from conc_lsp.rules.base import Detection, Evidence, Rule, Words, checkpoint_words
@@ -126,13 +130,40 @@ class LostWakeup(Evidence):
 
 
 def _callers(module: ModuleFacts, function: FunctionFacts) -> list[tuple[FunctionFacts, Event]]:
-    """Direct calls of ``function`` by name: `helper()`, `self.helper()`, `Cls.helper()`."""
+    """Direct calls of ``function`` by name: `helper()`, `self.helper()`, `Cls.helper()`.
+
+    A nested function is called by name only in the function it is nested in
+    (and the functions nested there): another function's `helper()` is another
+    helper. The call of an async helper handed on as an argument
+    (`post(data=body())`) runs nothing where it is written: whoever receives
+    the coroutine or generator runs it, as a task or a callback does.
+    """
     found = []
     receivers = {None, "self", "cls", function.class_name}
+    home = function.qualname.rpartition(".<locals>.")[0]
     for caller, event in module.calls(function.name):
-        if event.receiver in receivers and caller is not function:
-            found.append((caller, event))
+        if event.receiver not in receivers or caller is function:
+            continue
+        if home and caller.qualname != home and not caller.qualname.startswith(home + ".<locals>."):
+            continue
+        if function.is_async and _handed_on(caller, event):
+            continue
+        found.append((caller, event))
     return found
+
+
+def _handed_on(caller: FunctionFacts, call: Event) -> bool:
+    """`f(helper())`, `f(x=helper())`: the call's result is the argument of
+    another call that is not awaited here (`await wait_for(helper(), 5)` and
+    `await gather(helper())` run it in this flow)."""
+    parents = function_parents(caller)
+    parent = parents.get(call.node)
+    if parent is not None and isinstance(parent[0], ast.keyword):
+        parent = parents.get(parent[0])
+    if parent is None or not isinstance(parent[0], ast.Call) or parent[1] == "func":
+        return False
+    outer = parents.get(parent[0])
+    return outer is None or not isinstance(outer[0], ast.Await)
 
 
 def _public(function: FunctionFacts) -> bool:
