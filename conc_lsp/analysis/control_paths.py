@@ -196,10 +196,16 @@ class PathWalker:
                 state = max(state, self._note(node.iter, self.effects.iterated(node.iter)))
         frame = _Loop()
         self._loops.append(frame)
-        self.block(node.body, state)
+        end = self.block(node.body, state)
         self._loops.pop()
         if forever:
             return _join(*frame.breaks) if frame.breaks else None
+        if isinstance(node, ast.For) and _never_empty(node.iter):
+            # The body runs at least once: the loop ends after an iteration.
+            ended = _join(end, *(left for _, left in frame.continues))
+            if ended is None:  # every iteration breaks, returns or raises
+                return _join(*frame.breaks)
+            state = ended
         after_else = self.block(node.orelse, state)  # zero iterations, or no break
         return _join(after_else, *frame.breaks)
 
@@ -274,6 +280,27 @@ class PathWalker:
         if not self._protected:
             target = self.result.fast_escapes if state == FAST else self.result.escapes
             target.append(lineno - 1)
+
+
+def _never_empty(iterable: ast.expr) -> bool:
+    """`range(10)`, `range(1, 4)`, `("a", "b")`: literals that give at least one item."""
+    if isinstance(iterable, (ast.Tuple, ast.List, ast.Set)):
+        return bool(iterable.elts) and not any(isinstance(e, ast.Starred) for e in iterable.elts)
+    if not (
+        isinstance(iterable, ast.Call)
+        and isinstance(iterable.func, ast.Name)
+        and iterable.func.id == "range"
+        and 1 <= len(iterable.args) <= 3
+        and not iterable.keywords
+    ):
+        return False
+    try:
+        bounds = [ast.literal_eval(argument) for argument in iterable.args]
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+    if not all(type(bound) is int for bound in bounds) or (len(bounds) == 3 and bounds[2] == 0):
+        return False
+    return bool(range(*bounds))  # not len(): a huge range overflows it
 
 
 def _join(*states: State | None) -> State | None:

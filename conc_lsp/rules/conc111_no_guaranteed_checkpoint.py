@@ -18,7 +18,8 @@ Awaits count by what their callee does, when conc-lsp could follow it
 `await helper()` whose `helper` never checkpoints does not count, nor does
 an asyncio fast path (`await lock.acquire()` on a free lock). Callees that
 could not be followed count as checkpoints. Raising is not a way out that
-needs a checkpoint. Stubs (a body of `pass`, `...`, a docstring or a
+needs a checkpoint. A `for` may run zero times, unless it loops over a
+non-empty literal (`range(10)`, `("a", "b")`). Stubs (a body of `pass`, `...`, a docstring or a
 `raise`), abstract methods, overloads, fixtures, async generators and
 `@asynccontextmanager` functions are not flagged.
 
