@@ -20,7 +20,7 @@ from conc_lsp.label_options import LABEL_STYLES
 # Not `typing.TYPE_CHECKING`: importing typing costs a run the memo answers 3 ms.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import TextIO
+    from typing import BinaryIO, TextIO
 
     from conc_lsp import report
 
@@ -229,9 +229,30 @@ def _serve(tcp: str | None, err: TextIO) -> int:
             print(f"conc-lsp: error: --tcp expects HOST:PORT (port 0-65535), got {tcp!r}", file=err)
             return 2
         address = (match.group("host").strip("[]") or "127.0.0.1", int(match.group("port")))
+    try:
+        return _load_and_serve(address, tcp, err)
+    except KeyboardInterrupt:  # Ctrl-C before the session began (the session catches its own)
+        return 1  # LSP's code for an end without `shutdown`
+
+
+def _own_stdin() -> BinaryIO:
+    """The server's input: a reader of its own over a copy of stdin's descriptor.
+
+    The server reads in a daemon thread, which may still wait in a read when the
+    session ends (Ctrl-C, an error). Were it reading `sys.stdin`, the interpreter's
+    exit would close that, wait for the read's lock, and abort; a reader of its
+    own is left alone."""
+    try:
+        return os.fdopen(os.dup(sys.stdin.fileno()), "rb")
+    except (OSError, ValueError):  # no usable stdin (closed, or not a file)
+        return sys.stdin.buffer
+
+
+def _load_and_serve(address: tuple[str, int] | None, tcp: str | None, err: TextIO) -> int:
     from conc_lsp.server import early_init  # for `serve` only (start-up cost)
 
-    early = None if address else early_init.answer_initialize(sys.stdin.buffer, sys.stdout.buffer)
+    stdin = _own_stdin()
+    early = None if address else early_init.answer_initialize(stdin, sys.stdout.buffer)
     # Loading the server (lsprotocol's thousand classes) makes no garbage: the cyclic
     # collector would only traverse it again and again, a tenth of the time to answer
     # `initialize`. Loaded, it stays for good: frozen out of the collector's passes.
@@ -243,7 +264,7 @@ def _serve(tcp: str | None, err: TextIO) -> int:
     finally:
         gc.enable()
     try:
-        serve(f"{address[0]}:{address[1]}" if address else None, early)
+        serve(f"{address[0]}:{address[1]}" if address else None, early, stdin)
     except OSError as error:  # cannot bind: address in use, unknown host, ...
         print(f"conc-lsp: error: cannot listen on {tcp}: {error.strerror or error}", file=err)
         return 1

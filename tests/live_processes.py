@@ -100,3 +100,26 @@ def wait_until_gone(
     """Wait until ``processes()`` holds no live process; the ones still alive."""
     wait_until(lambda: not any(is_alive(process) for process in processes()), timeout)
     return [process for process in processes() if is_alive(process)]
+
+
+def reads_its_input(pid: int) -> bool | None:
+    """Whether the main thread of ``pid`` waits in a read of its stdin (fd 0, or a
+    copy of it; x86-64 and arm64 Linux number read 0 and 63); None when the
+    kernel does not say."""
+    folder = PROC / str(pid)
+    try:
+        fields = (folder / "syscall").read_text().split()
+    except OSError:
+        return None
+    if not fields or fields[0] == "running":
+        return False
+    if len(fields) < 2 or not fields[0].isdigit():
+        return None
+    if int(fields[0]) not in (0, 63):
+        return False
+    try:
+        return os.readlink(folder / "fd" / str(int(fields[1], 16))) == os.readlink(
+            folder / "fd" / "0"
+        )
+    except OSError:
+        return False

@@ -102,7 +102,9 @@ def test_the_server_runs_with_the_collector_on_and_its_modules_frozen(
     monkeypatch.setattr(
         app,
         "serve",
-        lambda tcp=None, early=None: seen.append((gc.isenabled(), gc.get_freeze_count())),
+        lambda tcp=None, early=None, stdin=None: seen.append(
+            (gc.isenabled(), gc.get_freeze_count())
+        ),
     )
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO()))  # early_init reads it
     try:

@@ -325,7 +325,7 @@ class ConcLanguageServer(LanguageServer):
     def start_io(self, stdin: ByteSource | None = None, stdout: BinaryIO | None = None) -> None:
         """Serve over stdin / stdout until `exit` or the end of input."""
         self._stop_event = Event()  # set by pygls's shutdown(); our loop ends on `exit`
-        reader = transport.StdinReader(stdin or sys.stdin.buffer, self.thread_pool)
+        reader = transport.StdinReader(stdin or sys.stdin.buffer)
         self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
         try:
             asyncio.run(self._session(reader))
@@ -599,9 +599,11 @@ def create_server() -> ConcLanguageServer:
     return server
 
 
-def serve(tcp: str | None = None, early: EarlyStart | None = None) -> None:
-    """Run the server over stdio (after ``early``: see early_init), or over TCP at
-    HOST:PORT; exit with LSP's code."""
+def serve(
+    tcp: str | None = None, early: EarlyStart | None = None, stdin: ByteSource | None = None
+) -> None:
+    """Run the server over stdio (``stdin``, default stdin's buffer; after ``early``:
+    see early_init), or over TCP at HOST:PORT; exit with LSP's code."""
     logging.basicConfig(
         level=os.environ.get("CONC_LSP_LOG_LEVEL", "WARNING").upper(),
         format="conc-lsp %(levelname)s %(name)s: %(message)s",
@@ -612,5 +614,6 @@ def serve(tcp: str | None = None, early: EarlyStart | None = None) -> None:
         server.start_tcp(host or "127.0.0.1", int(port))
     else:
         server.protocol.early_answer = early.answer if early else None
-        server.start_io(early.stream(sys.stdin.buffer) if early else None)
+        stdin = stdin or sys.stdin.buffer
+        server.start_io(early.stream(stdin) if early else stdin)
     sys.exit(server.exit_code)

@@ -9,10 +9,13 @@ and a body up to `MAX_MESSAGE_BYTES`; a longer body is skipped in chunks
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import queue
+import threading
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Protocol
 
 from conc_lsp.server.early_init import ByteSource
@@ -34,20 +37,60 @@ class Reader(Protocol):
 
 
 class StdinReader:
-    """Blocking reads of stdin in a worker thread, each of bounded size."""
+    """Blocking reads of stdin, each of bounded size, in a daemon thread of its own.
 
-    def __init__(self, stdin: ByteSource, executor: ThreadPoolExecutor) -> None:
+    Not in the server's thread pool: a read waiting for the client there would
+    keep the process alive after the session ended some other way (Ctrl-C,
+    an error), since the pool's threads are joined at shutdown and at exit."""
+
+    def __init__(self, stdin: ByteSource) -> None:
         self.stdin = stdin
-        self.executor = executor
+        self._reads: queue.SimpleQueue[_Read] = queue.SimpleQueue()
+        threading.Thread(target=self._serve, name="conc-lsp stdin", daemon=True).start()
 
     def readline(self) -> Awaitable[bytes]:
-        loop = asyncio.get_running_loop()
-        return loop.run_in_executor(self.executor, self.stdin.readline, MAX_HEADER_LINE)
+        return self._call(self.stdin.readline, MAX_HEADER_LINE)
 
     def readexactly(self, n: int) -> Awaitable[bytes]:
         """Up to ``n`` bytes; fewer only at the end of input."""
+        return self._call(self.stdin.read, n)
+
+    def _call(self, read: Callable[[int], bytes], size: int) -> Awaitable[bytes]:
         loop = asyncio.get_running_loop()
-        return loop.run_in_executor(self.executor, self.stdin.read, n)
+        future: asyncio.Future[bytes] = loop.create_future()
+        self._reads.put(_Read(read, size, future, loop))
+        return future
+
+    def _serve(self) -> None:
+        while True:
+            request = self._reads.get()
+            try:
+                data = request.read(request.size)
+            except BaseException as error:  # noqa: BLE001 - handed to the awaiting loop
+                request.settle(None, error)
+            else:
+                request.settle(data, None)
+
+
+@dataclass
+class _Read:
+    read: Callable[[int], bytes]
+    size: int
+    future: asyncio.Future[bytes]
+    loop: asyncio.AbstractEventLoop
+
+    def settle(self, data: bytes | None, error: BaseException | None) -> None:
+        """Hand the outcome to the loop (gone once the session is over: then dropped)."""
+        with contextlib.suppress(RuntimeError):  # the loop is closed
+            self.loop.call_soon_threadsafe(self._set, data, error)
+
+    def _set(self, data: bytes | None, error: BaseException | None) -> None:
+        if self.future.done():  # cancelled: the session ended meanwhile
+            return
+        if error is not None:
+            self.future.set_exception(error)
+        else:
+            self.future.set_result(data or b"")
 
 
 class ClosedWriter:

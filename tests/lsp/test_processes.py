@@ -27,6 +27,7 @@ from tests.live_processes import (
     HAS_PROC,
     command_line,
     descendants,
+    reads_its_input,
     wait_until,
     wait_until_gone,
 )
@@ -169,13 +170,19 @@ def end_by_sigterm(client: Client) -> None:
     client.process.send_signal(signal.SIGTERM)
 
 
+def end_by_sigint(client: Client) -> None:
+    client.process.send_signal(signal.SIGINT)  # Ctrl-C in the terminal that started it
+
+
 def end_by_closing_its_input(client: Client) -> None:
     assert client.process.stdin is not None
     client.process.stdin.close()
 
 
 @pytest.mark.parametrize(
-    "end", [end_by_sigkill, end_by_sigterm, end_by_closing_its_input], ids=lambda end: end.__name__
+    "end",
+    [end_by_sigkill, end_by_sigterm, end_by_sigint, end_by_closing_its_input],
+    ids=lambda end: end.__name__,
 )
 def test_no_process_outlives_the_server(client: Client, end: Any) -> None:
     server = client.process.pid
@@ -186,6 +193,32 @@ def test_no_process_outlives_the_server(client: Client, end: Any) -> None:
     client.process.wait(timeout=WAIT)  # closing the input: the server ends by itself
     left = wait_until_gone(lambda: below, timeout=WAIT)
     assert left == [], [command_line(pid) for pid, _ in left]
+
+
+def test_ctrl_c_before_initialize_ends_the_server_without_a_traceback(tmp_path: Path) -> None:
+    """Ctrl-C while the server waits for `initialize` (it answers it before
+    loading pygls: see early_init) ends it as it would later: exit code 1
+    (LSP's code for an end without `shutdown`), nothing on stderr."""
+    server = subprocess.Popen(
+        SERVER_COMMAND,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    )
+    try:
+        waiting = wait_until(lambda: reads_its_input(server.pid) is not False, timeout=WAIT)
+        if reads_its_input(server.pid) is None:
+            pytest.skip("the kernel does not say what a process waits for (/proc/PID/syscall)")
+        assert waiting, "the server never waited for its input"
+        server.send_signal(signal.SIGINT)
+        _, errors = server.communicate(timeout=WAIT)
+    finally:
+        if server.poll() is None:
+            server.kill()
+        server.wait()
+    assert server.returncode == 1
+    assert errors.decode("utf-8", "replace") == ""
 
 
 def test_shutdown_and_exit_end_the_server_and_its_workers(client: Client) -> None:
