@@ -340,4 +340,3 @@ def test_a_string_closed_several_chunks_below_matches_a_fresh_analysis() -> None
         edit_at(document, where, length, text)
     assert parses(document.lines)
     assert document.analyzer.analysis().problems == []
-

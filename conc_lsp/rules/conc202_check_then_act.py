@@ -281,8 +281,10 @@ def _in_loop_body(parents: Parents, check: Event, action: Event) -> bool:
     """The check is a `while` test and the action is in its body: the loop tests
     again before it acts again."""
     statement, field = _statement(parents, check.node)
-    return isinstance(statement, ast.While) and field == "test" and _inside(
-        parents, statement, action.node
+    return (
+        isinstance(statement, ast.While)
+        and field == "test"
+        and _inside(parents, statement, action.node)
     )
 
 

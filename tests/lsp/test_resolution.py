@@ -220,8 +220,10 @@ async def test_passes_go_on_until_the_document_is_done(client: LanguageClient) -
     got = await until_announced(
         client,
         labels,
-        lambda found: "no checkpoint" in found['await log_only("x")']
-        and "may not yield" in found["checkpoint_if_cancelled"],
+        lambda found: (
+            "no checkpoint" in found['await log_only("x")']
+            and "may not yield" in found["checkpoint_if_cancelled"]
+        ),
         RESOLVE_TIMEOUT,
     )
     assert got['await log_only("x")'] == "<- no checkpoint (log_only never yields)"
