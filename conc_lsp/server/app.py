@@ -1,8 +1,9 @@
 """The server: its state (`ConcLanguageServer`) and one handler per LSP method,
 each a few lines of conversion between LSP types and the analysis adapters.
 
-`protocol` keeps JSON-RPC's rules (invalid params, shutdown, exit) and
-`transport` the message loop; `HANDLERS` lists what the server answers.
+`protocol` keeps JSON-RPC's rules (invalid params, shutdown, exit), `transport`
+the message loop and `session` one run of it (stdio or TCP); `HANDLERS` lists
+what the server answers.
 """
 
 from __future__ import annotations
@@ -14,18 +15,23 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from threading import Event
-from typing import Any, BinaryIO, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from lsprotocol import types
-from pygls.io_ import StdoutWriter
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
 from conc_lsp import __version__, config
 from conc_lsp.analysis.model import Finding
 from conc_lsp.analysis.text import changed_span, split_lines
-from conc_lsp.server import actions, diagnostics, features, report_features, resolution, transport
+from conc_lsp.server import (
+    actions,
+    diagnostics,
+    features,
+    report_features,
+    resolution,
+    session,
+)
 from conc_lsp.server.documents import Document
 from conc_lsp.server.early_init import ByteSource, EarlyStart
 from conc_lsp.server.kept_findings import KeptFindings, unchecked_regions
@@ -322,57 +328,6 @@ class ConcLanguageServer(LanguageServer):
             return self.protocol.exit_code
         return 0 if self.protocol.shut_down else 1
 
-    def start_io(self, stdin: ByteSource | None = None, stdout: BinaryIO | None = None) -> None:
-        """Serve over stdin / stdout until `exit` or the end of input."""
-        self._stop_event = Event()  # set by pygls's shutdown(); our loop ends on `exit`
-        reader = transport.StdinReader(stdin or sys.stdin.buffer)
-        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
-        try:
-            asyncio.run(self._session(reader))
-        except BrokenPipeError:
-            logger.error("the client closed the connection")
-        except KeyboardInterrupt:
-            logger.info("interrupted")
-        finally:
-            self.shutdown()
-
-    def start_tcp(self, host: str, port: int) -> None:
-        """Serve one client at HOST:PORT until `exit` or the end of its connection."""
-
-        async def listen() -> None:
-            done = asyncio.Event()
-
-            async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-                self.protocol.set_writer(writer)
-                try:
-                    await self._session(reader)
-                finally:
-                    writer.close()
-                    done.set()
-
-            server = await asyncio.start_server(connected, host, port)
-            logger.info("serving on %s:%s", host, port)
-            async with server:
-                await done.wait()
-
-        try:
-            asyncio.run(listen())
-        except (BrokenPipeError, ConnectionError):
-            logger.error("the client closed the connection")
-        except KeyboardInterrupt:
-            logger.info("interrupted")
-        finally:
-            self.shutdown()
-
-    async def _session(self, reader: transport.Reader) -> None:
-        try:
-            await transport.serve_messages(reader, self.protocol, self.refuse)
-        finally:
-            # Before asyncio.run cancels the tasks in any order (see cancel_requests);
-            # what they still send goes nowhere: the client may be gone.
-            self.protocol.cancel_requests()
-            self.protocol.set_writer(transport.ClosedWriter())
-
 
 def _path(document: Document) -> str | None:
     return to_fs_path(document.uri) if document.uri.startswith("file:") else None
@@ -611,9 +566,9 @@ def serve(
     server = create_server()
     if tcp:
         host, _, port = tcp.rpartition(":")
-        server.start_tcp(host or "127.0.0.1", int(port))
+        session.serve_tcp(server, host or "127.0.0.1", int(port))
     else:
         server.protocol.early_answer = early.answer if early else None
         stdin = stdin or sys.stdin.buffer
-        server.start_io(early.stream(stdin) if early else stdin)
+        session.serve_stdio(server, early.stream(stdin) if early else stdin)
     sys.exit(server.exit_code)
