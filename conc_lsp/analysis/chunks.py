@@ -15,6 +15,7 @@ from conc_lsp.analysis.model import Hint, SyntaxProblem
 from conc_lsp.analysis.statement_state import EditsSinceRefresh, StatementState
 
 CONTINUATION = re.compile(r"(else|elif|except|finally)\b")
+TRIPLE_DOUBLE, TRIPLE_SINGLE = '"' * 3, "'" * 3
 
 
 @dataclass(slots=True)
@@ -158,6 +159,16 @@ def absolute_problem(problem: SyntaxProblem, start: int) -> SyntaxProblem:
         problem.start_line + start,
         problem.end_line + start,
     )
+
+
+def may_close_below(lines: list[str], chunk: Chunk) -> bool:
+    """A broken chunk whose triple-quoted string may close in a chunk below: three
+    quotes there, even in a comment or a string of a chunk that parses alone
+    (then only the whole text says which is code)."""
+    problem = chunk.problem
+    if problem is None or not problem.message.startswith("unterminated triple-quoted string"):
+        return False
+    return any(TRIPLE_DOUBLE in line or TRIPLE_SINGLE in line for line in lines[chunk.end :])
 
 
 def first_code_line(lines: list[str], chunk: Chunk) -> str:

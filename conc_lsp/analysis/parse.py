@@ -26,6 +26,7 @@ from conc_lsp.analysis.chunks import (
     class_name_of,
     dedented,
     first_code_line,
+    may_close_below,
     merged,
     move_hint,
     owner_of,
@@ -323,7 +324,10 @@ class Analyzer(Recovery):
             not chunk.indent and first_code_line(self.lines, chunk)[:1] in (" ", "\t")
             for chunk in broken
         )
-        if len(broken) >= 2 or orphaned:
+        # A string left open in one chunk may close in a chunk below that
+        # parses alone (its `"""` in a comment or a string there).
+        closing = any(may_close_below(self.lines, chunk) for chunk in broken)
+        if len(broken) >= 2 or orphaned or closing:
             try:
                 parse_fragment(self.lines)
             except PARSE_ERRORS:
