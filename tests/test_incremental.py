@@ -315,17 +315,20 @@ def test_differential_random_edits(seed: int, encoding: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("seed", "encoding"),
+    ("seed", "encoding", "notifications"),
     [
         # A stray `@acm` above a class stayed broken after the class's broken
         # method healed on its own (found by benchmarks/fuzz_edits.py).
-        (100021, "utf-8"),
+        (100021, "utf-8", 120),
         # ... and a stray method decorator after its class's other method healed.
-        (7, "utf-16"),
+        (7, "utf-16", 120),
+        # ... and a stray `@acm` above a function that parsed all along, once
+        # the broken code above it healed (notification 268).
+        (4, "utf-16", 270),
     ],
 )
-def test_random_edit_runs_that_drifted(seed: int, encoding: str) -> None:
-    assert edit_fuzzer.run(seed, encoding, 120).drifts == []
+def test_random_edit_runs_that_drifted(seed: int, encoding: str, notifications: int) -> None:
+    assert edit_fuzzer.run(seed, encoding, notifications).drifts == []
 
 
 def test_a_string_closed_several_chunks_below_matches_a_fresh_analysis() -> None:

@@ -304,6 +304,7 @@ class Analyzer(Recovery):
             and (
                 self._class_header(self.chunks, position) is not None
                 or self._joins_fresh_neighbour(position, fresh)
+                or self._decorates_below(position)
             )
         ]
         if healable and heal > 0:
@@ -413,6 +414,25 @@ class Analyzer(Recovery):
             and is_fresh(above)
             and self._try_parse(above.start, chunks[position].end) is not None
         )
+
+    def _decorates_below(self, position: int) -> bool:
+        """A broken chunk of decorators alone (left apart while what it decorates
+        was broken) parses with the definition below it, fresh or not."""
+        chunks = self.chunks
+        chunk = chunks[position]
+        code = [
+            stripped
+            for line in self.lines[chunk.start : chunk.end]
+            if (stripped := line.strip()) and not stripped.startswith("#")
+        ]
+        if not code or not all(line.startswith("@") for line in code):
+            return False
+        last = position + 1
+        if last >= len(chunks) or chunks[last].problem is not None:
+            return False
+        while last + 1 < len(chunks) and chunks[last + 1].indent:  # a class's method pieces
+            last += 1
+        return self._try_parse(chunk.start, chunks[last].end) is not None
 
     def _class_header(self, chunks: list[Chunk], index: int) -> _Parsed | None:
         """A class header whose methods follow as chunks of their own, parsed
