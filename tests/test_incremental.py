@@ -325,6 +325,8 @@ def test_differential_random_edits(seed: int, encoding: str) -> None:
         # ... and a stray `@acm` above a function that parsed all along, once
         # the broken code above it healed (notification 268).
         (4, "utf-16", 270),
+        # ... and above a class, blank lines between them (notification 21).
+        (100065, "utf-8", 25),
     ],
 )
 def test_random_edit_runs_that_drifted(seed: int, encoding: str, notifications: int) -> None:

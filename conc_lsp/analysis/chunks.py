@@ -122,6 +122,17 @@ def merged(chunks: list[Chunk]) -> Chunk:
     )
 
 
+def joined(chunks: list[Chunk], groups: dict[int, int]) -> list[Chunk]:
+    """``chunks`` with each group (first index -> last index) merged into one."""
+    result: list[Chunk] = []
+    index = 0
+    while index < len(chunks):
+        last = groups.get(index, index)
+        result.append(merged(chunks[index : last + 1]) if last > index else chunks[index])
+        index = last + 1
+    return result
+
+
 def owner_of(starts: list[int], line: int) -> int:
     low, high = 0, len(starts) - 1
     while low < high:

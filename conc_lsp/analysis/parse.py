@@ -26,6 +26,7 @@ from conc_lsp.analysis.chunks import (
     class_name_of,
     dedented,
     first_code_line,
+    joined,
     may_close_below,
     merged,
     move_hint,
@@ -304,12 +305,18 @@ class Analyzer(Recovery):
             and (
                 self._class_header(self.chunks, position) is not None
                 or self._joins_fresh_neighbour(position, fresh)
-                or self._decorates_below(position)
             )
         ]
-        if healable and heal > 0:
+        # A stray decorator heals into what it decorates, fresh or not.
+        decorated = {
+            position: last
+            for position, chunk in enumerate(self.chunks)
+            if chunk.problem is not None and (last := self._decorated(position)) is not None
+        }
+        if (healable or decorated) and heal > 0:
             for chunk in healable:
                 chunk.problem, chunk.dirty = None, True
+            self.chunks = joined(self.chunks, decorated)
             self.refresh(heal - 1)
             return
         # Two far-apart broken chunks can close each other (a `"""` typed at
@@ -415,9 +422,10 @@ class Analyzer(Recovery):
             and self._try_parse(above.start, chunks[position].end) is not None
         )
 
-    def _decorates_below(self, position: int) -> bool:
-        """A broken chunk of decorators alone (left apart while what it decorates
-        was broken) parses with the definition below it, fresh or not."""
+    def _decorated(self, position: int) -> int | None:
+        """A broken chunk of decorators alone (left apart while what it decorated
+        was broken) that parses with the definition below it, past blank lines:
+        the index of that definition's last chunk (its method pieces included)."""
         chunks = self.chunks
         chunk = chunks[position]
         code = [
@@ -426,13 +434,15 @@ class Analyzer(Recovery):
             if (stripped := line.strip()) and not stripped.startswith("#")
         ]
         if not code or not all(line.startswith("@") for line in code):
-            return False
+            return None
         last = position + 1
+        while last < len(chunks) and not first_code_line(self.lines, chunks[last]):
+            last += 1
         if last >= len(chunks) or chunks[last].problem is not None:
-            return False
+            return None
         while last + 1 < len(chunks) and chunks[last + 1].indent:  # a class's method pieces
             last += 1
-        return self._try_parse(chunk.start, chunks[last].end) is not None
+        return last if self._try_parse(chunk.start, chunks[last].end) is not None else None
 
     def _class_header(self, chunks: list[Chunk], index: int) -> _Parsed | None:
         """A class header whose methods follow as chunks of their own, parsed
