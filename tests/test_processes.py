@@ -7,6 +7,7 @@ memory cap. Nothing here asserts a duration: waits have generous timeouts."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import pickle
 import subprocess
@@ -151,6 +152,44 @@ def test_shutdown_in_the_middle_of_a_job_ends_it_at_once(tmp_path: Path) -> None
 
     process = asyncio.run(scenario())
     assert wait_until_gone(lambda: [process], timeout=WAIT) == []
+
+
+def test_a_call_cut_short_by_shutdown_answers_its_default_without_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A job that shutdown ends is no failure to warn of (every benchmark's
+    teardown printed "resolver stopped"); one that fails otherwise (out of
+    time) is."""
+    worker = WorkerProcess("test worker")
+    marker = tmp_path / "started"
+
+    async def scenario() -> tuple[object, object]:
+        # Out of time (the job sleeps for ever): a failure, worth a warning.
+        with caplog.at_level(logging.DEBUG, logger="conc_lsp"):
+            late = await worker.call(
+                sleep_then_write, str(marker), FOREVER, default="default", timeout=0.5
+            )
+        assert levels(caplog) == [logging.WARNING]
+        marker.unlink(missing_ok=True)  # the time may run out before the job starts
+        job = asyncio.ensure_future(
+            worker.call(sleep_then_write, str(marker), FOREVER, default="default")
+        )
+        while not marker.exists():
+            await asyncio.sleep(0.05)
+        with caplog.at_level(logging.DEBUG, logger="conc_lsp"):
+            caplog.clear()
+            worker.shutdown()
+            return late, await asyncio.wait_for(job, WAIT)
+
+    late, cut_short = asyncio.run(scenario())
+    assert late == cut_short == "default"
+    assert levels(caplog) == [logging.DEBUG]
+    assert "at shutdown" in caplog.records[-1].getMessage()
+
+
+def levels(caplog: pytest.LogCaptureFixture) -> list[int]:
+    """The levels of conc-lsp's own records (not asyncio's)."""
+    return [record.levelno for record in caplog.records if record.name == "conc_lsp"]
 
 
 @pytest.mark.skipif(not HAS_PROC, reason="reads /proc")

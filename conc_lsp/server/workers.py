@@ -79,7 +79,7 @@ class _Process:
         except ConnectionError as error:
             raise self.failure or WorkerDied(f"cannot be reached ({error})") from error
         except TimeoutError:
-            failure = OutOfTime(f"took over {timeout:.0f} s: stopped")
+            failure = OutOfTime(f"took over {timeout:g} s: stopped")
             self.stop(failure)
             raise failure from None
         finally:
@@ -180,7 +180,10 @@ class WorkerProcess:
         try:
             return await self.run(function, *arguments, timeout=timeout)
         except JobFailed as failure:
-            logger.warning("%s %s", self.name, failure)
+            if self.closed:  # the server is shutting down: nothing went wrong
+                logger.debug("%s %s at shutdown", self.name, failure)
+            else:
+                logger.warning("%s %s", self.name, failure)
             return default
 
     def kill(self) -> None:
