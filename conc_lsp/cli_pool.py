@@ -5,6 +5,7 @@ line on stderr for runs long enough to need one."""
 from __future__ import annotations
 
 import gc
+import itertools
 import os
 import sys
 import time
@@ -173,15 +174,22 @@ def one_file(work: Callable[[Job, Path], Outcome], job: Job, path: Path) -> Outc
     The cyclic collector, left to run by itself, traverses a big file's tree
     and facts again and again while they are built (a fifth to a third of a
     `check`'s CPU time); one young collection afterwards frees the same cycles
-    (the peak memory of a run over 681k lines stays the same)."""
+    (the peak memory of a run over 681k lines stays the same). The older
+    generations are collected as the collector's own thresholds would: every
+    tenth file the middle one, every hundredth all (cycles that die there,
+    such as jedi's trees its caches let go, are freed too)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
         return work(job, path)
     finally:
-        gc.collect(0)
+        done = next(_files_done)
+        gc.collect(2 if done % 100 == 0 else 1 if done % 10 == 0 else 0)
         if enabled:
             gc.enable()
+
+
+_files_done = itertools.count(1)  # files this process checked (one_file): older collections
 
 
 def print_notes(outcome: Notes, warned: set[str], err: TextIO) -> None:
