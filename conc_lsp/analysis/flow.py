@@ -72,26 +72,15 @@ class _Walker:
                 class_name=definition.class_name,
                 is_async=is_async,
                 is_acm=is_async and is_acm(node, self.table),
-                # A cycle (walker -> functions -> facts -> walker), freed by the
-                # cyclic collector (the command line: once per file). Breaking it
-                # changed `check --resolve` findings over several projects in one
-                # run, for a reason not yet found: left as it was.
-                walk=self.walk_function,
+                # not a method of the walker: that would make each function's
+                # facts a cycle (walker -> functions -> facts -> walker), freed
+                # only by the cyclic collector, with its tree
+                walk=partial(walk_function, self.flow),
                 may_have_scopes=any(
                     opens_timeout_scope(each, self.table) for each in definition.withs
                 ),
             )
             self.functions.append(facts)
-
-    def walk_function(self, facts: FunctionFacts) -> None:
-        node = facts.node
-        function = WalkedFunction(
-            facts.qualname, facts.is_acm, node.name in AEXIT_NAMES, facts.is_async
-        )
-        try:
-            FunctionWalk(function, self.flow, facts=facts).walk_body(node.body)
-        except RecursionError:  # deeper than Python's stack: keep the events found so far
-            log.warning("line %d: `%s` nests too deeply: facts cut", node.lineno, facts.qualname)
 
     def walk_with_hints(self, module: ast.Module) -> list[Hint]:
         """The module's hints; the functions not walked yet are walked once for
@@ -104,6 +93,18 @@ class _Walker:
         except RecursionError:  # deeper than Python's stack: keep what was found so far
             log.warning("the module nests too deeply: hints and facts cut")
         return recorder.hints
+
+
+def walk_function(flow: FlowModule, facts: FunctionFacts) -> None:
+    """Walk one function for its events (on first use of them)."""
+    node = facts.node
+    function = WalkedFunction(
+        facts.qualname, facts.is_acm, node.name in AEXIT_NAMES, facts.is_async
+    )
+    try:
+        FunctionWalk(function, flow, facts=facts).walk_body(node.body)
+    except RecursionError:  # deeper than Python's stack: keep the events found so far
+        log.warning("line %d: `%s` nests too deeply: facts cut", node.lineno, facts.qualname)
 
 
 def module_facts(
