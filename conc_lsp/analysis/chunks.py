@@ -108,6 +108,15 @@ def class_group(chunks: list[Chunk], index: int) -> tuple[int, int]:
     return low, high
 
 
+def with_method_pieces(chunks: list[Chunk], index: int) -> int:
+    """The index of the last chunk of ``chunks[index]`` and the method pieces
+    that follow it (a class whose methods are chunks of their own)."""
+    last = index
+    while last + 1 < len(chunks) and chunks[last + 1].indent:
+        last += 1
+    return last
+
+
 def merged(chunks: list[Chunk]) -> Chunk:
     """One dirty chunk covering ``chunks``, carrying their hints and imports."""
     start = chunks[0].start

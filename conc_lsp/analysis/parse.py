@@ -31,6 +31,7 @@ from conc_lsp.analysis.chunks import (
     merged,
     move_hint,
     owner_of,
+    with_method_pieces,
 )
 from conc_lsp.analysis.collector import Collector
 from conc_lsp.analysis.fragments import (
@@ -364,9 +365,7 @@ class Analyzer(Recovery):
             if (has_before or not take_before) and (after is not None or not take_after)
         ]
         # A class whose methods are chunks of their own joins whole.
-        last_after = index + 1
-        while last_after + 1 < len(chunks) and chunks[last_after + 1].indent:
-            last_after += 1
+        last_after = with_method_pieces(chunks, index + 1)
         for take_before, take_after in options:
             start = done[-1].start if take_before else chunk.start
             end = chunks[last_after].end if take_after else chunk.end
@@ -407,9 +406,7 @@ class Analyzer(Recovery):
             )
         below = position + 1
         if below < len(chunks):
-            last = below
-            while last + 1 < len(chunks) and chunks[last + 1].indent:
-                last += 1
+            last = with_method_pieces(chunks, below)
             if any(map(is_fresh, chunks[below : last + 1])) and (
                 self._try_parse(chunks[position].start, chunks[last].end) is not None
             ):
@@ -440,8 +437,7 @@ class Analyzer(Recovery):
             last += 1
         if last >= len(chunks) or chunks[last].problem is not None:
             return None
-        while last + 1 < len(chunks) and chunks[last + 1].indent:  # a class's method pieces
-            last += 1
+        last = with_method_pieces(chunks, last)
         return last if self._try_parse(chunk.start, chunks[last].end) is not None else None
 
     def _class_header(self, chunks: list[Chunk], index: int) -> _Parsed | None:
