@@ -251,8 +251,8 @@ def _own_stdin() -> BinaryIO:
 def _load_and_serve(address: tuple[str, int] | None, tcp: str | None, err: TextIO) -> int:
     from conc_lsp.server import early_init  # for `serve` only (start-up cost)
 
-    stdin = _own_stdin()
-    early = None if address else early_init.answer_initialize(stdin, sys.stdout.buffer)
+    stdin = None if address else _own_stdin()
+    early = None if stdin is None else early_init.answer_initialize(stdin, sys.stdout.buffer)
     # Loading the server (lsprotocol's thousand classes) makes no garbage: the cyclic
     # collector would only traverse it again and again, a tenth of the time to answer
     # `initialize`. Loaded, it stays for good: frozen out of the collector's passes.
